@@ -1,0 +1,300 @@
+//! The consumer: a durable queue bound to the exchange, each event handled once.
+
+use std::sync::{
+    Arc,
+    atomic::{AtomicU64, Ordering},
+};
+
+use async_trait::async_trait;
+use deadpool_postgres::{Pool, Transaction};
+use futures::StreamExt;
+use lapin::{
+    message::Delivery,
+    options::{
+        BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
+        BasicRejectOptions, QueueBindOptions, QueueDeclareOptions,
+    },
+    types::FieldTable,
+};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::{
+    BusConfig, BusError, Event,
+    amqp::{self, Backoff},
+};
+
+/// What a handler may fail with: any error; the event is retried later.
+pub type HandlerError = Box<dyn std::error::Error + Send + Sync>;
+
+/// What a service does with an event. It runs inside the transaction that records the
+/// event as processed: write through `tx` and both commit together, or neither does.
+#[async_trait]
+pub trait EventHandler: Send + Sync {
+    async fn handle(&self, tx: &Transaction<'_>, event: &Event) -> Result<(), HandlerError>;
+}
+
+/// Counters for metrics; monotonic.
+#[derive(Debug, Default)]
+pub struct ConsumerStats {
+    handled: AtomicU64,
+    duplicates: AtomicU64,
+    malformed: AtomicU64,
+    failures: AtomicU64,
+}
+
+impl ConsumerStats {
+    /// Events handled and committed.
+    pub fn handled(&self) -> u64 {
+        self.handled.load(Ordering::Relaxed)
+    }
+
+    /// Deliveries of events already handled, skipped.
+    pub fn duplicates(&self) -> u64 {
+        self.duplicates.load(Ordering::Relaxed)
+    }
+
+    /// Deliveries that were not an event, rejected.
+    pub fn malformed(&self) -> u64 {
+        self.malformed.load(Ordering::Relaxed)
+    }
+
+    /// Handler or database failures (delivery requeued) and lost broker connections.
+    pub fn failures(&self) -> u64 {
+        self.failures.load(Ordering::Relaxed)
+    }
+
+    fn count(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// A running consumer: its task and its counters.
+#[derive(Debug)]
+pub struct ConsumerHandle {
+    pub task: JoinHandle<()>,
+    pub stats: Arc<ConsumerStats>,
+}
+
+/// Starts consuming `queue`, bound to the exchange with each routing pattern of `bindings`
+/// (`connection.#`). The inbox used for deduplication is the one `pool`'s schema holds.
+pub fn spawn_consumer(
+    pool: Pool,
+    config: BusConfig,
+    queue: impl Into<String>,
+    bindings: Vec<String>,
+    handler: Arc<dyn EventHandler>,
+    shutdown: CancellationToken,
+) -> ConsumerHandle {
+    let consumer = Consumer::new(pool, config, queue, bindings, handler);
+    let stats = consumer.stats();
+    ConsumerHandle {
+        task: tokio::spawn(consumer.run(shutdown)),
+        stats,
+    }
+}
+
+/// For each delivery: parse, record in the inbox and handle in one transaction, commit,
+/// then acknowledge. A redelivered event finds itself in the inbox and is only acknowledged.
+pub struct Consumer {
+    pool: Pool,
+    config: BusConfig,
+    queue: String,
+    bindings: Vec<String>,
+    handler: Arc<dyn EventHandler>,
+    stats: Arc<ConsumerStats>,
+}
+
+impl Consumer {
+    pub fn new(
+        pool: Pool,
+        config: BusConfig,
+        queue: impl Into<String>,
+        bindings: Vec<String>,
+        handler: Arc<dyn EventHandler>,
+    ) -> Self {
+        Self {
+            pool,
+            config,
+            queue: queue.into(),
+            bindings,
+            handler,
+            stats: Arc::default(),
+        }
+    }
+
+    pub fn stats(&self) -> Arc<ConsumerStats> {
+        Arc::clone(&self.stats)
+    }
+
+    /// Runs until `shutdown`; the delivery in hand is finished first, and those prefetched
+    /// go back to the queue when the channel closes.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut backoff = Backoff::new(self.config.max_backoff());
+        loop {
+            match self.session(&shutdown, &mut backoff).await {
+                Ok(()) => return,
+                Err(error) => {
+                    ConsumerStats::count(&self.stats.failures);
+                    tracing::warn!(
+                        %error,
+                        queue = %self.queue,
+                        broker = %self.config.redacted_url(),
+                        "consumer interrupted; reconnecting"
+                    );
+                    if !backoff.wait(&shutdown).await {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn session(
+        &self,
+        shutdown: &CancellationToken,
+        backoff: &mut Backoff,
+    ) -> Result<(), BusError> {
+        let name = format!("relais-consumer {}", self.queue);
+        let connection = amqp::connect(&self.config, &name).await?;
+        let result = self.consume(&connection, shutdown, backoff).await;
+        amqp::close(connection).await;
+        result
+    }
+
+    async fn consume(
+        &self,
+        connection: &lapin::Connection,
+        shutdown: &CancellationToken,
+        backoff: &mut Backoff,
+    ) -> Result<(), BusError> {
+        let channel = connection.create_channel().await?;
+        channel
+            .basic_qos(self.config.prefetch, BasicQosOptions::default())
+            .await?;
+        amqp::declare_exchange(&channel, &self.config).await?;
+        channel
+            .queue_declare(
+                &self.queue,
+                QueueDeclareOptions {
+                    durable: true,
+                    ..QueueDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await?;
+        for pattern in &self.bindings {
+            channel
+                .queue_bind(
+                    &self.queue,
+                    &self.config.exchange,
+                    pattern,
+                    QueueBindOptions::default(),
+                    FieldTable::default(),
+                )
+                .await?;
+        }
+        let tag = format!("relais-{}", Uuid::new_v4().simple());
+        let mut deliveries = channel
+            .basic_consume(
+                &self.queue,
+                &tag,
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        backoff.reset();
+        tracing::info!(queue = %self.queue, "consumer connected");
+        loop {
+            let next = tokio::select! {
+                () = shutdown.cancelled() => return Ok(()),
+                next = deliveries.next() => next,
+            };
+            match next {
+                Some(Ok(delivery)) => self.deliver(delivery, shutdown).await?,
+                Some(Err(error)) => return Err(error.into()),
+                None => return Err(BusError::ConsumerEnded),
+            }
+        }
+    }
+
+    async fn deliver(
+        &self,
+        delivery: Delivery,
+        shutdown: &CancellationToken,
+    ) -> Result<(), BusError> {
+        let event = match Event::from_json(&delivery.data) {
+            Ok(event) => event,
+            Err(error) => {
+                ConsumerStats::count(&self.stats.malformed);
+                // The body is not logged: it may carry identity data.
+                tracing::warn!(
+                    queue = %self.queue,
+                    routing_key = %delivery.routing_key,
+                    bytes = delivery.data.len(),
+                    %error,
+                    "malformed message rejected"
+                );
+                delivery
+                    .reject(BasicRejectOptions { requeue: false })
+                    .await?;
+                return Ok(());
+            }
+        };
+        match self.process(&event).await {
+            Ok(true) => ConsumerStats::count(&self.stats.handled),
+            Ok(false) => {
+                ConsumerStats::count(&self.stats.duplicates);
+                tracing::debug!(queue = %self.queue, event_id = %event.id, "duplicate delivery skipped");
+            }
+            Err(error) => {
+                ConsumerStats::count(&self.stats.failures);
+                tracing::warn!(
+                    queue = %self.queue,
+                    event_id = %event.id,
+                    kind = %event.kind,
+                    %error,
+                    "event handling failed; it goes back to the queue"
+                );
+                // A pause, so a failing dependency is not hammered by immediate redeliveries.
+                tokio::select! {
+                    () = shutdown.cancelled() => {}
+                    () = tokio::time::sleep(self.config.retry_delay()) => {}
+                }
+                delivery
+                    .nack(BasicNackOptions {
+                        requeue: true,
+                        multiple: false,
+                    })
+                    .await?;
+                return Ok(());
+            }
+        }
+        delivery.ack(BasicAckOptions::default()).await?;
+        Ok(())
+    }
+
+    /// True if the handler ran, false if the event was already in the inbox.
+    async fn process(&self, event: &Event) -> Result<bool, BusError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let claim = tx
+            .prepare_cached(
+                "INSERT INTO inbox (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            )
+            .await?;
+        if tx.execute(&claim, &[&self.queue, &event.id]).await? == 0 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        if let Err(error) = self.handler.handle(&tx, event).await {
+            if let Err(rollback) = tx.rollback().await {
+                tracing::debug!(%rollback, "rollback after a handler error failed");
+            }
+            return Err(BusError::Handler(error));
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+}

@@ -1,0 +1,169 @@
+//! The typed payloads that travel on the bus, and the routing patterns to bind them.
+
+use serde::{Deserialize, Serialize};
+
+use crate::event::Payload;
+
+/// Binding pattern for every connection step.
+pub const CONNECTION_EVENTS: &str = "connection.#";
+/// Binding pattern for every partner change (SPs and IdPs).
+pub const PARTNER_EVENTS: &str = "registry.*.updated";
+
+/// One step of a sign-in, published by the service that performed it; the trace service
+/// keeps them as proof. Kind: `connection.<step>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectionEvent {
+    /// Ties together every step of one sign-in.
+    pub connection_id: String,
+    pub step: ConnectionStep,
+    pub outcome: Outcome,
+    /// The hub's error code when `outcome` is failure.
+    pub error_code: Option<String>,
+    pub source_ip: Option<String>,
+    pub source_port: Option<u16>,
+    pub session_id: Option<String>,
+    pub sp_id: Option<String>,
+    pub idp_id: Option<String>,
+    pub acr: Option<String>,
+    /// The subject the IdP gave ("SUB FI").
+    pub sub_fi: Option<String>,
+    /// The subject given to the SP ("SUB FS").
+    pub sub_fs: Option<String>,
+    pub account_id: Option<String>,
+    pub request_id: Option<String>,
+}
+
+impl ConnectionEvent {
+    /// A step with every optional detail empty; set the ones known at that step.
+    pub fn new(connection_id: impl Into<String>, step: ConnectionStep, outcome: Outcome) -> Self {
+        Self {
+            connection_id: connection_id.into(),
+            step,
+            outcome,
+            error_code: None,
+            source_ip: None,
+            source_port: None,
+            session_id: None,
+            sp_id: None,
+            idp_id: None,
+            acr: None,
+            sub_fi: None,
+            sub_fs: None,
+            account_id: None,
+            request_id: None,
+        }
+    }
+}
+
+impl Payload for ConnectionEvent {
+    fn kind(&self) -> String {
+        format!("connection.{}", self.step.as_str())
+    }
+}
+
+/// The steps of a sign-in, in the order they usually happen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnectionStep {
+    AuthorizeInitiated,
+    ChooserShown,
+    IdpChosen,
+    IdpRedirected,
+    IdpCallback,
+    IdentityVerified,
+    CodeIssued,
+    TokenIssued,
+    UserinfoServed,
+    LogoutRequested,
+    LogoutPropagated,
+    SessionEnded,
+    Failed,
+}
+
+impl ConnectionStep {
+    pub const ALL: [Self; 13] = [
+        Self::AuthorizeInitiated,
+        Self::ChooserShown,
+        Self::IdpChosen,
+        Self::IdpRedirected,
+        Self::IdpCallback,
+        Self::IdentityVerified,
+        Self::CodeIssued,
+        Self::TokenIssued,
+        Self::UserinfoServed,
+        Self::LogoutRequested,
+        Self::LogoutPropagated,
+        Self::SessionEnded,
+        Self::Failed,
+    ];
+
+    /// The snake_case name, as in JSON and in the routing key.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AuthorizeInitiated => "authorize_initiated",
+            Self::ChooserShown => "chooser_shown",
+            Self::IdpChosen => "idp_chosen",
+            Self::IdpRedirected => "idp_redirected",
+            Self::IdpCallback => "idp_callback",
+            Self::IdentityVerified => "identity_verified",
+            Self::CodeIssued => "code_issued",
+            Self::TokenIssued => "token_issued",
+            Self::UserinfoServed => "userinfo_served",
+            Self::LogoutRequested => "logout_requested",
+            Self::LogoutPropagated => "logout_propagated",
+            Self::SessionEnded => "session_ended",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Success,
+    Failure,
+}
+
+/// A partner's status changed in the registry. Kind: `registry.sp.updated` or
+/// `registry.idp.updated`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartnerEvent {
+    pub partner: PartnerKind,
+    pub partner_id: String,
+    pub status: PartnerStatus,
+}
+
+impl Payload for PartnerEvent {
+    fn kind(&self) -> String {
+        format!("registry.{}.updated", self.partner.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PartnerKind {
+    Sp,
+    Idp,
+}
+
+impl PartnerKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sp => "sp",
+            Self::Idp => "idp",
+        }
+    }
+}
+
+/// Where a partner stands: it may sign users in only in `sandbox` (test IdPs and SPs)
+/// or `production`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PartnerStatus {
+    Sandbox,
+    Production,
+    /// Stopped at once (security, breach, identity theft); may come back.
+    Suspended,
+    /// Stopped for good.
+    Deactivated,
+}

@@ -1,0 +1,348 @@
+//! The outbox relay: moves committed events from the outbox to the exchange.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use deadpool_postgres::Pool;
+use futures::{StreamExt, future::join_all};
+use lapin::{
+    BasicProperties, Channel, options::BasicPublishOptions, options::ConfirmSelectOptions,
+};
+use tokio::{sync::Notify, task::JoinHandle, time::Instant};
+use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::{
+    BusConfig, BusError,
+    amqp::{self, Backoff},
+    store,
+};
+
+/// Counters for metrics; monotonic.
+#[derive(Debug, Default)]
+pub struct RelayStats {
+    published: AtomicU64,
+    failures: AtomicU64,
+}
+
+impl RelayStats {
+    /// Events the broker confirmed (and so removed from the outbox).
+    pub fn published(&self) -> u64 {
+        self.published.load(Ordering::Relaxed)
+    }
+
+    /// Failed attempts: broker or database unreachable, nacks, lost confirms.
+    pub fn failures(&self) -> u64 {
+        self.failures.load(Ordering::Relaxed)
+    }
+
+    fn failed(&self) {
+        self.failures.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// A running relay: its task and its counters.
+#[derive(Debug)]
+pub struct RelayHandle {
+    pub task: JoinHandle<()>,
+    pub stats: Arc<RelayStats>,
+}
+
+/// Starts the relay of the outbox found through `pool` (its `search_path` schema).
+/// `listen` reaches the same database; the relay keeps one connection of its own there
+/// for LISTEN, since a pooled connection's notifications are discarded. That connection
+/// is made without TLS; if it cannot be made the relay still polls every
+/// `relay_interval_ms`.
+pub fn spawn_relay(
+    pool: Pool,
+    listen: tokio_postgres::Config,
+    config: BusConfig,
+    shutdown: CancellationToken,
+) -> RelayHandle {
+    let relay = Relay::new(pool, listen, config);
+    let stats = relay.stats();
+    RelayHandle {
+        task: tokio::spawn(relay.run(shutdown)),
+        stats,
+    }
+}
+
+/// Publishes outbox rows in `seq` order, persistent and confirmed, and deletes each row
+/// only once the broker has confirmed it. When the broker is away rows wait; a row is
+/// published twice only if its confirm was lost.
+///
+/// `seq` is taken at insert: events of one transaction, or of transactions that follow
+/// one another, keep their order; two transactions running at once may commit, and so be
+/// published, out of `seq` order.
+pub struct Relay {
+    pool: Pool,
+    listen: tokio_postgres::Config,
+    config: BusConfig,
+    stats: Arc<RelayStats>,
+}
+
+impl Relay {
+    pub fn new(pool: Pool, listen: tokio_postgres::Config, config: BusConfig) -> Self {
+        Self {
+            pool,
+            listen,
+            config,
+            stats: Arc::default(),
+        }
+    }
+
+    pub fn stats(&self) -> Arc<RelayStats> {
+        Arc::clone(&self.stats)
+    }
+
+    /// Runs until `shutdown`; a batch in flight is finished first.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut backoff = Backoff::new(self.config.max_backoff());
+        let channel = loop {
+            match self.outbox_channel().await {
+                Ok(channel) => break channel,
+                Err(error) => {
+                    self.stats.failed();
+                    tracing::warn!(%error, "outbox relay cannot reach its schema; retrying");
+                    if !backoff.wait(&shutdown).await {
+                        return;
+                    }
+                }
+            }
+        };
+        let wake = Arc::new(Notify::new());
+        let listener_stop = shutdown.child_token();
+        let listener = tokio::spawn(listen(
+            self.listen.clone(),
+            channel,
+            Arc::clone(&wake),
+            self.config.max_backoff(),
+            listener_stop.clone(),
+        ));
+        backoff.reset();
+        loop {
+            match self.session(&wake, &shutdown, &mut backoff).await {
+                Ok(()) => break,
+                Err(error) => {
+                    self.stats.failed();
+                    tracing::warn!(
+                        %error,
+                        broker = %self.config.redacted_url(),
+                        "outbox relay interrupted; events wait in the outbox"
+                    );
+                    if !backoff.wait(&shutdown).await {
+                        break;
+                    }
+                }
+            }
+        }
+        listener_stop.cancel();
+        if let Err(error) = listener.await {
+            tracing::warn!(%error, "outbox listener task failed");
+        }
+    }
+
+    async fn outbox_channel(&self) -> Result<String, BusError> {
+        let client = self.pool.get().await?;
+        store::outbox_channel(&client).await
+    }
+
+    async fn session(
+        &self,
+        wake: &Notify,
+        shutdown: &CancellationToken,
+        backoff: &mut Backoff,
+    ) -> Result<(), BusError> {
+        let connection = amqp::connect(&self.config, "relais-outbox-relay").await?;
+        let result = self
+            .publish_loop(&connection, wake, shutdown, backoff)
+            .await;
+        amqp::close(connection).await;
+        result
+    }
+
+    async fn publish_loop(
+        &self,
+        connection: &lapin::Connection,
+        wake: &Notify,
+        shutdown: &CancellationToken,
+        backoff: &mut Backoff,
+    ) -> Result<(), BusError> {
+        let channel = connection.create_channel().await?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
+        amqp::declare_exchange(&channel, &self.config).await?;
+        tracing::info!(exchange = %self.config.exchange, "outbox relay connected");
+        let batch = usize::try_from(self.config.relay_batch).unwrap_or(usize::MAX);
+        loop {
+            // A full batch means more rows may be waiting.
+            loop {
+                let relayed = self.relay_batch(&channel).await?;
+                backoff.reset();
+                if relayed < batch || shutdown.is_cancelled() {
+                    break;
+                }
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => return Ok(()),
+                () = wake.notified() => {}
+                () = tokio::time::sleep(self.config.relay_interval()) => {}
+            }
+        }
+    }
+
+    /// Publishes one batch and deletes the rows the broker acknowledged, in one transaction
+    /// whose row locks keep a second relay of the same schema from publishing them too.
+    async fn relay_batch(&self, channel: &Channel) -> Result<usize, BusError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let select = tx
+            .prepare_cached(
+                "SELECT seq, id, kind, body::text FROM outbox ORDER BY seq LIMIT $1 FOR UPDATE",
+            )
+            .await?;
+        let rows = tx
+            .query(&select, &[&i64::from(self.config.relay_batch)])
+            .await?;
+        if rows.is_empty() {
+            tx.rollback().await?;
+            return Ok(0);
+        }
+
+        let deadline = Instant::now() + self.config.confirm_timeout();
+        let mut pending = Vec::with_capacity(rows.len());
+        let mut interrupted = None;
+        for row in &rows {
+            let seq: i64 = row.try_get(0)?;
+            let id: Uuid = row.try_get(1)?;
+            let kind: &str = row.try_get(2)?;
+            let body: &str = row.try_get(3)?;
+            let properties = BasicProperties::default()
+                .with_delivery_mode(2)
+                .with_content_type("application/json".into())
+                .with_message_id(id.to_string().into());
+            let publish = channel.basic_publish(
+                &self.config.exchange,
+                kind,
+                BasicPublishOptions::default(),
+                body.as_bytes(),
+                properties,
+            );
+            match tokio::time::timeout_at(deadline, publish).await {
+                Ok(Ok(confirm)) => pending.push((seq, confirm)),
+                Ok(Err(error)) => {
+                    interrupted = Some(BusError::from(error));
+                    break;
+                }
+                Err(_) => {
+                    interrupted = Some(BusError::Timeout(self.config.confirm_timeout()));
+                    break;
+                }
+            }
+        }
+
+        // Confirms are awaited together: one broker round trip per batch, not per event.
+        let outcomes = join_all(pending.into_iter().map(|(seq, confirm)| async move {
+            (seq, tokio::time::timeout_at(deadline, confirm).await)
+        }))
+        .await;
+        let mut acked = Vec::with_capacity(outcomes.len());
+        let (mut nacked, mut lost) = (0, 0);
+        for (seq, outcome) in outcomes {
+            match outcome {
+                Ok(Ok(confirmation)) if confirmation.is_ack() => acked.push(seq),
+                Ok(Ok(_)) => nacked += 1,
+                Ok(Err(_)) | Err(_) => lost += 1,
+            }
+        }
+        if !acked.is_empty() {
+            let delete = tx
+                .prepare_cached("DELETE FROM outbox WHERE seq = ANY($1)")
+                .await?;
+            tx.execute(&delete, &[&acked]).await?;
+        }
+        tx.commit().await?;
+        self.stats
+            .published
+            .fetch_add(acked.len() as u64, Ordering::Relaxed);
+
+        if let Some(error) = interrupted {
+            return Err(error);
+        }
+        if lost > 0 {
+            return Err(BusError::ConfirmsLost(lost));
+        }
+        if nacked > 0 {
+            return Err(BusError::Nacked(nacked));
+        }
+        Ok(rows.len())
+    }
+}
+
+/// Keeps a LISTEN connection up and turns each notification into a wake-up of the relay.
+async fn listen(
+    pg: tokio_postgres::Config,
+    channel: String,
+    wake: Arc<Notify>,
+    max_backoff: Duration,
+    stop: CancellationToken,
+) {
+    let mut backoff = Backoff::new(max_backoff);
+    loop {
+        match listen_once(&pg, &channel, &wake, &stop, &mut backoff).await {
+            Ok(()) => return,
+            Err(error) => tracing::warn!(
+                %error,
+                "outbox listener lost PostgreSQL; the relay polls meanwhile"
+            ),
+        }
+        if !backoff.wait(&stop).await {
+            return;
+        }
+    }
+}
+
+async fn listen_once(
+    pg: &tokio_postgres::Config,
+    channel: &str,
+    wake: &Arc<Notify>,
+    stop: &CancellationToken,
+    backoff: &mut Backoff,
+) -> Result<(), BusError> {
+    let (client, mut connection) = pg.connect(NoTls).await?;
+    let notify = Arc::clone(wake);
+    let mut driver = tokio::spawn(async move {
+        let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
+        while let Some(message) = messages.next().await {
+            if let AsyncMessage::Notification(_) = message? {
+                notify.notify_one();
+            }
+        }
+        Ok::<(), tokio_postgres::Error>(())
+    });
+    let quoted = format!("\"{}\"", channel.replace('"', "\"\""));
+    if let Err(error) = client.batch_execute(&format!("LISTEN {quoted}")).await {
+        driver.abort();
+        return Err(error.into());
+    }
+    backoff.reset();
+    // Rows queued while nobody listened would otherwise wait for the interval.
+    wake.notify_one();
+    let result = tokio::select! {
+        () = stop.cancelled() => Ok(()),
+        ended = &mut driver => match ended {
+            Ok(Err(error)) => Err(error.into()),
+            Ok(Ok(())) | Err(_) => Err(BusError::ListenerClosed),
+        },
+    };
+    driver.abort();
+    drop(client);
+    result
+}

@@ -1,0 +1,231 @@
+//! A producer schema, a consumer schema and an exchange of the test's own, and a handler
+//! that records what it is given.
+
+use std::{
+    collections::HashSet,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use deadpool_postgres::{Pool, Transaction};
+use lapin::{
+    BasicProperties,
+    options::{BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions},
+    types::FieldTable,
+};
+use relais_bus::{
+    BusConfig, ConsumerHandle, Event, EventHandler, HandlerError, async_trait, enqueue,
+    events::{ConnectionEvent, ConnectionStep, Outcome},
+    migrate, outbox_depth, spawn_consumer,
+};
+use relais_testkit::{TestBus, TestDb};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+pub const WAIT: Duration = Duration::from_secs(20);
+
+pub struct Hub {
+    pub db: TestDb,
+    pub bus: TestBus,
+    /// The publishing service's schema.
+    pub producer: Pool,
+    /// The consuming service's schema, with a `handled` table the handler writes to.
+    pub consumer: Pool,
+    pub shutdown: CancellationToken,
+}
+
+impl Hub {
+    pub async fn start() -> Self {
+        let db = TestDb::create().await;
+        let producer = db.pool("producer", 4).await;
+        let consumer = db.pool("consumer", 4).await;
+        migrate(&mut producer.get().await.unwrap()).await.unwrap();
+        let mut client = consumer.get().await.unwrap();
+        migrate(&mut client).await.unwrap();
+        client
+            .batch_execute("CREATE TABLE handled (event_id uuid PRIMARY KEY)")
+            .await
+            .unwrap();
+        Self {
+            db,
+            bus: TestBus::new(),
+            producer,
+            consumer,
+            shutdown: CancellationToken::new(),
+        }
+    }
+
+    /// Starts a consumer on `connection.#` and waits until it is bound and consuming.
+    pub async fn consume(&self, config: BusConfig, recorder: &Arc<Recorder>) -> ConsumerHandle {
+        let queue = self.bus.queue("trace");
+        let handle = spawn_consumer(
+            self.consumer.clone(),
+            config,
+            queue.clone(),
+            vec!["connection.#".to_owned()],
+            Arc::clone(recorder) as Arc<dyn EventHandler>,
+            self.shutdown.child_token(),
+        );
+        self.wait_for_consumer(&queue).await;
+        handle
+    }
+
+    /// The consumer binds before it consumes: once the broker counts it, events routed
+    /// to the exchange reach its queue.
+    async fn wait_for_consumer(&self, queue: &str) {
+        let connection = self.bus.connect().await;
+        wait_until("the consumer to be consuming", || async {
+            // A passive declare of a missing queue closes the channel: use a fresh one.
+            let channel = connection.create_channel().await.unwrap();
+            let declared = channel
+                .queue_declare(
+                    queue,
+                    QueueDeclareOptions {
+                        passive: true,
+                        ..QueueDeclareOptions::default()
+                    },
+                    FieldTable::default(),
+                )
+                .await;
+            matches!(declared, Ok(q) if q.consumer_count() > 0)
+        })
+        .await;
+        // Channels closed by failed passive declares may make the close itself complain.
+        let _ = connection.close(200, "done").await;
+    }
+
+    /// Enqueues connection events in one producer transaction, committed or rolled back.
+    pub async fn enqueue(&self, count: usize, commit: bool) -> Vec<Uuid> {
+        let mut client = self.producer.get().await.unwrap();
+        let tx = client.transaction().await.unwrap();
+        let mut ids = Vec::with_capacity(count);
+        for _ in 0..count {
+            let event = connection_event();
+            enqueue(&tx, &event).await.unwrap();
+            ids.push(event.id);
+        }
+        if commit {
+            tx.commit().await.unwrap();
+        } else {
+            tx.rollback().await.unwrap();
+        }
+        ids
+    }
+
+    pub async fn outbox_depth(&self) -> i64 {
+        outbox_depth(&self.producer.get().await.unwrap())
+            .await
+            .unwrap()
+    }
+
+    /// Rows the handler committed in the consumer's schema.
+    pub async fn handled_rows(&self) -> i64 {
+        let client = self.consumer.get().await.unwrap();
+        client
+            .query_one("SELECT count(*) FROM handled", &[])
+            .await
+            .unwrap()
+            .get(0)
+    }
+
+    /// Publishes raw bytes straight to the exchange, as a misbehaving publisher would.
+    pub async fn publish_raw(&self, routing_key: &str, body: &[u8]) {
+        let connection = self.bus.connect().await;
+        let channel = connection.create_channel().await.unwrap();
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .unwrap();
+        let confirm = channel
+            .basic_publish(
+                self.bus.exchange(),
+                routing_key,
+                BasicPublishOptions::default(),
+                body,
+                BasicProperties::default(),
+            )
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        assert!(confirm.is_ack());
+        connection.close(200, "done").await.unwrap();
+    }
+
+    pub async fn stop(self, tasks: Vec<tokio::task::JoinHandle<()>>) {
+        self.shutdown.cancel();
+        for task in tasks {
+            tokio::time::timeout(WAIT, task)
+                .await
+                .expect("a bus task ignored shutdown")
+                .unwrap();
+        }
+        self.bus.cleanup().await;
+        self.db.cleanup().await;
+    }
+}
+
+pub fn connection_event() -> Event {
+    let mut payload = ConnectionEvent::new("cnx-1", ConnectionStep::TokenIssued, Outcome::Success);
+    payload.sp_id = Some("sp-1".to_owned());
+    Event::from_payload("oidc-front", &payload).unwrap()
+}
+
+/// Records each event it handles, writes it to `handled` in the consumer's transaction,
+/// and fails once for the ids it was told to.
+#[derive(Default)]
+pub struct Recorder {
+    seen: Mutex<Vec<Uuid>>,
+    attempts: Mutex<Vec<Uuid>>,
+    fail_once: Mutex<HashSet<Uuid>>,
+}
+
+impl Recorder {
+    pub fn seen(&self) -> Vec<Uuid> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    pub fn attempts(&self) -> Vec<Uuid> {
+        self.attempts.lock().unwrap().clone()
+    }
+
+    pub fn fail_once(&self, id: Uuid) {
+        self.fail_once.lock().unwrap().insert(id);
+    }
+
+    pub async fn wait_for(&self, count: usize) {
+        wait_until("events to be handled", || async {
+            self.seen().len() >= count
+        })
+        .await;
+    }
+}
+
+#[async_trait]
+impl EventHandler for Recorder {
+    async fn handle(&self, tx: &Transaction<'_>, event: &Event) -> Result<(), HandlerError> {
+        self.attempts.lock().unwrap().push(event.id);
+        tx.execute("INSERT INTO handled (event_id) VALUES ($1)", &[&event.id])
+            .await?;
+        if self.fail_once.lock().unwrap().remove(&event.id) {
+            return Err("injected failure".into());
+        }
+        self.seen.lock().unwrap().push(event.id);
+        Ok(())
+    }
+}
+
+pub async fn wait_until<F, Fut>(what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !condition().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -1,0 +1,75 @@
+use std::sync::Arc;
+
+use relais_bus::Event;
+
+use crate::common::{Hub, Recorder, connection_event, wait_until};
+
+#[tokio::test]
+async fn a_duplicate_delivery_is_acknowledged_without_running_the_handler_again() {
+    let hub = Hub::start().await;
+    let recorder = Arc::new(Recorder::default());
+    let consumer = hub.consume(hub.bus.config(), &recorder).await;
+
+    let event = connection_event();
+    let body = event.to_json().unwrap();
+    hub.publish_raw(&event.kind, &body).await;
+    hub.publish_raw(&event.kind, &body).await;
+    let sentinel = connection_event();
+    hub.publish_raw(&sentinel.kind, &sentinel.to_json().unwrap())
+        .await;
+
+    recorder.wait_for(2).await;
+    wait_until("the duplicate to be counted", || async {
+        consumer.stats.duplicates() == 1
+    })
+    .await;
+    assert_eq!(recorder.attempts(), vec![event.id, sentinel.id]);
+    assert_eq!(hub.handled_rows().await, 2);
+    assert_eq!(consumer.stats.handled(), 2);
+
+    hub.stop(vec![consumer.task]).await;
+}
+
+#[tokio::test]
+async fn malformed_messages_are_rejected_and_consuming_goes_on() {
+    let hub = Hub::start().await;
+    let recorder = Arc::new(Recorder::default());
+    let consumer = hub.consume(hub.bus.config(), &recorder).await;
+
+    hub.publish_raw("connection.token_issued", b"not json at all")
+        .await;
+    hub.publish_raw("connection.token_issued", br#"{"id":"not-a-uuid"}"#)
+        .await;
+    let valid = connection_event();
+    hub.publish_raw(&valid.kind, &valid.to_json().unwrap())
+        .await;
+
+    recorder.wait_for(1).await;
+    assert_eq!(recorder.seen(), vec![valid.id]);
+    assert_eq!(consumer.stats.malformed(), 2);
+    assert_eq!(consumer.stats.failures(), 0);
+    assert!(!consumer.task.is_finished());
+
+    hub.stop(vec![consumer.task]).await;
+}
+
+#[tokio::test]
+async fn a_failing_handler_rolls_back_and_the_event_is_retried() {
+    let hub = Hub::start().await;
+    let recorder = Arc::new(Recorder::default());
+    let consumer = hub.consume(hub.bus.config(), &recorder).await;
+
+    let event: Event = connection_event();
+    recorder.fail_once(event.id);
+    hub.publish_raw(&event.kind, &event.to_json().unwrap())
+        .await;
+
+    recorder.wait_for(1).await;
+    assert_eq!(recorder.attempts(), vec![event.id, event.id]);
+    assert_eq!(consumer.stats.failures(), 1);
+    assert_eq!(consumer.stats.handled(), 1);
+    // The first attempt's write was rolled back with its inbox entry.
+    assert_eq!(hub.handled_rows().await, 1);
+
+    hub.stop(vec![consumer.task]).await;
+}

@@ -1,0 +1,89 @@
+use relais_bus::{MIGRATION_TABLE, enqueue, migrate, outbox_depth, purge_inbox};
+use relais_testkit::TestDb;
+use time::{Duration, OffsetDateTime};
+
+use crate::common::connection_event;
+
+#[tokio::test]
+async fn migrations_land_in_the_pool_schema_under_their_own_history_table() {
+    let db = TestDb::create().await;
+    let pool = db.pool("svc", 2).await;
+    let mut client = pool.get().await.unwrap();
+    migrate(&mut client).await.unwrap();
+    // Running again at every start is harmless.
+    migrate(&mut client).await.unwrap();
+
+    let tables: Vec<String> = client
+        .query(
+            "SELECT table_name::text FROM information_schema.tables
+             WHERE table_schema = 'svc' ORDER BY table_name",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(tables, [MIGRATION_TABLE, "inbox", "outbox"]);
+    drop(client);
+    db.cleanup().await;
+}
+
+#[tokio::test]
+async fn an_event_is_in_the_outbox_only_if_its_transaction_commits() {
+    let db = TestDb::create().await;
+    let pool = db.pool("svc", 2).await;
+    let mut client = pool.get().await.unwrap();
+    migrate(&mut client).await.unwrap();
+
+    let tx = client.transaction().await.unwrap();
+    enqueue(&tx, &connection_event()).await.unwrap();
+    tx.rollback().await.unwrap();
+    assert_eq!(outbox_depth(&client).await.unwrap(), 0);
+
+    let event = connection_event();
+    let tx = client.transaction().await.unwrap();
+    enqueue(&tx, &event).await.unwrap();
+    tx.commit().await.unwrap();
+    let row = client
+        .query_one("SELECT id, kind, body->>'source' FROM outbox", &[])
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, uuid::Uuid>(0), event.id);
+    assert_eq!(row.get::<_, String>(1), "connection.token_issued");
+    assert_eq!(row.get::<_, String>(2), "oidc-front");
+
+    // The event id is unique: queueing the same event twice is a caller bug, refused.
+    assert!(enqueue(&client, &event).await.is_err());
+    drop(client);
+    db.cleanup().await;
+}
+
+#[tokio::test]
+async fn purging_the_inbox_forgets_only_old_entries() {
+    let db = TestDb::create().await;
+    let pool = db.pool("svc", 2).await;
+    let mut client = pool.get().await.unwrap();
+    migrate(&mut client).await.unwrap();
+    client
+        .batch_execute(
+            "INSERT INTO inbox (consumer, event_id, processed_at) VALUES
+             ('q', gen_random_uuid(), now() - interval '40 days'),
+             ('q', gen_random_uuid(), now() - interval '1 day')",
+        )
+        .await
+        .unwrap();
+
+    let purged = purge_inbox(&client, OffsetDateTime::now_utc() - Duration::days(30))
+        .await
+        .unwrap();
+    assert_eq!(purged, 1);
+    let left: i64 = client
+        .query_one("SELECT count(*) FROM inbox", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(left, 1);
+    drop(client);
+    db.cleanup().await;
+}

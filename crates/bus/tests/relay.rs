@@ -1,0 +1,140 @@
+use std::{collections::HashSet, sync::Arc, time::Duration};
+
+use relais_bus::spawn_relay;
+use relais_testkit::TcpProxy;
+
+use crate::common::{Hub, Recorder, wait_until};
+
+/// Some time for anything that should not happen to show up.
+const SETTLE: Duration = Duration::from_millis(700);
+
+#[tokio::test]
+async fn committed_events_arrive_once_each_in_order_and_rolled_back_ones_never() {
+    let hub = Hub::start().await;
+    let recorder = Arc::new(Recorder::default());
+    let consumer = hub.consume(hub.bus.config(), &recorder).await;
+
+    // Queued before the relay starts, across several batches.
+    let mut expected = hub.enqueue(10, true).await;
+    let rolled_back = hub.enqueue(5, false).await;
+    expected.extend(hub.enqueue(7, true).await);
+    let config = relais_bus::BusConfig {
+        relay_batch: 4,
+        ..hub.bus.config()
+    };
+    let relay = spawn_relay(
+        hub.producer.clone(),
+        hub.db.pg_config(),
+        config,
+        hub.shutdown.child_token(),
+    );
+    // Queued while it runs.
+    expected.extend(hub.enqueue(3, true).await);
+    let more_rolled_back = hub.enqueue(2, false).await;
+
+    recorder.wait_for(expected.len()).await;
+    wait_until("the outbox to drain", || async {
+        hub.outbox_depth().await == 0
+    })
+    .await;
+    tokio::time::sleep(SETTLE).await;
+
+    assert_eq!(recorder.seen(), expected);
+    let seen: HashSet<_> = recorder.seen().into_iter().collect();
+    assert!(
+        rolled_back
+            .iter()
+            .chain(&more_rolled_back)
+            .all(|id| !seen.contains(id))
+    );
+    assert_eq!(hub.handled_rows().await, expected.len() as i64);
+    assert_eq!(relay.stats.published(), expected.len() as u64);
+    assert_eq!(relay.stats.failures(), 0);
+    assert_eq!(consumer.stats.handled(), expected.len() as u64);
+    assert_eq!(consumer.stats.duplicates(), 0);
+
+    hub.stop(vec![relay.task, consumer.task]).await;
+}
+
+#[tokio::test]
+async fn a_commit_wakes_the_relay_without_waiting_for_the_poll_interval() {
+    let hub = Hub::start().await;
+    let recorder = Arc::new(Recorder::default());
+    let consumer = hub.consume(hub.bus.config(), &recorder).await;
+    let config = relais_bus::BusConfig {
+        // Far beyond the test's patience: only a notification can wake the relay in time.
+        relay_interval_ms: 600_000,
+        ..hub.bus.config()
+    };
+    let relay = spawn_relay(
+        hub.producer.clone(),
+        hub.db.pg_config(),
+        config,
+        hub.shutdown.child_token(),
+    );
+
+    let mut expected = hub.enqueue(1, true).await;
+    recorder.wait_for(1).await;
+    // The relay is now idle, waiting.
+    tokio::time::sleep(SETTLE).await;
+    expected.extend(hub.enqueue(1, true).await);
+    recorder.wait_for(2).await;
+    assert_eq!(recorder.seen(), expected);
+
+    hub.stop(vec![relay.task, consumer.task]).await;
+}
+
+#[tokio::test]
+async fn a_broker_outage_delays_events_and_each_then_arrives_exactly_once() {
+    let hub = Hub::start().await;
+    let proxy = TcpProxy::start(hub.bus.broker_addr()).await;
+    let config = hub.bus.config_via(proxy.addr());
+    let recorder = Arc::new(Recorder::default());
+    let consumer = hub.consume(config.clone(), &recorder).await;
+    let relay = spawn_relay(
+        hub.producer.clone(),
+        hub.db.pg_config(),
+        config,
+        hub.shutdown.child_token(),
+    );
+    let mut expected = hub.enqueue(1, true).await;
+    recorder.wait_for(1).await;
+
+    proxy.cut();
+    for _ in 0..4 {
+        expected.extend(hub.enqueue(3, true).await);
+    }
+    wait_until("the relay to notice the outage", || async {
+        relay.stats.failures() > 0
+    })
+    .await;
+    tokio::time::sleep(SETTLE).await;
+    assert_eq!(
+        hub.outbox_depth().await,
+        12,
+        "events must wait in the outbox"
+    );
+    assert_eq!(recorder.seen().len(), 1);
+
+    proxy.restore();
+    recorder.wait_for(expected.len()).await;
+    wait_until("the outbox to drain", || async {
+        hub.outbox_depth().await == 0
+    })
+    .await;
+    tokio::time::sleep(SETTLE).await;
+
+    assert_eq!(
+        recorder.seen(),
+        expected,
+        "each event exactly once, in order"
+    );
+    assert_eq!(hub.handled_rows().await, expected.len() as i64);
+    assert_eq!(relay.stats.published(), expected.len() as u64);
+    assert!(
+        consumer.stats.failures() > 0,
+        "the consumer lost its link too"
+    );
+
+    hub.stop(vec![relay.task, consumer.task]).await;
+}

@@ -1,0 +1,58 @@
+//! `demo-idp <config.toml>` (or `DEMO_IDP_CONFIG=<config.toml> demo-idp`): serves the demo IdP
+//! until Ctrl-C or SIGTERM.
+
+use std::process::ExitCode;
+
+use relais_demo_idp::{DemoIdpConfig, Error};
+use tokio_util::sync::CancellationToken;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("demo-idp: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), Error> {
+    let Some(path) = std::env::args()
+        .nth(1)
+        .or_else(|| std::env::var("DEMO_IDP_CONFIG").ok())
+    else {
+        return Err(Error::Config {
+            field: "<config file>".into(),
+            reason: "usage: demo-idp <config.toml> (or set DEMO_IDP_CONFIG)".into(),
+        });
+    };
+    let text = std::fs::read_to_string(&path).map_err(|source| Error::ConfigFile {
+        path: path.clone(),
+        source,
+    })?;
+    let config = DemoIdpConfig::from_toml(&text)?;
+    let listener = tokio::net::TcpListener::bind(config.listen).await?;
+    let shutdown = CancellationToken::new();
+    let handle = relais_demo_idp::start(config, listener, shutdown.clone()).await?;
+    println!("demo IdP issuer: {}", handle.issuer());
+    wait_for_signal().await?;
+    shutdown.cancel();
+    handle.join().await
+}
+
+async fn wait_for_signal() -> Result<(), Error> {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => result?,
+        _ = terminate.recv() => {}
+    }
+    Ok(())
+}

@@ -1,0 +1,7 @@
+mod admin;
+mod authorize;
+mod flow;
+mod logout;
+mod scenarios;
+mod support;
+mod token;

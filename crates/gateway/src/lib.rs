@@ -1,0 +1,52 @@
+//! The gateway is Relais's only HTTP surface, for browsers and for service providers'
+//! back ends. It terminates TLS, enforces request limits and timeouts, sets the security
+//! headers on every response, reads and writes the hub's cookies, turns each request into
+//! a call to the oidc-front gRPC service and renders what comes back (redirects, the IdP
+//! chooser, error pages, JSON answers). It owns nothing persistent and holds no business
+//! rules: HTTP only. Every protocol decision (validation, which error, which redirect) is
+//! oidc-front's; the only errors the gateway produces itself are about HTTP (a request it
+//! cannot parse, a page that does not exist, a backend it cannot reach).
+
+mod config;
+mod error;
+mod pages;
+mod render;
+mod request;
+mod routes;
+mod server;
+mod tls;
+
+use std::sync::Arc;
+
+use relais_proto::oidc_front::v1::oidc_front_client::OidcFrontClient;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
+
+pub use config::{GatewayConfig, TlsConfig};
+pub use error::GatewayError;
+
+/// Serves the gateway on `listener` until `shutdown` is cancelled, then stops accepting,
+/// lets requests in flight finish (within the request timeout) and ends the task.
+///
+/// Fails before serving if the configuration is invalid or the TLS files cannot be used.
+pub async fn start(
+    config: GatewayConfig,
+    listener: TcpListener,
+    front: OidcFrontClient<Channel>,
+    shutdown: CancellationToken,
+) -> Result<JoinHandle<()>, GatewayError> {
+    config.validate()?;
+    let acceptor = config.tls.as_ref().map(tls::acceptor).transpose()?;
+    let state = Arc::new(routes::AppState::new(&config, front));
+    let app = routes::router(state);
+    match listener.local_addr() {
+        Ok(addr) => tracing::info!(%addr, tls = acceptor.is_some(), "gateway listening"),
+        Err(e) => tracing::warn!(error = %e, "gateway listening on an unknown address"),
+    }
+    let timeout = config.request_timeout();
+    Ok(tokio::spawn(server::serve(
+        listener, app, acceptor, shutdown, timeout,
+    )))
+}

@@ -1,0 +1,223 @@
+//! The HTML pages (the IdP chooser, notices and the error page), in French or English.
+//! Templates live in `templates/`; askama escapes every value put into them.
+
+use askama::Template;
+use relais_proto::oidc_front::v1::{Chooser, Notice};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Locale {
+    Fr,
+    En,
+}
+
+impl Locale {
+    /// The locale oidc-front chose; French unless it says English.
+    pub(crate) fn from_backend(locale: &str) -> Self {
+        if locale.eq_ignore_ascii_case("en") || locale.to_ascii_lowercase().starts_with("en-") {
+            Locale::En
+        } else {
+            Locale::Fr
+        }
+    }
+
+    /// For pages the gateway shows on its own: the browser's first language if English.
+    pub(crate) fn from_accept_language(header: &str) -> Self {
+        let first = header.split(',').next().unwrap_or("");
+        let tag = first.split(';').next().unwrap_or("").trim();
+        Locale::from_backend(tag)
+    }
+
+    fn texts(self) -> &'static Texts {
+        match self {
+            Locale::Fr => &FR,
+            Locale::En => &EN,
+        }
+    }
+}
+
+struct Texts {
+    lang: &'static str,
+    sign_in_to: &'static str,
+    with_relais: &'static str,
+    acr_asked: &'static str,
+    choose_idp: &'static str,
+    no_idp: &'static str,
+    error_title: &'static str,
+    error_code: &'static str,
+    request_id: &'static str,
+    error_doc: &'static str,
+    levels: [&'static str; 3],
+    acr_not_supported: &'static str,
+    disabled: &'static str,
+    unavailable: &'static str,
+    service_unavailable: &'static str,
+    malformed_request: &'static str,
+    not_found: &'static str,
+    generic_error: &'static str,
+    notice_title: &'static str,
+    signed_out: &'static str,
+}
+
+static FR: Texts = Texts {
+    lang: "fr",
+    sign_in_to: "Connexion à",
+    with_relais: "avec Relais",
+    acr_asked: "Niveau de garantie demandé :",
+    choose_idp: "Choisissez le compte avec lequel vous connecter",
+    no_idp: "Aucun fournisseur d’identité n’est proposé pour ce service.",
+    error_title: "Une erreur est survenue",
+    error_code: "Code d’erreur",
+    request_id: "Identifiant de la requête",
+    error_doc: "Comprendre cette erreur",
+    levels: ["faible", "renforcé", "élevé"],
+    acr_not_supported: "ne peut pas fournir le niveau de garantie demandé",
+    disabled: "momentanément indisponible",
+    unavailable: "indisponible",
+    service_unavailable: "Le service est momentanément indisponible. Réessayez dans quelques instants.",
+    malformed_request: "La requête reçue est mal formée et ne peut pas être traitée.",
+    not_found: "Cette page n’existe pas.",
+    generic_error: "La connexion n’a pas pu aboutir.",
+    notice_title: "Information",
+    signed_out: "Vous êtes déconnecté",
+};
+
+static EN: Texts = Texts {
+    lang: "en",
+    sign_in_to: "Sign in to",
+    with_relais: "with Relais",
+    acr_asked: "Assurance level asked:",
+    choose_idp: "Choose the account to sign in with",
+    no_idp: "No identity provider is offered for this service.",
+    error_title: "Something went wrong",
+    error_code: "Error code",
+    request_id: "Request id",
+    error_doc: "About this error",
+    levels: ["low", "substantial", "high"],
+    acr_not_supported: "cannot provide the assurance level asked",
+    disabled: "temporarily unavailable",
+    unavailable: "unavailable",
+    service_unavailable: "The service is temporarily unavailable. Please try again in a few moments.",
+    malformed_request: "The request is malformed and cannot be processed.",
+    not_found: "This page does not exist.",
+    generic_error: "The sign-in could not be completed.",
+    notice_title: "Information",
+    signed_out: "You are signed out",
+};
+
+struct IdpView {
+    id: String,
+    name: String,
+    available: bool,
+    reason: &'static str,
+}
+
+#[derive(Template)]
+#[template(path = "chooser.html")]
+struct ChooserPage<'a> {
+    t: &'a Texts,
+    sp_name: &'a str,
+    acr: String,
+    csrf: &'a str,
+    idps: Vec<IdpView>,
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage<'a> {
+    t: &'a Texts,
+    message: &'a str,
+    code: &'a str,
+    request_id: &'a str,
+}
+
+pub(crate) fn chooser(chooser: &Chooser) -> askama::Result<String> {
+    let t = Locale::from_backend(&chooser.locale).texts();
+    ChooserPage {
+        t,
+        sp_name: &chooser.sp_name,
+        acr: acr_in_words(t, &chooser.acr_asked),
+        csrf: &chooser.csrf,
+        idps: chooser
+            .idps
+            .iter()
+            .map(|idp| IdpView {
+                id: idp.id.clone(),
+                name: idp.name.clone(),
+                available: idp.available,
+                reason: match idp.unavailable_reason.as_str() {
+                    "acr_not_supported" => t.acr_not_supported,
+                    "disabled" => t.disabled,
+                    _ => t.unavailable,
+                },
+            })
+            .collect(),
+    }
+    .render()
+}
+
+#[derive(Template)]
+#[template(path = "notice.html")]
+struct NoticePage<'a> {
+    t: &'a Texts,
+    title: &'a str,
+    message: &'a str,
+}
+
+/// A page that informs (e.g. after sign-out); its title comes from its stable code.
+pub(crate) fn notice(notice: &Notice) -> askama::Result<String> {
+    let t = Locale::from_backend(&notice.locale).texts();
+    NoticePage {
+        t,
+        title: match notice.code.as_str() {
+            "signed_out" => t.signed_out,
+            _ => t.notice_title,
+        },
+        message: &notice.message,
+    }
+    .render()
+}
+
+/// An error page; an empty `message` gets a generic one in the page's language.
+pub(crate) fn error(
+    locale: Locale,
+    code: &str,
+    message: &str,
+    request_id: &str,
+) -> askama::Result<String> {
+    let t = locale.texts();
+    ErrorPage {
+        t,
+        message: if message.is_empty() {
+            t.generic_error
+        } else {
+            message
+        },
+        code,
+        request_id,
+    }
+    .render()
+}
+
+/// The text of an error the gateway itself produces, by its stable code.
+pub(crate) fn gateway_message(locale: Locale, code: &str) -> &'static str {
+    let t = locale.texts();
+    match code {
+        "malformed_request" => t.malformed_request,
+        "not_found" => t.not_found,
+        "service_unavailable" => t.service_unavailable,
+        _ => t.generic_error,
+    }
+}
+
+/// `eidas2` → "substantial (eidas2)"; values it does not know are shown as they are.
+fn acr_in_words(t: &Texts, acr: &str) -> String {
+    acr.split_whitespace()
+        .map(|value| match value {
+            "eidas1" => format!("{} ({value})", t.levels[0]),
+            "eidas2" => format!("{} ({value})", t.levels[1]),
+            "eidas3" => format!("{} ({value})", t.levels[2]),
+            other => other.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}

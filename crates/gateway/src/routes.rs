@@ -1,0 +1,368 @@
+//! Routes, the middleware every request goes through, and the mapping of each route to
+//! its oidc-front call.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::middleware::{Next, from_fn_with_state};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use http::header::{
+    CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, REFERRER_POLICY,
+    STRICT_TRANSPORT_SECURITY, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
+};
+use http::{HeaderMap, HeaderValue, StatusCode, Uri};
+use relais_proto::oidc_front::v1::oidc_front_client::OidcFrontClient;
+use relais_proto::oidc_front::v1::{
+    AuthorizeRequest, ChooseIdpRequest, Empty, EndSessionRequest, IdpCallbackRequest,
+    LogoutCallbackRequest, Param, TokenRequest, UserInfoRequest,
+};
+use tonic::transport::Channel;
+
+use crate::config::GatewayConfig;
+use crate::error::GatewayError;
+use crate::render;
+use crate::request::{
+    FLOW_COOKIE, Meta, SESSION_COOKIE, authorization, cookie, first, form_params, query_params,
+};
+
+/// No `form-action`: Chrome applies it to the redirect that follows the chooser's POST,
+/// which goes to an IdP on another origin.
+const CSP: &str =
+    "default-src 'none'; style-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'";
+const HSTS: &str = "max-age=63072000";
+const STYLESHEET: &str = include_str!("../static/relais.css");
+
+/// Routes answered in JSON (for SP back ends), as opposed to pages for browsers.
+fn is_api(path: &str) -> bool {
+    matches!(
+        path,
+        "/token" | "/userinfo" | "/jwks" | "/.well-known/openid-configuration"
+    )
+}
+
+pub(crate) struct AppState {
+    front: OidcFrontClient<Channel>,
+    max_body_bytes: usize,
+    timeout: Duration,
+    https: bool,
+    trust_forwarded_for: bool,
+}
+
+type Shared = Arc<AppState>;
+
+impl AppState {
+    pub(crate) fn new(config: &GatewayConfig, front: OidcFrontClient<Channel>) -> Self {
+        AppState {
+            front,
+            max_body_bytes: config.max_body_bytes,
+            timeout: config.request_timeout(),
+            https: config.is_https(),
+            trust_forwarded_for: config.trust_forwarded_for,
+        }
+    }
+
+    /// A gRPC request carrying the gateway's deadline, so oidc-front stops work nobody
+    /// waits for any more.
+    fn grpc<T>(&self, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        request.set_timeout(self.timeout);
+        request
+    }
+
+    fn front(&self) -> OidcFrontClient<Channel> {
+        self.front.clone()
+    }
+
+    async fn authorize(
+        &self,
+        params: Vec<Param>,
+        headers: &HeaderMap,
+        meta: &Meta,
+    ) -> Result<Response, GatewayError> {
+        let request = AuthorizeRequest {
+            params,
+            source: Some(meta.source.clone()),
+            session: cookie(headers, SESSION_COOKIE),
+        };
+        let answer = self.front().authorize(self.grpc(request)).await?;
+        render::flow(answer.into_inner(), meta, self.https)
+    }
+
+    async fn user_info(
+        &self,
+        params: Vec<Param>,
+        headers: &HeaderMap,
+        meta: &Meta,
+    ) -> Result<Response, GatewayError> {
+        let request = UserInfoRequest {
+            authorization: authorization(headers),
+            params,
+            source: Some(meta.source.clone()),
+        };
+        let answer = self.front().user_info(self.grpc(request)).await?;
+        render::api(answer.into_inner())
+    }
+}
+
+pub(crate) fn router(state: Shared) -> Router {
+    Router::new()
+        .route("/.well-known/openid-configuration", get(discovery))
+        .route("/jwks", get(jwks))
+        .route("/authorize", get(authorize_get).post(authorize_post))
+        .route("/chooser", post(choose_idp))
+        .route("/idp/callback", get(idp_callback))
+        .route("/token", post(token))
+        .route("/userinfo", get(userinfo_get).post(userinfo_post))
+        .route("/end_session", get(end_session))
+        .route("/idp/logout-callback", get(logout_callback))
+        .route("/healthz", get(healthz))
+        .route("/static/relais.css", get(stylesheet))
+        .fallback(not_found)
+        .layer(from_fn_with_state(state.clone(), deadline))
+        .layer(from_fn_with_state(state.clone(), request_meta))
+        .layer(from_fn_with_state(state.clone(), security_headers))
+        .with_state(state)
+}
+
+async fn security_headers(State(s): State<Shared>, request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    headers.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    if s.https {
+        headers.insert(STRICT_TRANSPORT_SECURITY, HeaderValue::from_static(HSTS));
+    }
+    response
+}
+
+async fn request_meta(State(s): State<Shared>, mut request: Request, next: Next) -> Response {
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0)
+        .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+    let meta = Meta::new(request.headers(), peer, s.trust_forwarded_for);
+    let id = HeaderValue::try_from(meta.request_id.as_str());
+    request.extensions_mut().insert(meta);
+    let mut response = next.run(request).await;
+    if let Ok(id) = id {
+        response.headers_mut().insert("x-request-id", id);
+    }
+    response
+}
+
+async fn deadline(State(s): State<Shared>, meta: Meta, request: Request, next: Next) -> Response {
+    let api = is_api(request.uri().path());
+    match tokio::time::timeout(s.timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) if api => render::error_json(&meta, &GatewayError::Timeout),
+        Err(_) => render::error_page(&meta, &GatewayError::Timeout),
+    }
+}
+
+fn page(meta: &Meta, result: Result<Response, GatewayError>) -> Response {
+    result.unwrap_or_else(|e| render::error_page(meta, &e))
+}
+
+fn json(meta: &Meta, result: Result<Response, GatewayError>) -> Response {
+    result.unwrap_or_else(|e| render::error_json(meta, &e))
+}
+
+async fn discovery(State(s): State<Shared>, meta: Meta) -> Response {
+    let result = s.front().discovery(s.grpc(Empty {})).await;
+    json(
+        &meta,
+        result
+            .map(|doc| render::public_json(doc.into_inner()))
+            .map_err(GatewayError::from),
+    )
+}
+
+async fn jwks(State(s): State<Shared>, meta: Meta) -> Response {
+    let result = s.front().jwks(s.grpc(Empty {})).await;
+    json(
+        &meta,
+        result
+            .map(|doc| render::public_json(doc.into_inner()))
+            .map_err(GatewayError::from),
+    )
+}
+
+async fn authorize_get(
+    State(s): State<Shared>,
+    meta: Meta,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    let result = match query_params(&uri) {
+        Ok(params) => s.authorize(params, &headers, &meta).await,
+        Err(e) => Err(e),
+    };
+    page(&meta, result)
+}
+
+async fn authorize_post(
+    State(s): State<Shared>,
+    meta: Meta,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let result = match form_params(&headers, body, s.max_body_bytes).await {
+        Ok(params) => s.authorize(params, &headers, &meta).await,
+        Err(e) => Err(e),
+    };
+    page(&meta, result)
+}
+
+async fn choose_idp(
+    State(s): State<Shared>,
+    meta: Meta,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let result: Result<Response, GatewayError> = async {
+        let params = form_params(&headers, body, s.max_body_bytes).await?;
+        let request = ChooseIdpRequest {
+            flow: cookie(&headers, FLOW_COOKIE),
+            csrf: first(&params, "csrf"),
+            idp_id: first(&params, "idp"),
+            source: Some(meta.source.clone()),
+        };
+        let answer = s.front().choose_idp(s.grpc(request)).await?;
+        render::flow(answer.into_inner(), &meta, s.https)
+    }
+    .await;
+    page(&meta, result)
+}
+
+async fn idp_callback(
+    State(s): State<Shared>,
+    meta: Meta,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    let result: Result<Response, GatewayError> = async {
+        let request = IdpCallbackRequest {
+            flow: cookie(&headers, FLOW_COOKIE),
+            params: query_params(&uri)?,
+            source: Some(meta.source.clone()),
+        };
+        let answer = s.front().idp_callback(s.grpc(request)).await?;
+        render::flow(answer.into_inner(), &meta, s.https)
+    }
+    .await;
+    page(&meta, result)
+}
+
+async fn token(State(s): State<Shared>, meta: Meta, headers: HeaderMap, body: Body) -> Response {
+    let result: Result<Response, GatewayError> = async {
+        let request = TokenRequest {
+            params: form_params(&headers, body, s.max_body_bytes).await?,
+            authorization: authorization(&headers),
+            source: Some(meta.source.clone()),
+        };
+        let answer = s.front().token(s.grpc(request)).await?;
+        render::api(answer.into_inner())
+    }
+    .await;
+    json(&meta, result)
+}
+
+async fn userinfo_get(
+    State(s): State<Shared>,
+    meta: Meta,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    let result = match query_params(&uri) {
+        Ok(params) => s.user_info(params, &headers, &meta).await,
+        Err(e) => Err(e),
+    };
+    json(&meta, result)
+}
+
+async fn userinfo_post(
+    State(s): State<Shared>,
+    meta: Meta,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let result = match form_params(&headers, body, s.max_body_bytes).await {
+        Ok(params) => s.user_info(params, &headers, &meta).await,
+        Err(e) => Err(e),
+    };
+    json(&meta, result)
+}
+
+async fn end_session(
+    State(s): State<Shared>,
+    meta: Meta,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    let result: Result<Response, GatewayError> = async {
+        let request = EndSessionRequest {
+            params: query_params(&uri)?,
+            session: cookie(&headers, SESSION_COOKIE),
+            source: Some(meta.source.clone()),
+        };
+        let answer = s.front().end_session(s.grpc(request)).await?;
+        render::flow(answer.into_inner(), &meta, s.https)
+    }
+    .await;
+    page(&meta, result)
+}
+
+async fn logout_callback(
+    State(s): State<Shared>,
+    meta: Meta,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    let result: Result<Response, GatewayError> = async {
+        let request = LogoutCallbackRequest {
+            params: query_params(&uri)?,
+            session: cookie(&headers, SESSION_COOKIE),
+            source: Some(meta.source.clone()),
+        };
+        let answer = s.front().logout_callback(s.grpc(request)).await?;
+        render::flow(answer.into_inner(), &meta, s.https)
+    }
+    .await;
+    page(&meta, result)
+}
+
+async fn healthz() -> Response {
+    (
+        StatusCode::OK,
+        [
+            (CONTENT_TYPE, "text/plain; charset=utf-8"),
+            (CACHE_CONTROL, "no-store"),
+        ],
+        "ok",
+    )
+        .into_response()
+}
+
+async fn stylesheet() -> Response {
+    (
+        StatusCode::OK,
+        [
+            (CONTENT_TYPE, "text/css; charset=utf-8"),
+            (CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        STYLESHEET,
+    )
+        .into_response()
+}
+
+async fn not_found(meta: Meta) -> Response {
+    render::error_page(&meta, &GatewayError::NotFound)
+}

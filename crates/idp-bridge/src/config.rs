@@ -1,0 +1,55 @@
+use relais_config::ConfigError;
+use serde::{Deserialize, Serialize};
+
+/// Settings of the OpenID Connect client toward identity providers.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IdpBridgeConfig {
+    /// gRPC listen address (port 0: any free port).
+    pub listen: String,
+    pub registry_url: String,
+    /// Where IdPs send the browser back (the gateway's `/idp/callback`), as registered
+    /// at each IdP.
+    pub callback_url: String,
+    /// Where IdPs send the browser after logout (the gateway's `/idp/logout-callback`).
+    pub logout_callback_url: String,
+    /// How long an IdP's discovery document and keys are kept.
+    pub metadata_cache_seconds: u32,
+    /// How long the browser may stay at the IdP.
+    pub round_trip_ttl_seconds: u32,
+    /// Timeout of each call to an IdP.
+    pub http_timeout_ms: u64,
+}
+
+impl Default for IdpBridgeConfig {
+    fn default() -> Self {
+        IdpBridgeConfig {
+            listen: "127.0.0.1:7103".into(),
+            registry_url: "http://127.0.0.1:7101".into(),
+            callback_url: "http://127.0.0.1:8000/idp/callback".into(),
+            logout_callback_url: "http://127.0.0.1:8000/idp/logout-callback".into(),
+            metadata_cache_seconds: 300,
+            round_trip_ttl_seconds: 900,
+            http_timeout_ms: 10_000,
+        }
+    }
+}
+
+impl IdpBridgeConfig {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        for (field, v) in [
+            ("idp_bridge.callback_url", &self.callback_url),
+            ("idp_bridge.logout_callback_url", &self.logout_callback_url),
+        ] {
+            url::Url::parse(v)
+                .map_err(|_| ConfigError::invalid(field, "must be an absolute URL"))?;
+        }
+        if self.http_timeout_ms == 0 || self.round_trip_ttl_seconds == 0 {
+            return Err(ConfigError::invalid(
+                "idp_bridge.http_timeout_ms",
+                "timeouts must be positive",
+            ));
+        }
+        Ok(())
+    }
+}

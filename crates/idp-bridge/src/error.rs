@@ -1,0 +1,110 @@
+//! Every way a round trip to an IdP can fail, with its stable code.
+
+#[derive(Debug, thiserror::Error)]
+pub enum BridgeError {
+    #[error("unknown identity provider")]
+    UnknownIdp,
+    #[error("identity provider is disabled")]
+    IdpDisabled,
+    #[error("identity provider's discovery document or keys could not be fetched: {0}")]
+    Discovery(String),
+    #[error("the callback's state matches no sign-in of this browser")]
+    StateMismatch,
+    #[error("the callback's iss is not the chosen identity provider (mix-up)")]
+    IssuerMismatch,
+    #[error("identity provider answered with an error: {0}")]
+    IdpError(String),
+    #[error("the code could not be exchanged at the identity provider: {0}")]
+    TokenRequest(String),
+    #[error("identity provider returned no ID token")]
+    NoIdToken,
+    #[error("ID token signature is invalid: {0}")]
+    Signature(String),
+    #[error("ID token nonce does not match")]
+    Nonce,
+    #[error("ID token issuer is not the identity provider")]
+    TokenIssuer,
+    #[error("ID token audience is not the hub")]
+    Audience,
+    #[error("ID token has expired")]
+    Expired,
+    #[error("ID token is invalid: {0}")]
+    IdToken(String),
+    #[error("assurance level {got:?} is below the one asked")]
+    AcrTooLow { got: Option<String> },
+    #[error("userinfo could not be fetched: {0}")]
+    Userinfo(String),
+    #[error("userinfo subject differs from the ID token's")]
+    UserinfoSubject,
+    #[error("identity provider did not provide the claim {0}")]
+    MissingClaim(String),
+    #[error("invalid request: {0}")]
+    Invalid(String),
+    #[error("service unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl BridgeError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            BridgeError::UnknownIdp => "idp_unknown",
+            BridgeError::IdpDisabled => "idp_disabled",
+            BridgeError::Discovery(_) => "idp_unreachable",
+            BridgeError::StateMismatch => "idp_state_mismatch",
+            BridgeError::IssuerMismatch => "idp_issuer_mismatch",
+            BridgeError::IdpError(_) => "idp_error",
+            BridgeError::TokenRequest(_) => "idp_token_request_failed",
+            BridgeError::NoIdToken => "idp_id_token_missing",
+            BridgeError::Signature(_) => "idp_signature_invalid",
+            BridgeError::Nonce => "idp_nonce_mismatch",
+            BridgeError::TokenIssuer => "idp_token_issuer_mismatch",
+            BridgeError::Audience => "idp_audience_mismatch",
+            BridgeError::Expired => "idp_id_token_expired",
+            BridgeError::IdToken(_) => "idp_id_token_invalid",
+            BridgeError::AcrTooLow { .. } => "idp_acr_too_low",
+            BridgeError::Userinfo(_) => "idp_userinfo_failed",
+            BridgeError::UserinfoSubject => "idp_userinfo_sub_mismatch",
+            BridgeError::MissingClaim(_) => "idp_claim_missing",
+            BridgeError::Invalid(_) => "invalid_request",
+            BridgeError::Unavailable(_) => "service_unavailable",
+        }
+    }
+}
+
+impl From<tokio_postgres::Error> for BridgeError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        BridgeError::Unavailable(format!("database: {e}"))
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for BridgeError {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        BridgeError::Unavailable(format!("database pool: {e}"))
+    }
+}
+
+impl From<relais_bus::BusError> for BridgeError {
+    fn from(e: relais_bus::BusError) -> Self {
+        BridgeError::Unavailable(format!("bus: {e}"))
+    }
+}
+
+impl From<BridgeError> for tonic::Status {
+    fn from(e: BridgeError) -> Self {
+        use tonic::Code;
+        let code = match &e {
+            BridgeError::UnknownIdp => Code::NotFound,
+            BridgeError::IdpDisabled => Code::FailedPrecondition,
+            BridgeError::Invalid(_) => Code::InvalidArgument,
+            BridgeError::Unavailable(_) => Code::Unavailable,
+            BridgeError::StateMismatch | BridgeError::IssuerMismatch => Code::PermissionDenied,
+            _ => Code::Aborted,
+        };
+        let mut status = tonic::Status::new(code, e.to_string());
+        status.metadata_mut().insert(
+            "relais-error-code",
+            tonic::metadata::MetadataValue::from_static(e.code()),
+        );
+        status
+    }
+}

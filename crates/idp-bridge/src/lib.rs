@@ -1,0 +1,101 @@
+//! The OpenID Connect client toward identity providers: it builds each IdP request
+//! (state, nonce, PKCE S256, acr, the SP's id and name, login_hint), and on the callback
+//! exchanges the code and checks everything the IdP says (ID token signature with the
+//! IdP's keys, iss, aud, exp, nonce, acr, userinfo subject, required claims). It owns the
+//! `idp_bridge` schema (round trips) and the IdPs' metadata cache. It never issues
+//! anything to SPs and never logs tokens or identity data.
+
+mod config;
+pub mod error;
+mod grpc;
+mod idp;
+mod store;
+
+use std::time::Duration;
+
+use relais_bus::BusConfig;
+use relais_config::DatabaseConfig;
+use relais_proto::idp_bridge::v1::idp_bridge_server::IdpBridgeServer;
+use relais_proto::registry::v1::registry_client::RegistryClient;
+use relais_runtime::{Shutdown, Tasks};
+use tokio::net::TcpListener;
+
+pub use config::IdpBridgeConfig;
+pub use error::BridgeError;
+pub use grpc::Bridge;
+
+pub const SCHEMA: &str = "idp_bridge";
+
+mod embedded {
+    refinery::embed_migrations!("migrations");
+}
+
+/// Starts the bridge: gRPC on `listener`, the outbox relay and the purge of old trips.
+pub async fn start(
+    config: IdpBridgeConfig,
+    db: &DatabaseConfig,
+    bus: BusConfig,
+    listener: TcpListener,
+    shutdown: Shutdown,
+) -> Result<Tasks, BridgeError> {
+    config
+        .validate()
+        .map_err(|e| BridgeError::Invalid(e.to_string()))?;
+    let runtime_err = |e: relais_runtime::RuntimeError| BridgeError::Unavailable(e.to_string());
+    let pool = relais_runtime::pg_pool(db, SCHEMA)
+        .await
+        .map_err(runtime_err)?;
+    relais_runtime::migrate(&pool, SCHEMA, embedded::migrations::runner())
+        .await
+        .map_err(runtime_err)?;
+    {
+        let mut client = pool.get().await?;
+        relais_bus::migrate(&mut client).await?;
+    }
+    let store = store::Store::new(pool.clone());
+    let registry = RegistryClient::new(
+        relais_runtime::grpc_channel(&config.registry_url).map_err(runtime_err)?,
+    );
+    let idps = idp::Idps::new(
+        Duration::from_millis(config.http_timeout_ms),
+        Duration::from_secs(u64::from(config.metadata_cache_seconds)),
+    )?;
+    let bridge = Bridge {
+        config,
+        store: store.clone(),
+        registry,
+        idps,
+    };
+    let mut tasks = Tasks::new(shutdown.clone());
+    let router = relais_runtime::grpc_server().add_service(IdpBridgeServer::new(bridge));
+    let token = shutdown.clone();
+    tasks.spawn("idp-bridge.grpc", async move {
+        if let Err(e) = relais_runtime::serve_grpc(router, listener, token).await {
+            tracing::error!(error = %e, "idp-bridge gRPC server stopped");
+        }
+    });
+    let relay = relais_bus::spawn_relay(
+        pool,
+        relais_runtime::pg_config(db, SCHEMA).map_err(runtime_err)?,
+        bus,
+        shutdown.clone(),
+    );
+    tasks.spawn("idp-bridge.outbox", async move {
+        let _ = relay.task.await;
+    });
+    let token = shutdown.clone();
+    tasks.spawn("idp-bridge.purge", async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(300));
+        loop {
+            tokio::select! {
+                _ = token.cancelled() => return,
+                _ = tick.tick() => {
+                    if let Err(e) = store.purge_expired().await {
+                        tracing::warn!(error = %e, "purge of old round trips failed");
+                    }
+                }
+            }
+        }
+    });
+    Ok(tasks)
+}

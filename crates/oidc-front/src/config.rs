@@ -1,0 +1,106 @@
+use relais_config::{ConfigError, Secret};
+use serde::{Deserialize, Serialize};
+
+/// Settings of the OpenID Provider that SPs see.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OidcFrontConfig {
+    /// gRPC listen address (port 0: any free port).
+    pub listen: String,
+    /// The issuer SPs see: the gateway's public URL, no trailing slash.
+    pub issuer: String,
+    pub registry_url: String,
+    pub idp_bridge_url: String,
+    /// Key of the HMAC deriving per-SP subjects (at least 32 characters). Changing it
+    /// changes every subject: keep it for the life of the deployment.
+    pub subject_key: Secret,
+    /// Assurance levels, lowest first.
+    pub acr_levels: Vec<String>,
+    pub code_ttl_seconds: u32,
+    pub access_token_ttl_seconds: u32,
+    pub id_token_ttl_seconds: u32,
+    /// From /authorize to the IdP's callback.
+    pub flow_ttl_seconds: u32,
+    pub session_ttl_seconds: u32,
+    /// How long partner records are cached; changes announced on the bus apply at once.
+    pub partner_cache_seconds: u32,
+}
+
+impl Default for OidcFrontConfig {
+    fn default() -> Self {
+        OidcFrontConfig {
+            listen: "127.0.0.1:7102".into(),
+            issuer: "http://127.0.0.1:8000".into(),
+            registry_url: "http://127.0.0.1:7101".into(),
+            idp_bridge_url: "http://127.0.0.1:7103".into(),
+            subject_key: Secret::new("change-me-subject-key-0123456789abcdef"),
+            acr_levels: vec!["eidas1".into(), "eidas2".into(), "eidas3".into()],
+            code_ttl_seconds: 60,
+            access_token_ttl_seconds: 1800,
+            id_token_ttl_seconds: 600,
+            flow_ttl_seconds: 900,
+            session_ttl_seconds: 1800,
+            partner_cache_seconds: 30,
+        }
+    }
+}
+
+impl OidcFrontConfig {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let issuer = url::Url::parse(&self.issuer)
+            .map_err(|_| ConfigError::invalid("oidc_front.issuer", "must be an absolute URL"))?;
+        let loopback = matches!(issuer.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
+        if issuer.scheme() != "https" && !(issuer.scheme() == "http" && loopback) {
+            return Err(ConfigError::invalid(
+                "oidc_front.issuer",
+                "must be https (http only on loopback)",
+            ));
+        }
+        if issuer.query().is_some() || issuer.fragment().is_some() || self.issuer.ends_with('/') {
+            return Err(ConfigError::invalid(
+                "oidc_front.issuer",
+                "must have no query, fragment or trailing slash",
+            ));
+        }
+        if self.subject_key.expose().len() < 32 {
+            return Err(ConfigError::invalid(
+                "oidc_front.subject_key",
+                "must be at least 32 characters",
+            ));
+        }
+        if self.acr_levels.is_empty() {
+            return Err(ConfigError::invalid(
+                "oidc_front.acr_levels",
+                "must not be empty",
+            ));
+        }
+        for (i, l) in self.acr_levels.iter().enumerate() {
+            if self.acr_levels[..i].contains(l) {
+                return Err(ConfigError::invalid(
+                    "oidc_front.acr_levels",
+                    "has duplicates",
+                ));
+            }
+        }
+        if !(1..=60).contains(&self.code_ttl_seconds) {
+            return Err(ConfigError::invalid(
+                "oidc_front.code_ttl_seconds",
+                "must be between 1 and 60",
+            ));
+        }
+        for (field, v) in [
+            (
+                "oidc_front.access_token_ttl_seconds",
+                self.access_token_ttl_seconds,
+            ),
+            ("oidc_front.id_token_ttl_seconds", self.id_token_ttl_seconds),
+            ("oidc_front.flow_ttl_seconds", self.flow_ttl_seconds),
+            ("oidc_front.session_ttl_seconds", self.session_ttl_seconds),
+        ] {
+            if v == 0 {
+                return Err(ConfigError::invalid(field, "must be positive"));
+            }
+        }
+        Ok(())
+    }
+}

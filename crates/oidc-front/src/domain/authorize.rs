@@ -1,0 +1,389 @@
+//! Parsing and validation of authorization requests, parameter by parameter.
+
+use relais_proto::registry::v1::ServiceProvider;
+use serde_json::Value;
+
+use crate::domain::acr::AcrLadder;
+use crate::domain::claims;
+use crate::error::FrontError;
+
+const MAX_PARAM_LEN: usize = 2048;
+/// 256 bits in base64url.
+pub const MIN_RANDOM_LEN: usize = 43;
+
+/// Request parameters as received, duplicates kept.
+#[derive(Clone, Debug, Default)]
+pub struct Params(Vec<(String, String)>);
+
+impl Params {
+    pub fn new(pairs: Vec<(String, String)>) -> Self {
+        Params(pairs)
+    }
+
+    /// The value of a parameter that may appear at most once; empty counts as absent.
+    pub fn single(&self, name: &str) -> Result<Option<&str>, FrontError> {
+        let mut found = None;
+        for (k, v) in &self.0 {
+            if k == name {
+                if found.is_some() {
+                    return Err(FrontError::DuplicateParameter(name.to_string()));
+                }
+                if v.len() > MAX_PARAM_LEN || v.chars().any(char::is_control) {
+                    return Err(FrontError::BadParameter(name.to_string()));
+                }
+                found = Some(v.as_str());
+            }
+        }
+        Ok(found.filter(|v| !v.is_empty()))
+    }
+
+    /// Every parameter must appear at most once (OAuth 2.0 §3.1).
+    pub fn check_no_duplicates(&self) -> Result<(), FrontError> {
+        for (i, (k, _)) in self.0.iter().enumerate() {
+            if self.0[..i].iter().any(|(o, _)| o == k) {
+                return Err(FrontError::DuplicateParameter(k.clone()));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An authorization request that passed every check.
+#[derive(Clone, Debug)]
+pub struct AuthorizeRequest {
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub state: String,
+    pub nonce: String,
+    pub scopes: Vec<String>,
+    /// The lowest acceptable acr.
+    pub acr_min: String,
+    pub login_hint: Option<String>,
+    pub idp_hint: Option<String>,
+    pub code_challenge: Option<String>,
+    pub max_age: Option<i64>,
+}
+
+/// What is known before the redirect URI is trusted: errors here are shown as pages.
+pub fn client_and_redirect(params: &Params) -> Result<(String, String), FrontError> {
+    let client_id = params
+        .single("client_id")
+        .map_err(page_dup)?
+        .ok_or(FrontError::MissingClientId)?;
+    let redirect_uri = params
+        .single("redirect_uri")
+        .map_err(page_dup)?
+        .ok_or(FrontError::MissingRedirectUri)?;
+    Ok((client_id.to_string(), redirect_uri.to_string()))
+}
+
+// A repeated client_id or redirect_uri cannot be redirected to safely.
+fn page_dup(e: FrontError) -> FrontError {
+    match e {
+        FrontError::DuplicateParameter(p) if p == "redirect_uri" => FrontError::RedirectUriMismatch,
+        FrontError::DuplicateParameter(p) if p == "client_id" => FrontError::UnknownClient,
+        other => other,
+    }
+}
+
+/// The state to echo in an error redirect, when there is a usable one.
+pub fn echo_state(params: &Params) -> Option<String> {
+    params.single("state").ok().flatten().map(str::to_string)
+}
+
+/// Validates the rest of the request against the SP's registration.
+pub fn validate(
+    params: &Params,
+    sp: &ServiceProvider,
+    redirect_uri: String,
+    ladder: &AcrLadder,
+    default_acr: &str,
+) -> Result<AuthorizeRequest, FrontError> {
+    params.check_no_duplicates()?;
+    if params.single("request")?.is_some() {
+        return Err(FrontError::RequestNotSupported);
+    }
+    if params.single("request_uri")?.is_some() {
+        return Err(FrontError::RequestUriNotSupported);
+    }
+    match params.single("response_type")? {
+        Some("code") => {}
+        _ => return Err(FrontError::UnsupportedResponseType),
+    }
+    match params.single("response_mode")? {
+        None | Some("query") => {}
+        Some(_) => return Err(FrontError::UnsupportedResponseMode),
+    }
+    let scopes = scopes(params.single("scope")?, sp)?;
+    let state = params.single("state")?.ok_or(FrontError::StateMissing)?;
+    if state.len() < MIN_RANDOM_LEN {
+        return Err(FrontError::StateTooShort);
+    }
+    let nonce = params.single("nonce")?.ok_or(FrontError::NonceMissing)?;
+    if nonce.len() < MIN_RANDOM_LEN {
+        return Err(FrontError::NonceTooShort);
+    }
+    for prompt in params.single("prompt")?.unwrap_or("").split(' ') {
+        match prompt {
+            "" | "login" | "consent" | "select_account" => {}
+            // Single sign-on is not offered, so a silent sign-in can never succeed.
+            "none" => return Err(FrontError::LoginRequired),
+            other => return Err(FrontError::UnsupportedPrompt(other.to_string())),
+        }
+    }
+    let max_age = match params.single("max_age")? {
+        None => None,
+        Some(v) => Some(
+            v.parse::<i64>()
+                .ok()
+                .filter(|n| *n >= 0)
+                .ok_or(FrontError::InvalidMaxAge)?,
+        ),
+    };
+    let code_challenge = match (
+        params.single("code_challenge")?,
+        params.single("code_challenge_method")?,
+    ) {
+        (None, None) => None,
+        (Some(c), Some("S256")) if (43..=128).contains(&c.len()) => Some(c.to_string()),
+        (Some(_), Some("S256")) => return Err(FrontError::BadParameter("code_challenge".into())),
+        _ => return Err(FrontError::PkceMethodUnsupported),
+    };
+    let acr_min = acr(params, sp, ladder, default_acr)?;
+    Ok(AuthorizeRequest {
+        client_id: sp.client_id.clone(),
+        redirect_uri,
+        state: state.to_string(),
+        nonce: nonce.to_string(),
+        scopes,
+        acr_min,
+        login_hint: params.single("login_hint")?.map(str::to_string),
+        idp_hint: params.single("idp_hint")?.map(str::to_string),
+        code_challenge,
+        max_age,
+    })
+}
+
+fn scopes(raw: Option<&str>, sp: &ServiceProvider) -> Result<Vec<String>, FrontError> {
+    let mut out: Vec<String> = Vec::new();
+    for s in raw.unwrap_or("").split(' ').filter(|s| !s.is_empty()) {
+        if !claims::is_known_scope(s) {
+            return Err(FrontError::UnknownScope(s.to_string()));
+        }
+        if !sp.scopes.iter().any(|a| a == s) {
+            return Err(FrontError::ScopeNotAllowed(s.to_string()));
+        }
+        if !out.iter().any(|o| o == s) {
+            out.push(s.to_string());
+        }
+    }
+    if !out.iter().any(|s| s == "openid") {
+        return Err(FrontError::OpenidScopeMissing);
+    }
+    Ok(out)
+}
+
+/// The acr asked: an essential `acr` in the `claims` parameter wins over `acr_values`.
+fn acr(
+    params: &Params,
+    sp: &ServiceProvider,
+    ladder: &AcrLadder,
+    default_acr: &str,
+) -> Result<String, FrontError> {
+    let mut asked: Vec<String> = Vec::new();
+    if let Some(raw) = params.single("claims")? {
+        let doc: Value = serde_json::from_str(raw).map_err(|_| FrontError::ClaimsMalformed)?;
+        if !doc.is_object() {
+            return Err(FrontError::ClaimsMalformed);
+        }
+        if let Some(acr) = doc.get("id_token").and_then(|t| t.get("acr")) {
+            if let Some(v) = acr.get("value") {
+                asked.push(v.as_str().ok_or(FrontError::ClaimsMalformed)?.to_string());
+            }
+            if let Some(vs) = acr.get("values") {
+                for v in vs.as_array().ok_or(FrontError::ClaimsMalformed)? {
+                    asked.push(v.as_str().ok_or(FrontError::ClaimsMalformed)?.to_string());
+                }
+            }
+        }
+    }
+    if asked.is_empty()
+        && let Some(raw) = params.single("acr_values")?
+    {
+        asked = raw
+            .split(' ')
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect();
+    }
+    let min = match ladder.minimum_of(&asked)? {
+        Some(m) => m,
+        None => {
+            // Nothing asked: the lowest level the SP may use, else the default.
+            ladder
+                .levels()
+                .iter()
+                .find(|l| sp.acr_values.iter().any(|a| a == *l))
+                .cloned()
+                .unwrap_or_else(|| default_acr.to_string())
+        }
+    };
+    if !sp.acr_values.contains(&min) {
+        return Err(FrontError::AcrNotAllowed(min));
+    }
+    Ok(min)
+}
+
+/// The page language: `ui_locales` first, then Accept-Language, French by default.
+pub fn locale(params: &Params, accept_language: &str) -> String {
+    let ui = params.single("ui_locales").ok().flatten().unwrap_or("");
+    let prefs = ui.split(' ').chain(
+        accept_language
+            .split(',')
+            .map(|p| p.split(';').next().unwrap_or("")),
+    );
+    for p in prefs {
+        let lang = p
+            .trim()
+            .split(['-', '_'])
+            .next()
+            .unwrap_or("")
+            .to_lowercase();
+        if lang == "fr" || lang == "en" {
+            return lang;
+        }
+    }
+    "fr".into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sp() -> ServiceProvider {
+        ServiceProvider {
+            client_id: "sp".into(),
+            scopes: vec!["openid".into(), "email".into(), "given_name".into()],
+            acr_values: vec!["eidas1".into(), "eidas2".into()],
+            redirect_uris: vec!["https://sp/cb".into()],
+            ..Default::default()
+        }
+    }
+
+    fn ladder() -> AcrLadder {
+        AcrLadder::new(vec!["eidas1".into(), "eidas2".into(), "eidas3".into()])
+    }
+
+    fn params(extra: &[(&str, &str)]) -> Params {
+        let mut p: Vec<(String, String)> = vec![
+            ("client_id".into(), "sp".into()),
+            ("redirect_uri".into(), "https://sp/cb".into()),
+            ("response_type".into(), "code".into()),
+            ("scope".into(), "openid email".into()),
+            ("state".into(), "s".repeat(43)),
+            ("nonce".into(), "n".repeat(43)),
+        ];
+        for (k, v) in extra {
+            p.retain(|(pk, _)| pk != k);
+            if !v.is_empty() {
+                p.push((k.to_string(), v.to_string()));
+            }
+        }
+        Params::new(p)
+    }
+
+    fn check(extra: &[(&str, &str)]) -> Result<AuthorizeRequest, FrontError> {
+        validate(
+            &params(extra),
+            &sp(),
+            "https://sp/cb".into(),
+            &ladder(),
+            "eidas1",
+        )
+    }
+
+    #[test]
+    fn a_good_request_passes() {
+        let r = check(&[]).unwrap();
+        assert_eq!(r.scopes, vec!["openid", "email"]);
+        assert_eq!(r.acr_min, "eidas1");
+    }
+
+    #[test]
+    fn each_bad_parameter_has_its_error() {
+        let c43 = "c".repeat(43);
+        let plain = [
+            ("code_challenge", c43.as_str()),
+            ("code_challenge_method", "plain"),
+        ];
+        let no_method = [("code_challenge", c43.as_str())];
+        let cases: Vec<(&[(&str, &str)], &str)> = vec![
+            (&[("response_type", "token")], "unsupported_response_type"),
+            (
+                &[("response_mode", "fragment")],
+                "unsupported_response_mode",
+            ),
+            (&[("scope", "email")], "openid_scope_missing"),
+            (&[("scope", "openid birthdate")], "scope_not_allowed"),
+            (&[("scope", "openid wat")], "unknown_scope"),
+            (&[("state", "")], "state_missing"),
+            (&[("state", "short")], "state_too_short"),
+            (&[("nonce", "")], "nonce_missing"),
+            (&[("nonce", "short")], "nonce_too_short"),
+            (&[("acr_values", "eidas3")], "acr_not_allowed"),
+            (&[("acr_values", "loa4")], "acr_unknown"),
+            (&[("claims", "{not json")], "claims_malformed"),
+            (&[("prompt", "none")], "login_required"),
+            (&[("prompt", "bogus")], "prompt_unsupported"),
+            (&plain, "pkce_method_unsupported"),
+            (&no_method, "pkce_method_unsupported"),
+            (&[("request", "eyJ")], "request_not_supported"),
+            (&[("max_age", "-1")], "max_age_invalid"),
+        ];
+        for (extra, code) in cases {
+            let err = check(extra).unwrap_err();
+            assert_eq!(err.code(), code, "{extra:?}");
+        }
+    }
+
+    #[test]
+    fn duplicates_are_refused() {
+        let mut p = params(&[]).0;
+        p.push(("scope".into(), "openid".into()));
+        let err = validate(
+            &Params::new(p),
+            &sp(),
+            "https://sp/cb".into(),
+            &ladder(),
+            "eidas1",
+        )
+        .unwrap_err();
+        assert_eq!(err.code(), "duplicate_parameter");
+        let mut p = params(&[]).0;
+        p.push(("redirect_uri".into(), "https://evil/cb".into()));
+        assert_eq!(
+            client_and_redirect(&Params::new(p)).unwrap_err().code(),
+            "redirect_uri_mismatch"
+        );
+    }
+
+    #[test]
+    fn essential_acr_in_claims_wins() {
+        let r = check(&[
+            ("acr_values", "eidas1"),
+            (
+                "claims",
+                r#"{"id_token":{"acr":{"essential":true,"value":"eidas2"}}}"#,
+            ),
+        ])
+        .unwrap();
+        assert_eq!(r.acr_min, "eidas2");
+    }
+
+    #[test]
+    fn locale_follows_ui_locales_then_accept_language() {
+        assert_eq!(locale(&params(&[("ui_locales", "en-GB")]), "fr"), "en");
+        assert_eq!(locale(&params(&[]), "en-US,en;q=0.8"), "en");
+        assert_eq!(locale(&params(&[]), "de"), "fr");
+    }
+}

@@ -1,0 +1,6 @@
+//! The front's rules, with no I/O.
+
+pub mod acr;
+pub mod authorize;
+pub mod claims;
+pub mod secrets;

@@ -1,0 +1,499 @@
+//! Every error the front can give, and the one mapping from each to its stable code
+//! (documented in docs/errors.md), its OAuth error, its HTTP status and its words.
+
+/// Where an error is shown.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Surface {
+    /// A page in the browser: the SP cannot be trusted with a redirect.
+    Page,
+    /// A redirect back to the SP with `error`, `error_description`, `state`, `iss`.
+    Redirect,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FrontError {
+    #[error("client_id is missing")]
+    MissingClientId,
+    #[error("unknown client_id")]
+    UnknownClient,
+    #[error("this service provider is suspended")]
+    ClientSuspended,
+    #[error("redirect_uri is missing")]
+    MissingRedirectUri,
+    #[error("redirect_uri is not registered for this client (exact match required)")]
+    RedirectUriMismatch,
+    #[error("parameter {0} is repeated")]
+    DuplicateParameter(String),
+    #[error("parameter {0} is too long or has forbidden characters")]
+    BadParameter(String),
+    #[error("response_type must be code")]
+    UnsupportedResponseType,
+    #[error("response_mode must be query")]
+    UnsupportedResponseMode,
+    #[error("scope must contain openid")]
+    OpenidScopeMissing,
+    #[error("unknown scope {0}")]
+    UnknownScope(String),
+    #[error("scope {0} is not in this client's habilitation")]
+    ScopeNotAllowed(String),
+    #[error("state is missing")]
+    StateMissing,
+    #[error("state must carry 256 bits of entropy (43 or more characters)")]
+    StateTooShort,
+    #[error("nonce is missing")]
+    NonceMissing,
+    #[error("nonce must carry 256 bits of entropy (43 or more characters)")]
+    NonceTooShort,
+    #[error("unknown acr value {0}")]
+    UnknownAcr(String),
+    #[error("acr {0} is not in this client's habilitation")]
+    AcrNotAllowed(String),
+    #[error("the claims parameter is not valid JSON of the expected shape")]
+    ClaimsMalformed,
+    #[error("the request parameter is not supported")]
+    RequestNotSupported,
+    #[error("the request_uri parameter is not supported")]
+    RequestUriNotSupported,
+    #[error("prompt=none cannot be honoured: the user must sign in")]
+    LoginRequired,
+    #[error("unsupported prompt value {0}")]
+    UnsupportedPrompt(String),
+    #[error("code_challenge_method must be S256")]
+    PkceMethodUnsupported,
+    #[error("max_age must be a non-negative integer")]
+    InvalidMaxAge,
+    #[error("this sign-in has expired or was already completed; start again from the service")]
+    FlowExpired,
+    #[error("the form was not sent by this browser's sign-in page")]
+    CsrfMismatch,
+    #[error("this identity provider cannot be chosen for this sign-in")]
+    IdpNotAvailable,
+    #[error("identity provider failure ({code}): {message}")]
+    Idp { code: String, message: String },
+    #[error("client authentication failed")]
+    ClientAuthFailed,
+    #[error("client must authenticate with {0}")]
+    ClientAuthMethodMismatch(String),
+    #[error("client credentials were sent in more than one way")]
+    MultipleClientAuth,
+    #[error("client secret has expired; ask the operator for a new one")]
+    ClientSecretExpired,
+    #[error("grant_type must be authorization_code")]
+    UnsupportedGrantType,
+    #[error("code is missing")]
+    CodeMissing,
+    #[error("code is unknown or expired")]
+    CodeInvalid,
+    #[error("code was already used; the tokens issued from it are revoked")]
+    CodeReused,
+    #[error("code was issued to another client")]
+    CodeClientMismatch,
+    #[error("redirect_uri differs from the one of the authorization request")]
+    TokenRedirectUriMismatch,
+    #[error("PKCE verification failed")]
+    PkceFailed,
+    #[error("access token is missing, unknown, expired or revoked")]
+    InvalidToken,
+    #[error("id_token_hint is not an ID token issued by this hub")]
+    InvalidIdTokenHint,
+    #[error("post_logout_redirect_uri is not registered for this client")]
+    PostLogoutRedirectUriMismatch,
+    #[error("a service is temporarily unavailable")]
+    Unavailable(String),
+    #[error("internal error")]
+    Internal(String),
+}
+
+/// The fixed facts of an error.
+pub struct ErrorInfo {
+    pub code: &'static str,
+    pub oauth: &'static str,
+    pub http_status: u16,
+    pub surface: Surface,
+    pub fr: &'static str,
+}
+
+impl FrontError {
+    pub fn info(&self) -> ErrorInfo {
+        use FrontError as E;
+        use Surface::{Page, Redirect};
+        let (code, oauth, http_status, surface, fr) = match self {
+            E::MissingClientId => (
+                "missing_client_id",
+                "invalid_request",
+                400,
+                Page,
+                "Le paramètre client_id est absent.",
+            ),
+            E::UnknownClient => (
+                "unknown_client",
+                "invalid_client",
+                400,
+                Page,
+                "Ce service n'est pas connu de Relais.",
+            ),
+            E::ClientSuspended => (
+                "client_suspended",
+                "unauthorized_client",
+                403,
+                Page,
+                "Ce service est suspendu.",
+            ),
+            E::MissingRedirectUri => (
+                "missing_redirect_uri",
+                "invalid_request",
+                400,
+                Page,
+                "Le paramètre redirect_uri est absent.",
+            ),
+            E::RedirectUriMismatch => (
+                "redirect_uri_mismatch",
+                "invalid_request",
+                400,
+                Page,
+                "L'adresse de retour (redirect_uri) n'est pas enregistrée pour ce service.",
+            ),
+            E::DuplicateParameter(_) => (
+                "duplicate_parameter",
+                "invalid_request",
+                400,
+                Redirect,
+                "Un paramètre est répété.",
+            ),
+            E::BadParameter(_) => (
+                "invalid_parameter",
+                "invalid_request",
+                400,
+                Redirect,
+                "Un paramètre est trop long ou contient des caractères interdits.",
+            ),
+            E::UnsupportedResponseType => (
+                "unsupported_response_type",
+                "unsupported_response_type",
+                400,
+                Redirect,
+                "response_type doit valoir code.",
+            ),
+            E::UnsupportedResponseMode => (
+                "unsupported_response_mode",
+                "invalid_request",
+                400,
+                Redirect,
+                "response_mode doit valoir query.",
+            ),
+            E::OpenidScopeMissing => (
+                "openid_scope_missing",
+                "invalid_scope",
+                400,
+                Redirect,
+                "Le scope openid est obligatoire.",
+            ),
+            E::UnknownScope(_) => (
+                "unknown_scope",
+                "invalid_scope",
+                400,
+                Redirect,
+                "Un scope demandé est inconnu.",
+            ),
+            E::ScopeNotAllowed(_) => (
+                "scope_not_allowed",
+                "invalid_scope",
+                400,
+                Redirect,
+                "Un scope demandé dépasse l'habilitation du service.",
+            ),
+            E::StateMissing => (
+                "state_missing",
+                "invalid_request",
+                400,
+                Redirect,
+                "Le paramètre state est obligatoire.",
+            ),
+            E::StateTooShort => (
+                "state_too_short",
+                "invalid_request",
+                400,
+                Redirect,
+                "Le paramètre state doit porter 256 bits d'entropie.",
+            ),
+            E::NonceMissing => (
+                "nonce_missing",
+                "invalid_request",
+                400,
+                Redirect,
+                "Le paramètre nonce est obligatoire.",
+            ),
+            E::NonceTooShort => (
+                "nonce_too_short",
+                "invalid_request",
+                400,
+                Redirect,
+                "Le paramètre nonce doit porter 256 bits d'entropie.",
+            ),
+            E::UnknownAcr(_) => (
+                "acr_unknown",
+                "invalid_request",
+                400,
+                Redirect,
+                "Le niveau de garantie (acr) demandé est inconnu.",
+            ),
+            E::AcrNotAllowed(_) => (
+                "acr_not_allowed",
+                "invalid_request",
+                400,
+                Redirect,
+                "Le niveau de garantie demandé dépasse l'habilitation du service.",
+            ),
+            E::ClaimsMalformed => (
+                "claims_malformed",
+                "invalid_request",
+                400,
+                Redirect,
+                "Le paramètre claims est mal formé.",
+            ),
+            E::RequestNotSupported => (
+                "request_not_supported",
+                "request_not_supported",
+                400,
+                Redirect,
+                "Le paramètre request n'est pas pris en charge.",
+            ),
+            E::RequestUriNotSupported => (
+                "request_uri_not_supported",
+                "request_uri_not_supported",
+                400,
+                Redirect,
+                "Le paramètre request_uri n'est pas pris en charge.",
+            ),
+            E::LoginRequired => (
+                "login_required",
+                "login_required",
+                400,
+                Redirect,
+                "L'usager doit s'authentifier.",
+            ),
+            E::UnsupportedPrompt(_) => (
+                "prompt_unsupported",
+                "invalid_request",
+                400,
+                Redirect,
+                "Valeur de prompt non prise en charge.",
+            ),
+            E::PkceMethodUnsupported => (
+                "pkce_method_unsupported",
+                "invalid_request",
+                400,
+                Redirect,
+                "code_challenge_method doit valoir S256.",
+            ),
+            E::InvalidMaxAge => (
+                "max_age_invalid",
+                "invalid_request",
+                400,
+                Redirect,
+                "max_age doit être un entier positif.",
+            ),
+            E::FlowExpired => (
+                "flow_expired",
+                "invalid_request",
+                400,
+                Page,
+                "Cette connexion a expiré ou est déjà terminée. Recommencez depuis le service.",
+            ),
+            E::CsrfMismatch => (
+                "csrf_mismatch",
+                "invalid_request",
+                403,
+                Page,
+                "Ce formulaire ne provient pas de la page de connexion de ce navigateur.",
+            ),
+            E::IdpNotAvailable => (
+                "idp_not_available",
+                "invalid_request",
+                400,
+                Page,
+                "Ce fournisseur d'identité ne peut pas être choisi pour cette connexion.",
+            ),
+            E::Idp { .. } => (
+                "idp_failure",
+                "access_denied",
+                502,
+                Page,
+                "Le fournisseur d'identité n'a pas pu confirmer votre identité.",
+            ),
+            E::ClientAuthFailed => (
+                "client_authentication_failed",
+                "invalid_client",
+                401,
+                Page,
+                "L'authentification du client a échoué.",
+            ),
+            E::ClientAuthMethodMismatch(_) => (
+                "client_auth_method_mismatch",
+                "invalid_client",
+                401,
+                Page,
+                "Méthode d'authentification du client non enregistrée.",
+            ),
+            E::MultipleClientAuth => (
+                "multiple_client_auth",
+                "invalid_request",
+                400,
+                Page,
+                "Identifiants du client transmis de plusieurs façons.",
+            ),
+            E::ClientSecretExpired => (
+                "client_secret_expired",
+                "invalid_client",
+                401,
+                Page,
+                "Le secret du client a expiré.",
+            ),
+            E::UnsupportedGrantType => (
+                "unsupported_grant_type",
+                "unsupported_grant_type",
+                400,
+                Page,
+                "grant_type doit valoir authorization_code.",
+            ),
+            E::CodeMissing => (
+                "code_missing",
+                "invalid_request",
+                400,
+                Page,
+                "Le paramètre code est absent.",
+            ),
+            E::CodeInvalid => (
+                "code_invalid",
+                "invalid_grant",
+                400,
+                Page,
+                "Code inconnu ou expiré.",
+            ),
+            E::CodeReused => (
+                "code_reused",
+                "invalid_grant",
+                400,
+                Page,
+                "Code déjà utilisé ; les jetons émis sont révoqués.",
+            ),
+            E::CodeClientMismatch => (
+                "code_client_mismatch",
+                "invalid_grant",
+                400,
+                Page,
+                "Ce code a été émis pour un autre client.",
+            ),
+            E::TokenRedirectUriMismatch => (
+                "token_redirect_uri_mismatch",
+                "invalid_grant",
+                400,
+                Page,
+                "redirect_uri différent de celui de la demande d'autorisation.",
+            ),
+            E::PkceFailed => (
+                "pkce_failed",
+                "invalid_grant",
+                400,
+                Page,
+                "La vérification PKCE a échoué.",
+            ),
+            E::InvalidToken => (
+                "access_token_invalid",
+                "invalid_token",
+                401,
+                Page,
+                "Jeton d'accès absent, inconnu, expiré ou révoqué.",
+            ),
+            E::InvalidIdTokenHint => (
+                "id_token_hint_invalid",
+                "invalid_request",
+                400,
+                Page,
+                "id_token_hint n'est pas un jeton d'identité émis par Relais.",
+            ),
+            E::PostLogoutRedirectUriMismatch => (
+                "post_logout_redirect_uri_mismatch",
+                "invalid_request",
+                400,
+                Page,
+                "post_logout_redirect_uri n'est pas enregistrée pour ce service.",
+            ),
+            E::Unavailable(_) => (
+                "service_unavailable",
+                "temporarily_unavailable",
+                503,
+                Page,
+                "Un service est momentanément indisponible. Réessayez dans quelques instants.",
+            ),
+            E::Internal(_) => (
+                "internal_error",
+                "server_error",
+                500,
+                Page,
+                "Erreur interne.",
+            ),
+        };
+        ErrorInfo {
+            code,
+            oauth,
+            http_status,
+            surface,
+            fr,
+        }
+    }
+
+    /// The stable code; for IdP failures the bridge's own code (`idp_*`).
+    pub fn code(&self) -> String {
+        match self {
+            FrontError::Idp { code, .. } => code.clone(),
+            other => other.info().code.to_string(),
+        }
+    }
+
+    /// Words for a person in `locale` (fr or en).
+    pub fn message(&self, locale: &str) -> String {
+        match (self, locale) {
+            (FrontError::Unavailable(_) | FrontError::Internal(_), "en") => {
+                "A service is temporarily unavailable. Please try again shortly.".into()
+            }
+            (_, "en") => self.to_string(),
+            (FrontError::Idp { message, .. }, _) => {
+                format!("{} ({message})", self.info().fr)
+            }
+            _ => self.info().fr.to_string(),
+        }
+    }
+
+    /// The `error_description` sent to SPs: English, precise, no secrets.
+    pub fn description(&self) -> String {
+        match self {
+            FrontError::Unavailable(_) | FrontError::Internal(_) => self.to_string(),
+            _ => format!("{} [{}]", self, self.code()),
+        }
+    }
+}
+
+impl From<tokio_postgres::Error> for FrontError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        FrontError::Unavailable(format!("database: {e}"))
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for FrontError {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        FrontError::Unavailable(format!("database pool: {e}"))
+    }
+}
+
+impl From<relais_jose::JoseError> for FrontError {
+    fn from(e: relais_jose::JoseError) -> Self {
+        FrontError::Internal(format!("jose: {e}"))
+    }
+}
+
+impl From<relais_bus::BusError> for FrontError {
+    fn from(e: relais_bus::BusError) -> Self {
+        FrontError::Internal(format!("bus: {e}"))
+    }
+}

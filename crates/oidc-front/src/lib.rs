@@ -1,0 +1,128 @@
+//! The OpenID Provider that service providers see: discovery, JWKS, authorize (with the
+//! IdP chooser), token, userinfo and RP-initiated logout; per-SP subjects; acr; data
+//! minimisation to the SP's habilitation. It owns the `oidc_front` schema: accounts,
+//! flows, sessions, codes and tokens (codes, tokens and cookies stored only as SHA-256),
+//! signing keys. It never speaks HTTP (the gateway does), never talks to an IdP (the
+//! bridge does), and never logs a code, a token or identity data.
+
+mod config;
+pub mod domain;
+pub mod error;
+mod grpc;
+mod partners;
+mod responses;
+mod store;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use relais_bus::BusConfig;
+use relais_bus::events::PARTNER_EVENTS;
+use relais_config::DatabaseConfig;
+use relais_jose::Alg;
+use relais_proto::idp_bridge::v1::idp_bridge_client::IdpBridgeClient;
+use relais_proto::oidc_front::v1::oidc_front_server::OidcFrontServer;
+use relais_proto::registry::v1::registry_client::RegistryClient;
+use relais_runtime::{Shutdown, Tasks};
+use tokio::net::TcpListener;
+
+pub use config::OidcFrontConfig;
+pub use error::FrontError;
+pub use grpc::{Front, Keys};
+
+pub const SCHEMA: &str = "oidc_front";
+
+mod embedded {
+    refinery::embed_migrations!("migrations");
+}
+
+/// Starts the front: keys, gRPC on `listener`, the outbox relay, the partner-change
+/// consumer and the purge of expired rows.
+pub async fn start(
+    config: OidcFrontConfig,
+    db: &DatabaseConfig,
+    bus: BusConfig,
+    listener: TcpListener,
+    shutdown: Shutdown,
+) -> Result<Tasks, FrontError> {
+    config
+        .validate()
+        .map_err(|e| FrontError::Internal(e.to_string()))?;
+    let runtime_err = |e: relais_runtime::RuntimeError| FrontError::Unavailable(e.to_string());
+    let pool = relais_runtime::pg_pool(db, SCHEMA)
+        .await
+        .map_err(runtime_err)?;
+    relais_runtime::migrate(&pool, SCHEMA, embedded::migrations::runner())
+        .await
+        .map_err(runtime_err)?;
+    {
+        let mut client = pool.get().await?;
+        relais_bus::migrate(&mut client).await?;
+    }
+    let store = store::Store::new(pool.clone());
+    let keys = Arc::new(Keys::new(
+        store.signing_keys(&[Alg::Es256, Alg::Rs256]).await?,
+    )?);
+    let registry = RegistryClient::new(
+        relais_runtime::grpc_channel(&config.registry_url).map_err(runtime_err)?,
+    );
+    let bridge = IdpBridgeClient::new(
+        relais_runtime::grpc_channel(&config.idp_bridge_url).map_err(runtime_err)?,
+    );
+    let partners = partners::Partners::new(
+        registry,
+        Duration::from_secs(u64::from(config.partner_cache_seconds)),
+    );
+    let front = Front {
+        discovery_json: Front::discovery(&config),
+        ladder: domain::acr::AcrLadder::new(config.acr_levels.clone()),
+        config,
+        store: store.clone(),
+        partners: partners.clone(),
+        bridge,
+        keys,
+    };
+    let mut tasks = Tasks::new(shutdown.clone());
+    let router = relais_runtime::grpc_server().add_service(OidcFrontServer::new(front));
+    let token = shutdown.clone();
+    tasks.spawn("oidc-front.grpc", async move {
+        if let Err(e) = relais_runtime::serve_grpc(router, listener, token).await {
+            tracing::error!(error = %e, "oidc-front gRPC server stopped");
+        }
+    });
+    let relay = relais_bus::spawn_relay(
+        pool.clone(),
+        relais_runtime::pg_config(db, SCHEMA).map_err(runtime_err)?,
+        bus.clone(),
+        shutdown.clone(),
+    );
+    tasks.spawn("oidc-front.outbox", async move {
+        let _ = relay.task.await;
+    });
+    let consumer = relais_bus::spawn_consumer(
+        pool,
+        bus.clone(),
+        format!("{}.oidc-front.partners", bus.exchange),
+        vec![PARTNER_EVENTS.to_string()],
+        Arc::new(partners::PartnerChanges(partners)),
+        shutdown.clone(),
+    );
+    tasks.spawn("oidc-front.partner-changes", async move {
+        let _ = consumer.task.await;
+    });
+    let token = shutdown.clone();
+    tasks.spawn("oidc-front.purge", async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tokio::select! {
+                _ = token.cancelled() => return,
+                _ = tick.tick() => {
+                    if let Err(e) = store.purge_expired().await {
+                        tracing::warn!(error = %e, "purge of expired rows failed");
+                    }
+                }
+            }
+        }
+    });
+    Ok(tasks)
+}

@@ -1,0 +1,152 @@
+//! Partner records from the registry, cached; the bus tells when to forget them.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use relais_bus::events::{PartnerEvent, PartnerKind};
+use relais_bus::{Event, EventHandler, HandlerError};
+use relais_proto::registry::v1 as pb;
+use relais_proto::registry::v1::registry_client::RegistryClient;
+use tokio::sync::RwLock;
+use tonic::transport::Channel;
+
+use crate::error::FrontError;
+
+/// The stable code another service put on a failure, if any.
+pub fn error_code(status: &tonic::Status) -> Option<String> {
+    status
+        .metadata()
+        .get("relais-error-code")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+pub fn unavailable(what: &str, status: &tonic::Status) -> FrontError {
+    FrontError::Unavailable(format!("{what}: {}", status.message()))
+}
+
+type Cached<T> = (Instant, T);
+
+#[derive(Clone)]
+pub struct Partners {
+    client: RegistryClient<Channel>,
+    ttl: Duration,
+    sps: Arc<RwLock<HashMap<String, (Instant, pb::ServiceProvider)>>>,
+    idps: Arc<RwLock<Option<Cached<Vec<pb::IdentityProvider>>>>>,
+}
+
+impl Partners {
+    pub fn new(client: RegistryClient<Channel>, ttl: Duration) -> Self {
+        Partners {
+            client,
+            ttl,
+            sps: Arc::default(),
+            idps: Arc::default(),
+        }
+    }
+
+    /// A service provider, whatever its status.
+    pub async fn sp(&self, client_id: &str) -> Result<pb::ServiceProvider, FrontError> {
+        if let Some((at, sp)) = self.sps.read().await.get(client_id)
+            && at.elapsed() < self.ttl
+        {
+            return Ok(sp.clone());
+        }
+        let answer = self
+            .client
+            .clone()
+            .get_service_provider(pb::GetServiceProviderRequest {
+                client_id: client_id.to_string(),
+            })
+            .await;
+        match answer {
+            Ok(r) => {
+                let sp = r.into_inner();
+                self.sps
+                    .write()
+                    .await
+                    .insert(client_id.to_string(), (Instant::now(), sp.clone()));
+                Ok(sp)
+            }
+            Err(s) if s.code() == tonic::Code::NotFound => Err(FrontError::UnknownClient),
+            Err(s) => Err(unavailable("registry", &s)),
+        }
+    }
+
+    pub async fn idps(&self) -> Result<Vec<pb::IdentityProvider>, FrontError> {
+        if let Some((at, list)) = self.idps.read().await.as_ref()
+            && at.elapsed() < self.ttl
+        {
+            return Ok(list.clone());
+        }
+        let list = self
+            .client
+            .clone()
+            .list_identity_providers(pb::ListIdentityProvidersRequest {})
+            .await
+            .map_err(|s| unavailable("registry", &s))?
+            .into_inner()
+            .identity_providers;
+        *self.idps.write().await = Some((Instant::now(), list.clone()));
+        Ok(list)
+    }
+
+    /// Checks a client's credentials with the registry.
+    pub async fn authenticate(
+        &self,
+        client_id: &str,
+        secret: &str,
+        method: &str,
+    ) -> Result<pb::ServiceProvider, FrontError> {
+        let answer = self
+            .client
+            .clone()
+            .authenticate_client(pb::AuthenticateClientRequest {
+                client_id: client_id.to_string(),
+                client_secret: secret.to_string(),
+                method: method.to_string(),
+            })
+            .await;
+        match answer {
+            Ok(r) => Ok(r.into_inner()),
+            Err(s) => Err(match error_code(&s).as_deref() {
+                Some("client_suspended") => FrontError::ClientSuspended,
+                Some("client_secret_expired") => FrontError::ClientSecretExpired,
+                Some("client_auth_method_mismatch") => {
+                    FrontError::ClientAuthMethodMismatch(s.message().to_string())
+                }
+                Some(_) => FrontError::ClientAuthFailed,
+                None => unavailable("registry", &s),
+            }),
+        }
+    }
+
+    pub async fn forget_sp(&self, client_id: &str) {
+        self.sps.write().await.remove(client_id);
+    }
+
+    pub async fn forget_idps(&self) {
+        *self.idps.write().await = None;
+    }
+}
+
+/// Drops cached records when the registry announces a change.
+pub struct PartnerChanges(pub Partners);
+
+#[relais_bus::async_trait]
+impl EventHandler for PartnerChanges {
+    async fn handle(
+        &self,
+        _tx: &deadpool_postgres::Transaction<'_>,
+        event: &Event,
+    ) -> Result<(), HandlerError> {
+        if let Ok(change) = event.payload::<PartnerEvent>() {
+            match change.partner {
+                PartnerKind::Sp => self.0.forget_sp(&change.partner_id).await,
+                PartnerKind::Idp => self.0.forget_idps().await,
+            }
+        }
+        Ok(())
+    }
+}

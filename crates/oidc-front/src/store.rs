@@ -1,0 +1,582 @@
+//! SQL of the front's own schema. Every change that others must hear of is written with
+//! its events in one transaction (the outbox).
+
+use deadpool_postgres::{Pool, Transaction};
+use relais_bus::Event;
+use relais_jose::{Alg, SigningKey};
+use serde_json::Value;
+use time::OffsetDateTime;
+use tokio_postgres::Row;
+use uuid::Uuid;
+
+use crate::error::FrontError;
+
+#[derive(Clone)]
+pub struct Store {
+    pool: Pool,
+}
+
+#[derive(Clone, Debug)]
+pub struct Flow {
+    pub id_hash: Vec<u8>,
+    pub connection_id: Uuid,
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub state: String,
+    pub nonce: String,
+    pub scopes: Vec<String>,
+    pub acr_min: String,
+    pub login_hint: Option<String>,
+    pub code_challenge: Option<String>,
+    pub locale: String,
+    pub csrf: String,
+    pub idp_id: Option<String>,
+    pub status: String,
+    pub expires_at: OffsetDateTime,
+}
+
+#[derive(Clone, Debug)]
+pub struct Session {
+    pub sid: Uuid,
+    pub connection_id: Uuid,
+    pub account_id: Uuid,
+    pub idp_id: String,
+    pub sub_fi: String,
+    pub idp_id_token: String,
+    pub acr: String,
+    pub ended: bool,
+    pub expires_at: OffsetDateTime,
+    pub logout_redirect_uri: Option<String>,
+    pub logout_client_state: Option<String>,
+    pub logout_client_id: Option<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Grant {
+    pub code_hash: Vec<u8>,
+    pub connection_id: Uuid,
+    pub sid: Uuid,
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub nonce: String,
+    pub scopes: Vec<String>,
+    pub code_challenge: Option<String>,
+    pub acr: String,
+    pub amr: Vec<String>,
+    pub auth_time: OffsetDateTime,
+    pub account_id: Uuid,
+    pub idp_id: String,
+    pub sub_fi: String,
+    pub sub_fs: String,
+    pub claims: Value,
+    pub expires_at: OffsetDateTime,
+}
+
+#[derive(Clone, Debug)]
+pub struct AccessToken {
+    pub connection_id: Uuid,
+    pub client_id: String,
+    pub sub_fs: String,
+    pub account_id: Uuid,
+    pub idp_id: String,
+    pub acr: String,
+    pub claims: Value,
+}
+
+/// What consuming a code found.
+pub enum Consumed {
+    /// First use: the grant.
+    Fresh(Grant),
+    /// Already used: its tokens have just been revoked.
+    Reused(Grant),
+    Missing,
+}
+
+async fn enqueue_all(tx: &Transaction<'_>, events: &[Event]) -> Result<(), FrontError> {
+    for e in events {
+        relais_bus::enqueue(tx, e).await?;
+    }
+    Ok(())
+}
+
+fn flow_from_row(r: &Row) -> Result<Flow, FrontError> {
+    Ok(Flow {
+        id_hash: r.try_get("id_hash")?,
+        connection_id: r.try_get("connection_id")?,
+        client_id: r.try_get("client_id")?,
+        redirect_uri: r.try_get("redirect_uri")?,
+        state: r.try_get("state")?,
+        nonce: r.try_get("nonce")?,
+        scopes: r.try_get("scopes")?,
+        acr_min: r.try_get("acr_min")?,
+        login_hint: r.try_get("login_hint")?,
+        code_challenge: r.try_get("code_challenge")?,
+        locale: r.try_get("locale")?,
+        csrf: r.try_get("csrf")?,
+        idp_id: r.try_get("idp_id")?,
+        status: r.try_get("status")?,
+        expires_at: r.try_get("expires_at")?,
+    })
+}
+
+fn session_from_row(r: &Row) -> Result<Session, FrontError> {
+    let ended: Option<OffsetDateTime> = r.try_get("ended_at")?;
+    Ok(Session {
+        sid: r.try_get("sid")?,
+        connection_id: r.try_get("connection_id")?,
+        account_id: r.try_get("account_id")?,
+        idp_id: r.try_get("idp_id")?,
+        sub_fi: r.try_get("sub_fi")?,
+        idp_id_token: r.try_get("idp_id_token")?,
+        acr: r.try_get("acr")?,
+        ended: ended.is_some(),
+        expires_at: r.try_get("expires_at")?,
+        logout_redirect_uri: r.try_get("logout_redirect_uri")?,
+        logout_client_state: r.try_get("logout_client_state")?,
+        logout_client_id: r.try_get("logout_client_id")?,
+    })
+}
+
+fn grant_from_row(r: &Row) -> Result<Grant, FrontError> {
+    Ok(Grant {
+        code_hash: r.try_get("code_hash")?,
+        connection_id: r.try_get("connection_id")?,
+        sid: r.try_get("sid")?,
+        client_id: r.try_get("client_id")?,
+        redirect_uri: r.try_get("redirect_uri")?,
+        nonce: r.try_get("nonce")?,
+        scopes: r.try_get("scopes")?,
+        code_challenge: r.try_get("code_challenge")?,
+        acr: r.try_get("acr")?,
+        amr: r.try_get("amr")?,
+        auth_time: r.try_get("auth_time")?,
+        account_id: r.try_get("account_id")?,
+        idp_id: r.try_get("idp_id")?,
+        sub_fi: r.try_get("sub_fi")?,
+        sub_fs: r.try_get("sub_fs")?,
+        claims: r.try_get("claims")?,
+        expires_at: r.try_get("expires_at")?,
+    })
+}
+
+const SESSION_COLUMNS: &str = "sid, connection_id, account_id, idp_id, sub_fi, idp_id_token, \
+    acr, ended_at, expires_at, logout_redirect_uri, logout_client_state, logout_client_id";
+
+impl Store {
+    pub fn new(pool: Pool) -> Self {
+        Store { pool }
+    }
+
+    /// The signing key of each algorithm, generated and stored at first start. Two
+    /// replicas starting together agree: the first insert wins, the other reloads.
+    pub async fn signing_keys(&self, algs: &[Alg]) -> Result<Vec<SigningKey>, FrontError> {
+        let client = self.pool.get().await?;
+        let mut keys = Vec::new();
+        for alg in algs {
+            let existing = client
+                .query_opt(
+                    "SELECT private_jwk FROM signing_keys WHERE alg = $1",
+                    &[&alg.as_str()],
+                )
+                .await?;
+            let key = match existing {
+                Some(row) => SigningKey::from_json(*alg, row.try_get(0)?)?,
+                None => {
+                    let key = SigningKey::generate(*alg)?;
+                    client
+                        .execute(
+                            "INSERT INTO signing_keys (kid, alg, private_jwk) VALUES ($1, $2, $3) \
+                             ON CONFLICT DO NOTHING",
+                            &[&key.kid(), &alg.as_str(), &key.private_jwk_json()],
+                        )
+                        .await?;
+                    let row = client
+                        .query_one(
+                            "SELECT private_jwk FROM signing_keys WHERE alg = $1",
+                            &[&alg.as_str()],
+                        )
+                        .await?;
+                    SigningKey::from_json(*alg, row.try_get(0)?)?
+                }
+            };
+            keys.push(key);
+        }
+        Ok(keys)
+    }
+
+    pub async fn insert_flow(&self, flow: &Flow, events: &[Event]) -> Result<(), FrontError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        tx.execute(
+            "INSERT INTO flows (id_hash, connection_id, client_id, redirect_uri, state, nonce, \
+             scopes, acr_min, login_hint, code_challenge, locale, csrf, idp_id, status, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+            &[
+                &flow.id_hash,
+                &flow.connection_id,
+                &flow.client_id,
+                &flow.redirect_uri,
+                &flow.state,
+                &flow.nonce,
+                &flow.scopes,
+                &flow.acr_min,
+                &flow.login_hint,
+                &flow.code_challenge,
+                &flow.locale,
+                &flow.csrf,
+                &flow.idp_id,
+                &flow.status,
+                &flow.expires_at,
+            ],
+        )
+        .await?;
+        enqueue_all(&tx, events).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// A live flow (not expired) by the hash of its cookie.
+    pub async fn flow(&self, id_hash: &[u8]) -> Result<Option<Flow>, FrontError> {
+        let client = self.pool.get().await?;
+        let stmt = client
+            .prepare_cached("SELECT * FROM flows WHERE id_hash = $1 AND expires_at > now()")
+            .await?;
+        client
+            .query_opt(&stmt, &[&id_hash])
+            .await?
+            .map(|r| flow_from_row(&r))
+            .transpose()
+    }
+
+    /// Moves a flow from `from` to `to` status; false if it was not in `from` (a replay).
+    pub async fn advance_flow(
+        &self,
+        id_hash: &[u8],
+        from: &str,
+        to: &str,
+        idp_id: Option<&str>,
+        events: &[Event],
+    ) -> Result<bool, FrontError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let n = tx
+            .execute(
+                "UPDATE flows SET status = $3, idp_id = COALESCE($4, idp_id) \
+                 WHERE id_hash = $1 AND status = $2",
+                &[&id_hash, &from, &to, &idp_id],
+            )
+            .await?;
+        if n == 1 {
+            enqueue_all(&tx, events).await?;
+        }
+        tx.commit().await?;
+        Ok(n == 1)
+    }
+
+    /// Records failure events (and fails the flow if one is named).
+    pub async fn record_failure(
+        &self,
+        flow_hash: Option<&[u8]>,
+        events: &[Event],
+    ) -> Result<(), FrontError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        if let Some(h) = flow_hash {
+            tx.execute(
+                "UPDATE flows SET status = 'failed' WHERE id_hash = $1",
+                &[&h],
+            )
+            .await?;
+        }
+        enqueue_all(&tx, events).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn record_events(&self, events: &[Event]) -> Result<(), FrontError> {
+        self.record_failure(None, events).await
+    }
+
+    /// The account of an IdP subject, created on first sign-in.
+    pub async fn account_for(&self, idp_id: &str, sub_fi: &str) -> Result<Uuid, FrontError> {
+        let client = self.pool.get().await?;
+        let stmt = client
+            .prepare_cached(
+                "WITH ins AS (INSERT INTO accounts (id, idp_id, sub_fi) VALUES ($1, $2, $3) \
+                 ON CONFLICT (idp_id, sub_fi) DO NOTHING RETURNING id) \
+                 SELECT id FROM ins UNION ALL \
+                 SELECT id FROM accounts WHERE idp_id = $2 AND sub_fi = $3",
+            )
+            .await?;
+        let rows = client
+            .query(&stmt, &[&Uuid::new_v4(), &idp_id, &sub_fi])
+            .await?;
+        let row = rows
+            .first()
+            .ok_or_else(|| FrontError::Internal("account upsert returned nothing".into()))?;
+        Ok(row.try_get(0)?)
+    }
+
+    /// Completes a flow: the session, the code's grant, the flow marked done, and the
+    /// events, in one transaction. False if the flow was not at the IdP (a replay).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn complete_flow(
+        &self,
+        flow_hash: &[u8],
+        session_hash: &[u8],
+        session: &Session,
+        auth_time: OffsetDateTime,
+        grant: &Grant,
+        events: &[Event],
+    ) -> Result<bool, FrontError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let n = tx
+            .execute(
+                "UPDATE flows SET status = 'done' WHERE id_hash = $1 AND status = 'at_idp'",
+                &[&flow_hash],
+            )
+            .await?;
+        if n != 1 {
+            return Ok(false);
+        }
+        tx.execute(
+            "INSERT INTO sessions (id_hash, sid, connection_id, account_id, idp_id, sub_fi, \
+             idp_id_token, acr, auth_time, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            &[
+                &session_hash,
+                &session.sid,
+                &session.connection_id,
+                &session.account_id,
+                &session.idp_id,
+                &session.sub_fi,
+                &session.idp_id_token,
+                &session.acr,
+                &auth_time,
+                &session.expires_at,
+            ],
+        )
+        .await?;
+        tx.execute(
+            "INSERT INTO grants (code_hash, connection_id, sid, client_id, redirect_uri, nonce, \
+             scopes, code_challenge, acr, amr, auth_time, account_id, idp_id, sub_fi, sub_fs, \
+             claims, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+            &[
+                &grant.code_hash,
+                &grant.connection_id,
+                &grant.sid,
+                &grant.client_id,
+                &grant.redirect_uri,
+                &grant.nonce,
+                &grant.scopes,
+                &grant.code_challenge,
+                &grant.acr,
+                &grant.amr,
+                &grant.auth_time,
+                &grant.account_id,
+                &grant.idp_id,
+                &grant.sub_fi,
+                &grant.sub_fs,
+                &grant.claims,
+                &grant.expires_at,
+            ],
+        )
+        .await?;
+        enqueue_all(&tx, events).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Marks a code used, exactly once. A second use revokes every token of the code.
+    pub async fn consume_code(&self, code_hash: &[u8]) -> Result<Consumed, FrontError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let fresh = tx
+            .query_opt(
+                "UPDATE grants SET used_at = now() WHERE code_hash = $1 AND used_at IS NULL \
+                 RETURNING *",
+                &[&code_hash],
+            )
+            .await?;
+        let result = match fresh {
+            Some(row) => Consumed::Fresh(grant_from_row(&row)?),
+            None => match tx
+                .query_opt("SELECT * FROM grants WHERE code_hash = $1", &[&code_hash])
+                .await?
+            {
+                Some(row) => {
+                    tx.execute(
+                        "UPDATE access_tokens SET revoked_at = now() \
+                         WHERE code_hash = $1 AND revoked_at IS NULL",
+                        &[&code_hash],
+                    )
+                    .await?;
+                    Consumed::Reused(grant_from_row(&row)?)
+                }
+                None => Consumed::Missing,
+            },
+        };
+        tx.commit().await?;
+        Ok(result)
+    }
+
+    pub async fn insert_access_token(
+        &self,
+        token_hash: &[u8],
+        grant: &Grant,
+        expires_at: OffsetDateTime,
+        events: &[Event],
+    ) -> Result<(), FrontError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        tx.execute(
+            "INSERT INTO access_tokens (token_hash, code_hash, connection_id, client_id, sub_fs, \
+             account_id, idp_id, acr, claims, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            &[
+                &token_hash,
+                &grant.code_hash,
+                &grant.connection_id,
+                &grant.client_id,
+                &grant.sub_fs,
+                &grant.account_id,
+                &grant.idp_id,
+                &grant.acr,
+                &grant.claims,
+                &expires_at,
+            ],
+        )
+        .await?;
+        enqueue_all(&tx, events).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// A live access token: known, unexpired, unrevoked.
+    pub async fn access_token(&self, token_hash: &[u8]) -> Result<Option<AccessToken>, FrontError> {
+        let client = self.pool.get().await?;
+        let stmt = client
+            .prepare_cached(
+                "SELECT connection_id, client_id, sub_fs, account_id, idp_id, acr, claims \
+                 FROM access_tokens WHERE token_hash = $1 AND expires_at > now() \
+                 AND revoked_at IS NULL",
+            )
+            .await?;
+        let Some(r) = client.query_opt(&stmt, &[&token_hash]).await? else {
+            return Ok(None);
+        };
+        Ok(Some(AccessToken {
+            connection_id: r.try_get("connection_id")?,
+            client_id: r.try_get("client_id")?,
+            sub_fs: r.try_get("sub_fs")?,
+            account_id: r.try_get("account_id")?,
+            idp_id: r.try_get("idp_id")?,
+            acr: r.try_get("acr")?,
+            claims: r.try_get("claims")?,
+        }))
+    }
+
+    pub async fn session_by_cookie(&self, id_hash: &[u8]) -> Result<Option<Session>, FrontError> {
+        let client = self.pool.get().await?;
+        client
+            .query_opt(
+                &format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id_hash = $1"),
+                &[&id_hash],
+            )
+            .await?
+            .map(|r| session_from_row(&r))
+            .transpose()
+    }
+
+    pub async fn session_by_sid(&self, sid: Uuid) -> Result<Option<Session>, FrontError> {
+        let client = self.pool.get().await?;
+        client
+            .query_opt(
+                &format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE sid = $1"),
+                &[&sid],
+            )
+            .await?
+            .map(|r| session_from_row(&r))
+            .transpose()
+    }
+
+    /// Ends a session; with a logout state, remembers where to send the browser back
+    /// once the IdP has signed the user out.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn end_session(
+        &self,
+        sid: Uuid,
+        logout_state_hash: Option<&[u8]>,
+        redirect_uri: Option<&str>,
+        client_state: Option<&str>,
+        client_id: Option<&str>,
+        events: &[Event],
+    ) -> Result<(), FrontError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        tx.execute(
+            "UPDATE sessions SET ended_at = COALESCE(ended_at, now()), logout_state_hash = $2, \
+             logout_redirect_uri = $3, logout_client_state = $4, logout_client_id = $5 \
+             WHERE sid = $1",
+            &[
+                &sid,
+                &logout_state_hash,
+                &redirect_uri,
+                &client_state,
+                &client_id,
+            ],
+        )
+        .await?;
+        enqueue_all(&tx, events).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The session waiting for the IdP's logout callback with this state; single use.
+    pub async fn take_logout(&self, state_hash: &[u8]) -> Result<Option<Session>, FrontError> {
+        let client = self.pool.get().await?;
+        client
+            .query_opt(
+                &format!(
+                    "UPDATE sessions SET logout_state_hash = NULL WHERE logout_state_hash = $1 \
+                     RETURNING {SESSION_COLUMNS}"
+                ),
+                &[&state_hash],
+            )
+            .await?
+            .map(|r| session_from_row(&r))
+            .transpose()
+    }
+
+    /// Deletes what has expired: flows, ended or expired sessions, grants (their tokens
+    /// go with them). Returns the number of rows deleted.
+    pub async fn purge_expired(&self) -> Result<u64, FrontError> {
+        let client = self.pool.get().await?;
+        let mut n = client
+            .execute("DELETE FROM flows WHERE expires_at < now()", &[])
+            .await?;
+        n += client
+            .execute(
+                "DELETE FROM access_tokens WHERE expires_at < now() - interval '1 day'",
+                &[],
+            )
+            .await?;
+        n += client
+            .execute(
+                "DELETE FROM grants g WHERE g.expires_at < now() - interval '1 day' \
+                 AND NOT EXISTS (SELECT 1 FROM access_tokens t WHERE t.code_hash = g.code_hash)",
+                &[],
+            )
+            .await?;
+        n += client
+            .execute(
+                "DELETE FROM sessions s WHERE s.expires_at < now() - interval '1 day' \
+                 AND NOT EXISTS (SELECT 1 FROM grants g WHERE g.sid = s.sid)",
+                &[],
+            )
+            .await?;
+        Ok(n)
+    }
+}

@@ -1,0 +1,319 @@
+//! Partner records and the rules a record must meet before it is stored.
+
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+
+use crate::RegistryError;
+
+pub const AUTH_METHODS: [&str; 2] = ["client_secret_basic", "client_secret_post"];
+pub const SIGNING_ALGS: [&str; 2] = ["ES256", "RS256"];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Active,
+    Suspended,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Active => "active",
+            Status::Suspended => "suspended",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Status, RegistryError> {
+        match s {
+            "active" => Ok(Status::Active),
+            "suspended" => Ok(Status::Suspended),
+            other => Err(RegistryError::Invalid(format!("unknown status {other}"))),
+        }
+    }
+}
+
+/// A service provider as enrolled (the secret in clear only on its way in).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceProviderSeed {
+    pub client_id: String,
+    pub name: String,
+    #[serde(default)]
+    pub sector_identifier: Option<String>,
+    pub client_secret: String,
+    pub redirect_uris: Vec<String>,
+    #[serde(default)]
+    pub post_logout_redirect_uris: Vec<String>,
+    pub scopes: Vec<String>,
+    pub claims: Vec<String>,
+    pub acr_values: Vec<String>,
+    pub idp_ids: Vec<String>,
+    #[serde(default = "default_alg")]
+    pub id_token_signed_response_alg: String,
+    #[serde(default = "default_auth_method")]
+    pub token_endpoint_auth_method: String,
+    #[serde(default = "default_status")]
+    pub status: Status,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdentityProviderSeed {
+    pub id: String,
+    pub name: String,
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: String,
+    pub acr_values: Vec<String>,
+    pub scopes: Vec<String>,
+    #[serde(default = "default_auth_method")]
+    pub token_endpoint_auth_method: String,
+    #[serde(default = "default_status")]
+    pub status: Status,
+}
+
+/// The seed file: partners created or updated at start.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Seed {
+    #[serde(default)]
+    pub identity_providers: Vec<IdentityProviderSeed>,
+    #[serde(default)]
+    pub service_providers: Vec<ServiceProviderSeed>,
+}
+
+fn default_alg() -> String {
+    "ES256".into()
+}
+fn default_auth_method() -> String {
+    "client_secret_basic".into()
+}
+fn default_status() -> Status {
+    Status::Active
+}
+
+impl Seed {
+    pub fn parse(toml_text: &str) -> Result<Seed, RegistryError> {
+        let seed: Seed = toml::from_str(toml_text)
+            .map_err(|e| RegistryError::Invalid(format!("seed file: {e}")))?;
+        for idp in &seed.identity_providers {
+            idp.validate()?;
+        }
+        for sp in &seed.service_providers {
+            sp.validate()?;
+            for idp in &sp.idp_ids {
+                if !seed.identity_providers.iter().any(|i| &i.id == idp) {
+                    return Err(RegistryError::Invalid(format!(
+                        "service provider {}: unknown identity provider {idp}",
+                        sp.client_id
+                    )));
+                }
+            }
+        }
+        Ok(seed)
+    }
+}
+
+fn check_id(what: &str, id: &str) -> Result<(), RegistryError> {
+    let ok = !id.is_empty()
+        && id.len() <= 128
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(RegistryError::Invalid(format!(
+            "{what} {id:?}: 1-128 characters among A-Z a-z 0-9 - _ ."
+        )))
+    }
+}
+
+/// A redirect URI must be absolute, without fragment, and https unless it is loopback.
+pub fn check_redirect_uri(uri: &str) -> Result<(), RegistryError> {
+    let parsed = url::Url::parse(uri)
+        .map_err(|_| RegistryError::Invalid(format!("redirect URI {uri:?} is not a URL")))?;
+    if parsed.fragment().is_some() {
+        return Err(RegistryError::Invalid(format!(
+            "redirect URI {uri:?} must not have a fragment"
+        )));
+    }
+    let loopback = matches!(
+        parsed.host_str(),
+        Some("127.0.0.1") | Some("localhost") | Some("[::1]")
+    );
+    match parsed.scheme() {
+        "https" => Ok(()),
+        "http" if loopback => Ok(()),
+        _ => Err(RegistryError::Invalid(format!(
+            "redirect URI {uri:?} must be https (http only on loopback)"
+        ))),
+    }
+}
+
+impl ServiceProviderSeed {
+    pub fn validate(&self) -> Result<(), RegistryError> {
+        check_id("client_id", &self.client_id)?;
+        // 256 bits of entropy: at least 43 base64url characters (terms of use).
+        if self.client_secret.len() < 43 {
+            return Err(RegistryError::Invalid(format!(
+                "service provider {}: client_secret must carry 256 bits (43+ characters)",
+                self.client_id
+            )));
+        }
+        if self.redirect_uris.is_empty() {
+            return Err(RegistryError::Invalid(format!(
+                "service provider {}: at least one redirect URI",
+                self.client_id
+            )));
+        }
+        for uri in self
+            .redirect_uris
+            .iter()
+            .chain(&self.post_logout_redirect_uris)
+        {
+            check_redirect_uri(uri)?;
+        }
+        if !SIGNING_ALGS.contains(&self.id_token_signed_response_alg.as_str()) {
+            return Err(RegistryError::Invalid(format!(
+                "service provider {}: id_token_signed_response_alg must be ES256 or RS256",
+                self.client_id
+            )));
+        }
+        if !AUTH_METHODS.contains(&self.token_endpoint_auth_method.as_str()) {
+            return Err(RegistryError::Invalid(format!(
+                "service provider {}: token_endpoint_auth_method must be one of {AUTH_METHODS:?}",
+                self.client_id
+            )));
+        }
+        if !self.scopes.iter().any(|s| s == "openid") {
+            return Err(RegistryError::Invalid(format!(
+                "service provider {}: scopes must include openid",
+                self.client_id
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl IdentityProviderSeed {
+    pub fn validate(&self) -> Result<(), RegistryError> {
+        check_id("identity provider id", &self.id)?;
+        let issuer = url::Url::parse(&self.issuer).map_err(|_| {
+            RegistryError::Invalid(format!(
+                "identity provider {}: issuer is not a URL",
+                self.id
+            ))
+        })?;
+        if !matches!(issuer.scheme(), "https" | "http") {
+            return Err(RegistryError::Invalid(format!(
+                "identity provider {}: issuer must be http(s)",
+                self.id
+            )));
+        }
+        if !AUTH_METHODS.contains(&self.token_endpoint_auth_method.as_str()) {
+            return Err(RegistryError::Invalid(format!(
+                "identity provider {}: token_endpoint_auth_method must be one of {AUTH_METHODS:?}",
+                self.id
+            )));
+        }
+        if self.acr_values.is_empty() {
+            return Err(RegistryError::Invalid(format!(
+                "identity provider {}: acr_values must not be empty",
+                self.id
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Client secrets are kept only as an HMAC under the registry's key: a keyed hash, so a
+/// stolen table alone reveals nothing, and fast enough for the token endpoint.
+#[derive(Clone)]
+pub struct SecretHasher {
+    key: Vec<u8>,
+}
+
+impl SecretHasher {
+    pub fn new(key: &str) -> Self {
+        SecretHasher {
+            key: key.as_bytes().to_vec(),
+        }
+    }
+
+    pub fn hash(&self, secret: &str) -> Vec<u8> {
+        // HMAC accepts keys of any length.
+        let mut mac = match Hmac::<Sha256>::new_from_slice(&self.key) {
+            Ok(m) => m,
+            Err(_) => return Vec::new(),
+        };
+        mac.update(secret.as_bytes());
+        mac.finalize().into_bytes().to_vec()
+    }
+
+    pub fn matches(&self, secret: &str, stored: &[u8]) -> bool {
+        let computed = self.hash(secret);
+        !stored.is_empty() && bool::from(computed.as_slice().ct_eq(stored))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redirect_uris_must_be_https_or_loopback() {
+        assert!(check_redirect_uri("https://sp.example/cb").is_ok());
+        assert!(check_redirect_uri("http://127.0.0.1:8700/cb").is_ok());
+        assert!(check_redirect_uri("http://sp.example/cb").is_err());
+        assert!(check_redirect_uri("https://sp.example/cb#x").is_err());
+        assert!(check_redirect_uri("/cb").is_err());
+    }
+
+    #[test]
+    fn secrets_hash_under_the_key_and_compare() {
+        let h = SecretHasher::new("k1-0123456789012345678901234567890");
+        let other = SecretHasher::new("k2-0123456789012345678901234567890");
+        let stored = h.hash("s3cret");
+        assert!(h.matches("s3cret", &stored));
+        assert!(!h.matches("s3cret!", &stored));
+        assert!(!other.matches("s3cret", &stored));
+        assert!(!h.matches("s3cret", &[]));
+    }
+
+    #[test]
+    fn seed_refuses_weak_secrets_and_unknown_idps() {
+        let weak = r#"
+[[identity_providers]]
+id = "idp"
+name = "IdP"
+issuer = "http://127.0.0.1:1"
+client_id = "hub"
+client_secret = "x"
+acr_values = ["eidas1"]
+scopes = ["openid"]
+
+[[service_providers]]
+client_id = "sp"
+name = "SP"
+client_secret = "short"
+redirect_uris = ["https://sp/cb"]
+scopes = ["openid"]
+claims = []
+acr_values = ["eidas1"]
+idp_ids = ["idp"]
+"#;
+        let err = Seed::parse(weak).unwrap_err().to_string();
+        assert!(err.contains("256 bits"), "{err}");
+        let unknown = weak
+            .replace(
+                "\"short\"",
+                "\"0123456789012345678901234567890123456789abcd\"",
+            )
+            .replace("idp_ids = [\"idp\"]", "idp_ids = [\"nope\"]");
+        let err = Seed::parse(&unknown).unwrap_err().to_string();
+        assert!(err.contains("unknown identity provider nope"), "{err}");
+    }
+}

@@ -1,0 +1,122 @@
+//! The registry's gRPC face.
+
+use relais_bus::events::PartnerKind;
+use relais_proto::registry::v1 as pb;
+use relais_proto::registry::v1::registry_server::Registry;
+use time::OffsetDateTime;
+use tonic::{Request, Response, Status};
+
+use crate::RegistryError;
+use crate::domain::{SecretHasher, Status as PartnerStatus};
+use crate::store::Store;
+
+pub struct RegistryService {
+    store: Store,
+    hasher: SecretHasher,
+}
+
+impl RegistryService {
+    pub fn new(store: Store, hasher: SecretHasher) -> Self {
+        RegistryService { store, hasher }
+    }
+}
+
+fn status_from_proto(v: i32) -> Result<PartnerStatus, RegistryError> {
+    match pb::PartnerStatus::try_from(v) {
+        Ok(pb::PartnerStatus::Active) => Ok(PartnerStatus::Active),
+        Ok(pb::PartnerStatus::Suspended) => Ok(PartnerStatus::Suspended),
+        _ => Err(RegistryError::Invalid(
+            "status must be active or suspended".into(),
+        )),
+    }
+}
+
+#[tonic::async_trait]
+impl Registry for RegistryService {
+    async fn get_service_provider(
+        &self,
+        request: Request<pb::GetServiceProviderRequest>,
+    ) -> Result<Response<pb::ServiceProvider>, Status> {
+        let stored = self
+            .store
+            .service_provider(&request.into_inner().client_id)
+            .await?;
+        Ok(Response::new(stored.sp))
+    }
+
+    async fn authenticate_client(
+        &self,
+        request: Request<pb::AuthenticateClientRequest>,
+    ) -> Result<Response<pb::ServiceProvider>, Status> {
+        let req = request.into_inner();
+        let stored = match self.store.service_provider(&req.client_id).await {
+            Ok(s) => s,
+            // An unknown client and a bad secret look the same to the caller.
+            Err(RegistryError::UnknownClient) => return Err(RegistryError::BadCredentials.into()),
+            Err(e) => return Err(e.into()),
+        };
+        if !self.hasher.matches(&req.client_secret, &stored.secret_hash) {
+            return Err(RegistryError::BadCredentials.into());
+        }
+        if stored.sp.token_endpoint_auth_method != req.method {
+            return Err(
+                RegistryError::WrongAuthMethod(stored.sp.token_endpoint_auth_method).into(),
+            );
+        }
+        if stored.secret_expires_at <= OffsetDateTime::now_utc() {
+            return Err(RegistryError::SecretExpired.into());
+        }
+        if stored.sp.status != pb::PartnerStatus::Active as i32 {
+            return Err(RegistryError::Suspended.into());
+        }
+        Ok(Response::new(stored.sp))
+    }
+
+    async fn get_identity_provider(
+        &self,
+        request: Request<pb::GetIdentityProviderRequest>,
+    ) -> Result<Response<pb::IdentityProvider>, Status> {
+        let idp = self
+            .store
+            .identity_provider(&request.into_inner().id)
+            .await?;
+        Ok(Response::new(idp))
+    }
+
+    async fn list_identity_providers(
+        &self,
+        _request: Request<pb::ListIdentityProvidersRequest>,
+    ) -> Result<Response<pb::ListIdentityProvidersResponse>, Status> {
+        let identity_providers = self.store.identity_providers().await?;
+        Ok(Response::new(pb::ListIdentityProvidersResponse {
+            identity_providers,
+        }))
+    }
+
+    async fn set_service_provider_status(
+        &self,
+        request: Request<pb::SetStatusRequest>,
+    ) -> Result<Response<pb::ServiceProvider>, Status> {
+        let req = request.into_inner();
+        let status = status_from_proto(req.status)?;
+        self.store
+            .set_status(PartnerKind::Sp, &req.id, status, &req.reason)
+            .await?;
+        let stored = self.store.service_provider(&req.id).await?;
+        tracing::info!(client_id = %req.id, status = status.as_str(), "service provider status changed");
+        Ok(Response::new(stored.sp))
+    }
+
+    async fn set_identity_provider_status(
+        &self,
+        request: Request<pb::SetStatusRequest>,
+    ) -> Result<Response<pb::IdentityProvider>, Status> {
+        let req = request.into_inner();
+        let status = status_from_proto(req.status)?;
+        self.store
+            .set_status(PartnerKind::Idp, &req.id, status, &req.reason)
+            .await?;
+        tracing::info!(idp = %req.id, status = status.as_str(), "identity provider status changed");
+        Ok(Response::new(self.store.identity_provider(&req.id).await?))
+    }
+}

@@ -1,0 +1,175 @@
+//! The partner registry: service providers (client ids, hashed secrets, redirect URIs,
+//! habilitations, accepted IdPs, signing algorithm, status) and identity providers
+//! (issuer, the hub's credentials there, acr levels, status). Other services ask it over
+//! gRPC and hear of changes on the bus. It owns the `registry` schema; it never stores a
+//! client secret in clear and never answers "unknown client" differently from "bad secret".
+
+mod config;
+pub mod domain;
+mod grpc;
+mod store;
+
+use deadpool_postgres::Pool;
+use relais_bus::BusConfig;
+use relais_config::DatabaseConfig;
+use relais_proto::registry::v1::registry_server::RegistryServer;
+use relais_runtime::{Shutdown, Tasks};
+use tokio::net::TcpListener;
+
+pub use config::RegistryConfig;
+pub use domain::Seed;
+pub use grpc::RegistryService;
+pub use store::Store;
+
+pub const SCHEMA: &str = "registry";
+
+mod embedded {
+    refinery::embed_migrations!("migrations");
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("unknown client")]
+    UnknownClient,
+    #[error("unknown identity provider")]
+    UnknownIdp,
+    #[error("client authentication failed")]
+    BadCredentials,
+    #[error("client must authenticate with {0}")]
+    WrongAuthMethod(String),
+    #[error("client secret has expired; ask for a new one")]
+    SecretExpired,
+    #[error("partner is suspended")]
+    Suspended,
+    #[error("{0}")]
+    Invalid(String),
+    #[error("database: {0}")]
+    Database(String),
+    #[error("bus: {0}")]
+    Bus(String),
+    #[error(transparent)]
+    Runtime(#[from] relais_runtime::RuntimeError),
+}
+
+impl From<tokio_postgres::Error> for RegistryError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        RegistryError::Database(e.to_string())
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for RegistryError {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        RegistryError::Database(e.to_string())
+    }
+}
+
+impl RegistryError {
+    /// The stable code callers branch on (gRPC metadata `relais-error-code`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            RegistryError::UnknownClient => "unknown_client",
+            RegistryError::UnknownIdp => "unknown_idp",
+            RegistryError::BadCredentials => "client_authentication_failed",
+            RegistryError::WrongAuthMethod(_) => "client_auth_method_mismatch",
+            RegistryError::SecretExpired => "client_secret_expired",
+            RegistryError::Suspended => "client_suspended",
+            RegistryError::Invalid(_) => "invalid_argument",
+            RegistryError::Database(_) | RegistryError::Bus(_) | RegistryError::Runtime(_) => {
+                "service_unavailable"
+            }
+        }
+    }
+}
+
+impl From<RegistryError> for tonic::Status {
+    fn from(e: RegistryError) -> Self {
+        use tonic::Code;
+        let code = match &e {
+            RegistryError::UnknownClient | RegistryError::UnknownIdp => Code::NotFound,
+            RegistryError::BadCredentials
+            | RegistryError::WrongAuthMethod(_)
+            | RegistryError::SecretExpired => Code::Unauthenticated,
+            RegistryError::Suspended => Code::FailedPrecondition,
+            RegistryError::Invalid(_) => Code::InvalidArgument,
+            RegistryError::Database(_) | RegistryError::Bus(_) | RegistryError::Runtime(_) => {
+                tracing::error!(error = %e, "registry failure");
+                Code::Unavailable
+            }
+        };
+        let message = if code == Code::Unavailable {
+            "registry unavailable".to_string()
+        } else {
+            e.to_string()
+        };
+        let mut status = tonic::Status::new(code, message);
+        status.metadata_mut().insert(
+            "relais-error-code",
+            tonic::metadata::MetadataValue::from_static(e.code()),
+        );
+        status
+    }
+}
+
+/// Creates the schema and applies migrations (the registry's and the bus's tables).
+pub async fn prepare(db: &DatabaseConfig) -> Result<Pool, RegistryError> {
+    let pool = relais_runtime::pg_pool(db, SCHEMA).await?;
+    relais_runtime::migrate(&pool, SCHEMA, embedded::migrations::runner()).await?;
+    let mut client = pool.get().await?;
+    relais_bus::migrate(&mut client)
+        .await
+        .map_err(|e| RegistryError::Bus(e.to_string()))?;
+    Ok(pool)
+}
+
+/// Starts the registry: seeds partners, serves gRPC on `listener`, relays its events.
+pub async fn start(
+    config: RegistryConfig,
+    db: &DatabaseConfig,
+    bus: BusConfig,
+    listener: TcpListener,
+    shutdown: Shutdown,
+) -> Result<Tasks, RegistryError> {
+    config
+        .validate()
+        .map_err(|e| RegistryError::Invalid(e.to_string()))?;
+    let pool = prepare(db).await?;
+    let store = Store::new(pool.clone());
+    let hasher = domain::SecretHasher::new(config.secret_hash_key.expose());
+    if let Some(path) = &config.seed_file {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| RegistryError::Invalid(format!("seed file {path}: {e}")))?;
+        let seed = Seed::parse(&text)?;
+        store
+            .apply_seed(
+                &seed.identity_providers,
+                &seed.service_providers,
+                &hasher,
+                config.secret_lifetime_days,
+            )
+            .await?;
+        tracing::info!(
+            sps = seed.service_providers.len(),
+            idps = seed.identity_providers.len(),
+            "registry seeded"
+        );
+    }
+    let mut tasks = Tasks::new(shutdown.clone());
+    let service = RegistryServer::new(RegistryService::new(store, hasher));
+    let router = relais_runtime::grpc_server().add_service(service);
+    let token = shutdown.clone();
+    tasks.spawn("registry.grpc", async move {
+        if let Err(e) = relais_runtime::serve_grpc(router, listener, token).await {
+            tracing::error!(error = %e, "registry gRPC server stopped");
+        }
+    });
+    let relay = relais_bus::spawn_relay(
+        pool,
+        relais_runtime::pg_config(db, SCHEMA)?,
+        bus,
+        shutdown.clone(),
+    );
+    tasks.spawn("registry.outbox", async move {
+        let _ = relay.task.await;
+    });
+    Ok(tasks)
+}

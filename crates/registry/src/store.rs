@@ -1,0 +1,254 @@
+//! SQL of the registry's own schema.
+
+use deadpool_postgres::Pool;
+use relais_bus::Event;
+use relais_bus::events::{PartnerEvent, PartnerKind, PartnerStatus};
+use relais_proto::registry::v1 as pb;
+use time::OffsetDateTime;
+use tokio_postgres::Row;
+
+use crate::RegistryError;
+use crate::domain::{IdentityProviderSeed, SecretHasher, ServiceProviderSeed, Status};
+
+/// A service provider with its stored secret hash.
+#[derive(Clone, Debug)]
+pub struct StoredSp {
+    pub sp: pb::ServiceProvider,
+    pub secret_hash: Vec<u8>,
+    pub secret_expires_at: OffsetDateTime,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    pool: Pool,
+}
+
+const SP_COLUMNS: &str = "client_id, name, sector_identifier, secret_hash, secret_expires_at, \
+    redirect_uris, post_logout_redirect_uris, scopes, claims, acr_values, idp_ids, \
+    id_token_signed_response_alg, token_endpoint_auth_method, status";
+const IDP_COLUMNS: &str = "id, name, issuer, client_id, client_secret, acr_values, scopes, \
+    token_endpoint_auth_method, status";
+
+fn proto_status(s: &str) -> i32 {
+    match s {
+        "active" => pb::PartnerStatus::Active as i32,
+        "suspended" => pb::PartnerStatus::Suspended as i32,
+        _ => pb::PartnerStatus::Unspecified as i32,
+    }
+}
+
+fn sp_from_row(row: &Row) -> Result<StoredSp, RegistryError> {
+    let status: String = row.try_get("status")?;
+    Ok(StoredSp {
+        sp: pb::ServiceProvider {
+            client_id: row.try_get("client_id")?,
+            name: row.try_get("name")?,
+            sector_identifier: row.try_get("sector_identifier")?,
+            redirect_uris: row.try_get("redirect_uris")?,
+            post_logout_redirect_uris: row.try_get("post_logout_redirect_uris")?,
+            scopes: row.try_get("scopes")?,
+            claims: row.try_get("claims")?,
+            acr_values: row.try_get("acr_values")?,
+            idp_ids: row.try_get("idp_ids")?,
+            id_token_signed_response_alg: row.try_get("id_token_signed_response_alg")?,
+            token_endpoint_auth_method: row.try_get("token_endpoint_auth_method")?,
+            status: proto_status(&status),
+        },
+        secret_hash: row.try_get("secret_hash")?,
+        secret_expires_at: row.try_get("secret_expires_at")?,
+    })
+}
+
+fn idp_from_row(row: &Row) -> Result<pb::IdentityProvider, RegistryError> {
+    let status: String = row.try_get("status")?;
+    Ok(pb::IdentityProvider {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        issuer: row.try_get("issuer")?,
+        client_id: row.try_get("client_id")?,
+        client_secret: row.try_get("client_secret")?,
+        acr_values: row.try_get("acr_values")?,
+        scopes: row.try_get("scopes")?,
+        token_endpoint_auth_method: row.try_get("token_endpoint_auth_method")?,
+        status: proto_status(&status),
+    })
+}
+
+fn partner_event(kind: PartnerKind, id: &str, status: Status) -> Result<Event, RegistryError> {
+    let payload = PartnerEvent {
+        partner: kind,
+        partner_id: id.to_string(),
+        status: match status {
+            Status::Active => PartnerStatus::Production,
+            Status::Suspended => PartnerStatus::Suspended,
+        },
+    };
+    Event::from_payload("registry", &payload).map_err(|e| RegistryError::Bus(e.to_string()))
+}
+
+impl Store {
+    pub fn new(pool: Pool) -> Self {
+        Store { pool }
+    }
+
+    pub async fn service_provider(&self, client_id: &str) -> Result<StoredSp, RegistryError> {
+        let client = self.pool.get().await?;
+        let stmt = client
+            .prepare_cached(&format!(
+                "SELECT {SP_COLUMNS} FROM service_providers WHERE client_id = $1"
+            ))
+            .await?;
+        let row = client
+            .query_opt(&stmt, &[&client_id])
+            .await?
+            .ok_or(RegistryError::UnknownClient)?;
+        sp_from_row(&row)
+    }
+
+    pub async fn identity_provider(&self, id: &str) -> Result<pb::IdentityProvider, RegistryError> {
+        let client = self.pool.get().await?;
+        let stmt = client
+            .prepare_cached(&format!(
+                "SELECT {IDP_COLUMNS} FROM identity_providers WHERE id = $1"
+            ))
+            .await?;
+        let row = client
+            .query_opt(&stmt, &[&id])
+            .await?
+            .ok_or(RegistryError::UnknownIdp)?;
+        idp_from_row(&row)
+    }
+
+    pub async fn identity_providers(&self) -> Result<Vec<pb::IdentityProvider>, RegistryError> {
+        let client = self.pool.get().await?;
+        let rows = client
+            .query(
+                &format!("SELECT {IDP_COLUMNS} FROM identity_providers ORDER BY id"),
+                &[],
+            )
+            .await?;
+        rows.iter().map(idp_from_row).collect()
+    }
+
+    /// Creates or updates the seeded partners; an SP's secret is re-hashed (and its
+    /// validity restarted) only when it changed.
+    pub async fn apply_seed(
+        &self,
+        idps: &[IdentityProviderSeed],
+        sps: &[ServiceProviderSeed],
+        hasher: &SecretHasher,
+        secret_lifetime_days: u32,
+    ) -> Result<(), RegistryError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        for idp in idps {
+            tx.execute(
+                "INSERT INTO identity_providers (id, name, issuer, client_id, client_secret, \
+                 acr_values, scopes, token_endpoint_auth_method, status) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+                 ON CONFLICT (id) DO UPDATE SET name = $2, issuer = $3, client_id = $4, \
+                 client_secret = $5, acr_values = $6, scopes = $7, \
+                 token_endpoint_auth_method = $8, status = $9, updated_at = now()",
+                &[
+                    &idp.id,
+                    &idp.name,
+                    &idp.issuer,
+                    &idp.client_id,
+                    &idp.client_secret,
+                    &idp.acr_values,
+                    &idp.scopes,
+                    &idp.token_endpoint_auth_method,
+                    &idp.status.as_str(),
+                ],
+            )
+            .await?;
+            relais_bus::enqueue(&tx, &partner_event(PartnerKind::Idp, &idp.id, idp.status)?)
+                .await
+                .map_err(|e| RegistryError::Bus(e.to_string()))?;
+        }
+        let expires = OffsetDateTime::now_utc() + time::Duration::days(secret_lifetime_days.into());
+        for sp in sps {
+            let hash = hasher.hash(&sp.client_secret);
+            let sector = sp
+                .sector_identifier
+                .clone()
+                .unwrap_or_else(|| sp.client_id.clone());
+            tx.execute(
+                "INSERT INTO service_providers (client_id, name, sector_identifier, secret_hash, \
+                 secret_expires_at, redirect_uris, post_logout_redirect_uris, scopes, claims, \
+                 acr_values, idp_ids, id_token_signed_response_alg, token_endpoint_auth_method, \
+                 status) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+                 ON CONFLICT (client_id) DO UPDATE SET name = $2, sector_identifier = $3, \
+                 secret_expires_at = CASE WHEN service_providers.secret_hash = $4 \
+                   THEN service_providers.secret_expires_at ELSE $5 END, \
+                 secret_hash = $4, redirect_uris = $6, post_logout_redirect_uris = $7, \
+                 scopes = $8, claims = $9, acr_values = $10, idp_ids = $11, \
+                 id_token_signed_response_alg = $12, token_endpoint_auth_method = $13, \
+                 status = $14, updated_at = now()",
+                &[
+                    &sp.client_id,
+                    &sp.name,
+                    &sector,
+                    &hash,
+                    &expires,
+                    &sp.redirect_uris,
+                    &sp.post_logout_redirect_uris,
+                    &sp.scopes,
+                    &sp.claims,
+                    &sp.acr_values,
+                    &sp.idp_ids,
+                    &sp.id_token_signed_response_alg,
+                    &sp.token_endpoint_auth_method,
+                    &sp.status.as_str(),
+                ],
+            )
+            .await?;
+            relais_bus::enqueue(
+                &tx,
+                &partner_event(PartnerKind::Sp, &sp.client_id, sp.status)?,
+            )
+            .await
+            .map_err(|e| RegistryError::Bus(e.to_string()))?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Changes a partner's status, records why, and announces it, all in one transaction.
+    pub async fn set_status(
+        &self,
+        kind: PartnerKind,
+        id: &str,
+        status: Status,
+        reason: &str,
+    ) -> Result<(), RegistryError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let sql = match kind {
+            PartnerKind::Sp => {
+                "UPDATE service_providers SET status = $2, updated_at = now() WHERE client_id = $1"
+            }
+            PartnerKind::Idp => {
+                "UPDATE identity_providers SET status = $2, updated_at = now() WHERE id = $1"
+            }
+        };
+        let n = tx.execute(sql, &[&id, &status.as_str()]).await?;
+        if n == 0 {
+            return Err(match kind {
+                PartnerKind::Sp => RegistryError::UnknownClient,
+                PartnerKind::Idp => RegistryError::UnknownIdp,
+            });
+        }
+        tx.execute(
+            "INSERT INTO status_changes (partner_kind, partner_id, status, reason) \
+             VALUES ($1, $2, $3, $4)",
+            &[&kind.as_str(), &id, &status.as_str(), &reason],
+        )
+        .await?;
+        relais_bus::enqueue(&tx, &partner_event(kind, id, status)?)
+            .await
+            .map_err(|e| RegistryError::Bus(e.to_string()))?;
+        tx.commit().await?;
+        Ok(())
+    }
+}

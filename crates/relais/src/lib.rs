@@ -1,0 +1,182 @@
+//! Starts Relais services: one per process (`relais <service>`), or all of them in one
+//! process (`relais all`), still talking gRPC over loopback and events over RabbitMQ, so
+//! the all-in-one hub behaves as the split one. It holds no protocol or business rules.
+
+pub mod config;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use relais_proto::oidc_front::v1::oidc_front_client::OidcFrontClient;
+use relais_runtime::{Shutdown, Tasks};
+
+pub use config::RelaisConfig;
+
+/// A service of the hub, as named on the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Service {
+    Gateway,
+    OidcFront,
+    IdpBridge,
+    Registry,
+    Trace,
+}
+
+impl Service {
+    pub const ALL: [Service; 5] = [
+        Service::Registry,
+        Service::Trace,
+        Service::IdpBridge,
+        Service::OidcFront,
+        Service::Gateway,
+    ];
+
+    pub fn parse(s: &str) -> Option<Service> {
+        Some(match s {
+            "gateway" => Service::Gateway,
+            "oidc-front" => Service::OidcFront,
+            "idp-bridge" => Service::IdpBridge,
+            "registry" => Service::Registry,
+            "trace" => Service::Trace,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Service::Gateway => "gateway",
+            Service::OidcFront => "oidc-front",
+            Service::IdpBridge => "idp-bridge",
+            Service::Registry => "registry",
+            Service::Trace => "trace",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{service}: {reason}")]
+    Service {
+        service: &'static str,
+        reason: String,
+    },
+}
+
+fn failed(service: Service, reason: impl ToString) -> StartError {
+    StartError::Service {
+        service: service.name(),
+        reason: reason.to_string(),
+    }
+}
+
+/// Running services and where they listen.
+pub struct Hub {
+    pub addrs: Vec<(Service, SocketAddr)>,
+    tasks: Tasks,
+}
+
+impl Hub {
+    pub fn addr(&self, service: Service) -> Option<SocketAddr> {
+        self.addrs
+            .iter()
+            .find(|(s, _)| *s == service)
+            .map(|(_, a)| *a)
+    }
+
+    /// Stops every task, draining within `grace`.
+    pub async fn stop(self, grace: Duration) {
+        self.tasks.shutdown(grace).await;
+    }
+
+    /// Waits for the tasks after the shutdown token was cancelled elsewhere.
+    pub async fn join(self, grace: Duration) {
+        self.tasks.join(grace).await;
+    }
+}
+
+fn listen_of(config: &RelaisConfig, service: Service) -> &str {
+    match service {
+        Service::Gateway => &config.gateway.listen,
+        Service::OidcFront => &config.oidc_front.listen,
+        Service::IdpBridge => &config.idp_bridge.listen,
+        Service::Registry => &config.registry.listen,
+        Service::Trace => &config.trace.listen,
+    }
+}
+
+/// Starts `services` in dependency order. Listeners are bound first, so a port 0 in
+/// the config becomes a real port that the other services are then pointed at.
+pub async fn start(
+    mut config: RelaisConfig,
+    services: &[Service],
+    shutdown: Shutdown,
+) -> Result<Hub, StartError> {
+    let mut listeners = Vec::new();
+    for s in Service::ALL.iter().filter(|s| services.contains(s)) {
+        let listener = relais_runtime::bind(listen_of(&config, *s))
+            .await
+            .map_err(|e| failed(*s, e))?;
+        let addr = listener.local_addr().map_err(|e| failed(*s, e))?;
+        listeners.push((*s, listener, addr));
+    }
+    let url = |addr: SocketAddr| relais_runtime::grpc_url(addr);
+    for (s, _, addr) in &listeners {
+        match s {
+            Service::Registry => {
+                config.oidc_front.registry_url = url(*addr);
+                config.idp_bridge.registry_url = url(*addr);
+            }
+            Service::IdpBridge => config.oidc_front.idp_bridge_url = url(*addr),
+            Service::OidcFront => config.gateway.oidc_front_url = url(*addr),
+            Service::Gateway | Service::Trace => {}
+        }
+    }
+    let mut tasks = Tasks::new(shutdown.clone());
+    let mut addrs = Vec::new();
+    for (s, listener, addr) in listeners {
+        let token = shutdown.clone();
+        let db = &config.database;
+        let bus = config.bus.clone();
+        let started = match s {
+            Service::Registry => {
+                relais_registry::start(config.registry.clone(), db, bus, listener, token)
+                    .await
+                    .map_err(|e| failed(s, e))?
+            }
+            Service::Trace => relais_trace::start(config.trace.clone(), db, bus, listener, token)
+                .await
+                .map_err(|e| failed(s, e))?,
+            Service::IdpBridge => {
+                relais_idp_bridge::start(config.idp_bridge.clone(), db, bus, listener, token)
+                    .await
+                    .map_err(|e| failed(s, e))?
+            }
+            Service::OidcFront => {
+                relais_oidc_front::start(config.oidc_front.clone(), db, bus, listener, token)
+                    .await
+                    .map_err(|e| failed(s, e))?
+            }
+            Service::Gateway => {
+                let channel = relais_runtime::grpc_channel(&config.gateway.oidc_front_url)
+                    .map_err(|e| failed(s, e))?;
+                let handle = relais_gateway::start(
+                    config.gateway.clone(),
+                    listener,
+                    OidcFrontClient::new(channel),
+                    token.clone(),
+                )
+                .await
+                .map_err(|e| failed(s, e))?;
+                let mut t = Tasks::new(token);
+                t.spawn("gateway.http", async move {
+                    let _ = handle.await;
+                });
+                t
+            }
+        };
+        tracing::info!(service = s.name(), %addr, "service started");
+        tasks.extend(started);
+        addrs.push((s, addr));
+    }
+    Ok(Hub { addrs, tasks })
+}

@@ -1,0 +1,97 @@
+//! `relais <service> [--config FILE]`: runs one service, or `all` of them.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use relais::{RelaisConfig, Service};
+
+const USAGE: &str =
+    "usage: relais <all|gateway|oidc-front|idp-bridge|registry|trace|check-config> [--config FILE]
+Settings come from defaults, then FILE (or $RELAIS_CONFIG), then RELAIS__SECTION__FIELD variables.";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut command = None;
+    let mut file = std::env::var_os("RELAIS_CONFIG").map(PathBuf::from);
+    let mut i = 0;
+    while i < args.len() {
+        match args[i].as_str() {
+            "--config" | "-c" => {
+                let Some(path) = args.get(i + 1) else {
+                    eprintln!("--config needs a file\n{USAGE}");
+                    return ExitCode::from(2);
+                };
+                file = Some(PathBuf::from(path));
+                i += 1;
+            }
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                return ExitCode::SUCCESS;
+            }
+            other if command.is_none() => command = Some(other.to_string()),
+            other => {
+                eprintln!("unexpected argument {other}\n{USAGE}");
+                return ExitCode::from(2);
+            }
+        }
+        i += 1;
+    }
+    let Some(command) = command else {
+        eprintln!("{USAGE}");
+        return ExitCode::from(2);
+    };
+    let services: Vec<Service> = match command.as_str() {
+        "all" | "check-config" => Service::ALL.to_vec(),
+        name => match Service::parse(name) {
+            Some(s) => vec![s],
+            None => {
+                eprintln!("unknown service {name}\n{USAGE}");
+                return ExitCode::from(2);
+            }
+        },
+    };
+    let config: RelaisConfig = match relais_config::load(file.as_deref(), std::env::vars()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("relais: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(e) = config.validate() {
+        eprintln!("relais: {e}");
+        return ExitCode::from(2);
+    }
+    if command == "check-config" {
+        println!("configuration is valid");
+        return ExitCode::SUCCESS;
+    }
+    relais_telemetry::init(&config.telemetry);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("relais: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let shutdown = relais_runtime::Shutdown::new();
+        let hub = match relais::start(config, &services, shutdown.clone()).await {
+            Ok(h) => h,
+            Err(e) => {
+                eprintln!("relais: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        for (s, addr) in &hub.addrs {
+            println!("relais {} listening on {addr}", s.name());
+        }
+        relais_runtime::termination_signal().await;
+        tracing::info!("stopping");
+        hub.stop(Duration::from_secs(10)).await;
+        ExitCode::SUCCESS
+    })
+}

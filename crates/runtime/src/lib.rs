@@ -1,0 +1,225 @@
+//! What every Relais service process needs to run and stop cleanly: a set of named tasks
+//! under one shutdown token, PostgreSQL pools bound to the service's own schema with its
+//! migrations applied, gRPC serving on a pre-bound listener, and gRPC client channels.
+//! It holds no business rules and no global state.
+
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use relais_config::DatabaseConfig;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub use tokio_util::sync::CancellationToken as Shutdown;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("database: {0}")]
+    Database(String),
+    #[error("migrations of schema {schema}: {reason}")]
+    Migration { schema: String, reason: String },
+    #[error("cannot bind {addr}: {reason}")]
+    Bind { addr: String, reason: String },
+    #[error("invalid endpoint {0}")]
+    Endpoint(String),
+    #[error("gRPC server: {0}")]
+    Serve(String),
+}
+
+/// Named tasks of one service (or of the whole hub), stopped together.
+pub struct Tasks {
+    shutdown: CancellationToken,
+    handles: Vec<(String, JoinHandle<()>)>,
+}
+
+impl Tasks {
+    pub fn new(shutdown: CancellationToken) -> Self {
+        Tasks {
+            shutdown,
+            handles: Vec::new(),
+        }
+    }
+
+    pub fn token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    pub fn spawn<F>(&mut self, name: impl Into<String>, task: F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        self.handles.push((name.into(), tokio::spawn(task)));
+    }
+
+    /// Adopts another set's tasks (a service's tasks inside the all-in-one process).
+    pub fn extend(&mut self, other: Tasks) {
+        self.handles.extend(other.handles);
+    }
+
+    /// Signals every task to stop and waits for each within `grace`; tasks still
+    /// running then are aborted and named in the log.
+    pub async fn shutdown(self, grace: Duration) {
+        self.shutdown.cancel();
+        self.join(grace).await;
+    }
+
+    /// Waits for the tasks to end on their own (after the token is cancelled elsewhere).
+    pub async fn join(self, grace: Duration) {
+        let deadline = tokio::time::Instant::now() + grace;
+        for (name, handle) in self.handles {
+            let abort = handle.abort_handle();
+            match tokio::time::timeout_at(deadline, handle).await {
+                Ok(Ok(())) => tracing::debug!(task = %name, "task stopped"),
+                Ok(Err(e)) => tracing::error!(task = %name, error = %e, "task failed"),
+                Err(_) => {
+                    abort.abort();
+                    tracing::warn!(task = %name, "task did not stop within the grace period");
+                }
+            }
+        }
+    }
+}
+
+/// Resolves when the process is asked to stop (SIGTERM or Ctrl-C).
+pub async fn termination_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+/// Binds a listener; port 0 picks a free port (read it back with `local_addr`).
+pub async fn bind(addr: &str) -> Result<TcpListener, RuntimeError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| RuntimeError::Bind {
+            addr: addr.to_string(),
+            reason: e.to_string(),
+        })
+}
+
+/// Connection settings whose sessions see only `schema`.
+pub fn pg_config(
+    db: &DatabaseConfig,
+    schema: &str,
+) -> Result<tokio_postgres::Config, RuntimeError> {
+    let mut pg = tokio_postgres::Config::from_str(db.url.expose())
+        .map_err(|e| RuntimeError::Database(e.to_string()))?;
+    pg.options(format!("-c search_path={schema}"));
+    pg.application_name(format!("relais-{schema}"));
+    pg.connect_timeout(Duration::from_secs(5));
+    Ok(pg)
+}
+
+/// A pool whose connections see only `schema` (created if missing).
+pub async fn pg_pool(db: &DatabaseConfig, schema: &str) -> Result<Pool, RuntimeError> {
+    if !schema.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
+        return Err(RuntimeError::Database(format!("bad schema name {schema}")));
+    }
+    let pg = pg_config(db, schema)?;
+    let manager = Manager::from_config(
+        pg,
+        tokio_postgres::NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    let pool = Pool::builder(manager)
+        .max_size(db.pool_size)
+        .wait_timeout(Some(Duration::from_secs(10)))
+        .create_timeout(Some(Duration::from_secs(5)))
+        .runtime(deadpool_postgres::Runtime::Tokio1)
+        .build()
+        .map_err(|e| RuntimeError::Database(e.to_string()))?;
+    let client = pool
+        .get()
+        .await
+        .map_err(|e| RuntimeError::Database(e.to_string()))?;
+    client
+        .batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
+        .await
+        .or_else(|e| {
+            // Two services starting together may race on CREATE SCHEMA.
+            if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) {
+                Ok(())
+            } else {
+                Err(RuntimeError::Database(e.to_string()))
+            }
+        })?;
+    Ok(pool)
+}
+
+/// Applies a service's embedded refinery migrations to its schema.
+pub async fn migrate(
+    pool: &Pool,
+    schema: &str,
+    runner: refinery::Runner,
+) -> Result<(), RuntimeError> {
+    let mut client = pool.get().await.map_err(|e| RuntimeError::Migration {
+        schema: schema.to_string(),
+        reason: e.to_string(),
+    })?;
+    runner
+        .run_async(&mut **client)
+        .await
+        .map_err(|e| RuntimeError::Migration {
+            schema: schema.to_string(),
+            reason: e.to_string(),
+        })?;
+    Ok(())
+}
+
+/// A lazily connecting gRPC channel to another service (`http://127.0.0.1:7001`).
+pub fn grpc_channel(endpoint: &str) -> Result<tonic::transport::Channel, RuntimeError> {
+    let ep = tonic::transport::Endpoint::from_shared(endpoint.to_string())
+        .map_err(|_| RuntimeError::Endpoint(endpoint.to_string()))?
+        .connect_timeout(Duration::from_secs(3))
+        .timeout(Duration::from_secs(30))
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(Duration::from_secs(30));
+    Ok(ep.connect_lazy())
+}
+
+/// The URL other services use to reach a listener bound on `addr`.
+pub fn grpc_url(addr: SocketAddr) -> String {
+    format!("http://{addr}")
+}
+
+/// Serves a tonic router on an already bound listener until `shutdown`.
+pub async fn serve_grpc(
+    router: tonic::transport::server::Router,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), RuntimeError> {
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    router
+        .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
+        .await
+        .map_err(|e| RuntimeError::Serve(e.to_string()))
+}
+
+/// A tonic server builder with the settings every service uses.
+pub fn grpc_server() -> tonic::transport::Server {
+    tonic::transport::Server::builder()
+        .tcp_nodelay(true)
+        .timeout(Duration::from_secs(30))
+}

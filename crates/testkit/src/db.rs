@@ -1,0 +1,131 @@
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use tokio_postgres::NoTls;
+use uuid::Uuid;
+
+const DEFAULT_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// A fresh database on the shared server, dropped when this value is dropped.
+///
+/// The admin connection comes from `RELAIS_TEST_PG` (default
+/// `postgres://postgres@127.0.0.1:5432/postgres`); the database is named
+/// `relais_test_<uuid>`.
+pub struct TestDb {
+    name: String,
+    url: String,
+    admin_url: String,
+    dropped: bool,
+}
+
+impl TestDb {
+    pub async fn create() -> Self {
+        let admin_url =
+            std::env::var("RELAIS_TEST_PG").unwrap_or_else(|_| DEFAULT_ADMIN_URL.to_owned());
+        let name = format!("relais_test_{}", Uuid::new_v4().simple());
+        let admin = connect(&admin_url).await;
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap_or_else(|e| panic!("cannot create test database {name}: {e}"));
+        let mut url = url::Url::parse(&admin_url)
+            .unwrap_or_else(|e| panic!("RELAIS_TEST_PG is not a URL ({e}): {admin_url}"));
+        url.set_path(&name);
+        Self {
+            name,
+            url: url.to_string(),
+            admin_url,
+            dropped: false,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// `postgres://…/<name>`: what a service under test is configured with.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The parsed connection settings, for a connection outside any pool (LISTEN).
+    pub fn pg_config(&self) -> tokio_postgres::Config {
+        self.url
+            .parse()
+            .unwrap_or_else(|e| panic!("test database URL does not parse: {e}"))
+    }
+
+    /// A pool whose connections work in `schema` (created if missing) through their
+    /// `search_path`, as each service's pool does.
+    pub async fn pool(&self, schema: &str, max_size: usize) -> Pool {
+        assert!(
+            !schema.is_empty()
+                && schema
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
+            "schema name must be a plain lowercase identifier: {schema:?}"
+        );
+        connect(&self.url)
+            .await
+            .batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
+            .await
+            .unwrap_or_else(|e| panic!("cannot create schema {schema}: {e}"));
+        let mut config = self.pg_config();
+        config.options(format!("-c search_path={schema}"));
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        Pool::builder(manager)
+            .max_size(max_size)
+            .build()
+            .unwrap_or_else(|e| panic!("cannot build a pool for schema {schema}: {e}"))
+    }
+
+    /// Drops the database now; the `Drop` fallback does the same from a thread of its own.
+    pub async fn cleanup(mut self) {
+        self.dropped = true;
+        drop_database(&self.admin_url, &self.name).await;
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if self.dropped {
+            return;
+        }
+        let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
+        // Drop cannot await, and may run inside a runtime: use a thread with its own.
+        let outcome = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("test runtime");
+            runtime.block_on(drop_database(&admin_url, &name));
+        })
+        .join();
+        if outcome.is_err() {
+            eprintln!("relais-testkit: could not drop test database {}", self.name);
+        }
+    }
+}
+
+async fn drop_database(admin_url: &str, name: &str) {
+    connect(admin_url)
+        .await
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .await
+        .unwrap_or_else(|e| panic!("cannot drop test database {name}: {e}"));
+}
+
+async fn connect(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("cannot reach PostgreSQL ({e}); set RELAIS_TEST_PG"));
+    tokio::spawn(async move {
+        // The connection ends when the client is dropped; its error then is of no interest.
+        let _ = connection.await;
+    });
+    client
+}

@@ -1,0 +1,287 @@
+//! SQL of the proof store.
+
+use deadpool_postgres::{Pool, Transaction};
+use relais_bus::Event;
+use relais_bus::events::{ConnectionEvent, ConnectionStep, Outcome};
+use relais_proto::trace::v1 as pb;
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use tokio_postgres::Row;
+
+use crate::TraceError;
+
+#[derive(Clone)]
+pub struct Store {
+    pool: Pool,
+}
+
+/// Steps taken at the browser: their source address is the user's.
+fn from_browser(step: ConnectionStep) -> bool {
+    matches!(
+        step,
+        ConnectionStep::AuthorizeInitiated
+            | ConnectionStep::ChooserShown
+            | ConnectionStep::IdpChosen
+            | ConnectionStep::IdpRedirected
+            | ConnectionStep::IdpCallback
+            | ConnectionStep::IdentityVerified
+            | ConnectionStep::CodeIssued
+    )
+}
+
+pub fn chain_hash(prev: &[u8], body: &str) -> Vec<u8> {
+    let mut h = Sha256::new();
+    h.update(prev);
+    h.update(body.as_bytes());
+    h.finalize().to_vec()
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&Rfc3339).unwrap_or_default()
+}
+
+/// Appends an event to the chain and folds a connection step into its connection.
+pub async fn append(tx: &Transaction<'_>, event: &Event) -> Result<(), TraceError> {
+    let body = serde_json::to_string(event).map_err(|e| TraceError::Invalid(e.to_string()))?;
+    let step: Option<ConnectionEvent> = if event.kind.starts_with("connection.") {
+        Some(
+            event
+                .payload::<ConnectionEvent>()
+                .map_err(|e| TraceError::Invalid(e.to_string()))?,
+        )
+    } else {
+        None
+    };
+    // The lock on the head serialises appends: the chain has one order.
+    let head = tx
+        .query_one("SELECT seq, hash FROM chain_head WHERE id FOR UPDATE", &[])
+        .await?;
+    let seq: i64 = head.try_get(0)?;
+    let prev: Vec<u8> = head.try_get(1)?;
+    let hash = chain_hash(&prev, &body);
+    let next = seq + 1;
+    tx.execute(
+        "INSERT INTO events (seq, event_id, kind, connection_id, occurred_at, source, body, \
+         prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        &[
+            &next,
+            &event.id,
+            &event.kind,
+            &step.as_ref().map(|s| s.connection_id.clone()),
+            &event.occurred_at,
+            &event.source,
+            &body,
+            &prev,
+            &hash,
+        ],
+    )
+    .await?;
+    tx.execute(
+        "UPDATE chain_head SET seq = $1, hash = $2 WHERE id",
+        &[&next, &hash],
+    )
+    .await?;
+    if let Some(s) = step {
+        fold(tx, event.occurred_at, &s).await?;
+    }
+    Ok(())
+}
+
+async fn fold(
+    tx: &Transaction<'_>,
+    at: OffsetDateTime,
+    s: &ConnectionEvent,
+) -> Result<(), TraceError> {
+    let outcome = match (s.step, s.outcome) {
+        (ConnectionStep::Failed, _) | (_, Outcome::Failure) => "failed",
+        (
+            ConnectionStep::CodeIssued
+            | ConnectionStep::TokenIssued
+            | ConnectionStep::UserinfoServed,
+            _,
+        ) => "succeeded",
+        (ConnectionStep::SessionEnded, _) => "logged_out",
+        _ => "in_progress",
+    };
+    let browser = from_browser(s.step);
+    let authoritative = s.step == ConnectionStep::AuthorizeInitiated;
+    let ip = if browser { s.source_ip.clone() } else { None };
+    let port = if browser {
+        s.source_port.map(i32::from)
+    } else {
+        None
+    };
+    // Outcomes only move forward: in_progress < failed/succeeded < logged_out; a late
+    // failure (a replayed code) does not undo a success but keeps its code.
+    tx.execute(
+        "INSERT INTO connections AS c (connection_id, started_at, updated_at, source_ip, \
+         source_port, sp_id, idp_id, acr, sub_fi, sub_fs, account_id, session_id, outcome, \
+         error_code) VALUES ($1, $2, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+         ON CONFLICT (connection_id) DO UPDATE SET \
+         started_at = LEAST(c.started_at, $2), updated_at = GREATEST(c.updated_at, $2), \
+         source_ip = CASE WHEN $14 AND $3::text IS NOT NULL THEN $3 ELSE COALESCE(c.source_ip, $3) END, \
+         source_port = CASE WHEN $14 AND $4::int IS NOT NULL THEN $4 ELSE COALESCE(c.source_port, $4) END, \
+         sp_id = COALESCE(c.sp_id, $5), idp_id = COALESCE($6, c.idp_id), \
+         acr = COALESCE($7, c.acr), sub_fi = COALESCE($8, c.sub_fi), \
+         sub_fs = COALESCE($9, c.sub_fs), account_id = COALESCE($10, c.account_id), \
+         session_id = COALESCE($11, c.session_id), \
+         outcome = CASE \
+           WHEN c.outcome = 'logged_out' THEN c.outcome \
+           WHEN $12 = 'logged_out' THEN $12 \
+           WHEN $12 = 'failed' AND c.outcome <> 'succeeded' THEN $12 \
+           WHEN $12 = 'succeeded' THEN $12 \
+           ELSE c.outcome END, \
+         error_code = COALESCE($13, c.error_code)",
+        &[
+            &s.connection_id,
+            &at,
+            &ip,
+            &port,
+            &s.sp_id,
+            &s.idp_id,
+            &s.acr,
+            &s.sub_fi,
+            &s.sub_fs,
+            &s.account_id,
+            &s.session_id,
+            &outcome,
+            &s.error_code,
+            &authoritative,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+fn connection_from_row(r: &Row) -> Result<pb::Connection, TraceError> {
+    let port: Option<i32> = r.try_get("source_port")?;
+    let opt = |name: &str| -> Result<String, TraceError> {
+        Ok(r.try_get::<_, Option<String>>(name)?.unwrap_or_default())
+    };
+    Ok(pb::Connection {
+        connection_id: r.try_get("connection_id")?,
+        started_at: rfc3339(r.try_get("started_at")?),
+        updated_at: rfc3339(r.try_get("updated_at")?),
+        source_ip: opt("source_ip")?,
+        source_port: port.and_then(|p| u32::try_from(p).ok()).unwrap_or(0),
+        sp_id: opt("sp_id")?,
+        idp_id: opt("idp_id")?,
+        acr: opt("acr")?,
+        sub_fi: opt("sub_fi")?,
+        sub_fs: opt("sub_fs")?,
+        account_id: opt("account_id")?,
+        outcome: r.try_get("outcome")?,
+        error_code: opt("error_code")?,
+        steps: Vec::new(),
+    })
+}
+
+/// What a check of the whole chain found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ChainCheck {
+    Intact { events: i64 },
+    Broken { at_seq: i64 },
+}
+
+impl Store {
+    pub fn new(pool: Pool) -> Self {
+        Store { pool }
+    }
+
+    pub async fn connection(&self, id: &str) -> Result<pb::Connection, TraceError> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_opt("SELECT * FROM connections WHERE connection_id = $1", &[&id])
+            .await?
+            .ok_or(TraceError::NotFound)?;
+        let mut c = connection_from_row(&row)?;
+        let rows = client
+            .query(
+                "SELECT event_id, kind, occurred_at, body FROM events WHERE connection_id = $1 \
+                 ORDER BY occurred_at, seq",
+                &[&id],
+            )
+            .await?;
+        for r in rows {
+            let body: String = r.try_get("body")?;
+            let event: Event =
+                serde_json::from_str(&body).map_err(|e| TraceError::Invalid(e.to_string()))?;
+            let step = event.payload::<ConnectionEvent>().ok();
+            let kind: String = r.try_get("kind")?;
+            let id: uuid::Uuid = r.try_get("event_id")?;
+            c.steps.push(pb::Step {
+                event_id: id.to_string(),
+                kind: kind.trim_start_matches("connection.").to_string(),
+                occurred_at: rfc3339(r.try_get("occurred_at")?),
+                source_ip: step
+                    .as_ref()
+                    .and_then(|s| s.source_ip.clone())
+                    .unwrap_or_default(),
+                source_port: step
+                    .as_ref()
+                    .and_then(|s| s.source_port)
+                    .map(u32::from)
+                    .unwrap_or(0),
+                outcome: match step.map(|s| s.outcome) {
+                    Some(Outcome::Failure) => "failure".into(),
+                    _ => "success".into(),
+                },
+            });
+        }
+        Ok(c)
+    }
+
+    pub async fn connections(
+        &self,
+        req: &pb::ListConnectionsRequest,
+    ) -> Result<Vec<pb::Connection>, TraceError> {
+        let client = self.pool.get().await?;
+        let limit = i64::from(req.limit.clamp(1, 1000));
+        let rows = client
+            .query(
+                "SELECT * FROM connections WHERE ($1 = '' OR sp_id = $1) \
+                 AND ($2 = '' OR sub_fs = $2) AND ($3 = '' OR account_id = $3) \
+                 ORDER BY started_at DESC LIMIT $4",
+                &[&req.sp_id, &req.sub_fs, &req.account_id, &limit],
+            )
+            .await?;
+        rows.iter().map(connection_from_row).collect()
+    }
+
+    /// Recomputes every link of the chain; the first altered, removed or reordered event
+    /// breaks it.
+    pub async fn verify_chain(&self) -> Result<ChainCheck, TraceError> {
+        let client = self.pool.get().await?;
+        let rows = client
+            .query(
+                "SELECT seq, body, prev_hash, hash FROM events ORDER BY seq",
+                &[],
+            )
+            .await?;
+        let mut prev = vec![0u8; 32];
+        let mut expected_seq = 1i64;
+        for r in &rows {
+            let seq: i64 = r.try_get(0)?;
+            let body: String = r.try_get(1)?;
+            let stored_prev: Vec<u8> = r.try_get(2)?;
+            let hash: Vec<u8> = r.try_get(3)?;
+            if seq != expected_seq || stored_prev != prev || chain_hash(&prev, &body) != hash {
+                return Ok(ChainCheck::Broken { at_seq: seq });
+            }
+            prev = hash;
+            expected_seq += 1;
+        }
+        let head = client
+            .query_one("SELECT seq, hash FROM chain_head WHERE id", &[])
+            .await?;
+        let head_seq: i64 = head.try_get(0)?;
+        let head_hash: Vec<u8> = head.try_get(1)?;
+        if head_seq != expected_seq - 1 || head_hash != prev {
+            return Ok(ChainCheck::Broken { at_seq: head_seq });
+        }
+        Ok(ChainCheck::Intact {
+            events: expected_seq - 1,
+        })
+    }
+}
