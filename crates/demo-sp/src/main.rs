@@ -1,4 +1,4 @@
-//! `demo-sp <config.toml>` (or `DEMO_SP_CONFIG=<config.toml> demo-idp`): serves the demo SP
+//! `demo-sp <config.toml>` (or `DEMO_SP_CONFIG=<config.toml> demo-sp`): serves the demo SP
 //! until Ctrl-C or SIGTERM.
 
 use std::process::ExitCode;

@@ -106,10 +106,10 @@ impl ProviderCache {
         http: &reqwest::Client,
     ) -> Result<std::sync::Arc<Provider>, Error> {
         let mut cached = self.cached.lock().await;
-        if let Some((fetched, provider)) = cached.as_ref() {
-            if fetched.elapsed() < DISCOVERY_TTL {
-                return Ok(provider.clone());
-            }
+        if let Some((fetched, provider)) = cached.as_ref()
+            && fetched.elapsed() < DISCOVERY_TTL
+        {
+            return Ok(provider.clone());
         }
         let issuer =
             IssuerUrl::new(self.issuer.clone()).map_err(|e| Error::Discovery(e.to_string()))?;

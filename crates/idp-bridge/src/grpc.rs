@@ -124,8 +124,10 @@ impl Bridge {
         trip: &RoundTrip,
     ) -> Result<pb::FinishLoginResponse, BridgeError> {
         let idp = self.idp(&trip.idp_id).await?;
-        // RFC 9207: an `iss` naming another IdP means a mix-up attack.
-        if !req.iss.is_empty() && req.iss != self.idps.issuer(&idp).await? {
+        // RFC 9207: an `iss` naming another IdP means a mix-up attack; an IdP that
+        // promises `iss` and omits it is refused too.
+        let (issuer, sends_iss) = self.idps.issuer(&idp).await?;
+        if (!req.iss.is_empty() && req.iss != issuer) || (req.iss.is_empty() && sends_iss) {
             return Err(BridgeError::IssuerMismatch);
         }
         if !req.error.is_empty() {

@@ -6,13 +6,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use openidconnect::core::{
-    CoreAuthenticationFlow, CoreClient, CoreGenderClaim, CoreIdTokenClaims, CoreProviderMetadata,
+    CoreAuthDisplay, CoreAuthenticationFlow, CoreClaimName, CoreClaimType, CoreClient,
+    CoreClientAuthMethod, CoreGenderClaim, CoreGrantType, CoreIdTokenClaims, CoreJsonWebKey,
+    CoreJweContentEncryptionAlgorithm, CoreJweKeyManagementAlgorithm, CoreResponseMode,
+    CoreResponseType, CoreSubjectIdentifierType,
 };
 use openidconnect::{
-    AccessToken, AdditionalClaims, AuthType, AuthenticationContextClass, AuthorizationCode,
-    ClaimsVerificationError, ClientId, ClientSecret, CsrfToken, IssuerUrl, LoginHint, Nonce,
-    OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope, TokenResponse,
-    UserInfoClaims, UserInfoError,
+    AccessToken, AdditionalClaims, AdditionalProviderMetadata, AuthType,
+    AuthenticationContextClass, AuthorizationCode, ClaimsVerificationError, ClientId, ClientSecret,
+    CsrfToken, IssuerUrl, LoginHint, Nonce, OAuth2TokenResponse, PkceCodeChallenge,
+    PkceCodeVerifier, ProviderMetadata, RedirectUrl, Scope, TokenResponse, UserInfoClaims,
+    UserInfoError,
 };
 use relais_proto::registry::v1 as reg;
 use serde::{Deserialize, Serialize};
@@ -27,7 +31,33 @@ use crate::error::BridgeError;
 pub struct ExtraClaims(pub HashMap<String, Value>);
 impl AdditionalClaims for ExtraClaims {}
 
-type Cached = (Instant, Arc<CoreProviderMetadata>);
+/// What an IdP's discovery says beyond OIDC Core: its logout endpoint (RP-Initiated
+/// Logout) and whether it sends `iss` on callbacks (RFC 9207).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct IdpExtraMetadata {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_session_endpoint: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization_response_iss_parameter_supported: Option<bool>,
+}
+impl AdditionalProviderMetadata for IdpExtraMetadata {}
+
+pub type IdpMetadata = ProviderMetadata<
+    IdpExtraMetadata,
+    CoreAuthDisplay,
+    CoreClientAuthMethod,
+    CoreClaimName,
+    CoreClaimType,
+    CoreGrantType,
+    CoreJweContentEncryptionAlgorithm,
+    CoreJweKeyManagementAlgorithm,
+    CoreJsonWebKey,
+    CoreResponseMode,
+    CoreResponseType,
+    CoreSubjectIdentifierType,
+>;
+
+type Cached = (Instant, Arc<IdpMetadata>);
 
 /// Discovery documents (with the IdP's keys), per issuer.
 #[derive(Clone)]
@@ -70,7 +100,7 @@ impl Idps {
         })
     }
 
-    async fn metadata(&self, issuer: &str) -> Result<Arc<CoreProviderMetadata>, BridgeError> {
+    async fn metadata(&self, issuer: &str) -> Result<Arc<IdpMetadata>, BridgeError> {
         if let Some((at, m)) = self.metadata.read().await.get(issuer)
             && at.elapsed() < self.ttl
         {
@@ -78,7 +108,7 @@ impl Idps {
         }
         let url = IssuerUrl::new(issuer.to_string())
             .map_err(|e| BridgeError::Discovery(e.to_string()))?;
-        let m = CoreProviderMetadata::discover_async(url, &self.http)
+        let m = IdpMetadata::discover_async(url, &self.http)
             .await
             .map_err(|e| BridgeError::Discovery(error_chain(&e)))?;
         let m = Arc::new(m);
@@ -260,9 +290,15 @@ impl Idps {
         Ok(Some(url.into()))
     }
 
-    /// The issuer an IdP's discovery announced.
-    pub async fn issuer(&self, idp: &reg::IdentityProvider) -> Result<String, BridgeError> {
-        Ok(self.metadata(&idp.issuer).await?.issuer().to_string())
+    /// The issuer an IdP's discovery announced, and whether it promises `iss` on
+    /// every callback.
+    pub async fn issuer(&self, idp: &reg::IdentityProvider) -> Result<(String, bool), BridgeError> {
+        let m = self.metadata(&idp.issuer).await?;
+        let sends_iss = m
+            .additional_metadata()
+            .authorization_response_iss_parameter_supported
+            .unwrap_or(false);
+        Ok((m.issuer().to_string(), sends_iss))
     }
 }
 

@@ -84,11 +84,11 @@ impl SigningKey {
             Alg::Es256 => ES256
                 .generate_key_pair()
                 .map_err(|e| JoseError::Key(e.to_string()))?
-                .to_jwk_private_key(),
+                .to_jwk_key_pair(),
             Alg::Rs256 => RS256
                 .generate_key_pair(2048)
                 .map_err(|e| JoseError::Key(e.to_string()))?
-                .to_jwk_private_key(),
+                .to_jwk_key_pair(),
         };
         SigningKey::from_private_jwk(alg, private)
     }

@@ -98,9 +98,10 @@ pub enum FrontError {
     InvalidIdTokenHint,
     #[error("post_logout_redirect_uri is not registered for this client")]
     PostLogoutRedirectUriMismatch,
-    #[error("a service is temporarily unavailable")]
+    // Display carries the detail for logs; people and SPs get fixed words.
+    #[error("a service is temporarily unavailable: {0}")]
     Unavailable(String),
-    #[error("internal error")]
+    #[error("internal error: {0}")]
     Internal(String),
 }
 
@@ -468,7 +469,8 @@ impl FrontError {
     /// The `error_description` sent to SPs: English, precise, no secrets.
     pub fn description(&self) -> String {
         match self {
-            FrontError::Unavailable(_) | FrontError::Internal(_) => self.to_string(),
+            FrontError::Unavailable(_) => "a service is temporarily unavailable".into(),
+            FrontError::Internal(_) => "internal error".into(),
             _ => format!("{} [{}]", self, self.code()),
         }
     }

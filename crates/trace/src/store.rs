@@ -11,6 +11,10 @@ use tokio_postgres::Row;
 
 use crate::TraceError;
 
+/// Connections listed when the request sets no limit, and the most it may ask for.
+const DEFAULT_LIST_LIMIT: i64 = 100;
+const MAX_LIST_LIMIT: u32 = 1000;
+
 #[derive(Clone)]
 pub struct Store {
     pool: Pool,
@@ -237,7 +241,11 @@ impl Store {
         req: &pb::ListConnectionsRequest,
     ) -> Result<Vec<pb::Connection>, TraceError> {
         let client = self.pool.get().await?;
-        let limit = i64::from(req.limit.clamp(1, 1000));
+        // 0 is what a request that sets no limit carries: it gets the default, not one row.
+        let limit = match req.limit {
+            0 => DEFAULT_LIST_LIMIT,
+            n => i64::from(n.min(MAX_LIST_LIMIT)),
+        };
         let rows = client
             .query(
                 "SELECT * FROM connections WHERE ($1 = '' OR sp_id = $1) \
@@ -267,7 +275,10 @@ impl Store {
             let stored_prev: Vec<u8> = r.try_get(2)?;
             let hash: Vec<u8> = r.try_get(3)?;
             if seq != expected_seq || stored_prev != prev || chain_hash(&prev, &body) != hash {
-                return Ok(ChainCheck::Broken { at_seq: seq });
+                // A gap in the sequence is a removed event: the break is where it was.
+                return Ok(ChainCheck::Broken {
+                    at_seq: seq.min(expected_seq),
+                });
             }
             prev = hash;
             expected_seq += 1;

@@ -1,0 +1,158 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use relais_proto::registry::v1::registry_client::RegistryClient;
+use relais_proto::registry::v1::{AuthenticateClientRequest, ServiceProvider};
+use tonic::{Code, Status, transport::Channel};
+
+use crate::common::{BASIC_SECRET, POST_SECRET, Registry, error_code, seed};
+
+pub async fn authenticate(
+    client: &mut RegistryClient<Channel>,
+    client_id: &str,
+    secret: &str,
+    method: &str,
+) -> Result<ServiceProvider, Status> {
+    client
+        .authenticate_client(AuthenticateClientRequest {
+            client_id: client_id.into(),
+            client_secret: secret.into(),
+            method: method.into(),
+        })
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+#[tokio::test]
+async fn the_right_secret_with_the_registered_method_passes() {
+    let mut registry = Registry::start(&seed(BASIC_SECRET)).await;
+    let client = &mut registry.client;
+
+    let sp = authenticate(client, "sp-basic", BASIC_SECRET, "client_secret_basic")
+        .await
+        .unwrap();
+    assert_eq!(sp.client_id, "sp-basic");
+    assert_eq!(sp.idp_ids, ["idp-a", "idp-b"]);
+    let sp = authenticate(client, "sp-post", POST_SECRET, "client_secret_post")
+        .await
+        .unwrap();
+    assert_eq!(sp.client_id, "sp-post");
+
+    registry.stop().await;
+}
+
+#[tokio::test]
+async fn a_wrong_secret_and_an_unknown_client_are_refused_alike() {
+    let mut registry = Registry::start(&seed(BASIC_SECRET)).await;
+    let client = &mut registry.client;
+
+    let wrong = authenticate(
+        client,
+        "sp-basic",
+        &format!("{BASIC_SECRET}x"),
+        "client_secret_basic",
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(wrong.code(), Code::Unauthenticated);
+    assert_eq!(error_code(&wrong), "client_authentication_failed");
+
+    // Another SP's secret is a wrong secret too.
+    let other = authenticate(client, "sp-basic", POST_SECRET, "client_secret_basic")
+        .await
+        .unwrap_err();
+    assert_eq!(other.code(), Code::Unauthenticated);
+    assert_eq!(error_code(&other), "client_authentication_failed");
+
+    let unknown = authenticate(client, "sp-nope", BASIC_SECRET, "client_secret_basic")
+        .await
+        .unwrap_err();
+    // Nothing tells the caller whether the client exists.
+    assert_eq!(unknown.code(), wrong.code());
+    assert_eq!(unknown.message(), wrong.message());
+    assert_eq!(error_code(&unknown), error_code(&wrong));
+
+    registry.stop().await;
+}
+
+#[tokio::test]
+async fn the_right_secret_with_another_method_is_refused() {
+    let mut registry = Registry::start(&seed(BASIC_SECRET)).await;
+    let client = &mut registry.client;
+
+    let basic_as_post = authenticate(client, "sp-basic", BASIC_SECRET, "client_secret_post")
+        .await
+        .unwrap_err();
+    assert_eq!(basic_as_post.code(), Code::Unauthenticated);
+    assert_eq!(error_code(&basic_as_post), "client_auth_method_mismatch");
+    assert!(
+        basic_as_post.message().contains("client_secret_basic"),
+        "{}",
+        basic_as_post.message()
+    );
+
+    let post_as_basic = authenticate(client, "sp-post", POST_SECRET, "client_secret_basic")
+        .await
+        .unwrap_err();
+    assert_eq!(error_code(&post_as_basic), "client_auth_method_mismatch");
+
+    // A wrong secret is a wrong secret, whatever the method: no hint about the method.
+    let wrong_both = authenticate(client, "sp-basic", POST_SECRET, "client_secret_post")
+        .await
+        .unwrap_err();
+    assert_eq!(error_code(&wrong_both), "client_authentication_failed");
+
+    registry.stop().await;
+}
+
+#[tokio::test]
+async fn an_expired_secret_is_refused() {
+    let mut registry = Registry::start(&seed(BASIC_SECRET)).await;
+    authenticate(
+        &mut registry.client,
+        "sp-basic",
+        BASIC_SECRET,
+        "client_secret_basic",
+    )
+    .await
+    .unwrap();
+
+    registry
+        .execute(
+            "UPDATE service_providers SET secret_expires_at = now() - interval '1 second' \
+             WHERE client_id = $1",
+            "sp-basic",
+        )
+        .await;
+
+    let expired = authenticate(
+        &mut registry.client,
+        "sp-basic",
+        BASIC_SECRET,
+        "client_secret_basic",
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(expired.code(), Code::Unauthenticated);
+    assert_eq!(error_code(&expired), "client_secret_expired");
+    // Only to the holder of the secret: a wrong one still learns nothing.
+    let wrong = authenticate(
+        &mut registry.client,
+        "sp-basic",
+        POST_SECRET,
+        "client_secret_basic",
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(error_code(&wrong), "client_authentication_failed");
+    // The other SP is unaffected.
+    authenticate(
+        &mut registry.client,
+        "sp-post",
+        POST_SECRET,
+        "client_secret_post",
+    )
+    .await
+    .unwrap();
+
+    registry.stop().await;
+}

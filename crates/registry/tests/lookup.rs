@@ -1,0 +1,118 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use hmac::{Hmac, Mac};
+use prost::Message;
+use relais_proto::registry::v1::{GetServiceProviderRequest, PartnerStatus};
+use sha2::Sha256;
+
+use crate::common::{BASIC_SECRET, HASH_KEY, Registry, error_code, seed};
+
+fn hmac(secret: &str) -> Vec<u8> {
+    let mut mac = Hmac::<Sha256>::new_from_slice(HASH_KEY.as_bytes()).unwrap();
+    mac.update(secret.as_bytes());
+    mac.finalize().into_bytes().to_vec()
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[tokio::test]
+async fn a_seeded_service_provider_is_returned_as_seeded() {
+    let mut registry = Registry::start(&seed(BASIC_SECRET)).await;
+
+    let sp = registry
+        .client
+        .get_service_provider(GetServiceProviderRequest {
+            client_id: "sp-basic".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(sp.client_id, "sp-basic");
+    assert_eq!(sp.name, "SP Basic");
+    assert_eq!(sp.sector_identifier, "sector-basic");
+    assert_eq!(
+        sp.redirect_uris,
+        ["https://sp-basic.example/cb", "http://127.0.0.1:8700/cb"]
+    );
+    assert_eq!(
+        sp.post_logout_redirect_uris,
+        ["https://sp-basic.example/bye"]
+    );
+    assert_eq!(sp.scopes, ["openid", "email"]);
+    assert_eq!(sp.claims, ["email"]);
+    assert_eq!(sp.acr_values, ["eidas1", "eidas2"]);
+    assert_eq!(sp.idp_ids, ["idp-a", "idp-b"]);
+    assert_eq!(sp.id_token_signed_response_alg, "RS256");
+    assert_eq!(sp.token_endpoint_auth_method, "client_secret_basic");
+    assert_eq!(sp.status, PartnerStatus::Active as i32);
+
+    // Defaults: the sector is the client id, ES256.
+    let post = registry
+        .client
+        .get_service_provider(GetServiceProviderRequest {
+            client_id: "sp-post".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(post.sector_identifier, "sp-post");
+    assert_eq!(post.id_token_signed_response_alg, "ES256");
+    assert_eq!(post.token_endpoint_auth_method, "client_secret_post");
+
+    let missing = registry
+        .client
+        .get_service_provider(GetServiceProviderRequest {
+            client_id: "sp-nope".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), tonic::Code::NotFound);
+    assert_eq!(error_code(&missing), "unknown_client");
+
+    registry.stop().await;
+}
+
+#[tokio::test]
+async fn the_secret_is_stored_as_its_hmac_and_never_returned() {
+    let mut registry = Registry::start(&seed(BASIC_SECRET)).await;
+    let expected_hash = hmac(BASIC_SECRET);
+
+    // Stored: the HMAC under the registry's key, and the secret nowhere in clear.
+    let row = registry
+        .sql
+        .get()
+        .await
+        .unwrap()
+        .query_one(
+            "SELECT secret_hash, row_to_json(s)::text FROM service_providers s \
+             WHERE client_id = 'sp-basic'",
+            &[],
+        )
+        .await
+        .unwrap();
+    let stored: Vec<u8> = row.get(0);
+    let whole_row: String = row.get(1);
+    assert_eq!(stored, expected_hash);
+    assert!(!whole_row.contains(BASIC_SECRET), "{whole_row}");
+
+    // Returned: neither the secret nor its hash, in any form, anywhere in the message.
+    let sp = registry
+        .client
+        .get_service_provider(GetServiceProviderRequest {
+            client_id: "sp-basic".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let wire = sp.encode_to_vec();
+    let hex: String = expected_hash.iter().map(|b| format!("{b:02x}")).collect();
+    assert!(!contains(&wire, &expected_hash));
+    assert!(!contains(&wire, hex.as_bytes()));
+    assert!(!contains(&wire, BASIC_SECRET.as_bytes()));
+    // The message carries the record itself (so the search above had something to search).
+    assert!(contains(&wire, b"https://sp-basic.example/cb"));
+
+    registry.stop().await;
+}

@@ -1,0 +1,7 @@
+//! Integration tests of relais-trace: the real service, fed through a real outbox, against
+//! the real PostgreSQL and RabbitMQ servers.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod chain;
+mod common;
+mod connections;

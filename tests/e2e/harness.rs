@@ -1,0 +1,592 @@
+//! Starts a hub (in one process, or as one process per service) with a demo IdP, and
+//! plays the browser and the SPs.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use relais::{RelaisConfig, Service};
+use relais_config::Secret;
+use relais_demo_idp::{DemoIdpConfig, DemoIdpHandle, Scenario};
+use relais_proto::registry::v1::registry_client::RegistryClient;
+use relais_proto::trace::v1 as trace;
+use relais_proto::trace::v1::trace_client::TraceClient;
+use relais_testkit::{TcpProxy, TestBus, TestDb};
+use reqwest::StatusCode;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+pub const SP_A: &str = "sp-a";
+pub const SP_B: &str = "sp-b";
+pub const SECRET_A: &str = "sp-a-secret-0123456789-0123456789-0123456789";
+pub const SECRET_B: &str = "sp-b-secret-0123456789-0123456789-0123456789";
+pub const REDIRECT_A: &str = "http://127.0.0.1:9/a/callback";
+pub const REDIRECT_B: &str = "http://127.0.0.1:9/b/callback";
+pub const LOGOUT_A: &str = "http://127.0.0.1:9/a/logged-out";
+const IDP_SECRET: &str = "hub-at-demo-idp-secret-0123456789-0123456789";
+
+pub enum Mode {
+    AllInOne,
+    Processes,
+}
+
+enum Running {
+    InProcess(relais::Hub),
+    Processes(Vec<tokio::process::Child>),
+}
+
+pub struct Stack {
+    pub hub: String,
+    pub idp: DemoIdpHandle,
+    pub registry: RegistryClient<tonic::transport::Channel>,
+    pub trace: TraceClient<tonic::transport::Channel>,
+    pub proxy: Option<TcpProxy>,
+    running: Option<Running>,
+    dir: PathBuf,
+    _db: TestDb,
+    _bus: TestBus,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub struct Options {
+    pub mode: Mode,
+    /// Route the hub's RabbitMQ link through a proxy the test can cut.
+    pub proxied_bus: bool,
+    pub idp_timeout_ms: u64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            mode: Mode::AllInOne,
+            proxied_bus: false,
+            idp_timeout_ms: 10_000,
+        }
+    }
+}
+
+impl Stack {
+    pub async fn start() -> Stack {
+        Stack::start_with(Options::default()).await
+    }
+
+    pub async fn start_with(options: Options) -> Stack {
+        let db = TestDb::create().await;
+        let bus = TestBus::new();
+        let proxy = if options.proxied_bus {
+            Some(TcpProxy::start(bus.broker_addr()).await)
+        } else {
+            None
+        };
+        let hub_port = free_port();
+        let hub = format!("http://127.0.0.1:{hub_port}");
+
+        let idp_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let idp_config: DemoIdpConfig = toml::from_str(&format!(
+            r#"
+            [[clients]]
+            client_id = "relais-hub"
+            client_secret = "{IDP_SECRET}"
+            redirect_uris = ["{hub}/idp/callback"]
+            post_logout_redirect_uris = ["{hub}/idp/logout-callback"]
+            "#
+        ))
+        .unwrap();
+        let idp = relais_demo_idp::start(idp_config, idp_listener, CancellationToken::new())
+            .await
+            .unwrap();
+        let issuer = idp.issuer().to_string();
+
+        let dir = std::env::temp_dir().join(format!("relais-e2e-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let seed = dir.join("partners.toml");
+        std::fs::write(&seed, partners(&issuer)).unwrap();
+
+        let mut config = RelaisConfig::default();
+        config.database.url = Secret::new(db.url());
+        config.database.pool_size = 4;
+        config.bus = match &proxy {
+            Some(p) => bus.config_via(p.addr()),
+            None => bus.config(),
+        };
+        config.gateway.listen = format!("127.0.0.1:{hub_port}");
+        config.gateway.public_url = hub.clone();
+        config.oidc_front.issuer = hub.clone();
+        config.oidc_front.subject_key = Secret::new("e2e-subject-key-0123456789-0123456789");
+        config.idp_bridge.callback_url = format!("{hub}/idp/callback");
+        config.idp_bridge.logout_callback_url = format!("{hub}/idp/logout-callback");
+        config.idp_bridge.http_timeout_ms = options.idp_timeout_ms;
+        config.registry.seed_file = Some(seed.display().to_string());
+        config.registry.secret_hash_key = Secret::new("e2e-registry-key-0123456789-0123456789");
+        for (listen, _) in [
+            (&mut config.registry.listen, ()),
+            (&mut config.trace.listen, ()),
+            (&mut config.idp_bridge.listen, ()),
+            (&mut config.oidc_front.listen, ()),
+        ] {
+            *listen = format!("127.0.0.1:{}", free_port());
+        }
+        config.validate().unwrap();
+        let registry_addr: SocketAddr = config.registry.listen.parse().unwrap();
+        let trace_addr: SocketAddr = config.trace.listen.parse().unwrap();
+
+        let running = match options.mode {
+            Mode::AllInOne => {
+                let token = CancellationToken::new();
+                let hub = relais::start(config, &Service::ALL, token.clone())
+                    .await
+                    .unwrap();
+                Running::InProcess(hub)
+            }
+            Mode::Processes => {
+                let mut c = config.clone();
+                c.oidc_front.registry_url = format!("http://{}", c.registry.listen);
+                c.idp_bridge.registry_url = format!("http://{}", c.registry.listen);
+                c.oidc_front.idp_bridge_url = format!("http://{}", c.idp_bridge.listen);
+                c.gateway.oidc_front_url = format!("http://{}", c.oidc_front.listen);
+                let file = dir.join("relais.toml");
+                std::fs::write(&file, toml::to_string(&c).unwrap()).unwrap();
+                let mut children = Vec::new();
+                for s in Service::ALL {
+                    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_relais"))
+                        .arg(s.name())
+                        .arg("--config")
+                        .arg(&file)
+                        .env("RUST_LOG", "warn")
+                        .stdout(Stdio::null())
+                        .kill_on_drop(true)
+                        .spawn()
+                        .unwrap();
+                    children.push(child);
+                }
+                Running::Processes(children)
+            }
+        };
+
+        let registry = connect(registry_addr).await;
+        let trace = TraceClient::new(
+            tonic::transport::Endpoint::from_shared(format!("http://{trace_addr}"))
+                .unwrap()
+                .connect_lazy(),
+        );
+        let stack = Stack {
+            hub,
+            idp,
+            registry: RegistryClient::new(registry),
+            trace,
+            proxy,
+            running: Some(running),
+            dir,
+            _db: db,
+            _bus: bus,
+        };
+        stack.wait_ready().await;
+        stack
+    }
+
+    async fn wait_ready(&self) {
+        let client = reqwest::Client::new();
+        let url = format!("{}/.well-known/openid-configuration", self.hub);
+        for _ in 0..300 {
+            if let Ok(r) = client.get(&url).send().await
+                && r.status() == StatusCode::OK
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the hub did not come up at {}", self.hub);
+    }
+
+    pub async fn stop(mut self) {
+        match self.running.take() {
+            Some(Running::InProcess(hub)) => hub.stop(Duration::from_secs(5)).await,
+            Some(Running::Processes(children)) => {
+                for mut c in children {
+                    let _ = c.kill().await;
+                }
+            }
+            None => {}
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+
+    pub fn set_scenario(&self, s: Scenario) {
+        self.idp.set_scenario(s);
+    }
+
+    /// Polls the trace store until `done` holds for the connections of `sub_fs` at `sp`.
+    pub async fn connections_until(
+        &self,
+        sp: &str,
+        sub_fs: &str,
+        done: impl Fn(&[trace::Connection]) -> bool,
+    ) -> Vec<trace::Connection> {
+        let mut last = Vec::new();
+        for _ in 0..200 {
+            if let Ok(r) = self
+                .trace
+                .clone()
+                .list_connections(trace::ListConnectionsRequest {
+                    sp_id: sp.into(),
+                    sub_fs: sub_fs.into(),
+                    account_id: String::new(),
+                    limit: 100,
+                })
+                .await
+            {
+                last = r.into_inner().connections;
+                if done(&last) {
+                    return last;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("trace never reached the expected state; last seen: {last:#?}");
+    }
+
+    pub async fn connection(&self, id: &str) -> trace::Connection {
+        self.trace
+            .clone()
+            .get_connection(trace::GetConnectionRequest {
+                connection_id: id.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+    }
+}
+
+async fn connect(addr: SocketAddr) -> tonic::transport::Channel {
+    tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect_lazy()
+}
+
+fn partners(idp_issuer: &str) -> String {
+    format!(
+        r#"
+[[identity_providers]]
+id = "demo-idp"
+name = "Démo IdP"
+issuer = "{idp_issuer}"
+client_id = "relais-hub"
+client_secret = "{IDP_SECRET}"
+acr_values = ["eidas1", "eidas2", "eidas3"]
+scopes = ["openid", "given_name", "usual_name", "family_name", "email", "uid", "siret", "phone", "chorusdt", "profile"]
+
+[[identity_providers]]
+id = "weak-idp"
+name = "IdP faible"
+issuer = "{idp_issuer}"
+client_id = "relais-hub"
+client_secret = "{IDP_SECRET}"
+acr_values = ["eidas1"]
+scopes = ["openid", "given_name", "usual_name", "email", "uid"]
+token_endpoint_auth_method = "client_secret_post"
+
+[[service_providers]]
+client_id = "{SP_A}"
+name = "Service A"
+client_secret = "{SECRET_A}"
+redirect_uris = ["{REDIRECT_A}"]
+post_logout_redirect_uris = ["{LOGOUT_A}"]
+scopes = ["openid", "given_name", "usual_name", "email", "uid", "idp_id", "idp_acr"]
+claims = ["given_name", "usual_name", "email", "uid", "idp_id", "idp_acr"]
+acr_values = ["eidas1", "eidas2"]
+idp_ids = ["demo-idp", "weak-idp"]
+
+[[service_providers]]
+client_id = "{SP_B}"
+name = "Service B"
+client_secret = "{SECRET_B}"
+redirect_uris = ["{REDIRECT_B}"]
+scopes = ["openid", "email", "siret"]
+claims = ["email"]
+acr_values = ["eidas1", "eidas2", "eidas3"]
+idp_ids = ["demo-idp"]
+id_token_signed_response_alg = "RS256"
+token_endpoint_auth_method = "client_secret_post"
+"#
+    )
+}
+
+/// 32 random bytes, base64url: what a good SP sends as state and nonce.
+pub fn random() -> String {
+    use base64::Engine;
+    let bytes: [u8; 32] = rand_bytes();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn rand_bytes() -> [u8; 32] {
+    use rand::RngCore;
+    let mut out = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut out);
+    out
+}
+
+/// A browser: cookies kept, redirects followed by hand so each hop can be checked.
+pub struct Browser {
+    pub http: reqwest::Client,
+}
+
+/// Where a sign-in ended.
+#[derive(Debug)]
+pub enum Ending {
+    /// Back at the SP's redirect URI, with its query.
+    AtSp(url::Url),
+    /// A hub page (error or notice): status and HTML.
+    Page(StatusCode, String),
+}
+
+impl Ending {
+    pub fn at_sp(self) -> url::Url {
+        match self {
+            Ending::AtSp(u) => u,
+            Ending::Page(s, body) => {
+                panic!("expected a redirect to the SP, got a {s} page: {body}")
+            }
+        }
+    }
+
+    pub fn page(self) -> (StatusCode, String) {
+        match self {
+            Ending::Page(s, b) => (s, b),
+            Ending::AtSp(u) => panic!("expected a page, got a redirect to {u}"),
+        }
+    }
+}
+
+pub fn query(url: &url::Url, name: &str) -> Option<String> {
+    url.query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// The value of the input named `name` in an HTML page, whatever the attribute order.
+pub fn input_value(html: &str, name: &str) -> Option<String> {
+    let tag = regex::Regex::new(r#"<input[^>]*>"#).unwrap();
+    let value = regex::Regex::new(r#"value="([^"]*)""#).unwrap();
+    tag.find_iter(html)
+        .map(|m| m.as_str())
+        .find(|t| t.contains(&format!(r#"name="{name}""#)))
+        .and_then(|t| value.captures(t))
+        .map(|c| c[1].replace("&amp;", "&"))
+}
+
+impl Default for Browser {
+    fn default() -> Self {
+        Browser::new()
+    }
+}
+
+impl Browser {
+    pub fn new() -> Browser {
+        Browser {
+            http: reqwest::Client::builder()
+                .cookie_store(true)
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+        }
+    }
+
+    /// Follows redirects until the SP's URI (not fetched) or a page.
+    pub async fn follow(&self, mut response: reqwest::Response) -> Ending {
+        for _ in 0..20 {
+            let status = response.status();
+            if !status.is_redirection() {
+                return Ending::Page(status, response.text().await.unwrap());
+            }
+            let location = response.headers()["location"].to_str().unwrap().to_string();
+            let url = response.url().join(&location).unwrap();
+            if url.port() == Some(9) {
+                return Ending::AtSp(url);
+            }
+            response = self.http.get(url).send().await.unwrap();
+        }
+        panic!("too many redirects");
+    }
+
+    pub async fn get(&self, url: &str) -> Ending {
+        let r = self.http.get(url).send().await.unwrap();
+        self.follow(r).await
+    }
+
+    /// From the chooser page, picks `idp`; lands on the IdP's login page or elsewhere.
+    pub async fn choose(&self, hub: &str, chooser: &str, idp: &str) -> Ending {
+        let csrf = input_value(chooser, "csrf").expect("no csrf field on the chooser");
+        let r = self
+            .http
+            .post(format!("{hub}/chooser"))
+            .form(&[("csrf", csrf.as_str()), ("idp", idp)])
+            .send()
+            .await
+            .unwrap();
+        self.follow(r).await
+    }
+
+    /// On the demo IdP's login page, signs in as `identity`.
+    pub async fn login(
+        &self,
+        idp_issuer: &str,
+        page: &str,
+        identity: &str,
+        scenario: &str,
+    ) -> Ending {
+        let request_id = input_value(page, "request_id").expect("not the IdP's login page");
+        let r = self
+            .http
+            .post(format!("{idp_issuer}/authorize/login"))
+            .form(&[
+                ("request_id", request_id.as_str()),
+                ("identity", identity),
+                ("scenario", scenario),
+                ("action", "login"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        self.follow(r).await
+    }
+}
+
+/// A service provider's authorization request.
+pub struct AuthRequest {
+    pub client_id: &'static str,
+    pub redirect_uri: &'static str,
+    pub scope: &'static str,
+    pub state: String,
+    pub nonce: String,
+    pub extra: Vec<(&'static str, String)>,
+}
+
+impl AuthRequest {
+    pub fn new(client_id: &'static str, redirect_uri: &'static str, scope: &'static str) -> Self {
+        AuthRequest {
+            client_id,
+            redirect_uri,
+            scope,
+            state: random(),
+            nonce: random(),
+            extra: Vec::new(),
+        }
+    }
+
+    pub fn with(mut self, name: &'static str, value: &str) -> Self {
+        self.extra.push((name, value.to_string()));
+        self
+    }
+
+    pub fn url(&self, hub: &str) -> String {
+        let mut u = url::Url::parse(&format!("{hub}/authorize")).unwrap();
+        {
+            let mut q = u.query_pairs_mut();
+            q.append_pair("client_id", self.client_id)
+                .append_pair("redirect_uri", self.redirect_uri)
+                .append_pair("response_type", "code")
+                .append_pair("scope", self.scope)
+                .append_pair("state", &self.state)
+                .append_pair("nonce", &self.nonce);
+            for (k, v) in &self.extra {
+                q.append_pair(k, v);
+            }
+        }
+        u.into()
+    }
+}
+
+/// A whole sign-in through the chooser and the demo IdP, ending back at the SP.
+pub async fn sign_in(
+    stack: &Stack,
+    browser: &Browser,
+    req: &AuthRequest,
+    identity: &str,
+) -> Ending {
+    let (_, chooser) = browser.get(&req.url(&stack.hub)).await.page();
+    let (status, login) = browser
+        .choose(&stack.hub, &chooser, "demo-idp")
+        .await
+        .page();
+    assert_eq!(status, StatusCode::OK, "IdP login page: {login}");
+    let scenario = stack.idp.scenario().scenario.as_str().to_string();
+    browser
+        .login(stack.idp.issuer(), &login, identity, &scenario)
+        .await
+}
+
+/// The SP's back channel.
+pub async fn token(
+    hub: &str,
+    client: &str,
+    secret: &str,
+    code: &str,
+    redirect_uri: &str,
+    basic: bool,
+) -> (StatusCode, Value) {
+    let http = reqwest::Client::new();
+    let mut form = vec![
+        ("grant_type", "authorization_code"),
+        ("code", code),
+        ("redirect_uri", redirect_uri),
+    ];
+    let mut req = http.post(format!("{hub}/token"));
+    if basic {
+        req = req.basic_auth(client, Some(secret));
+    } else {
+        form.push(("client_id", client));
+        form.push(("client_secret", secret));
+    }
+    let r = req.form(&form).send().await.unwrap();
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    let status = r.status();
+    (status, r.json().await.unwrap())
+}
+
+pub async fn userinfo(hub: &str, access_token: &str) -> (StatusCode, Value) {
+    let r = reqwest::Client::new()
+        .get(format!("{hub}/userinfo"))
+        .bearer_auth(access_token)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    let text = r.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+/// Verifies an ID token with `jsonwebtoken` (not the hub's JOSE code) against /jwks.
+pub async fn verify_id_token(hub: &str, token: &str, audience: &str) -> Value {
+    let jwks: jsonwebtoken::jwk::JwkSet = reqwest::get(format!("{hub}/jwks"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let header = jsonwebtoken::decode_header(token).unwrap();
+    let kid = header.kid.clone().expect("ID token without kid");
+    let jwk = jwks.find(&kid).expect("kid not in the JWKS");
+    let key = jsonwebtoken::DecodingKey::from_jwk(jwk).unwrap();
+    let mut validation = jsonwebtoken::Validation::new(header.alg);
+    validation.set_audience(&[audience]);
+    validation.set_issuer(&[hub]);
+    validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
+    jsonwebtoken::decode::<Value>(token, &key, &validation)
+        .unwrap()
+        .claims
+}
+
+pub fn parse_demo_scenario(name: &str) -> Scenario {
+    serde_json::from_value(Value::String(name.into())).unwrap()
+}

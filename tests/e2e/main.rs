@@ -1,0 +1,9 @@
+//! End-to-end tests: the whole hub (every service, real PostgreSQL and RabbitMQ) with the
+//! demo IdP, driven as a browser and an SP would drive it.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod harness;
+mod outage;
+mod rejections;
+mod signin;
