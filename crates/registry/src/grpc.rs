@@ -63,7 +63,7 @@ impl Registry for RegistryService {
                 RegistryError::WrongAuthMethod(stored.sp.token_endpoint_auth_method).into(),
             );
         }
-        if false {
+        if stored.secret_expires_at <= OffsetDateTime::now_utc() {
             return Err(RegistryError::SecretExpired.into());
         }
         if stored.sp.status != pb::PartnerStatus::Active as i32 {
