@@ -41,23 +41,33 @@ async fn broker_outage_loses_and_doubles_nothing() {
         .connections;
     assert!(seen.is_empty(), "events crossed a cut link: {seen:?}");
     proxy.restore();
+    let wanted = [
+        "authorize_initiated",
+        "idp_redirected",
+        "identity_verified",
+        "code_issued",
+        "token_issued",
+    ];
     for sub in &subs {
         let conns = stack
             .connections_until(SP_A, sub, |c| c.len() == 1 && c[0].outcome == "succeeded")
             .await;
-        let c = stack.connection(&conns[0].connection_id).await;
+        // Each service's relay reconnects on its own backoff: wait for every step.
+        let mut c = stack.connection(&conns[0].connection_id).await;
+        for _ in 0..300 {
+            if wanted.iter().all(|k| c.steps.iter().any(|s| s.kind == *k)) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            c = stack.connection(&conns[0].connection_id).await;
+        }
         let mut ids: Vec<&str> = c.steps.iter().map(|s| s.event_id.as_str()).collect();
         let n = ids.len();
         ids.sort_unstable();
         ids.dedup();
         assert_eq!(ids.len(), n, "a step was stored twice");
         let kinds: Vec<&str> = c.steps.iter().map(|s| s.kind.as_str()).collect();
-        for k in [
-            "authorize_initiated",
-            "identity_verified",
-            "code_issued",
-            "token_issued",
-        ] {
+        for k in wanted {
             assert_eq!(
                 kinds.iter().filter(|x| **x == k).count(),
                 1,

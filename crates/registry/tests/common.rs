@@ -87,7 +87,7 @@ pub struct Registry {
     /// The test's SQL access to the registry's schema.
     pub sql: Pool,
     pub client: RegistryClient<Channel>,
-    dir: PathBuf,
+    dir: TempDir,
     tasks: Tasks,
 }
 
@@ -96,7 +96,7 @@ impl Registry {
     pub async fn start(seed_text: &str) -> Self {
         let db = TestDb::create().await;
         let bus = TestBus::new();
-        let dir = temp_dir();
+        let dir = TempDir::new();
         let (tasks, addr) = launch(&db, &bus, &dir, seed_text)
             .await
             .unwrap_or_else(|e| panic!("the registry did not start: {e}"));
@@ -126,7 +126,6 @@ impl Registry {
         self.tasks.shutdown(WAIT).await;
         self.bus.cleanup().await;
         self.db.cleanup().await;
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 
     /// A value of the stored SP row, read with SQL.
@@ -261,10 +260,30 @@ pub async fn launch(
     Ok((tasks, addr))
 }
 
-pub fn temp_dir() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("relais-registry-{}", Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A directory of the test's own for its seed file, removed when dropped (a failing
+/// test included).
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new() -> Self {
+        let dir = std::env::temp_dir().join(format!("relais-registry-{}", Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+}
+
+impl std::ops::Deref for TempDir {
+    type Target = std::path::Path;
+
+    fn deref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 pub async fn connect(addr: SocketAddr) -> RegistryClient<Channel> {

@@ -7,7 +7,7 @@ use tonic::Code;
 
 use crate::authenticate::authenticate;
 use crate::common::{
-    BASIC_SECRET, LIFETIME_DAYS, POST_SECRET, Registry, error_code, launch, seed, temp_dir,
+    BASIC_SECRET, LIFETIME_DAYS, POST_SECRET, Registry, TempDir, error_code, launch, seed,
 };
 
 const NEW_SECRET: &str = "rotated-secret-0123456789abcdefghijklmnopqrstuvwxyz";
@@ -77,7 +77,7 @@ async fn reseeding_keeps_the_expiry_of_an_unchanged_secret_and_restarts_a_new_on
 async fn refused(seed_text: &str) -> String {
     let db = TestDb::create().await;
     let bus = TestBus::new();
-    let dir = temp_dir();
+    let dir = TempDir::new();
     let error = match launch(&db, &bus, &dir, seed_text).await {
         Ok(_) => panic!("a bad seed was accepted"),
         Err(error) => error,
@@ -100,7 +100,6 @@ async fn refused(seed_text: &str) -> String {
     drop(client);
     db.cleanup().await;
     bus.cleanup().await;
-    let _ = std::fs::remove_dir_all(&dir);
     error.to_string()
 }
 
@@ -109,12 +108,11 @@ async fn the_fixture_seed_is_accepted() {
     // The seeds below differ from this one by one value each.
     let db = TestDb::create().await;
     let bus = TestBus::new();
-    let dir = temp_dir();
+    let dir = TempDir::new();
     let (tasks, _) = launch(&db, &bus, &dir, &seed(BASIC_SECRET)).await.unwrap();
     tasks.shutdown(crate::common::WAIT).await;
     bus.cleanup().await;
     db.cleanup().await;
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test]

@@ -46,6 +46,17 @@ async fn an_altered_body_breaks_the_chain_at_its_event() {
 }
 
 #[tokio::test]
+async fn an_altered_link_breaks_the_chain_at_its_event() {
+    let mut trace = five_events().await;
+    // The body is untouched; only the stored link to the event before it is.
+    trace
+        .tamper(&["UPDATE events SET prev_hash = sha256(prev_hash) WHERE seq = 3"])
+        .await;
+    assert_broken_at(&mut trace, 3).await;
+    trace.stop().await;
+}
+
+#[tokio::test]
 async fn a_deleted_event_breaks_the_chain_where_it_was() {
     let mut trace = five_events().await;
     trace.tamper(&["DELETE FROM events WHERE seq = 3"]).await;
