@@ -131,7 +131,8 @@ impl Store {
     }
 
     /// Creates or updates the seeded partners; an SP's secret is re-hashed (and its
-    /// validity restarted) only when it changed.
+    /// validity restarted) only when it changed. A seed's status applies only to a new
+    /// partner: a restart must never lift an operator's suspension.
     pub async fn apply_seed(
         &self,
         idps: &[IdentityProviderSeed],
@@ -148,7 +149,7 @@ impl Store {
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
                  ON CONFLICT (id) DO UPDATE SET name = $2, issuer = $3, client_id = $4, \
                  client_secret = $5, acr_values = $6, scopes = $7, \
-                 token_endpoint_auth_method = $8, status = $9, updated_at = now()",
+                 token_endpoint_auth_method = $8, updated_at = now()",
                 &[
                     &idp.id,
                     &idp.name,
@@ -184,7 +185,7 @@ impl Store {
                  secret_hash = $4, redirect_uris = $6, post_logout_redirect_uris = $7, \
                  scopes = $8, claims = $9, acr_values = $10, idp_ids = $11, \
                  id_token_signed_response_alg = $12, token_endpoint_auth_method = $13, \
-                 status = $14, updated_at = now()",
+                 updated_at = now()",
                 &[
                     &sp.client_id,
                     &sp.name,

@@ -156,3 +156,25 @@ async fn an_sp_naming_an_unknown_idp_is_refused() {
         "{message}"
     );
 }
+
+#[tokio::test]
+async fn a_restart_never_lifts_a_suspension() {
+    let mut registry = Registry::start(&seed(BASIC_SECRET)).await;
+    registry
+        .execute(
+            "UPDATE service_providers SET status = 'suspended' WHERE client_id = $1",
+            "sp-basic",
+        )
+        .await;
+    registry.restart(&seed(BASIC_SECRET)).await;
+    let refused = authenticate(
+        &mut registry.client,
+        "sp-basic",
+        BASIC_SECRET,
+        "client_secret_basic",
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(error_code(&refused), "client_suspended");
+    registry.stop().await;
+}
