@@ -77,6 +77,13 @@ pub struct ConsumerHandle {
     pub stats: Arc<ConsumerStats>,
 }
 
+impl ConsumerHandle {
+    /// Resolves when the consumer has stopped.
+    pub async fn wait(self) {
+        let _ = self.task.await;
+    }
+}
+
 /// Starts consuming `queue`, bound to the exchange with each routing pattern of `bindings`
 /// (`connection.#`). The inbox used for deduplication is the one `pool`'s schema holds.
 pub fn spawn_consumer(

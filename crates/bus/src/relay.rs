@@ -54,6 +54,27 @@ pub struct RelayHandle {
     pub stats: Arc<RelayStats>,
 }
 
+impl RelayHandle {
+    /// Resolves when the relay has stopped.
+    pub async fn wait(self) {
+        let _ = self.task.await;
+    }
+}
+
+/// What a service does at start to publish: creates the bus tables in the pool's schema
+/// and starts the relay of its outbox.
+pub async fn start_outbox(
+    pool: &Pool,
+    listen: tokio_postgres::Config,
+    config: BusConfig,
+    shutdown: CancellationToken,
+) -> Result<RelayHandle, BusError> {
+    let mut client = pool.get().await?;
+    crate::store::migrate(&mut client).await?;
+    drop(client);
+    Ok(spawn_relay(pool.clone(), listen, config, shutdown))
+}
+
 /// Starts the relay of the outbox found through `pool` (its `search_path` schema).
 /// `listen` reaches the same database; the relay keeps one connection of its own there
 /// for LISTEN, since a pooled connection's notifications are discarded. That connection

@@ -1,6 +1,5 @@
 //! Configuration: parsed from TOML, checked by [`DemoSpConfig::validate`] with no I/O.
 
-use std::fmt;
 use std::net::SocketAddr;
 
 use serde::Deserialize;
@@ -43,26 +42,7 @@ impl Default for DemoSpConfig {
     }
 }
 
-/// A secret that never shows in `Debug` output or logs.
-#[derive(Clone, Deserialize, PartialEq, Eq)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
+pub use relais_config::Secret;
 
 impl DemoSpConfig {
     /// Parses a TOML document; unknown fields are refused.

@@ -8,13 +8,7 @@ use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    relais_telemetry::init(&relais_telemetry::TelemetryConfig::default());
     match run().await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -43,16 +37,7 @@ async fn run() -> Result<(), Error> {
     let shutdown = CancellationToken::new();
     let handle = relais_demo_sp::start(config, listener, shutdown.clone()).await?;
     println!("demo SP: {}", handle.url());
-    wait_for_signal().await?;
+    relais_runtime::termination_signal().await;
     shutdown.cancel();
     handle.join().await
-}
-
-async fn wait_for_signal() -> Result<(), Error> {
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        result = tokio::signal::ctrl_c() => result?,
-        _ = terminate.recv() => {}
-    }
-    Ok(())
 }

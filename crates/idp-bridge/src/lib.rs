@@ -42,16 +42,16 @@ pub async fn start(
         .validate()
         .map_err(|e| BridgeError::Invalid(e.to_string()))?;
     let runtime_err = |e: relais_runtime::RuntimeError| BridgeError::Unavailable(e.to_string());
-    let pool = relais_runtime::pg_pool(db, SCHEMA)
+    let pool = relais_runtime::service_pool(db, SCHEMA, embedded::migrations::runner())
         .await
         .map_err(runtime_err)?;
-    relais_runtime::migrate(&pool, SCHEMA, embedded::migrations::runner())
-        .await
-        .map_err(runtime_err)?;
-    {
-        let mut client = pool.get().await?;
-        relais_bus::migrate(&mut client).await?;
-    }
+    let relay = relais_bus::start_outbox(
+        &pool,
+        relais_runtime::pg_config(db, SCHEMA).map_err(runtime_err)?,
+        bus,
+        shutdown.clone(),
+    )
+    .await?;
     let store = store::Store::new(pool.clone());
     let registry = RegistryClient::new(
         relais_runtime::grpc_channel(&config.registry_url).map_err(runtime_err)?,
@@ -74,26 +74,12 @@ pub async fn start(
             tracing::error!(error = %e, "idp-bridge gRPC server stopped");
         }
     });
-    let relay = relais_bus::spawn_relay(
-        pool,
-        relais_runtime::pg_config(db, SCHEMA).map_err(runtime_err)?,
-        bus,
-        shutdown.clone(),
-    );
-    tasks.spawn("idp-bridge.outbox", async move {
-        let _ = relay.task.await;
-    });
-    let token = shutdown.clone();
-    tasks.spawn("idp-bridge.purge", async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(300));
-        loop {
-            tokio::select! {
-                _ = token.cancelled() => return,
-                _ = tick.tick() => {
-                    if let Err(e) = store.purge_expired().await {
-                        tracing::warn!(error = %e, "purge of old round trips failed");
-                    }
-                }
+    tasks.spawn("idp-bridge.outbox", relay.wait());
+    tasks.spawn_every("idp-bridge.purge", Duration::from_secs(300), move || {
+        let store = store.clone();
+        async move {
+            if let Err(e) = store.purge_expired().await {
+                tracing::warn!(error = %e, "purge of old round trips failed");
             }
         }
     });

@@ -49,16 +49,16 @@ pub async fn start(
         .validate()
         .map_err(|e| FrontError::Internal(e.to_string()))?;
     let runtime_err = |e: relais_runtime::RuntimeError| FrontError::Unavailable(e.to_string());
-    let pool = relais_runtime::pg_pool(db, SCHEMA)
+    let pool = relais_runtime::service_pool(db, SCHEMA, embedded::migrations::runner())
         .await
         .map_err(runtime_err)?;
-    relais_runtime::migrate(&pool, SCHEMA, embedded::migrations::runner())
-        .await
-        .map_err(runtime_err)?;
-    {
-        let mut client = pool.get().await?;
-        relais_bus::migrate(&mut client).await?;
-    }
+    let relay = relais_bus::start_outbox(
+        &pool,
+        relais_runtime::pg_config(db, SCHEMA).map_err(runtime_err)?,
+        bus.clone(),
+        shutdown.clone(),
+    )
+    .await?;
     let store = store::Store::new(pool.clone());
     let keys = Arc::new(Keys::new(
         store.signing_keys(&[Alg::Es256, Alg::Rs256]).await?,
@@ -90,15 +90,7 @@ pub async fn start(
             tracing::error!(error = %e, "oidc-front gRPC server stopped");
         }
     });
-    let relay = relais_bus::spawn_relay(
-        pool.clone(),
-        relais_runtime::pg_config(db, SCHEMA).map_err(runtime_err)?,
-        bus.clone(),
-        shutdown.clone(),
-    );
-    tasks.spawn("oidc-front.outbox", async move {
-        let _ = relay.task.await;
-    });
+    tasks.spawn("oidc-front.outbox", relay.wait());
     let consumer = relais_bus::spawn_consumer(
         pool,
         bus.clone(),
@@ -107,20 +99,12 @@ pub async fn start(
         Arc::new(partners::PartnerChanges(partners)),
         shutdown.clone(),
     );
-    tasks.spawn("oidc-front.partner-changes", async move {
-        let _ = consumer.task.await;
-    });
-    let token = shutdown.clone();
-    tasks.spawn("oidc-front.purge", async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(60));
-        loop {
-            tokio::select! {
-                _ = token.cancelled() => return,
-                _ = tick.tick() => {
-                    if let Err(e) = store.purge_expired().await {
-                        tracing::warn!(error = %e, "purge of expired rows failed");
-                    }
-                }
+    tasks.spawn("oidc-front.partner-changes", consumer.wait());
+    tasks.spawn_every("oidc-front.purge", Duration::from_secs(60), move || {
+        let store = store.clone();
+        async move {
+            if let Err(e) = store.purge_expired().await {
+                tracing::warn!(error = %e, "purge of expired rows failed");
             }
         }
     });

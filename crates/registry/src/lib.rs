@@ -110,15 +110,9 @@ impl From<RegistryError> for tonic::Status {
     }
 }
 
-/// Creates the schema and applies migrations (the registry's and the bus's tables).
-pub async fn prepare(db: &DatabaseConfig) -> Result<Pool, RegistryError> {
-    let pool = relais_runtime::pg_pool(db, SCHEMA).await?;
-    relais_runtime::migrate(&pool, SCHEMA, embedded::migrations::runner()).await?;
-    let mut client = pool.get().await?;
-    relais_bus::migrate(&mut client)
-        .await
-        .map_err(|e| RegistryError::Bus(e.to_string()))?;
-    Ok(pool)
+/// Creates the schema and applies the registry's migrations.
+async fn prepare(db: &DatabaseConfig) -> Result<Pool, RegistryError> {
+    Ok(relais_runtime::service_pool(db, SCHEMA, embedded::migrations::runner()).await?)
 }
 
 /// Starts the registry: seeds partners, serves gRPC on `listener`, relays its events.
@@ -133,6 +127,14 @@ pub async fn start(
         .validate()
         .map_err(|e| RegistryError::Invalid(e.to_string()))?;
     let pool = prepare(db).await?;
+    let relay = relais_bus::start_outbox(
+        &pool,
+        relais_runtime::pg_config(db, SCHEMA)?,
+        bus,
+        shutdown.clone(),
+    )
+    .await
+    .map_err(|e| RegistryError::Bus(e.to_string()))?;
     let store = Store::new(pool.clone());
     let hasher = domain::SecretHasher::new(config.secret_hash_key.expose());
     if let Some(path) = &config.seed_file {
@@ -162,14 +164,6 @@ pub async fn start(
             tracing::error!(error = %e, "registry gRPC server stopped");
         }
     });
-    let relay = relais_bus::spawn_relay(
-        pool,
-        relais_runtime::pg_config(db, SCHEMA)?,
-        bus,
-        shutdown.clone(),
-    );
-    tasks.spawn("registry.outbox", async move {
-        let _ = relay.task.await;
-    });
+    tasks.spawn("registry.outbox", relay.wait());
     Ok(tasks)
 }

@@ -54,6 +54,25 @@ impl Tasks {
         self.handles.push((name.into(), tokio::spawn(task)));
     }
 
+    /// Runs `job` every `period` until shutdown (the first run after one period).
+    pub fn spawn_every<F, Fut>(&mut self, name: impl Into<String>, period: Duration, mut job: F)
+    where
+        F: FnMut() -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send,
+    {
+        let token = self.shutdown.clone();
+        self.spawn(name, async move {
+            let mut tick = tokio::time::interval(period);
+            tick.tick().await;
+            loop {
+                tokio::select! {
+                    _ = token.cancelled() => return,
+                    _ = tick.tick() => job().await,
+                }
+            }
+        });
+    }
+
     /// Adopts another set's tasks (a service's tasks inside the all-in-one process).
     pub fn extend(&mut self, other: Tasks) {
         self.handles.extend(other.handles);
@@ -165,6 +184,17 @@ pub async fn pg_pool(db: &DatabaseConfig, schema: &str) -> Result<Pool, RuntimeE
                 Err(RuntimeError::Database(e.to_string()))
             }
         })?;
+    Ok(pool)
+}
+
+/// A service's pool, its schema created and its migrations applied.
+pub async fn service_pool(
+    db: &DatabaseConfig,
+    schema: &str,
+    runner: refinery::Runner,
+) -> Result<Pool, RuntimeError> {
+    let pool = pg_pool(db, schema).await?;
+    migrate(&pool, schema, runner).await?;
     Ok(pool)
 }
 

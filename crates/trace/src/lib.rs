@@ -132,9 +132,9 @@ pub async fn start(
     shutdown: Shutdown,
 ) -> Result<Tasks, TraceError> {
     tracing::debug!(listen = %config.listen, "trace starting");
-    let pool = relais_runtime::pg_pool(db, SCHEMA).await?;
-    relais_runtime::migrate(&pool, SCHEMA, embedded::migrations::runner()).await?;
+    let pool = relais_runtime::service_pool(db, SCHEMA, embedded::migrations::runner()).await?;
     {
+        // The consumer's inbox lives in the bus tables.
         let mut client = pool.get().await?;
         relais_bus::migrate(&mut client).await?;
     }
@@ -147,9 +147,7 @@ pub async fn start(
         Arc::new(Recorder),
         shutdown.clone(),
     );
-    tasks.spawn("trace.consumer", async move {
-        let _ = consumer.task.await;
-    });
+    tasks.spawn("trace.consumer", consumer.wait());
     let service = TraceServer::new(TraceService {
         store: Store::new(pool),
     });

@@ -1,0 +1,2 @@
+//! placeholder while dependencies build.
+fn main() {}
