@@ -6,4 +6,5 @@
 mod harness;
 mod outage;
 mod rejections;
+mod security;
 mod signin;

@@ -74,6 +74,7 @@ pub enum ConnectionStep {
     CodeIssued,
     TokenIssued,
     UserinfoServed,
+    TokenRevoked,
     LogoutRequested,
     LogoutPropagated,
     SessionEnded,
@@ -81,7 +82,7 @@ pub enum ConnectionStep {
 }
 
 impl ConnectionStep {
-    pub const ALL: [Self; 13] = [
+    pub const ALL: [Self; 14] = [
         Self::AuthorizeInitiated,
         Self::ChooserShown,
         Self::IdpChosen,
@@ -91,6 +92,7 @@ impl ConnectionStep {
         Self::CodeIssued,
         Self::TokenIssued,
         Self::UserinfoServed,
+        Self::TokenRevoked,
         Self::LogoutRequested,
         Self::LogoutPropagated,
         Self::SessionEnded,
@@ -109,6 +111,7 @@ impl ConnectionStep {
             Self::CodeIssued => "code_issued",
             Self::TokenIssued => "token_issued",
             Self::UserinfoServed => "userinfo_served",
+            Self::TokenRevoked => "token_revoked",
             Self::LogoutRequested => "logout_requested",
             Self::LogoutPropagated => "logout_propagated",
             Self::SessionEnded => "session_ended",

@@ -117,6 +117,8 @@ pub(crate) fn router(state: Shared) -> Router {
         .route("/chooser", post(choose_idp))
         .route("/idp/callback", get(idp_callback))
         .route("/token", post(token))
+        .route("/revoke", post(revoke))
+        .route("/introspect", post(introspect))
         .route("/userinfo", get(userinfo_get).post(userinfo_post))
         .route("/end_session", get(end_session))
         .route("/idp/logout-callback", get(logout_callback))
@@ -262,13 +264,48 @@ async fn idp_callback(
 }
 
 async fn token(State(s): State<Shared>, meta: Meta, headers: HeaderMap, body: Body) -> Response {
+    client_call(s, meta, headers, body, Backchannel::Token).await
+}
+
+async fn revoke(State(s): State<Shared>, meta: Meta, headers: HeaderMap, body: Body) -> Response {
+    client_call(s, meta, headers, body, Backchannel::Revoke).await
+}
+
+async fn introspect(
+    State(s): State<Shared>,
+    meta: Meta,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    client_call(s, meta, headers, body, Backchannel::Introspect).await
+}
+
+/// The authenticated client endpoints: the same form and header, another call.
+enum Backchannel {
+    Token,
+    Revoke,
+    Introspect,
+}
+
+async fn client_call(
+    s: Shared,
+    meta: Meta,
+    headers: HeaderMap,
+    body: Body,
+    call: Backchannel,
+) -> Response {
     let result: Result<Response, GatewayError> = async {
-        let request = TokenRequest {
+        let request = s.grpc(TokenRequest {
             params: form_params(&headers, body, s.max_body_bytes).await?,
             authorization: authorization(&headers),
             source: Some(meta.source.clone()),
+        });
+        let mut front = s.front();
+        let answer = match call {
+            Backchannel::Token => front.token(request).await?,
+            Backchannel::Revoke => front.revoke(request).await?,
+            Backchannel::Introspect => front.introspect(request).await?,
         };
-        let answer = s.front().token(s.grpc(request)).await?;
         render::api(answer.into_inner())
     }
     .await;

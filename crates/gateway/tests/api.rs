@@ -47,6 +47,36 @@ async fn token_passes_form_and_authorization_and_returns_the_answer() {
 }
 
 #[tokio::test]
+async fn revoke_and_introspect_reach_their_calls() {
+    let gw = support::start(|_| {}).await;
+    gw.fake.answer_api(ApiResponse {
+        http_status: 200,
+        content_type: "application/json".into(),
+        body: r#"{"active":false}"#.into(),
+        www_authenticate: String::new(),
+    });
+    for path in ["/revoke", "/introspect"] {
+        let r = support::http()
+            .post(gw.url(path))
+            .header("authorization", "Basic c3AxOnNlY3JldA==")
+            .form(&[("token", "t0k3n")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        assert_no_store(r.headers());
+    }
+    let calls = gw.fake.calls();
+    let [Call::Revoke(revoke), Call::Introspect(introspect)] = calls.as_slice() else {
+        panic!("{calls:?}")
+    };
+    for req in [revoke, introspect] {
+        assert_eq!(req.params, params(&[("token", "t0k3n")]));
+        assert_eq!(req.authorization, "Basic c3AxOnNlY3JldA==");
+    }
+}
+
+#[tokio::test]
 async fn userinfo_get_and_post() {
     let gw = support::start(|_| {}).await;
     gw.fake.answer_api(ApiResponse {

@@ -25,6 +25,8 @@ pub enum Call {
     ChooseIdp(ChooseIdpRequest),
     IdpCallback(IdpCallbackRequest),
     Token(TokenRequest),
+    Revoke(TokenRequest),
+    Introspect(TokenRequest),
     UserInfo(UserInfoRequest),
     EndSession(EndSessionRequest),
     LogoutCallback(LogoutCallbackRequest),
@@ -107,6 +109,16 @@ impl OidcFront for Fake {
     }
     async fn token(&self, r: Request<TokenRequest>) -> Result<Response<ApiResponse>, Status> {
         self.record(Call::Token(r.into_inner())).await;
+        self.api()
+    }
+
+    async fn revoke(&self, r: Request<TokenRequest>) -> Result<Response<ApiResponse>, Status> {
+        self.record(Call::Revoke(r.into_inner())).await;
+        self.api()
+    }
+
+    async fn introspect(&self, r: Request<TokenRequest>) -> Result<Response<ApiResponse>, Status> {
+        self.record(Call::Introspect(r.into_inner())).await;
         self.api()
     }
     async fn user_info(

@@ -94,6 +94,10 @@ pub enum FrontError {
     PkceFailed,
     #[error("access token is missing, unknown, expired or revoked")]
     InvalidToken,
+    #[error("the token parameter is missing")]
+    TokenParamMissing,
+    #[error("token_type_hint must be access_token or refresh_token")]
+    UnsupportedTokenType,
     #[error("id_token_hint is not an ID token issued by this hub")]
     InvalidIdTokenHint,
     #[error("post_logout_redirect_uri is not registered for this client")]
@@ -405,6 +409,20 @@ impl FrontError {
                 401,
                 Page,
                 "Jeton d'accès absent, inconnu, expiré ou révoqué.",
+            ),
+            E::TokenParamMissing => (
+                "token_missing",
+                "invalid_request",
+                400,
+                Page,
+                "Le paramètre token est absent.",
+            ),
+            E::UnsupportedTokenType => (
+                "unsupported_token_type",
+                "unsupported_token_type",
+                400,
+                Page,
+                "token_type_hint doit valoir access_token ou refresh_token.",
             ),
             E::InvalidIdTokenHint => (
                 "id_token_hint_invalid",

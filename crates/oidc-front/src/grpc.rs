@@ -135,6 +135,10 @@ impl Front {
             "userinfo_endpoint": format!("{iss}/userinfo"),
             "jwks_uri": format!("{iss}/jwks"),
             "end_session_endpoint": format!("{iss}/end_session"),
+            "revocation_endpoint": format!("{iss}/revoke"),
+            "introspection_endpoint": format!("{iss}/introspect"),
+            "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
             "scopes_supported": claims::scopes_supported(),
             "claims_supported": claims::claims_supported(),
             "response_types_supported": ["code"],
@@ -736,6 +740,97 @@ impl Front {
         }))
     }
 
+    /// The client calling a back-channel endpoint, authenticated by the registry.
+    async fn authenticate(
+        &self,
+        authorization: &str,
+        params: &Params,
+    ) -> Result<reg::ServiceProvider, FrontError> {
+        params.check_no_duplicates()?;
+        let (client_id, secret, method) = client_credentials(authorization, params)?;
+        self.partners
+            .authenticate(&client_id, &secret, method)
+            .await
+    }
+
+    /// The `token` of a revocation or introspection request, and its hint checked.
+    fn presented_token(params: &Params) -> Result<String, FrontError> {
+        match params.single("token_type_hint")? {
+            None | Some("access_token") | Some("refresh_token") => {}
+            Some(_) => return Err(FrontError::UnsupportedTokenType),
+        }
+        Ok(params
+            .single("token")?
+            .ok_or(FrontError::TokenParamMissing)?
+            .to_string())
+    }
+
+    async fn revoke(&self, req: pb::TokenRequest) -> pb::ApiResponse {
+        let source = req.source.clone().unwrap_or_default();
+        let basic = req.authorization.trim_start().starts_with("Basic ");
+        let result = async {
+            let params = params_of(req.params);
+            let sp = self.authenticate(&req.authorization, &params).await?;
+            let token = Self::presented_token(&params)?;
+            // RFC 7009 §2.2: an unknown or foreign token is answered as a success.
+            if let Some(connection) = self
+                .store
+                .revoke_token(&sha256(&token), &sp.client_id)
+                .await?
+            {
+                let revoked = self.event(
+                    connection,
+                    ConnectionStep::TokenRevoked,
+                    Outcome::Success,
+                    &source,
+                    |e| e.sp_id = Some(sp.client_id.clone()),
+                )?;
+                self.store.record_events(&[revoked]).await?;
+            }
+            Ok::<_, FrontError>(json!({}))
+        }
+        .await;
+        match result {
+            Ok(v) => json_ok(&v),
+            Err(e) => json_error(&e, basic.then_some("Basic"), &source.request_id),
+        }
+    }
+
+    async fn introspect(&self, req: pb::TokenRequest) -> pb::ApiResponse {
+        let source = req.source.clone().unwrap_or_default();
+        let basic = req.authorization.trim_start().starts_with("Basic ");
+        let result = async {
+            let params = params_of(req.params);
+            let sp = self.authenticate(&req.authorization, &params).await?;
+            let token = Self::presented_token(&params)?;
+            // Only the client a token was issued to learns anything about it.
+            let record = self
+                .store
+                .token_record(&sha256(&token), &sp.client_id)
+                .await?;
+            Ok::<_, FrontError>(match record {
+                Some(r) if r.active => json!({
+                    "active": true,
+                    "scope": r.scopes.join(" "),
+                    "client_id": r.token.client_id,
+                    "token_type": "Bearer",
+                    "exp": ts(r.expires_at),
+                    "iat": ts(r.issued_at),
+                    "sub": r.token.sub_fs,
+                    "aud": r.token.client_id,
+                    "iss": self.config.issuer,
+                    "acr": r.token.acr,
+                }),
+                _ => json!({ "active": false }),
+            })
+        }
+        .await;
+        match result {
+            Ok(v) => json_ok(&v),
+            Err(e) => json_error(&e, basic.then_some("Basic"), &source.request_id),
+        }
+    }
+
     async fn userinfo(&self, req: pb::UserInfoRequest) -> pb::ApiResponse {
         let source = req.source.clone().unwrap_or_default();
         match self.userinfo_inner(req, &source).await {
@@ -1135,6 +1230,24 @@ impl OidcFront for Front {
         request: Request<pb::UserInfoRequest>,
     ) -> Result<Response<pb::ApiResponse>, Status> {
         Ok(Response::new(self.userinfo(request.into_inner()).await))
+    }
+
+    async fn revoke(
+        &self,
+        request: Request<pb::TokenRequest>,
+    ) -> Result<Response<pb::ApiResponse>, Status> {
+        Ok(Response::new(
+            Front::revoke(self, request.into_inner()).await,
+        ))
+    }
+
+    async fn introspect(
+        &self,
+        request: Request<pb::TokenRequest>,
+    ) -> Result<Response<pb::ApiResponse>, Status> {
+        Ok(Response::new(
+            Front::introspect(self, request.into_inner()).await,
+        ))
     }
 
     async fn end_session(

@@ -114,7 +114,9 @@ impl Partners {
                 Some("client_suspended") => FrontError::ClientSuspended,
                 Some("client_secret_expired") => FrontError::ClientSecretExpired,
                 Some("client_auth_method_mismatch") => {
-                    FrontError::ClientAuthMethodMismatch(s.message().to_string())
+                    // The registry's message ends with the registered method.
+                    let method = s.message().rsplit(' ').next().unwrap_or_default();
+                    FrontError::ClientAuthMethodMismatch(method.to_string())
                 }
                 Some(_) => FrontError::ClientAuthFailed,
                 None => unavailable("registry", &s),

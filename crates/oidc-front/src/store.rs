@@ -72,6 +72,16 @@ pub struct Grant {
     pub expires_at: OffsetDateTime,
 }
 
+/// A token as introspection sees it, live or not.
+#[derive(Clone, Debug)]
+pub struct TokenRecord {
+    pub token: AccessToken,
+    pub scopes: Vec<String>,
+    pub issued_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+    pub active: bool,
+}
+
 #[derive(Clone, Debug)]
 pub struct AccessToken {
     pub connection_id: Uuid,
@@ -433,8 +443,8 @@ impl Store {
         let tx = client.transaction().await?;
         tx.execute(
             "INSERT INTO access_tokens (token_hash, code_hash, connection_id, client_id, sub_fs, \
-             account_id, idp_id, acr, claims, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+             account_id, idp_id, acr, claims, expires_at, scopes) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
             &[
                 &token_hash,
                 &grant.code_hash,
@@ -446,12 +456,69 @@ impl Store {
                 &grant.acr,
                 &grant.claims,
                 &expires_at,
+                &grant.scopes,
             ],
         )
         .await?;
         enqueue_all(&tx, events).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Any token of `client_id` with this hash, for introspection.
+    pub async fn token_record(
+        &self,
+        token_hash: &[u8],
+        client_id: &str,
+    ) -> Result<Option<TokenRecord>, FrontError> {
+        let client = self.pool.get().await?;
+        let Some(r) = client
+            .query_opt(
+                "SELECT connection_id, client_id, sub_fs, account_id, idp_id, acr, claims, \
+                 scopes, issued_at, expires_at, \
+                 (revoked_at IS NULL AND expires_at > now()) AS active \
+                 FROM access_tokens WHERE token_hash = $1 AND client_id = $2",
+                &[&token_hash, &client_id],
+            )
+            .await?
+        else {
+            return Ok(None);
+        };
+        Ok(Some(TokenRecord {
+            token: AccessToken {
+                connection_id: r.try_get("connection_id")?,
+                client_id: r.try_get("client_id")?,
+                sub_fs: r.try_get("sub_fs")?,
+                account_id: r.try_get("account_id")?,
+                idp_id: r.try_get("idp_id")?,
+                acr: r.try_get("acr")?,
+                claims: r.try_get("claims")?,
+            },
+            scopes: r.try_get("scopes")?,
+            issued_at: r.try_get("issued_at")?,
+            expires_at: r.try_get("expires_at")?,
+            active: r.try_get("active")?,
+        }))
+    }
+
+    /// Revokes a token of `client_id`; returns its connection when it was live.
+    pub async fn revoke_token(
+        &self,
+        token_hash: &[u8],
+        client_id: &str,
+    ) -> Result<Option<Uuid>, FrontError> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_opt(
+                "UPDATE access_tokens SET revoked_at = now() \
+                 WHERE token_hash = $1 AND client_id = $2 AND revoked_at IS NULL \
+                 RETURNING connection_id",
+                &[&token_hash, &client_id],
+            )
+            .await?;
+        row.map(|r| r.try_get(0))
+            .transpose()
+            .map_err(FrontError::from)
     }
 
     /// A live access token: known, unexpired, unrevoked.

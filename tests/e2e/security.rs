@@ -1,0 +1,246 @@
+//! Attacks tried against the running hub, each refused with the right answer.
+
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::harness::*;
+
+async fn back_channel(
+    hub: &str,
+    path: &str,
+    client: &str,
+    secret: &str,
+    form: &[(&str, &str)],
+) -> (StatusCode, Value) {
+    // SP B is registered for client_secret_post, SP A for client_secret_basic.
+    let mut fields: Vec<(&str, &str)> = form.to_vec();
+    let mut req = reqwest::Client::new().post(format!("{hub}{path}"));
+    if client == SP_B {
+        fields.push(("client_id", client));
+        fields.push(("client_secret", secret));
+    } else {
+        req = req.basic_auth(client, Some(secret));
+    }
+    let r = req.form(&fields).send().await.unwrap();
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    let status = r.status();
+    (status, r.json().await.unwrap())
+}
+
+/// A signed-in SP A: its tokens.
+async fn tokens_for_a(stack: &Stack) -> Value {
+    let browser = Browser::new();
+    let req = AuthRequest::new(SP_A, REDIRECT_A, "openid email");
+    let code = query(
+        &sign_in(stack, &browser, &req, "camille").await.at_sp(),
+        "code",
+    )
+    .unwrap();
+    let (status, t) = token(&stack.hub, SP_A, SECRET_A, &code, REDIRECT_A, true).await;
+    assert_eq!(status, StatusCode::OK, "{t}");
+    t
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revocation_and_introspection() {
+    let stack = Stack::start().await;
+    let hub = stack.hub.clone();
+    let t = tokens_for_a(&stack).await;
+    let access = t["access_token"].as_str().unwrap();
+
+    let (status, info) =
+        back_channel(&hub, "/introspect", SP_A, SECRET_A, &[("token", access)]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(info["active"], true, "{info}");
+    assert_eq!(info["client_id"], SP_A);
+    assert_eq!(info["scope"], "openid email");
+    assert_eq!(info["iss"], hub.as_str());
+
+    // Another client learns nothing about it, and cannot revoke it.
+    let (_, other) = back_channel(&hub, "/introspect", SP_B, SECRET_B, &[("token", access)]).await;
+    assert_eq!(other, serde_json::json!({ "active": false }));
+    let (status, _) = back_channel(&hub, "/revoke", SP_B, SECRET_B, &[("token", access)]).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "RFC 7009: no oracle for foreign tokens"
+    );
+    assert_eq!(userinfo(&hub, access).await.0, StatusCode::OK);
+
+    // A wrong secret is refused before anything else.
+    let (status, body) = back_channel(
+        &hub,
+        "/revoke",
+        SP_A,
+        "not-the-secret",
+        &[("token", access)],
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["error"], "invalid_client");
+    let (status, body) = back_channel(
+        &hub,
+        "/revoke",
+        SP_A,
+        SECRET_A,
+        &[("token", access), ("token_type_hint", "bogus")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"], "unsupported_token_type");
+
+    // The owner revokes it: it fails everywhere at once.
+    let (status, _) = back_channel(&hub, "/revoke", SP_A, SECRET_A, &[("token", access)]).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = userinfo(&hub, access).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    let (_, info) = back_channel(&hub, "/introspect", SP_A, SECRET_A, &[("token", access)]).await;
+    assert_eq!(info["active"], false);
+    // Unknown tokens are a success too.
+    let (status, _) = back_channel(
+        &hub,
+        "/revoke",
+        SP_A,
+        SECRET_A,
+        &[("token", "never-issued")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    stack.stop().await;
+}
+
+/// Every variant of a registered redirect URI is refused with a page, never followed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redirect_uri_variants_are_refused() {
+    let stack = Stack::start().await;
+    let browser = Browser::new();
+    let variants = [
+        "http://127.0.0.1:9/a/callback/",
+        "http://127.0.0.1:9/a/callback/../callback",
+        "http://127.0.0.1:9/a/callback?next=x",
+        "http://127.0.0.1:9/a/callback#x",
+        "http://127.0.0.1:9/a/callbackx",
+        "http://127.0.0.1:9/a/Callback",
+        "http://127.0.0.1:9/a",
+        "http://127.0.0.1:99/a/callback",
+        "https://127.0.0.1:9/a/callback",
+        "http://127.0.0.1:9@evil.example/a/callback",
+        "http://evil.example@127.0.0.1:9/a/callback",
+        "http://127.0.0.1.evil.example:9/a/callback",
+        "http://localhost.evil:9/a/callback",
+        "http://sub.127.0.0.1:9/a/callback",
+        "http://127.0.0.1:9/a/callback%2F",
+        "http://127.0.0.1:9/a/%63allback",
+        "http%3A%2F%2F127.0.0.1%3A9%2Fa%2Fcallback",
+        "HTTP://127.0.0.1:9/a/callback",
+        " http://127.0.0.1:9/a/callback",
+    ];
+    for bad in variants {
+        let mut req = AuthRequest::new(SP_A, REDIRECT_A, "openid");
+        req.redirect_uri = Box::leak(bad.to_string().into_boxed_str());
+        let (status, page) = browser.get(&req.url(&stack.hub)).await.page();
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad:?}");
+        assert!(page.contains("redirect_uri_mismatch"), "{bad:?}: {page}");
+    }
+    // Two redirect_uri parameters, the registered one first.
+    let req =
+        AuthRequest::new(SP_A, REDIRECT_A, "openid").with("redirect_uri", "http://evil.example/");
+    let (status, page) = browser.get(&req.url(&stack.hub)).await.page();
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(page.contains("redirect_uri_mismatch"), "{page}");
+    // The logout redirect is held to the same rule.
+    let t = tokens_for_a(&stack).await;
+    for bad in [
+        "http://127.0.0.1:9/a/logged-out/",
+        "http://evil.example/a/logged-out",
+    ] {
+        let mut u = url::Url::parse(&format!("{}/end_session", stack.hub)).unwrap();
+        u.query_pairs_mut()
+            .append_pair("id_token_hint", t["id_token"].as_str().unwrap())
+            .append_pair("post_logout_redirect_uri", bad);
+        let (status, page) = browser.get(u.as_str()).await.page();
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
+        assert!(page.contains("post_logout_redirect_uri_mismatch"), "{page}");
+    }
+    stack.stop().await;
+}
+
+/// PKCE: S256 only, the verifier required once a challenge was sent, and never accepted
+/// for a code obtained without one (downgrade).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pkce_is_enforced() {
+    use base64::Engine;
+    use sha2::Digest;
+    let stack = Stack::start().await;
+    let hub = stack.hub.clone();
+    let verifier = random();
+    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(sha2::Sha256::digest(verifier.as_bytes()));
+
+    let browser = Browser::new();
+    let req = AuthRequest::new(SP_A, REDIRECT_A, "openid")
+        .with("code_challenge", &verifier)
+        .with("code_challenge_method", "plain");
+    let back = browser.get(&req.url(&hub)).await.at_sp();
+    assert!(
+        query(&back, "error_description")
+            .unwrap()
+            .contains("pkce_method_unsupported")
+    );
+
+    let exchange = |code: String, verifier: Option<String>| {
+        let hub = hub.clone();
+        async move {
+            let mut form = vec![
+                ("grant_type", "authorization_code".to_string()),
+                ("code", code),
+                ("redirect_uri", REDIRECT_A.to_string()),
+            ];
+            if let Some(v) = verifier {
+                form.push(("code_verifier", v));
+            }
+            let r = reqwest::Client::new()
+                .post(format!("{hub}/token"))
+                .basic_auth(SP_A, Some(SECRET_A))
+                .form(&form)
+                .send()
+                .await
+                .unwrap();
+            let status = r.status();
+            (status, r.json::<Value>().await.unwrap())
+        }
+    };
+    let signed_in = |with_challenge: bool| {
+        let stack = &stack;
+        let challenge = challenge.clone();
+        async move {
+            let browser = Browser::new();
+            let mut req = AuthRequest::new(SP_A, REDIRECT_A, "openid");
+            if with_challenge {
+                req = req
+                    .with("code_challenge", &challenge)
+                    .with("code_challenge_method", "S256");
+            }
+            query(
+                &sign_in(stack, &browser, &req, "camille").await.at_sp(),
+                "code",
+            )
+            .unwrap()
+        }
+    };
+    for (verifier_sent, why) in [
+        (None, "verifier omitted"),
+        (Some(random()), "wrong verifier"),
+        (Some("short".to_string()), "verifier too short"),
+    ] {
+        let (status, body) = exchange(signed_in(true).await, verifier_sent).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{why}");
+        assert_eq!(body["error_code"], "pkce_failed", "{why}");
+    }
+    let (status, body) = exchange(signed_in(false).await, Some(verifier.clone())).await;
+    assert_eq!(body["error_code"], "pkce_failed", "downgrade: {body}");
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, body) = exchange(signed_in(true).await, Some(verifier)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    stack.stop().await;
+}
