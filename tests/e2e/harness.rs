@@ -1,7 +1,7 @@
 //! Starts a hub (in one process, or as one process per service) with a demo IdP, and
 //! plays the browser and the SPs.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
@@ -9,6 +9,7 @@ use std::time::Duration;
 use relais::{RelaisConfig, Service};
 use relais_config::Secret;
 use relais_demo_idp::{DemoIdpConfig, DemoIdpHandle, Scenario};
+use relais_proto::oidc_front::v1::oidc_front_client::OidcFrontClient;
 use relais_proto::registry::v1::registry_client::RegistryClient;
 use relais_proto::trace::v1 as trace;
 use relais_proto::trace::v1::trace_client::TraceClient;
@@ -41,6 +42,7 @@ pub struct Stack {
     pub idp: DemoIdpHandle,
     pub registry: RegistryClient<tonic::transport::Channel>,
     pub trace: TraceClient<tonic::transport::Channel>,
+    pub front: OidcFrontClient<tonic::transport::Channel>,
     pub proxy: Option<TcpProxy>,
     running: Option<Running>,
     dir: PathBuf,
@@ -48,19 +50,13 @@ pub struct Stack {
     _bus: TestBus,
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 pub struct Options {
     pub mode: Mode,
     /// Route the hub's RabbitMQ link through a proxy the test can cut.
     pub proxied_bus: bool,
     pub idp_timeout_ms: u64,
+    /// Last changes to the hub's configuration.
+    pub tweak: fn(&mut RelaisConfig),
 }
 
 impl Default for Options {
@@ -69,6 +65,7 @@ impl Default for Options {
             mode: Mode::AllInOne,
             proxied_bus: false,
             idp_timeout_ms: 10_000,
+            tweak: |_| {},
         }
     }
 }
@@ -86,7 +83,22 @@ impl Stack {
         } else {
             None
         };
-        let hub_port = free_port();
+        // Every service's port is held from now on (no other test can take it), except in
+        // the one-process-per-service mode, where each process binds its own.
+        let mut held = Vec::new();
+        for s in Service::ALL {
+            held.push((
+                s,
+                tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+            ));
+        }
+        let port_of = |s: Service| -> u16 {
+            held.iter()
+                .find(|(h, _)| *h == s)
+                .map(|(_, l)| l.local_addr().unwrap().port())
+                .unwrap()
+        };
+        let hub_port = port_of(Service::Gateway);
         let hub = format!("http://127.0.0.1:{hub_port}");
 
         let idp_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -126,27 +138,27 @@ impl Stack {
         config.idp_bridge.http_timeout_ms = options.idp_timeout_ms;
         config.registry.seed_file = Some(seed.display().to_string());
         config.registry.secret_hash_key = Secret::new("e2e-registry-key-0123456789-0123456789");
-        for (listen, _) in [
-            (&mut config.registry.listen, ()),
-            (&mut config.trace.listen, ()),
-            (&mut config.idp_bridge.listen, ()),
-            (&mut config.oidc_front.listen, ()),
-        ] {
-            *listen = format!("127.0.0.1:{}", free_port());
-        }
+        config.registry.listen = format!("127.0.0.1:{}", port_of(Service::Registry));
+        config.trace.listen = format!("127.0.0.1:{}", port_of(Service::Trace));
+        config.idp_bridge.listen = format!("127.0.0.1:{}", port_of(Service::IdpBridge));
+        config.oidc_front.listen = format!("127.0.0.1:{}", port_of(Service::OidcFront));
+        (options.tweak)(&mut config);
         config.validate().unwrap();
+        let front_addr: SocketAddr = config.oidc_front.listen.parse().unwrap();
         let registry_addr: SocketAddr = config.registry.listen.parse().unwrap();
         let trace_addr: SocketAddr = config.trace.listen.parse().unwrap();
 
         let running = match options.mode {
             Mode::AllInOne => {
                 let token = CancellationToken::new();
-                let hub = relais::start(config, &Service::ALL, token.clone())
+                let hub = relais::start_bound(config, held, token.clone())
                     .await
                     .unwrap();
                 Running::InProcess(hub)
             }
             Mode::Processes => {
+                // The processes bind these ports themselves: release them just before.
+                drop(held);
                 let mut c = config.clone();
                 c.oidc_front.registry_url = format!("http://{}", c.registry.listen);
                 c.idp_bridge.registry_url = format!("http://{}", c.registry.listen);
@@ -182,6 +194,7 @@ impl Stack {
             idp,
             registry: RegistryClient::new(registry),
             trace,
+            front: OidcFrontClient::new(connect(front_addr).await),
             proxy,
             running: Some(running),
             dir,

@@ -244,3 +244,111 @@ async fn pkce_is_enforced() {
     assert_eq!(status, StatusCode::OK, "{body}");
     stack.stop().await;
 }
+
+/// Repeated failures block the client and the address, for every replica, with a
+/// Retry-After; operators see the block and can lift it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn brute_force_is_blocked() {
+    use relais_proto::oidc_front::v1 as front;
+    let stack = Stack::start_with(Options {
+        tweak: |c| {
+            c.oidc_front.brute_force_max_failures = 3;
+            c.oidc_front.brute_force_block_seconds = 120;
+        },
+        ..Options::default()
+    })
+    .await;
+    let hub = stack.hub.clone();
+    let browser = Browser::new();
+    let req = AuthRequest::new(SP_A, REDIRECT_A, "openid email");
+    let code = query(
+        &sign_in(&stack, &browser, &req, "camille").await.at_sp(),
+        "code",
+    )
+    .unwrap();
+    for _ in 0..3 {
+        let (status, body) = token(&hub, SP_A, "guess-0123456789", &code, REDIRECT_A, true).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    }
+    // Even the right secret is refused now, with a delay to wait.
+    let r = reqwest::Client::new()
+        .post(format!("{hub}/token"))
+        .basic_auth(SP_A, Some(SECRET_A))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", REDIRECT_A),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    let wait: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(wait > 0 && wait <= 120, "{wait}");
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error_code"], "client_blocked");
+    // The address is blocked too: another client from it is refused.
+    let (status, _) = token(&hub, SP_B, SECRET_B, "x", REDIRECT_B, false).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+
+    let blocks = stack
+        .front
+        .clone()
+        .list_blocks(front::Empty {})
+        .await
+        .unwrap()
+        .into_inner()
+        .blocks;
+    let mut subjects: Vec<&str> = blocks.iter().map(|b| b.subject.as_str()).collect();
+    subjects.sort_unstable();
+    assert_eq!(subjects, ["client:sp-a", "ip:127.0.0.1"]);
+    for subject in ["client:sp-a", "ip:127.0.0.1"] {
+        stack
+            .front
+            .clone()
+            .clear_block(front::ClearBlockRequest {
+                subject: subject.into(),
+            })
+            .await
+            .unwrap();
+    }
+    // The code was never consumed by the refused attempts.
+    let (status, body) = token(&hub, SP_A, SECRET_A, &code, REDIRECT_A, true).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    stack.stop().await;
+}
+
+/// A suspended SP's access tokens stop working at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn suspension_cuts_existing_tokens() {
+    use relais_proto::registry::v1 as reg;
+    let stack = Stack::start().await;
+    let t = tokens_for_a(&stack).await;
+    let access = t["access_token"].as_str().unwrap();
+    assert_eq!(userinfo(&stack.hub, access).await.0, StatusCode::OK);
+    stack
+        .registry
+        .clone()
+        .set_service_provider_status(reg::SetStatusRequest {
+            id: SP_A.into(),
+            status: reg::PartnerStatus::Suspended as i32,
+            reason: "critical threat".into(),
+        })
+        .await
+        .unwrap();
+    // The suspension reaches the front through the bus; wait for it, bounded.
+    let mut status = StatusCode::OK;
+    for _ in 0..100 {
+        status = userinfo(&stack.hub, access).await.0;
+        if status == StatusCode::UNAUTHORIZED {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    stack.stop().await;
+}

@@ -86,6 +86,12 @@ pub(crate) fn api(answer: ApiResponse) -> Result<Response, GatewayError> {
             .map_err(|_| bad_answer("an invalid WWW-Authenticate header"))?;
         response.headers_mut().insert(WWW_AUTHENTICATE, challenge);
     }
+    if answer.retry_after_seconds > 0 {
+        response.headers_mut().insert(
+            http::header::RETRY_AFTER,
+            HeaderValue::from(answer.retry_after_seconds),
+        );
+    }
     no_store(&mut response);
     Ok(response)
 }

@@ -12,6 +12,7 @@ async fn token_passes_form_and_authorization_and_returns_the_answer() {
         content_type: "application/json".into(),
         body: r#"{"error":"invalid_client"}"#.into(),
         www_authenticate: r#"Basic realm="relais""#.into(),
+        retry_after_seconds: 0,
     });
     let r = support::http()
         .post(gw.url("/token"))
@@ -54,6 +55,7 @@ async fn revoke_and_introspect_reach_their_calls() {
         content_type: "application/json".into(),
         body: r#"{"active":false}"#.into(),
         www_authenticate: String::new(),
+        retry_after_seconds: 0,
     });
     for path in ["/revoke", "/introspect"] {
         let r = support::http()
@@ -84,6 +86,7 @@ async fn userinfo_get_and_post() {
         content_type: "application/jwt".into(),
         body: "eyJ.eyJ.sig".into(),
         www_authenticate: String::new(),
+        retry_after_seconds: 0,
     });
     let http = support::http();
     let got = http

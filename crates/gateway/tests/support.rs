@@ -112,6 +112,14 @@ impl OidcFront for Fake {
         self.api()
     }
 
+    async fn list_blocks(&self, _r: Request<Empty>) -> Result<Response<Blocks>, Status> {
+        Ok(Response::new(Blocks { blocks: Vec::new() }))
+    }
+
+    async fn clear_block(&self, _r: Request<ClearBlockRequest>) -> Result<Response<Empty>, Status> {
+        Err(Status::not_found("no such subject"))
+    }
+
     async fn revoke(&self, r: Request<TokenRequest>) -> Result<Response<ApiResponse>, Status> {
         self.record(Call::Revoke(r.into_inner())).await;
         self.api()

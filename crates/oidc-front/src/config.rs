@@ -24,6 +24,13 @@ pub struct OidcFrontConfig {
     pub session_ttl_seconds: u32,
     /// How long partner records are cached; changes announced on the bus apply at once.
     pub partner_cache_seconds: u32,
+    /// Failed client authentications or bad codes, per client and per source address,
+    /// within `brute_force_window_seconds`, that block the subject.
+    pub brute_force_max_failures: u32,
+    pub brute_force_window_seconds: u32,
+    /// The first block's length; each next one doubles, up to the maximum.
+    pub brute_force_block_seconds: u32,
+    pub brute_force_max_block_seconds: u32,
 }
 
 impl Default for OidcFrontConfig {
@@ -41,6 +48,10 @@ impl Default for OidcFrontConfig {
             flow_ttl_seconds: 900,
             session_ttl_seconds: 1800,
             partner_cache_seconds: 30,
+            brute_force_max_failures: 10,
+            brute_force_window_seconds: 600,
+            brute_force_block_seconds: 60,
+            brute_force_max_block_seconds: 3600,
         }
     }
 }
@@ -96,11 +107,37 @@ impl OidcFrontConfig {
             ("oidc_front.id_token_ttl_seconds", self.id_token_ttl_seconds),
             ("oidc_front.flow_ttl_seconds", self.flow_ttl_seconds),
             ("oidc_front.session_ttl_seconds", self.session_ttl_seconds),
+            (
+                "oidc_front.brute_force_max_failures",
+                self.brute_force_max_failures,
+            ),
+            (
+                "oidc_front.brute_force_window_seconds",
+                self.brute_force_window_seconds,
+            ),
+            (
+                "oidc_front.brute_force_block_seconds",
+                self.brute_force_block_seconds,
+            ),
+            (
+                "oidc_front.brute_force_max_block_seconds",
+                self.brute_force_max_block_seconds,
+            ),
         ] {
             if v == 0 {
                 return Err(ConfigError::invalid(field, "must be positive"));
             }
         }
         Ok(())
+    }
+
+    pub fn throttle_limits(&self) -> crate::domain::throttle::Limits {
+        let secs = |s: u32| time::Duration::seconds(i64::from(s));
+        crate::domain::throttle::Limits {
+            max_failures: self.brute_force_max_failures,
+            window: secs(self.brute_force_window_seconds),
+            base_block: secs(self.brute_force_block_seconds),
+            max_block: secs(self.brute_force_max_block_seconds),
+        }
     }
 }

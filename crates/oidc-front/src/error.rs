@@ -96,6 +96,8 @@ pub enum FrontError {
     InvalidToken,
     #[error("the token parameter is missing")]
     TokenParamMissing,
+    #[error("too many failures from this client or address; retry in {0} seconds")]
+    ClientBlocked(u32),
     #[error("token_type_hint must be access_token or refresh_token")]
     UnsupportedTokenType,
     #[error("id_token_hint is not an ID token issued by this hub")]
@@ -410,6 +412,13 @@ impl FrontError {
                 Page,
                 "Jeton d'accès absent, inconnu, expiré ou révoqué.",
             ),
+            E::ClientBlocked(_) => (
+                "client_blocked",
+                "invalid_client",
+                429,
+                Page,
+                "Trop d'échecs depuis ce client ou cette adresse ; réessayez plus tard.",
+            ),
             E::TokenParamMissing => (
                 "token_missing",
                 "invalid_request",
@@ -468,6 +477,20 @@ impl FrontError {
             FrontError::Idp { code, .. } => code.clone(),
             other => other.info().code.to_string(),
         }
+    }
+
+    /// Failures that count toward blocking a client or an address (brute force).
+    pub fn counts_as_attack(&self) -> bool {
+        matches!(
+            self,
+            FrontError::ClientAuthFailed
+                | FrontError::ClientAuthMethodMismatch(_)
+                | FrontError::CodeInvalid
+                | FrontError::CodeReused
+                | FrontError::CodeClientMismatch
+                | FrontError::TokenRedirectUriMismatch
+                | FrontError::PkceFailed
+        )
     }
 
     /// Words for a person in `locale` (fr or en).

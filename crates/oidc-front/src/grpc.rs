@@ -627,14 +627,55 @@ impl Front {
         Ok(response)
     }
 
-    async fn token(&self, req: pb::TokenRequest) -> pb::ApiResponse {
+    /// A back-channel call (token, revocation, introspection) behind the brute-force
+    /// guard: a blocked client or address is refused before anything else, and each
+    /// failure that looks like guessing counts toward a block.
+    async fn guarded<F, Fut>(&self, req: pb::TokenRequest, call: F) -> pb::ApiResponse
+    where
+        F: FnOnce(pb::TokenRequest, pb::Source) -> Fut,
+        Fut: std::future::Future<Output = Result<Value, FrontError>>,
+    {
         let source = req.source.clone().unwrap_or_default();
         let basic = req.authorization.trim_start().starts_with("Basic ");
-        let challenge = if basic { Some("Basic") } else { None };
-        match self.token_inner(req, &source).await {
-            Ok(v) => json_ok(&v),
-            Err(e) => json_error(&e, challenge, &source.request_id),
+        let params = params_of(req.params.clone());
+        let mut subjects = Vec::new();
+        if let Ok((client_id, _, _)) = client_credentials(&req.authorization, &params) {
+            subjects.push(format!("client:{client_id}"));
         }
+        if !source.ip.is_empty() {
+            subjects.push(format!("ip:{}", source.ip));
+        }
+        let result = match self.store.blocked_until(&subjects).await {
+            Ok(Some(until)) => Err(blocked_for(until)),
+            Ok(None) => call(req, source.clone()).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = &result
+            && e.counts_as_attack()
+        {
+            match self
+                .store
+                .record_auth_failure(&subjects, &self.config.throttle_limits())
+                .await
+            {
+                Ok(Some(until)) => {
+                    tracing::warn!(subjects = ?subjects, until = %until, "blocked after repeated failures")
+                }
+                Ok(None) => {}
+                Err(err) => tracing::error!(error = %err, "could not count a failure"),
+            }
+        }
+        match result {
+            Ok(v) => json_ok(&v),
+            Err(e) => json_error(&e, basic.then_some("Basic"), &source.request_id),
+        }
+    }
+
+    async fn token(&self, req: pb::TokenRequest) -> pb::ApiResponse {
+        self.guarded(req, |req, source| async move {
+            self.token_inner(req, &source).await
+        })
+        .await
     }
 
     async fn token_inner(
@@ -766,9 +807,7 @@ impl Front {
     }
 
     async fn revoke(&self, req: pb::TokenRequest) -> pb::ApiResponse {
-        let source = req.source.clone().unwrap_or_default();
-        let basic = req.authorization.trim_start().starts_with("Basic ");
-        let result = async {
+        self.guarded(req, |req, source| async move {
             let params = params_of(req.params);
             let sp = self.authenticate(&req.authorization, &params).await?;
             let token = Self::presented_token(&params)?;
@@ -787,19 +826,13 @@ impl Front {
                 )?;
                 self.store.record_events(&[revoked]).await?;
             }
-            Ok::<_, FrontError>(json!({}))
-        }
-        .await;
-        match result {
-            Ok(v) => json_ok(&v),
-            Err(e) => json_error(&e, basic.then_some("Basic"), &source.request_id),
-        }
+            Ok(json!({}))
+        })
+        .await
     }
 
     async fn introspect(&self, req: pb::TokenRequest) -> pb::ApiResponse {
-        let source = req.source.clone().unwrap_or_default();
-        let basic = req.authorization.trim_start().starts_with("Basic ");
-        let result = async {
+        self.guarded(req, |req, _source| async move {
             let params = params_of(req.params);
             let sp = self.authenticate(&req.authorization, &params).await?;
             let token = Self::presented_token(&params)?;
@@ -808,7 +841,7 @@ impl Front {
                 .store
                 .token_record(&sha256(&token), &sp.client_id)
                 .await?;
-            Ok::<_, FrontError>(match record {
+            Ok(match record {
                 Some(r) if r.active => json!({
                     "active": true,
                     "scope": r.scopes.join(" "),
@@ -823,12 +856,8 @@ impl Front {
                 }),
                 _ => json!({ "active": false }),
             })
-        }
-        .await;
-        match result {
-            Ok(v) => json_ok(&v),
-            Err(e) => json_error(&e, basic.then_some("Basic"), &source.request_id),
-        }
+        })
+        .await
     }
 
     async fn userinfo(&self, req: pb::UserInfoRequest) -> pb::ApiResponse {
@@ -860,6 +889,10 @@ impl Front {
             .access_token(&sha256(&token))
             .await?
             .ok_or(FrontError::InvalidToken)?;
+        // A suspended SP's tokens stop working at once.
+        if self.active_sp(&at.client_id).await.is_err() {
+            return Err(FrontError::InvalidToken);
+        }
         let mut body = match at.claims {
             Value::Object(m) => m,
             _ => Map::new(),
@@ -1095,6 +1128,11 @@ fn signed_out_message(locale: &str) -> &'static str {
     }
 }
 
+fn blocked_for(until: OffsetDateTime) -> FrontError {
+    let secs = (until - OffsetDateTime::now_utc()).whole_seconds().max(1);
+    FrontError::ClientBlocked(u32::try_from(secs).unwrap_or(u32::MAX))
+}
+
 /// The stable code the bridge put on a failure, as a front error.
 fn bridge_error(status: &tonic::Status) -> FrontError {
     match error_code(status) {
@@ -1248,6 +1286,42 @@ impl OidcFront for Front {
         Ok(Response::new(
             Front::introspect(self, request.into_inner()).await,
         ))
+    }
+
+    async fn list_blocks(&self, _r: Request<pb::Empty>) -> Result<Response<pb::Blocks>, Status> {
+        let blocks = self
+            .store
+            .blocks()
+            .await
+            .map_err(|e| Status::unavailable(e.to_string()))?
+            .into_iter()
+            .map(|(subject, until, blocks, failures)| pb::Block {
+                subject,
+                blocked_until: until
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .unwrap_or_default(),
+                blocks,
+                failures,
+            })
+            .collect();
+        Ok(Response::new(pb::Blocks { blocks }))
+    }
+
+    async fn clear_block(
+        &self,
+        request: Request<pb::ClearBlockRequest>,
+    ) -> Result<Response<pb::Empty>, Status> {
+        let subject = request.into_inner().subject;
+        let cleared = self
+            .store
+            .clear_block(&subject)
+            .await
+            .map_err(|e| Status::unavailable(e.to_string()))?;
+        if !cleared {
+            return Err(Status::not_found("no such subject"));
+        }
+        tracing::info!(subject = %subject, "block lifted by an operator");
+        Ok(Response::new(pb::Empty {}))
     }
 
     async fn end_session(

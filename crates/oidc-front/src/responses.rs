@@ -81,6 +81,7 @@ pub fn json_ok(body: &Value) -> pb::ApiResponse {
         content_type: "application/json".into(),
         body: body.to_string(),
         www_authenticate: String::new(),
+        retry_after_seconds: 0,
     }
 }
 
@@ -90,7 +91,7 @@ pub fn json_error(err: &FrontError, challenge: Option<&str>, request_id: &str) -
     let info = err.info();
     let status = match info.http_status {
         // Token and userinfo errors are 400 unless the client must authenticate.
-        401 | 503 | 500 => info.http_status,
+        401 | 429 | 503 | 500 => info.http_status,
         403 if info.oauth == "unauthorized_client" => 400,
         _ => 400,
     };
@@ -118,6 +119,10 @@ pub fn json_error(err: &FrontError, challenge: Option<&str>, request_id: &str) -
         })
         .to_string(),
         www_authenticate,
+        retry_after_seconds: match err {
+            FrontError::ClientBlocked(secs) => *secs,
+            _ => 0,
+        },
     }
 }
 

@@ -9,6 +9,7 @@ use time::OffsetDateTime;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
+use crate::domain::throttle::{Counter, Limits};
 use crate::error::FrontError;
 
 #[derive(Clone)]
@@ -617,6 +618,105 @@ impl Store {
             .transpose()
     }
 
+    /// The latest end of a live block among `subjects`.
+    pub async fn blocked_until(
+        &self,
+        subjects: &[String],
+    ) -> Result<Option<OffsetDateTime>, FrontError> {
+        let client = self.pool.get().await?;
+        let stmt = client
+            .prepare_cached(
+                "SELECT max(blocked_until) FROM auth_failures \
+                 WHERE subject = ANY($1) AND blocked_until > now()",
+            )
+            .await?;
+        let row = client.query_one(&stmt, &[&subjects]).await?;
+        Ok(row.try_get(0)?)
+    }
+
+    /// Counts one more failure for each subject; returns the block it caused, if any.
+    pub async fn record_auth_failure(
+        &self,
+        subjects: &[String],
+        limits: &Limits,
+    ) -> Result<Option<OffsetDateTime>, FrontError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let mut blocked = None;
+        for subject in subjects {
+            let now = OffsetDateTime::now_utc();
+            let previous = tx
+                .query_opt(
+                    "SELECT failures, window_started_at, blocks, blocked_until \
+                     FROM auth_failures WHERE subject = $1 FOR UPDATE",
+                    &[subject],
+                )
+                .await?
+                .map(|r| -> Result<Counter, FrontError> {
+                    Ok(Counter {
+                        failures: u32::try_from(r.try_get::<_, i32>(0)?).unwrap_or(0),
+                        window_started_at: r.try_get(1)?,
+                        blocks: u32::try_from(r.try_get::<_, i32>(2)?).unwrap_or(0),
+                        blocked_until: r.try_get(3)?,
+                    })
+                })
+                .transpose()?;
+            let next = limits.after_failure(previous, now);
+            let failures = i32::try_from(next.failures).unwrap_or(i32::MAX);
+            let blocks = i32::try_from(next.blocks).unwrap_or(i32::MAX);
+            tx.execute(
+                "INSERT INTO auth_failures (subject, failures, window_started_at, blocks, \
+                 blocked_until, updated_at) VALUES ($1, $2, $3, $4, $5, now()) \
+                 ON CONFLICT (subject) DO UPDATE SET failures = $2, window_started_at = $3, \
+                 blocks = $4, blocked_until = $5, updated_at = now()",
+                &[
+                    subject,
+                    &failures,
+                    &next.window_started_at,
+                    &blocks,
+                    &next.blocked_until,
+                ],
+            )
+            .await?;
+            if next.blocked_until != previous.and_then(|p| p.blocked_until) {
+                blocked = blocked.max(next.blocked_until);
+            }
+        }
+        tx.commit().await?;
+        Ok(blocked)
+    }
+
+    /// Live blocks, for operators.
+    pub async fn blocks(&self) -> Result<Vec<(String, OffsetDateTime, u32, u32)>, FrontError> {
+        let client = self.pool.get().await?;
+        let rows = client
+            .query(
+                "SELECT subject, blocked_until, blocks, failures FROM auth_failures \
+                 WHERE blocked_until > now() ORDER BY blocked_until DESC",
+                &[],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get(0)?,
+                    r.try_get(1)?,
+                    u32::try_from(r.try_get::<_, i32>(2)?).unwrap_or(0),
+                    u32::try_from(r.try_get::<_, i32>(3)?).unwrap_or(0),
+                ))
+            })
+            .collect()
+    }
+
+    /// Lifts a block and forgets the subject's failures; false if there was none.
+    pub async fn clear_block(&self, subject: &str) -> Result<bool, FrontError> {
+        let client = self.pool.get().await?;
+        Ok(client
+            .execute("DELETE FROM auth_failures WHERE subject = $1", &[&subject])
+            .await?
+            == 1)
+    }
+
     /// Deletes what has expired: flows, ended or expired sessions, grants (their tokens
     /// go with them). Returns the number of rows deleted.
     pub async fn purge_expired(&self) -> Result<u64, FrontError> {
@@ -641,6 +741,13 @@ impl Store {
             .execute(
                 "DELETE FROM sessions s WHERE s.expires_at < now() - interval '1 day' \
                  AND NOT EXISTS (SELECT 1 FROM grants g WHERE g.sid = s.sid)",
+                &[],
+            )
+            .await?;
+        n += client
+            .execute(
+                "DELETE FROM auth_failures WHERE (blocked_until IS NULL OR blocked_until < now()) \
+                 AND updated_at < now() - interval '1 day'",
                 &[],
             )
             .await?;

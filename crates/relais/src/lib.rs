@@ -107,7 +107,7 @@ fn listen_of(config: &RelaisConfig, service: Service) -> &str {
 /// Starts `services` in dependency order. Listeners are bound first, so a port 0 in
 /// the config becomes a real port that the other services are then pointed at.
 pub async fn start(
-    mut config: RelaisConfig,
+    config: RelaisConfig,
     services: &[Service],
     shutdown: Shutdown,
 ) -> Result<Hub, StartError> {
@@ -116,9 +116,34 @@ pub async fn start(
         let listener = relais_runtime::bind(listen_of(&config, *s))
             .await
             .map_err(|e| failed(*s, e))?;
-        let addr = listener.local_addr().map_err(|e| failed(*s, e))?;
-        listeners.push((*s, listener, addr));
+        listeners.push((*s, listener));
     }
+    start_bound(config, listeners, shutdown).await
+}
+
+/// Starts the services of already bound listeners (their `listen` settings are
+/// ignored), so a caller can hold its ports from the start.
+pub async fn start_bound(
+    mut config: RelaisConfig,
+    bound: Vec<(Service, tokio::net::TcpListener)>,
+    shutdown: Shutdown,
+) -> Result<Hub, StartError> {
+    let mut listeners = Vec::new();
+    for s in Service::ALL {
+        if let Some(pos) = bound.iter().position(|(b, _)| *b == s) {
+            listeners.push(pos);
+        }
+    }
+    let mut bound: Vec<Option<(Service, tokio::net::TcpListener)>> =
+        bound.into_iter().map(Some).collect();
+    let mut ordered = Vec::new();
+    for pos in listeners {
+        if let Some((s, listener)) = bound[pos].take() {
+            let addr = listener.local_addr().map_err(|e| failed(s, e))?;
+            ordered.push((s, listener, addr));
+        }
+    }
+    let listeners = ordered;
     let url = |addr: SocketAddr| relais_runtime::grpc_url(addr);
     for (s, _, addr) in &listeners {
         match s {

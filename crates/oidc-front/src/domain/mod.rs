@@ -4,3 +4,4 @@ pub mod acr;
 pub mod authorize;
 pub mod claims;
 pub mod secrets;
+pub mod throttle;
