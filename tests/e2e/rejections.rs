@@ -169,6 +169,8 @@ async fn idp_failures_end_cleanly() {
         ("missing_claim", "idp_claim_missing"),
         ("lower_acr", "idp_acr_too_low"),
         ("userinfo_sub_mismatch", "idp_userinfo_sub_mismatch"),
+        ("invalid_claim", "idp_claim_invalid"),
+        ("bad_at_hash", "idp_at_hash_mismatch"),
     ];
     for (scenario, code) in cases {
         stack.set_scenario(parse_demo_scenario(scenario));

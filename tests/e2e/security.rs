@@ -352,3 +352,26 @@ async fn suspension_cuts_existing_tokens() {
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     stack.stop().await;
 }
+
+/// An IdP that rotates its signing key is followed (its keys fetched again for the new
+/// kid); a token signed by an unpublished key under a known kid is still refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idp_key_rotation_is_followed() {
+    let stack = Stack::start().await;
+    let sign = || async {
+        let browser = Browser::new();
+        let req = AuthRequest::new(SP_A, REDIRECT_A, "openid email");
+        sign_in(&stack, &browser, &req, "camille").await
+    };
+    assert!(query(&sign().await.at_sp(), "code").is_some());
+    stack.idp.rotate_key().unwrap();
+    assert!(
+        query(&sign().await.at_sp(), "code").is_some(),
+        "rotation not followed"
+    );
+    stack.set_scenario(parse_demo_scenario("bad_signature"));
+    let (status, page) = sign().await.page();
+    assert_eq!(status, StatusCode::BAD_GATEWAY);
+    assert!(page.contains("idp_signature_invalid"), "{page}");
+    stack.stop().await;
+}

@@ -104,6 +104,13 @@ impl DemoIdpHandle {
     }
 
     /// The wait of the [`Scenario::Delay`] scenario.
+    /// Signs from now on with a new key under a new `kid` (key rotation), publishing
+    /// only the new key.
+    pub fn rotate_key(&self) -> Result<(), Error> {
+        self.app.set_keys(keys::SigningKeys::generate()?);
+        Ok(())
+    }
+
     pub fn set_delay(&self, delay: Duration) {
         lock(&self.app.setting).delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
     }

@@ -78,7 +78,11 @@ fn claims_supported() -> Vec<&'static str> {
 }
 
 async fn jwks(State(app): State<Arc<AppState>>) -> Response {
-    ([(CACHE_CONTROL, CACHEABLE)], Json(app.keys.jwks().clone())).into_response()
+    (
+        [(CACHE_CONTROL, CACHEABLE)],
+        Json(app.keys().jwks().clone()),
+    )
+        .into_response()
 }
 
 /// RP-initiated logout: back to the client only if the hint is ours and the URI registered.
@@ -100,7 +104,7 @@ async fn end_session(State(app): State<Arc<AppState>>, RawQuery(query): RawQuery
     ) else {
         return signed_out();
     };
-    let Some(claims) = app.keys.verify(hint) else {
+    let Some(claims) = app.keys().verify(hint) else {
         return signed_out();
     };
     if claims.get("iss").and_then(Value::as_str) != Some(app.issuer.as_str()) {

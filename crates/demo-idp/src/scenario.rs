@@ -32,10 +32,14 @@ pub enum Scenario {
     LowerAcr,
     /// Userinfo's `sub` differs from the ID token's.
     UserinfoSubMismatch,
+    /// Userinfo and the ID token carry an `email` that is not an e-mail address.
+    InvalidClaim,
+    /// The ID token's `at_hash` does not match the access token.
+    BadAtHash,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 12] = [
+    pub const ALL: [Scenario; 14] = [
         Scenario::None,
         Scenario::Delay,
         Scenario::ErrorResponse,
@@ -48,6 +52,8 @@ impl Scenario {
         Scenario::MissingClaim,
         Scenario::LowerAcr,
         Scenario::UserinfoSubMismatch,
+        Scenario::InvalidClaim,
+        Scenario::BadAtHash,
     ];
 
     /// The snake_case name used in JSON, TOML and the login form.
@@ -65,6 +71,8 @@ impl Scenario {
             Scenario::MissingClaim => "missing_claim",
             Scenario::LowerAcr => "lower_acr",
             Scenario::UserinfoSubMismatch => "userinfo_sub_mismatch",
+            Scenario::InvalidClaim => "invalid_claim",
+            Scenario::BadAtHash => "bad_at_hash",
         }
     }
 
@@ -83,6 +91,8 @@ impl Scenario {
             Scenario::MissingClaim => "Claim email manquant",
             Scenario::LowerAcr => "Niveau eIDAS inférieur à celui demandé",
             Scenario::UserinfoSubMismatch => "sub de userinfo différent",
+            Scenario::InvalidClaim => "Claim email mal formé",
+            Scenario::BadAtHash => "at_hash ne correspond pas au jeton d'accès",
         }
     }
 }

@@ -2,7 +2,7 @@
 //! Codes and tokens are kept under their SHA-256 only, so a memory dump replays nothing.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::http::HeaderMap;
@@ -29,7 +29,7 @@ pub struct ScenarioSetting {
 pub(crate) struct AppState {
     pub issuer: String,
     pub config: DemoIdpConfig,
-    pub keys: SigningKeys,
+    keys: Mutex<Arc<SigningKeys>>,
     pub setting: Mutex<ScenarioSetting>,
     pub pending: Mutex<HashMap<String, PendingLogin>>,
     pub codes: Mutex<HashMap<[u8; 32], CodeRecord>>,
@@ -75,6 +75,16 @@ pub(crate) struct TokenRecord {
 }
 
 impl AppState {
+    /// The signing keys in force.
+    pub(crate) fn keys(&self) -> Arc<SigningKeys> {
+        Arc::clone(&lock(&self.keys))
+    }
+
+    /// Puts new keys in force (the JWKS changes with them).
+    pub(crate) fn set_keys(&self, keys: SigningKeys) {
+        *lock(&self.keys) = Arc::new(keys);
+    }
+
     pub(crate) fn new(issuer: String, config: DemoIdpConfig, keys: SigningKeys) -> Self {
         let setting = ScenarioSetting {
             scenario: config.scenario,
@@ -83,7 +93,7 @@ impl AppState {
         Self {
             issuer,
             config,
-            keys,
+            keys: Mutex::new(Arc::new(keys)),
             setting: Mutex::new(setting),
             pending: Mutex::new(HashMap::new()),
             codes: Mutex::new(HashMap::new()),

@@ -291,6 +291,9 @@ fn id_token(app: &AppState, record: &CodeRecord, access_token: &str) -> Result<S
     if scenario == Scenario::MissingClaim {
         claims.remove("email");
     }
+    if scenario == Scenario::InvalidClaim && claims.contains_key("email") {
+        claims.insert("email".into(), "not-an-email".into());
+    }
     let issuer = if scenario == Scenario::WrongIssuer {
         format!("{}/not-the-issuer", app.issuer)
     } else {
@@ -319,14 +322,19 @@ fn id_token(app: &AppState, record: &CodeRecord, access_token: &str) -> Result<S
     claims.insert("auth_time".into(), record.auth_time.into());
     claims.insert("nonce".into(), nonce.into());
     claims.insert("sid".into(), record.sid.clone().into());
-    claims.insert("at_hash".into(), at_hash(access_token).into());
+    let hashed = if scenario == Scenario::BadAtHash {
+        format!("{access_token}-other")
+    } else {
+        access_token.to_string()
+    };
+    claims.insert("at_hash".into(), at_hash(&hashed).into());
     let acr = acr_given(record);
     if let Some(acr) = acr {
         claims.insert("acr".into(), acr.as_str().into());
     }
     let amr = acr.unwrap_or(Acr::Eidas1).amr();
     claims.insert("amr".into(), json!(amr));
-    app.keys.sign(claims, scenario == Scenario::BadSignature)
+    app.keys().sign(claims, scenario == Scenario::BadSignature)
 }
 
 pub(crate) async fn userinfo(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Response {
@@ -350,6 +358,9 @@ pub(crate) async fn userinfo(State(app): State<Arc<AppState>>, headers: HeaderMa
                 match record.scenario {
                     Scenario::MissingClaim => {
                         claims.remove("email");
+                    }
+                    Scenario::InvalidClaim if claims.contains_key("email") => {
+                        claims.insert("email".into(), "not-an-email".into());
                     }
                     Scenario::UserinfoSubMismatch => {
                         claims.insert(

@@ -19,6 +19,10 @@ pub struct IdpBridgeConfig {
     pub round_trip_ttl_seconds: u32,
     /// Timeout of each call to an IdP.
     pub http_timeout_ms: u64,
+    /// Tolerated clock difference with IdPs for `iat` and `exp`.
+    pub clock_skew_seconds: u32,
+    /// Least time between two fetches of an IdP's keys for an unknown `kid`.
+    pub jwks_refresh_min_seconds: u32,
 }
 
 impl Default for IdpBridgeConfig {
@@ -31,6 +35,8 @@ impl Default for IdpBridgeConfig {
             metadata_cache_seconds: 300,
             round_trip_ttl_seconds: 900,
             http_timeout_ms: 10_000,
+            clock_skew_seconds: 60,
+            jwks_refresh_min_seconds: 60,
         }
     }
 }

@@ -38,6 +38,12 @@ pub enum BridgeError {
     UserinfoSubject,
     #[error("identity provider did not provide the claim {0}")]
     MissingClaim(String),
+    #[error("identity provider sent a malformed claim {0}")]
+    InvalidClaim(String),
+    #[error("ID token at_hash does not match the access token")]
+    AtHash,
+    #[error("ID token was issued at a time outside the accepted window")]
+    IssuedAt,
     #[error("invalid request: {0}")]
     Invalid(String),
     #[error("service unavailable: {0}")]
@@ -65,6 +71,9 @@ impl BridgeError {
             BridgeError::Userinfo(_) => "idp_userinfo_failed",
             BridgeError::UserinfoSubject => "idp_userinfo_sub_mismatch",
             BridgeError::MissingClaim(_) => "idp_claim_missing",
+            BridgeError::InvalidClaim(_) => "idp_claim_invalid",
+            BridgeError::AtHash => "idp_at_hash_mismatch",
+            BridgeError::IssuedAt => "idp_id_token_iat_invalid",
             BridgeError::Invalid(_) => "invalid_request",
             BridgeError::Unavailable(_) => "service_unavailable",
         }

@@ -7,14 +7,14 @@ use std::time::{Duration, Instant};
 
 use openidconnect::core::{
     CoreAuthDisplay, CoreAuthenticationFlow, CoreClaimName, CoreClaimType, CoreClient,
-    CoreClientAuthMethod, CoreGenderClaim, CoreGrantType, CoreIdTokenClaims, CoreJsonWebKey,
-    CoreJweContentEncryptionAlgorithm, CoreJweKeyManagementAlgorithm, CoreResponseMode,
-    CoreResponseType, CoreSubjectIdentifierType,
+    CoreClientAuthMethod, CoreGenderClaim, CoreGrantType, CoreIdToken, CoreIdTokenClaims,
+    CoreJsonWebKey, CoreJweContentEncryptionAlgorithm, CoreJweKeyManagementAlgorithm,
+    CoreResponseMode, CoreResponseType, CoreSubjectIdentifierType,
 };
 use openidconnect::{
-    AccessToken, AdditionalClaims, AdditionalProviderMetadata, AuthType,
+    AccessToken, AccessTokenHash, AdditionalClaims, AdditionalProviderMetadata, AuthType,
     AuthenticationContextClass, AuthorizationCode, ClaimsVerificationError, ClientId, ClientSecret,
-    CsrfToken, IssuerUrl, LoginHint, Nonce, OAuth2TokenResponse, PkceCodeChallenge,
+    CsrfToken, IssuerUrl, JsonWebKey, LoginHint, Nonce, OAuth2TokenResponse, PkceCodeChallenge,
     PkceCodeVerifier, ProviderMetadata, RedirectUrl, Scope, TokenResponse, UserInfoClaims,
     UserInfoError,
 };
@@ -59,12 +59,27 @@ pub type IdpMetadata = ProviderMetadata<
 
 type Cached = (Instant, Arc<IdpMetadata>);
 
+/// How the bridge treats IdPs' documents and tokens.
+#[derive(Clone, Copy, Debug)]
+pub struct Settings {
+    pub timeout: Duration,
+    /// How long discovery and keys are kept.
+    pub ttl: Duration,
+    /// Least time between two key fetches for an unknown `kid`.
+    pub refresh_min: Duration,
+    pub skew_seconds: i64,
+    /// Oldest acceptable `iat`: the time a browser may spend at the IdP.
+    pub max_age_seconds: i64,
+}
+
 /// Discovery documents (with the IdP's keys), per issuer.
 #[derive(Clone)]
 pub struct Idps {
     http: openidconnect::reqwest::Client,
-    ttl: Duration,
+    settings: Settings,
     metadata: Arc<RwLock<HashMap<String, Cached>>>,
+    /// When each issuer's keys were last fetched for an unknown `kid`.
+    refreshed: Arc<std::sync::Mutex<HashMap<String, Instant>>>,
 }
 
 /// What the browser is sent to the IdP with.
@@ -86,23 +101,41 @@ pub struct Identity {
 }
 
 impl Idps {
-    pub fn new(timeout: Duration, ttl: Duration) -> Result<Idps, BridgeError> {
+    pub fn new(settings: Settings) -> Result<Idps, BridgeError> {
         let http = openidconnect::reqwest::ClientBuilder::new()
             // Never follow an IdP's redirects (SSRF).
             .redirect(openidconnect::reqwest::redirect::Policy::none())
-            .timeout(timeout)
+            .timeout(settings.timeout)
             .build()
             .map_err(|e| BridgeError::Unavailable(format!("http client: {e}")))?;
         Ok(Idps {
             http,
-            ttl,
+            settings,
             metadata: Arc::default(),
+            refreshed: Arc::default(),
         })
+    }
+
+    /// Forgets an issuer's keys so the next use fetches them again, at most once per
+    /// `refresh_min`; false when that was done too recently.
+    fn may_refresh(&self, issuer: &str) -> bool {
+        let mut last = match self.refreshed.lock() {
+            Ok(l) => l,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let now = Instant::now();
+        match last.get(issuer) {
+            Some(at) if now.duration_since(*at) < self.settings.refresh_min => false,
+            _ => {
+                last.insert(issuer.to_string(), now);
+                true
+            }
+        }
     }
 
     async fn metadata(&self, issuer: &str) -> Result<Arc<IdpMetadata>, BridgeError> {
         if let Some((at, m)) = self.metadata.read().await.get(issuer)
-            && at.elapsed() < self.ttl
+            && at.elapsed() < self.settings.ttl
         {
             return Ok(Arc::clone(m));
         }
@@ -123,17 +156,7 @@ impl Idps {
         &self,
         idp: &reg::IdentityProvider,
         callback_url: &str,
-    ) -> Result<
-        CoreClient<
-            openidconnect::EndpointSet,
-            openidconnect::EndpointNotSet,
-            openidconnect::EndpointNotSet,
-            openidconnect::EndpointNotSet,
-            openidconnect::EndpointMaybeSet,
-            openidconnect::EndpointMaybeSet,
-        >,
-        BridgeError,
-    > {
+    ) -> Result<BridgeClient, BridgeError> {
         let metadata = self.metadata(&idp.issuer).await?;
         let redirect = RedirectUrl::new(callback_url.to_string())
             .map_err(|e| BridgeError::Invalid(e.to_string()))?;
@@ -217,10 +240,38 @@ impl Idps {
             .await
             .map_err(|e| BridgeError::TokenRequest(error_chain(&e)))?;
         let id_token = tokens.id_token().ok_or(BridgeError::NoIdToken)?;
-        let verifier = client.id_token_verifier();
-        let claims: &CoreIdTokenClaims = id_token
-            .claims(&verifier, &Nonce::new(nonce.to_string()))
-            .map_err(claims_error)?;
+        let nonce = Nonce::new(nonce.to_string());
+        let mut client = client;
+        let mut verified = self.verify(&client, id_token, &nonce);
+        // An unknown kid may be a key the IdP rotated in: fetch its keys again, rarely.
+        if matches!(verified, Err(BridgeError::Signature(_)))
+            && !kid_is_known(&*self.metadata(&idp.issuer).await?, id_token)
+            && self.may_refresh(&idp.issuer)
+        {
+            self.metadata.write().await.remove(&idp.issuer);
+            client = self.client(idp, callback_url).await?;
+            verified = self.verify(&client, id_token, &nonce);
+        }
+        let claims = verified?;
+        if let Some(expected) = claims.access_token_hash() {
+            let alg = id_token
+                .signing_alg()
+                .map_err(|e| BridgeError::Signature(e.to_string()))?;
+            let verifier = client.id_token_verifier();
+            let key = id_token
+                .signing_key(&verifier)
+                .map_err(|e| BridgeError::Signature(e.to_string()))?;
+            let actual = AccessTokenHash::from_token(tokens.access_token(), alg, key)
+                .map_err(|e| BridgeError::IdToken(e.to_string()))?;
+            if actual != *expected {
+                return Err(BridgeError::AtHash);
+            }
+        }
+        if let Some(azp) = claims.authorized_party()
+            && azp.as_str() != idp.client_id
+        {
+            return Err(BridgeError::Audience);
+        }
         let acr = claims.auth_context_ref().map(|a| a.to_string());
         if !acr.as_ref().is_some_and(|a| acr_values.contains(a)) {
             return Err(BridgeError::AcrTooLow { got: acr });
@@ -249,6 +300,8 @@ impl Idps {
             Ok(Value::Object(m)) => m,
             _ => return Err(BridgeError::Userinfo("claims are not a JSON object".into())),
         };
+        crate::claims::validate(&claims_json)
+            .map_err(|crate::claims::InvalidClaim(name)| BridgeError::InvalidClaim(name))?;
         for c in required_claims {
             let present = claims_json
                 .get(c)
@@ -265,6 +318,29 @@ impl Idps {
             claims: claims_json,
             id_token: id_token.to_string(),
         })
+    }
+
+    /// Signature, iss, aud, exp (with skew), nonce and iat within the accepted window.
+    fn verify(
+        &self,
+        client: &BridgeClient,
+        id_token: &CoreIdToken,
+        nonce: &Nonce,
+    ) -> Result<CoreIdTokenClaims, BridgeError> {
+        let skew = self.settings.skew_seconds;
+        let max_age = self.settings.max_age_seconds;
+        let verifier = client
+            .id_token_verifier()
+            .set_issue_time_verifier_fn(move |iat| {
+                let age = unix_now() - iat.timestamp();
+                if age < -skew || age > max_age + skew {
+                    Err(format!("iat is {age} s from now"))
+                } else {
+                    Ok(())
+                }
+            });
+        let claims = id_token.claims(&verifier, nonce).map_err(claims_error)?;
+        Ok(claims.clone())
     }
 
     /// The IdP's end_session URL, if it has one.
@@ -300,6 +376,46 @@ impl Idps {
             .unwrap_or(false);
         Ok((m.issuer().to_string(), sends_iss))
     }
+}
+
+/// The client built from an IdP's discovery: authorization endpoint set, token and
+/// userinfo endpoints as discovered.
+type BridgeClient = CoreClient<
+    openidconnect::EndpointSet,
+    openidconnect::EndpointNotSet,
+    openidconnect::EndpointNotSet,
+    openidconnect::EndpointNotSet,
+    openidconnect::EndpointMaybeSet,
+    openidconnect::EndpointMaybeSet,
+>;
+
+/// Whether the token's `kid` is among the IdP's keys as last fetched.
+fn kid_is_known(metadata: &IdpMetadata, id_token: &CoreIdToken) -> bool {
+    let Some(kid) = token_kid(&id_token.to_string()) else {
+        return true;
+    };
+    metadata
+        .jwks()
+        .keys()
+        .iter()
+        .any(|k| k.key_id().is_some_and(|id| id.as_str() == kid))
+}
+
+fn token_kid(token: &str) -> Option<String> {
+    use base64::Engine;
+    let header = token.split('.').next()?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(header)
+        .ok()?;
+    let value: Value = serde_json::from_slice(&bytes).ok()?;
+    value.get("kid")?.as_str().map(str::to_string)
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
 }
 
 fn claims_error(e: ClaimsVerificationError) -> BridgeError {

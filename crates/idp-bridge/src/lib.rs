@@ -5,6 +5,7 @@
 //! `idp_bridge` schema (round trips) and the IdPs' metadata cache. It never issues
 //! anything to SPs and never logs tokens or identity data.
 
+mod claims;
 mod config;
 pub mod error;
 mod grpc;
@@ -56,10 +57,13 @@ pub async fn start(
     let registry = RegistryClient::new(
         relais_runtime::grpc_channel(&config.registry_url).map_err(runtime_err)?,
     );
-    let idps = idp::Idps::new(
-        Duration::from_millis(config.http_timeout_ms),
-        Duration::from_secs(u64::from(config.metadata_cache_seconds)),
-    )?;
+    let idps = idp::Idps::new(idp::Settings {
+        timeout: Duration::from_millis(config.http_timeout_ms),
+        ttl: Duration::from_secs(u64::from(config.metadata_cache_seconds)),
+        refresh_min: Duration::from_secs(u64::from(config.jwks_refresh_min_seconds)),
+        skew_seconds: i64::from(config.clock_skew_seconds),
+        max_age_seconds: i64::from(config.round_trip_ttl_seconds),
+    })?;
     let bridge = Bridge {
         config,
         store: store.clone(),
