@@ -10,6 +10,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "relais/oidc_front/v1/oidc_front.proto",
         "relais/idp_bridge/v1/idp_bridge.proto",
         "relais/trace/v1/trace.proto",
+        "relais/support/v1/support.proto",
     ];
     let paths: Vec<_> = files.iter().map(|f| root.join(f)).collect();
     for p in &paths {

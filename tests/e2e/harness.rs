@@ -44,6 +44,9 @@ pub struct Stack {
     pub trace: TraceClient<tonic::transport::Channel>,
     pub front: OidcFrontClient<tonic::transport::Channel>,
     pub proxy: Option<TcpProxy>,
+    /// gRPC addresses of the registry and the front, for operator commands.
+    pub registry_addr: SocketAddr,
+    pub front_addr: SocketAddr,
     running: Option<Running>,
     dir: PathBuf,
     _db: TestDb,
@@ -195,6 +198,8 @@ impl Stack {
             registry: RegistryClient::new(registry),
             trace,
             front: OidcFrontClient::new(connect(front_addr).await),
+            registry_addr,
+            front_addr,
             proxy,
             running: Some(running),
             dir,
@@ -230,6 +235,30 @@ impl Stack {
             None => {}
         }
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+
+    /// Runs `relais admin <args>` against this hub; returns its output.
+    pub async fn admin(&self, args: &[&str]) -> (bool, String) {
+        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_relais"))
+            .arg("admin")
+            .args(args)
+            .env(
+                "RELAIS__OIDC_FRONT__REGISTRY_URL",
+                format!("http://{}", self.registry_addr),
+            )
+            .env(
+                "RELAIS__GATEWAY__OIDC_FRONT_URL",
+                format!("http://{}", self.front_addr),
+            )
+            .output()
+            .await
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
     }
 
     pub fn set_scenario(&self, s: Scenario) {

@@ -375,3 +375,44 @@ async fn idp_key_rotation_is_followed() {
     assert!(page.contains("idp_signature_invalid"), "{page}");
     stack.stop().await;
 }
+
+/// Operators rotate a secret from the command line: the new one is shown once and works,
+/// the old one keeps working only during the overlap asked (none here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_rotate_secrets_and_see_blocks() {
+    let stack = Stack::start().await;
+    let (ok, out) = stack.admin(&["rotate-secret", SP_A, "0"]).await;
+    assert!(ok, "{out}");
+    let secret = out
+        .lines()
+        .find_map(|l| l.strip_prefix("client_secret: "))
+        .unwrap()
+        .to_string();
+    assert!(secret.len() >= 43);
+    let browser = Browser::new();
+    let req = AuthRequest::new(SP_A, REDIRECT_A, "openid email");
+    let code = query(
+        &sign_in(&stack, &browser, &req, "camille").await.at_sp(),
+        "code",
+    )
+    .unwrap();
+    let (status, body) = token(&stack.hub, SP_A, SECRET_A, &code, REDIRECT_A, true).await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "the old secret still works: {body}"
+    );
+    let (status, body) = token(&stack.hub, SP_A, &secret, &code, REDIRECT_A, true).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    let (ok, out) = stack.admin(&["blocks"]).await;
+    assert!(ok && out.contains("no block in force"), "{out}");
+    let (ok, out) = stack.admin(&["unblock", "ip:203.0.113.9"]).await;
+    assert!(
+        !ok && out.contains("NotFound") || out.contains("no such subject"),
+        "{out}"
+    );
+    let (ok, out) = stack.admin(&["suspend-sp", SP_B, "identity theft"]).await;
+    assert!(ok && out.contains("suspended"), "{out}");
+    stack.stop().await;
+}

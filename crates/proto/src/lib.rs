@@ -26,3 +26,9 @@ pub mod trace {
         tonic::include_proto!("relais.trace.v1");
     }
 }
+
+pub mod support {
+    pub mod v1 {
+        tonic::include_proto!("relais.support.v1");
+    }
+}

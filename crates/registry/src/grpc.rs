@@ -13,12 +13,26 @@ use crate::store::Store;
 pub struct RegistryService {
     store: Store,
     hasher: SecretHasher,
+    secret_lifetime_days: u32,
 }
 
 impl RegistryService {
-    pub fn new(store: Store, hasher: SecretHasher) -> Self {
-        RegistryService { store, hasher }
+    pub fn new(store: Store, hasher: SecretHasher, secret_lifetime_days: u32) -> Self {
+        RegistryService {
+            store,
+            hasher,
+            secret_lifetime_days,
+        }
     }
+}
+
+/// A client secret: 32 bytes from the OS CSPRNG (256 bits), base64url.
+fn new_secret() -> String {
+    use base64::Engine;
+    use rand::RngCore;
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
 fn status_from_proto(v: i32) -> Result<PartnerStatus, RegistryError> {
@@ -55,7 +69,15 @@ impl Registry for RegistryService {
             Err(RegistryError::UnknownClient) => return Err(RegistryError::BadCredentials.into()),
             Err(e) => return Err(e.into()),
         };
-        if !self.hasher.matches(&req.client_secret, &stored.secret_hash) {
+        let now = OffsetDateTime::now_utc();
+        let current = self.hasher.matches(&req.client_secret, &stored.secret_hash);
+        // The secret being rotated out works until the end of the overlap, not after.
+        let previous = !current
+            && stored
+                .previous_secret_hash
+                .as_deref()
+                .is_some_and(|h| self.hasher.matches(&req.client_secret, h));
+        if !current && !previous {
             return Err(RegistryError::BadCredentials.into());
         }
         if stored.sp.token_endpoint_auth_method != req.method {
@@ -63,7 +85,12 @@ impl Registry for RegistryService {
                 RegistryError::WrongAuthMethod(stored.sp.token_endpoint_auth_method).into(),
             );
         }
-        if stored.secret_expires_at <= OffsetDateTime::now_utc() {
+        let expires = if current {
+            Some(stored.secret_expires_at)
+        } else {
+            stored.previous_secret_expires_at
+        };
+        if expires.is_none_or(|e| e <= now) {
             return Err(RegistryError::SecretExpired.into());
         }
         if stored.sp.status != pb::PartnerStatus::Active as i32 {
@@ -105,6 +132,39 @@ impl Registry for RegistryService {
         let stored = self.store.service_provider(&req.id).await?;
         tracing::info!(client_id = %req.id, status = status.as_str(), "service provider status changed");
         Ok(Response::new(stored.sp))
+    }
+
+    async fn rotate_client_secret(
+        &self,
+        request: Request<pb::RotateClientSecretRequest>,
+    ) -> Result<Response<pb::RotateClientSecretResponse>, Status> {
+        let req = request.into_inner();
+        let secret = new_secret();
+        let now = OffsetDateTime::now_utc();
+        let expires_at = now + time::Duration::days(i64::from(self.secret_lifetime_days));
+        let previous_until = now + time::Duration::seconds(i64::from(req.overlap_seconds));
+        self.store
+            .rotate_secret(
+                &req.client_id,
+                &self.hasher.hash(&secret),
+                expires_at,
+                previous_until,
+            )
+            .await?;
+        tracing::info!(client_id = %req.client_id, overlap = req.overlap_seconds, "client secret rotated");
+        let rfc3339 = |t: OffsetDateTime| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default()
+        };
+        let stored = self.store.service_provider(&req.client_id).await?;
+        Ok(Response::new(pb::RotateClientSecretResponse {
+            client_secret: secret,
+            expires_at: rfc3339(expires_at),
+            previous_expires_at: stored
+                .previous_secret_expires_at
+                .map(rfc3339)
+                .unwrap_or_default(),
+        }))
     }
 
     async fn set_identity_provider_status(

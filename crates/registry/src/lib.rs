@@ -156,7 +156,11 @@ pub async fn start(
         );
     }
     let mut tasks = Tasks::new(shutdown.clone());
-    let service = RegistryServer::new(RegistryService::new(store, hasher));
+    let service = RegistryServer::new(RegistryService::new(
+        store,
+        hasher,
+        config.secret_lifetime_days,
+    ));
     let router = relais_runtime::grpc_server().add_service(service);
     let token = shutdown.clone();
     tasks.spawn("registry.grpc", async move {

@@ -16,6 +16,8 @@ pub struct StoredSp {
     pub sp: pb::ServiceProvider,
     pub secret_hash: Vec<u8>,
     pub secret_expires_at: OffsetDateTime,
+    pub previous_secret_hash: Option<Vec<u8>>,
+    pub previous_secret_expires_at: Option<OffsetDateTime>,
 }
 
 #[derive(Clone)]
@@ -24,6 +26,7 @@ pub struct Store {
 }
 
 const SP_COLUMNS: &str = "client_id, name, sector_identifier, secret_hash, secret_expires_at, \
+    previous_secret_hash, previous_secret_expires_at, \
     redirect_uris, post_logout_redirect_uris, scopes, claims, acr_values, idp_ids, \
     id_token_signed_response_alg, token_endpoint_auth_method, status";
 const IDP_COLUMNS: &str = "id, name, issuer, client_id, client_secret, acr_values, scopes, \
@@ -56,6 +59,8 @@ fn sp_from_row(row: &Row) -> Result<StoredSp, RegistryError> {
         },
         secret_hash: row.try_get("secret_hash")?,
         secret_expires_at: row.try_get("secret_expires_at")?,
+        previous_secret_hash: row.try_get("previous_secret_hash")?,
+        previous_secret_expires_at: row.try_get("previous_secret_expires_at")?,
     })
 }
 
@@ -211,6 +216,40 @@ impl Store {
             .await
             .map_err(|e| RegistryError::Bus(e.to_string()))?;
         }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Makes `new_hash` the client's secret; the current one stays valid until
+    /// `previous_until`. Recorded in `status_changes` as an operator action.
+    pub async fn rotate_secret(
+        &self,
+        client_id: &str,
+        new_hash: &[u8],
+        expires_at: OffsetDateTime,
+        previous_until: OffsetDateTime,
+    ) -> Result<(), RegistryError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let n = tx
+            .execute(
+                "UPDATE service_providers SET previous_secret_hash = secret_hash, \
+                 previous_secret_expires_at = LEAST($4, secret_expires_at), \
+                 secret_hash = $2, secret_expires_at = $3, updated_at = now() \
+                 WHERE client_id = $1",
+                &[&client_id, &new_hash, &expires_at, &previous_until],
+            )
+            .await?;
+        if n == 0 {
+            return Err(RegistryError::UnknownClient);
+        }
+        tx.execute(
+            "INSERT INTO status_changes (partner_kind, partner_id, status, reason) \
+             SELECT 'sp', client_id, status, 'client secret rotated' \
+             FROM service_providers WHERE client_id = $1",
+            &[&client_id],
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }

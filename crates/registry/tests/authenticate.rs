@@ -156,3 +156,63 @@ async fn an_expired_secret_is_refused() {
 
     registry.stop().await;
 }
+
+#[tokio::test]
+async fn rotation_gives_a_new_strong_secret_and_an_overlap() {
+    use relais_proto::registry::v1::RotateClientSecretRequest;
+    let mut registry = Registry::start(&seed(BASIC_SECRET)).await;
+    let client = &mut registry.client;
+    let rotated = client
+        .rotate_client_secret(RotateClientSecretRequest {
+            client_id: "sp-basic".into(),
+            overlap_seconds: 3600,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let new = rotated.client_secret.clone();
+    assert!(new.len() >= 43, "256 bits at least: {new}");
+    assert_ne!(new, BASIC_SECRET);
+    assert!(!rotated.previous_expires_at.is_empty());
+    // Both work during the overlap.
+    for secret in [new.as_str(), BASIC_SECRET] {
+        authenticate(client, "sp-basic", secret, "client_secret_basic")
+            .await
+            .unwrap();
+    }
+    // A second rotation with no overlap (a leaked secret): only the newest works.
+    let leaked = client
+        .rotate_client_secret(RotateClientSecretRequest {
+            client_id: "sp-basic".into(),
+            overlap_seconds: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .client_secret;
+    assert_ne!(leaked, new);
+    for old in [new.as_str(), BASIC_SECRET] {
+        let refused = authenticate(client, "sp-basic", old, "client_secret_basic")
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                error_code(&refused),
+                "client_authentication_failed" | "client_secret_expired"
+            ),
+            "{refused:?}"
+        );
+    }
+    authenticate(client, "sp-basic", &leaked, "client_secret_basic")
+        .await
+        .unwrap();
+    let unknown = client
+        .rotate_client_secret(RotateClientSecretRequest {
+            client_id: "nobody".into(),
+            overlap_seconds: 0,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), Code::NotFound);
+    registry.stop().await;
+}

@@ -2,6 +2,7 @@
 //! process (`relais all`), still talking gRPC over loopback and events over RabbitMQ, so
 //! the all-in-one hub behaves as the split one. It holds no protocol or business rules.
 
+pub mod admin;
 pub mod config;
 
 use std::net::SocketAddr;

@@ -13,6 +13,7 @@ Settings come from defaults, then FILE (or $RELAIS_CONFIG), then RELAIS__SECTION
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut command = None;
+    let mut rest: Vec<String> = Vec::new();
     let mut file = std::env::var_os("RELAIS_CONFIG").map(PathBuf::from);
     let mut i = 0;
     while i < args.len() {
@@ -30,6 +31,7 @@ fn main() -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             other if command.is_none() => command = Some(other.to_string()),
+            other if command.as_deref() == Some("admin") => rest.push(other.to_string()),
             other => {
                 eprintln!("unexpected argument {other}\n{USAGE}");
                 return ExitCode::from(2);
@@ -42,7 +44,7 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     };
     let services: Vec<Service> = match command.as_str() {
-        "all" | "check-config" => Service::ALL.to_vec(),
+        "all" | "check-config" | "admin" => Service::ALL.to_vec(),
         name => match Service::parse(name) {
             Some(s) => vec![s],
             None => {
@@ -65,6 +67,29 @@ fn main() -> ExitCode {
     if command == "check-config" {
         println!("configuration is valid");
         return ExitCode::SUCCESS;
+    }
+    if command == "admin" {
+        if rest.first().is_none_or(|c| c == "help") {
+            println!("{}", relais::admin::USAGE);
+            return ExitCode::SUCCESS;
+        }
+        let runtime = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("relais: cannot start the runtime: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        return match runtime.block_on(relais::admin::run(&config, &rest)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("relais admin: {e}");
+                ExitCode::FAILURE
+            }
+        };
     }
     relais_telemetry::init(&config.telemetry);
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -16,6 +16,30 @@ pub enum SupportError {
     Calendar(String),
     #[error("configuration: {0}")]
     Config(String),
+    #[error("database: {0}")]
+    Database(String),
+    #[error("bus: {0}")]
+    Bus(#[from] relais_bus::BusError),
+    #[error(transparent)]
+    Runtime(#[from] relais_runtime::RuntimeError),
+}
+
+impl From<tokio_postgres::Error> for SupportError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        SupportError::Database(e.to_string())
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for SupportError {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        SupportError::Database(e.to_string())
+    }
+}
+
+impl From<serde_json::Error> for SupportError {
+    fn from(e: serde_json::Error) -> Self {
+        SupportError::Database(format!("stored ticket does not read back: {e}"))
+    }
 }
 
 impl SupportError {
@@ -26,7 +50,42 @@ impl SupportError {
             SupportError::Forbidden(_) => "forbidden",
             SupportError::Invalid(_) => "invalid_argument",
             SupportError::Conflict(_) => "invalid_state",
-            SupportError::Calendar(_) | SupportError::Config(_) => "service_unavailable",
+            SupportError::Calendar(_)
+            | SupportError::Config(_)
+            | SupportError::Database(_)
+            | SupportError::Bus(_)
+            | SupportError::Runtime(_) => "service_unavailable",
         }
+    }
+}
+
+impl From<SupportError> for tonic::Status {
+    fn from(e: SupportError) -> Self {
+        use tonic::Code;
+        let code = match &e {
+            SupportError::NotFound => Code::NotFound,
+            SupportError::Forbidden(_) => Code::PermissionDenied,
+            SupportError::Invalid(_) => Code::InvalidArgument,
+            SupportError::Conflict(_) => Code::FailedPrecondition,
+            SupportError::Calendar(_)
+            | SupportError::Config(_)
+            | SupportError::Database(_)
+            | SupportError::Bus(_)
+            | SupportError::Runtime(_) => {
+                tracing::error!(error = %e, "support failure");
+                Code::Unavailable
+            }
+        };
+        let message = if code == Code::Unavailable {
+            "support unavailable".to_owned()
+        } else {
+            e.to_string()
+        };
+        let mut status = tonic::Status::new(code, message);
+        status.metadata_mut().insert(
+            "relais-error-code",
+            tonic::metadata::MetadataValue::from_static(e.code()),
+        );
+        status
     }
 }

@@ -1,0 +1,121 @@
+//! `relais admin …`: operator actions over the services' gRPC APIs.
+
+use relais_proto::oidc_front::v1 as front;
+use relais_proto::oidc_front::v1::oidc_front_client::OidcFrontClient;
+use relais_proto::registry::v1 as reg;
+use relais_proto::registry::v1::registry_client::RegistryClient;
+
+use crate::RelaisConfig;
+
+pub const USAGE: &str = "relais admin suspend-sp <client_id> <reason>
+relais admin reactivate-sp <client_id> <reason>
+relais admin suspend-idp <idp_id> <reason>
+relais admin reactivate-idp <idp_id> <reason>
+relais admin rotate-secret <client_id> [overlap_seconds]   (prints the new secret once)
+relais admin blocks
+relais admin unblock <client:ID | ip:ADDRESS>";
+
+/// Runs one operator command; the answer is printed, errors returned as text.
+pub async fn run(config: &RelaisConfig, args: &[String]) -> Result<(), String> {
+    let arg = |i: usize| -> Result<&str, String> {
+        args.get(i)
+            .map(String::as_str)
+            .ok_or_else(|| format!("missing argument\n{USAGE}"))
+    };
+    let registry = || -> Result<RegistryClient<tonic::transport::Channel>, String> {
+        Ok(RegistryClient::new(
+            relais_runtime::grpc_channel(&config.oidc_front.registry_url)
+                .map_err(|e| e.to_string())?,
+        ))
+    };
+    let front = || -> Result<OidcFrontClient<tonic::transport::Channel>, String> {
+        Ok(OidcFrontClient::new(
+            relais_runtime::grpc_channel(&config.gateway.oidc_front_url)
+                .map_err(|e| e.to_string())?,
+        ))
+    };
+    let status = |s: tonic::Status| format!("{}: {}", s.code(), s.message());
+    let set = |id: &str, reason: &str, suspend: bool| reg::SetStatusRequest {
+        id: id.to_string(),
+        status: if suspend {
+            reg::PartnerStatus::Suspended as i32
+        } else {
+            reg::PartnerStatus::Active as i32
+        },
+        reason: reason.to_string(),
+    };
+    match arg(0)? {
+        cmd @ ("suspend-sp" | "reactivate-sp") => {
+            let sp = registry()?
+                .set_service_provider_status(set(arg(1)?, arg(2)?, cmd == "suspend-sp"))
+                .await
+                .map_err(status)?
+                .into_inner();
+            println!("{} is now {}", sp.client_id, status_name(sp.status));
+        }
+        cmd @ ("suspend-idp" | "reactivate-idp") => {
+            let idp = registry()?
+                .set_identity_provider_status(set(arg(1)?, arg(2)?, cmd == "suspend-idp"))
+                .await
+                .map_err(status)?
+                .into_inner();
+            println!("{} is now {}", idp.id, status_name(idp.status));
+        }
+        "rotate-secret" => {
+            let overlap = match args.get(2) {
+                Some(v) => v
+                    .parse()
+                    .map_err(|_| format!("overlap_seconds must be a number: {v}"))?,
+                None => 7 * 24 * 3600,
+            };
+            let r = registry()?
+                .rotate_client_secret(reg::RotateClientSecretRequest {
+                    client_id: arg(1)?.to_string(),
+                    overlap_seconds: overlap,
+                })
+                .await
+                .map_err(status)?
+                .into_inner();
+            println!("client_secret: {}", r.client_secret);
+            println!("valid until: {}", r.expires_at);
+            println!("previous secret valid until: {}", r.previous_expires_at);
+            println!("Deliver it on another channel than the client_id; it is not kept.");
+        }
+        "blocks" => {
+            let blocks = front()?
+                .list_blocks(front::Empty {})
+                .await
+                .map_err(status)?
+                .into_inner()
+                .blocks;
+            if blocks.is_empty() {
+                println!("no block in force");
+            }
+            for b in blocks {
+                println!(
+                    "{}  until {}  (block #{})",
+                    b.subject, b.blocked_until, b.blocks
+                );
+            }
+        }
+        "unblock" => {
+            front()?
+                .clear_block(front::ClearBlockRequest {
+                    subject: arg(1)?.to_string(),
+                })
+                .await
+                .map_err(status)?;
+            println!("{} unblocked", arg(1)?);
+        }
+        other => return Err(format!("unknown admin command {other}\n{USAGE}")),
+    }
+    Ok(())
+}
+
+fn status_name(status: i32) -> &'static str {
+    match reg::PartnerStatus::try_from(status) {
+        Ok(reg::PartnerStatus::Active) => "active",
+        Ok(reg::PartnerStatus::Suspended) => "suspended",
+        _ => "unknown",
+    }
+}

@@ -1,0 +1,231 @@
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::SupportError;
+use crate::domain::calendar::{BusinessCalendar, CalendarConfig};
+use crate::domain::indicator::IndicatorConfig;
+use crate::domain::policy::Policy;
+use crate::domain::{PartnerKind, PartnerRef, Scope};
+
+/// Settings of the support service.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SupportConfig {
+    /// gRPC listen address (port 0: any free port).
+    pub listen: String,
+    pub calendar: CalendarConfig,
+    /// The policy of partners not listed in `partner_policies`: `franceconnect`,
+    /// `agentconnect`, or one from `policy_files`.
+    pub default_policy: String,
+    /// Extra deadline tables (TOML, the format of `crates/support/config/`); one with the
+    /// name of a shipped table replaces it.
+    pub policy_files: Vec<String>,
+    /// Per-partner policy, keyed `sp:<client_id>` or `idp:<id>`.
+    pub partner_policies: BTreeMap<String, String>,
+    pub indicator: IndicatorConfig,
+    /// How often the scheduler looks for deadlines that passed.
+    pub scheduler_interval_ms: u64,
+    /// Partners' authorised contacts for e-mail intake: address → `sp:<id>` / `idp:<id>`.
+    /// (Until the registry holds them.)
+    pub contacts: BTreeMap<String, String>,
+    /// The scope of a ticket opened by e-mail, until support analyses it.
+    pub mail_scope: String,
+}
+
+impl Default for SupportConfig {
+    fn default() -> Self {
+        SupportConfig {
+            listen: "127.0.0.1:7105".into(),
+            calendar: CalendarConfig::default(),
+            default_policy: "franceconnect".into(),
+            policy_files: Vec::new(),
+            partner_policies: BTreeMap::new(),
+            indicator: IndicatorConfig::default(),
+            scheduler_interval_ms: 30_000,
+            contacts: BTreeMap::new(),
+            mail_scope: "information_request".into(),
+        }
+    }
+}
+
+/// Who may write to support by e-mail, and what their mail opens.
+#[derive(Clone, Debug)]
+pub struct MailIntake {
+    pub contacts: BTreeMap<String, PartnerRef>,
+    pub scope: Scope,
+}
+
+/// The deadline policies in force and who is judged by which.
+#[derive(Clone, Debug)]
+pub struct Policies {
+    default: String,
+    by_name: BTreeMap<String, Policy>,
+    by_partner: BTreeMap<PartnerRef, String>,
+}
+
+impl Policies {
+    pub fn get(&self, name: &str) -> Result<&Policy, SupportError> {
+        self.by_name
+            .get(name)
+            .ok_or_else(|| SupportError::Config(format!("no deadline policy named {name:?}")))
+    }
+
+    /// The policy a new ticket of `partner` is judged by.
+    pub fn for_partner(&self, partner: &PartnerRef) -> Result<&Policy, SupportError> {
+        self.get(self.by_partner.get(partner).unwrap_or(&self.default))
+    }
+}
+
+fn parse_partner_key(field: &str, key: &str) -> Result<PartnerRef, SupportError> {
+    let bad = || {
+        SupportError::Config(format!(
+            "support.{field}: {key:?} must be sp:<client_id> or idp:<id>"
+        ))
+    };
+    let (kind, id) = key.split_once(':').ok_or_else(bad)?;
+    let kind = match kind {
+        "sp" => PartnerKind::Sp,
+        "idp" => PartnerKind::Idp,
+        _ => return Err(bad()),
+    };
+    PartnerRef::new(kind, id).map_err(|_| bad())
+}
+
+impl SupportConfig {
+    /// Checks everything and builds the calendar and policies; reads the policy files.
+    pub fn mail_intake(&self) -> Result<MailIntake, SupportError> {
+        let scope = Scope::ALL
+            .into_iter()
+            .find(|s| s.as_str() == self.mail_scope)
+            .ok_or_else(|| {
+                SupportError::Config(format!(
+                    "support.mail_scope: unknown scope {:?}",
+                    self.mail_scope
+                ))
+            })?;
+        let mut contacts = BTreeMap::new();
+        for (address, partner) in &self.contacts {
+            if !address.contains('@') {
+                return Err(SupportError::Config(format!(
+                    "support.contacts: {address:?} is not an e-mail address"
+                )));
+            }
+            contacts.insert(
+                address.trim().to_ascii_lowercase(),
+                parse_partner_key("contacts", partner)?,
+            );
+        }
+        Ok(MailIntake { contacts, scope })
+    }
+
+    pub fn load(&self) -> Result<(BusinessCalendar, Policies), SupportError> {
+        let calendar = BusinessCalendar::new(&self.calendar)?;
+        self.indicator.validate()?;
+        if self.scheduler_interval_ms == 0 {
+            return Err(SupportError::Config(
+                "support.scheduler_interval_ms must be at least 1".into(),
+            ));
+        }
+        let mut by_name = BTreeMap::new();
+        for policy in [Policy::franceconnect()?, Policy::agentconnect()?] {
+            by_name.insert(policy.name.clone(), policy);
+        }
+        for path in &self.policy_files {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| SupportError::Config(format!("support.policy_files: {path}: {e}")))?;
+            let policy =
+                Policy::parse(&text).map_err(|e| SupportError::Config(format!("{path}: {e}")))?;
+            by_name.insert(policy.name.clone(), policy);
+        }
+        let mut by_partner = BTreeMap::new();
+        for (key, name) in &self.partner_policies {
+            if !by_name.contains_key(name) {
+                return Err(SupportError::Config(format!(
+                    "support.partner_policies.{key}: no policy named {name:?}"
+                )));
+            }
+            by_partner.insert(parse_partner_key("partner_policies", key)?, name.clone());
+        }
+        if !by_name.contains_key(&self.default_policy) {
+            return Err(SupportError::Config(format!(
+                "support.default_policy: no policy named {:?}",
+                self.default_policy
+            )));
+        }
+        Ok((
+            calendar,
+            Policies {
+                default: self.default_policy.clone(),
+                by_name,
+                by_partner,
+            },
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+
+    #[test]
+    fn partners_pick_a_policy_and_the_rest_get_the_default() {
+        let config: SupportConfig = relais_config::from_toml_str(
+            r#"
+default_policy = "agentconnect"
+[partner_policies]
+"idp:idp-a" = "franceconnect"
+[calendar]
+regions = ["alsace_moselle"]
+"#,
+        )
+        .unwrap();
+        let (calendar, policies) = config.load().unwrap();
+        let idp_a = PartnerRef::idp("idp-a").unwrap();
+        let sp_a = PartnerRef::sp("idp-a").unwrap();
+        assert_eq!(policies.for_partner(&idp_a).unwrap().name, "franceconnect");
+        assert_eq!(policies.for_partner(&sp_a).unwrap().name, "agentconnect");
+        let good_friday = "2025-04-18".parse().unwrap();
+        assert!(calendar.is_holiday(good_friday).unwrap());
+    }
+
+    #[test]
+    fn bad_settings_name_the_field() {
+        let cases = [
+            ("default_policy = \"itil\"", "support.default_policy"),
+            (
+                "partner_policies = { \"rp:x\" = \"franceconnect\" }",
+                "support.partner_policies",
+            ),
+            (
+                "partner_policies = { \"sp:x\" = \"none\" }",
+                "support.partner_policies.sp:x",
+            ),
+            (
+                "policy_files = [\"/nonexistent/p.toml\"]",
+                "support.policy_files",
+            ),
+            ("scheduler_interval_ms = 0", "support.scheduler_interval_ms"),
+            (
+                "[indicator]\ntarget_percent = 120.0",
+                "indicator.target_percent",
+            ),
+            ("[calendar]\nopens_at = \"25:00\"", "calendar.opens_at"),
+            ("mail_scope = \"everything\"", "support.mail_scope"),
+            ("contacts = { \"nobody\" = \"sp:a\" }", "support.contacts"),
+            ("contacts = { \"a@b.example\" = \"a\" }", "support.contacts"),
+        ];
+        for (toml, field) in cases {
+            let config: SupportConfig = relais_config::from_toml_str(toml).unwrap();
+            let err = config
+                .load()
+                .and_then(|_| config.mail_intake())
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(field), "{err} should name {field}");
+        }
+        assert!(relais_config::from_toml_str::<SupportConfig>("colour = 1").is_err());
+    }
+}

@@ -1,0 +1,350 @@
+//! SQL of the support schema. Tickets are read and written inside the caller's
+//! transaction, so that a change, its history and its events commit together.
+
+use deadpool_postgres::{GenericClient, Pool};
+use jiff::Timestamp;
+use tokio_postgres::types::Json;
+use uuid::Uuid;
+
+use crate::SupportError;
+use crate::domain::indicator::Incident;
+use crate::domain::ticket::{HistoryEntry, Status, Ticket};
+use crate::domain::{Actor, PartnerKind, PartnerRef, Scope, Severity};
+
+#[derive(Clone)]
+pub struct Store {
+    pool: Pool,
+}
+
+/// Which tickets to list.
+#[derive(Clone, Debug, Default)]
+pub struct Filter {
+    pub partner: Option<PartnerRef>,
+    pub status: Option<Status>,
+    pub limit: i64,
+}
+
+fn kind_str(kind: PartnerKind) -> &'static str {
+    kind.as_str()
+}
+
+fn kind_parse(s: &str) -> Result<PartnerKind, SupportError> {
+    match s {
+        "sp" => Ok(PartnerKind::Sp),
+        "idp" => Ok(PartnerKind::Idp),
+        other => Err(SupportError::Database(format!(
+            "unknown partner kind {other}"
+        ))),
+    }
+}
+
+impl Store {
+    pub fn new(pool: Pool) -> Self {
+        Store { pool }
+    }
+
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// Stores a new ticket with its history.
+    pub async fn insert(
+        &self,
+        client: &impl GenericClient,
+        ticket: &Ticket,
+        next_due: Option<Timestamp>,
+    ) -> Result<(), SupportError> {
+        client
+            .execute(
+                "INSERT INTO tickets (id, partner_kind, partner_id, status, severity, scope, \
+                 opened_at, resolved_at, next_due_at, state) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                &[
+                    &ticket.id,
+                    &kind_str(ticket.partner.kind),
+                    &ticket.partner.id,
+                    &ticket.status.as_str(),
+                    &i16::from(ticket.severity.level()),
+                    &ticket.scope.as_str(),
+                    &ticket.opened_at,
+                    &ticket.resolved_at,
+                    &next_due,
+                    &Json(state_of(ticket)),
+                ],
+            )
+            .await?;
+        append_history(client, ticket.id, &ticket.history, 0).await
+    }
+
+    /// Reads a ticket and locks it until the transaction ends.
+    pub async fn lock(
+        &self,
+        client: &impl GenericClient,
+        id: Uuid,
+    ) -> Result<Ticket, SupportError> {
+        let row = client
+            .query_opt("SELECT state FROM tickets WHERE id = $1 FOR UPDATE", &[&id])
+            .await?
+            .ok_or(SupportError::NotFound)?;
+        let Json(mut ticket): Json<Ticket> = row.try_get(0)?;
+        ticket.history = history(client, id).await?;
+        Ok(ticket)
+    }
+
+    /// Writes a changed ticket; history entries from `known` on are new.
+    pub async fn update(
+        &self,
+        client: &impl GenericClient,
+        ticket: &Ticket,
+        known: usize,
+        next_due: Option<Timestamp>,
+    ) -> Result<(), SupportError> {
+        client
+            .execute(
+                "UPDATE tickets SET status = $2, severity = $3, scope = $4, resolved_at = $5, \
+                 next_due_at = $6, state = $7, updated_at = now() WHERE id = $1",
+                &[
+                    &ticket.id,
+                    &ticket.status.as_str(),
+                    &i16::from(ticket.severity.level()),
+                    &ticket.scope.as_str(),
+                    &ticket.resolved_at,
+                    &next_due,
+                    &Json(state_of(ticket)),
+                ],
+            )
+            .await?;
+        append_history(client, ticket.id, &ticket.history[known..], known).await
+    }
+
+    pub async fn get(&self, id: Uuid) -> Result<Ticket, SupportError> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_opt("SELECT state FROM tickets WHERE id = $1", &[&id])
+            .await?
+            .ok_or(SupportError::NotFound)?;
+        let Json(mut ticket): Json<Ticket> = row.try_get(0)?;
+        ticket.history = history(&client, id).await?;
+        Ok(ticket)
+    }
+
+    /// Tickets without their histories, the most recent first.
+    pub async fn list(&self, filter: &Filter) -> Result<Vec<Ticket>, SupportError> {
+        let client = self.pool.get().await?;
+        let kind = filter.partner.as_ref().map(|p| kind_str(p.kind));
+        let id = filter.partner.as_ref().map(|p| p.id.as_str());
+        let status = filter.status.map(Status::as_str);
+        let rows = client
+            .query(
+                "SELECT state FROM tickets \
+                 WHERE ($1::text IS NULL OR (partner_kind = $1 AND partner_id = $2)) \
+                 AND ($3::text IS NULL OR status = $3) \
+                 ORDER BY opened_at DESC, id LIMIT $4",
+                &[&kind, &id, &status, &filter.limit],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let Json(ticket): Json<Ticket> = r.try_get(0)?;
+                Ok(ticket)
+            })
+            .collect()
+    }
+
+    /// Tickets whose next deadline is at or before `now`, the most overdue first.
+    pub async fn due(&self, now: Timestamp, limit: i64) -> Result<Vec<Uuid>, SupportError> {
+        let client = self.pool.get().await?;
+        let rows = client
+            .query(
+                "SELECT id FROM tickets WHERE next_due_at <= $1 ORDER BY next_due_at LIMIT $2",
+                &[&now, &limit],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| r.try_get(0).map_err(SupportError::from))
+            .collect()
+    }
+
+    /// Operating incidents (severity 1–4, not information requests) received in
+    /// `[from, to)`.
+    pub async fn incidents(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<Incident>, SupportError> {
+        let client = self.pool.get().await?;
+        let rows = client
+            .query(
+                "SELECT partner_kind, partner_id, opened_at, resolved_at FROM tickets \
+                 WHERE opened_at >= $1 AND opened_at < $2 AND severity < $3 AND scope <> $4",
+                &[
+                    &from,
+                    &to,
+                    &i16::from(Severity::INFO.level()),
+                    &Scope::InformationRequest.as_str(),
+                ],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let kind: String = r.try_get(0)?;
+                Ok(Incident {
+                    partner: PartnerRef {
+                        kind: kind_parse(&kind)?,
+                        id: r.try_get(1)?,
+                    },
+                    received_at: r.try_get(2)?,
+                    resolved_at: r.try_get(3)?,
+                })
+            })
+            .collect()
+    }
+}
+
+/// The ticket as stored in `state`: its history lives in its own table.
+fn state_of(ticket: &Ticket) -> Ticket {
+    Ticket {
+        history: Vec::new(),
+        ..ticket.clone()
+    }
+}
+
+async fn append_history(
+    client: &impl GenericClient,
+    id: Uuid,
+    entries: &[HistoryEntry],
+    first_seq: usize,
+) -> Result<(), SupportError> {
+    let statement = client
+        .prepare_cached(
+            "INSERT INTO history (ticket_id, seq, at, actor, action) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .await?;
+    for (i, entry) in entries.iter().enumerate() {
+        let seq = i32::try_from(first_seq + i)
+            .map_err(|_| SupportError::Invalid("the ticket's history is full".into()))?;
+        client
+            .execute(
+                &statement,
+                &[
+                    &id,
+                    &seq,
+                    &entry.at,
+                    &Json(&entry.actor),
+                    &Json(&entry.action),
+                ],
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+async fn history(client: &impl GenericClient, id: Uuid) -> Result<Vec<HistoryEntry>, SupportError> {
+    let rows = client
+        .query(
+            "SELECT at, actor, action FROM history WHERE ticket_id = $1 ORDER BY seq",
+            &[&id],
+        )
+        .await?;
+    rows.iter()
+        .map(|r| {
+            let Json(actor): Json<Actor> = r.try_get(1)?;
+            let Json(action) = r.try_get(2)?;
+            Ok(HistoryEntry {
+                at: r.try_get(0)?,
+                actor,
+                action,
+            })
+        })
+        .collect()
+}
+
+/// A message kept aside.
+#[derive(Clone, Debug)]
+pub struct Quarantined {
+    pub id: Uuid,
+    pub received_at: Timestamp,
+    pub sender: Option<String>,
+    pub reason: String,
+    pub size: usize,
+}
+
+impl Store {
+    /// The ticket a known Message-ID belongs to.
+    pub async fn mail_ticket(
+        &self,
+        client: &impl GenericClient,
+        message_ids: &[String],
+    ) -> Result<Option<Uuid>, SupportError> {
+        let row = client
+            .query_opt(
+                "SELECT ticket_id FROM mail_messages WHERE message_id = ANY($1) \
+                 ORDER BY array_position($1, message_id) LIMIT 1",
+                &[&message_ids],
+            )
+            .await?;
+        Ok(row.map(|r| r.try_get(0)).transpose()?)
+    }
+
+    pub async fn record_mail(
+        &self,
+        client: &impl GenericClient,
+        message_id: &str,
+        ticket: Uuid,
+        at: Timestamp,
+    ) -> Result<(), SupportError> {
+        client
+            .execute(
+                "INSERT INTO mail_messages (message_id, ticket_id, received_at) VALUES ($1, $2, $3)",
+                &[&message_id, &ticket, &at],
+            )
+            .await?;
+        Ok(())
+    }
+
+    pub async fn quarantine(
+        &self,
+        at: Timestamp,
+        sender: Option<&str>,
+        reason: &str,
+        raw: &[u8],
+    ) -> Result<Uuid, SupportError> {
+        let id = Uuid::new_v4();
+        self.pool
+            .get()
+            .await?
+            .execute(
+                "INSERT INTO mail_quarantine (id, received_at, sender, reason, raw) \
+                 VALUES ($1, $2, $3, $4, $5)",
+                &[&id, &at, &sender, &reason, &raw],
+            )
+            .await?;
+        Ok(id)
+    }
+
+    /// Messages kept aside, the most recent first.
+    pub async fn quarantined(&self, limit: i64) -> Result<Vec<Quarantined>, SupportError> {
+        let rows = self
+            .pool
+            .get()
+            .await?
+            .query(
+                "SELECT id, received_at, sender, reason, length(raw) FROM mail_quarantine \
+                 ORDER BY received_at DESC, id LIMIT $1",
+                &[&limit],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let size: i32 = r.try_get(4)?;
+                Ok(Quarantined {
+                    id: r.try_get(0)?,
+                    received_at: r.try_get(1)?,
+                    sender: r.try_get(2)?,
+                    reason: r.try_get(3)?,
+                    size: usize::try_from(size).unwrap_or_default(),
+                })
+            })
+            .collect()
+    }
+}

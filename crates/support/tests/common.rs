@@ -1,0 +1,279 @@
+//! A support service of the test's own: a fresh database, an exchange of its own, the
+//! real service on a free port with a hand-moved clock, a gRPC client, and observers of
+//! what it publishes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use jiff::Timestamp;
+use jiff::civil::DateTime;
+use jiff::tz::TimeZoneDatabase;
+use lapin::{
+    ExchangeKind,
+    options::{BasicConsumeOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions},
+    types::FieldTable,
+};
+use relais_bus::Event;
+use relais_config::{DatabaseConfig, Secret};
+use relais_proto::support::v1 as pb;
+use relais_proto::support::v1::support_client::SupportClient;
+use relais_runtime::{Shutdown, Tasks};
+use relais_support::{ManualClock, SupportConfig};
+use relais_testkit::{TestBus, TestDb};
+use tonic::transport::Channel;
+
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// A local Paris time.
+pub fn paris(s: &str) -> Timestamp {
+    let dt: DateTime = s.parse().unwrap();
+    let tz = TimeZoneDatabase::bundled().get("Europe/Paris").unwrap();
+    dt.to_zoned(tz).unwrap().timestamp()
+}
+
+/// Monday 3 March 2025, 10:00 in Paris: where the clock starts.
+pub fn monday() -> Timestamp {
+    paris("2025-03-03T10:00")
+}
+
+pub struct Support {
+    pub db: TestDb,
+    pub bus: TestBus,
+    pub client: SupportClient<Channel>,
+    pub clock: Arc<ManualClock>,
+    tasks: Tasks,
+}
+
+impl Support {
+    pub async fn start() -> Self {
+        Self::start_with(SupportConfig::default()).await
+    }
+
+    pub async fn start_with(config: SupportConfig) -> Self {
+        let db = TestDb::create().await;
+        let bus = TestBus::new();
+        let clock = Arc::new(ManualClock::new(monday()));
+        let database = DatabaseConfig {
+            url: Secret::new(db.url()),
+            pool_size: 4,
+        };
+        let listener = relais_runtime::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let config = SupportConfig {
+            listen: "127.0.0.1:0".into(),
+            // The clock only moves when a test moves it: look often.
+            scheduler_interval_ms: 50,
+            ..config
+        };
+        let tasks = relais_support::start_with_clock(
+            config,
+            &database,
+            bus.config(),
+            listener,
+            Shutdown::new(),
+            clock.clone(),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("the support service did not start: {e}"));
+        Self {
+            client: SupportClient::connect(format!("http://{addr}"))
+                .await
+                .unwrap(),
+            db,
+            bus,
+            clock,
+            tasks,
+        }
+    }
+
+    pub async fn stop(self) {
+        self.tasks.shutdown(WAIT).await;
+        self.bus.cleanup().await;
+        self.db.cleanup().await;
+    }
+
+    pub async fn open(
+        &mut self,
+        caller: pb::Caller,
+        partner: (i32, &str),
+        scope: &str,
+        severity: u32,
+    ) -> pb::Ticket {
+        self.client
+            .open_ticket(open_request(caller, partner, scope, severity))
+            .await
+            .unwrap()
+            .into_inner()
+    }
+
+    pub async fn get(&mut self, caller: pb::Caller, id: &str) -> pb::Ticket {
+        self.client
+            .get_ticket(pb::TicketRequest {
+                caller: Some(caller),
+                ticket_id: id.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+    }
+
+    /// Polls the ticket until `done` holds (the scheduler acts on its own time).
+    pub async fn wait_ticket(
+        &mut self,
+        id: &str,
+        what: &str,
+        done: impl Fn(&pb::Ticket) -> bool,
+    ) -> pb::Ticket {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let ticket = self.get(staff("level1"), id).await;
+            if done(&ticket) {
+                return ticket;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for {what}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// A queue of the test's own bound to `routing_key` on the service's exchange.
+    pub async fn listen(&self, routing_key: &str) -> Listener {
+        let connection = self.bus.connect().await;
+        let channel = connection.create_channel().await.unwrap();
+        // The same declaration as the relay's, so whichever comes first, both agree.
+        channel
+            .exchange_declare(
+                self.bus.exchange(),
+                ExchangeKind::Topic,
+                ExchangeDeclareOptions {
+                    durable: true,
+                    ..ExchangeDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        let queue = self
+            .bus
+            .queue(&format!("observer.{}", uuid::Uuid::new_v4().simple()));
+        channel
+            .queue_declare(
+                &queue,
+                QueueDeclareOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        channel
+            .queue_bind(
+                &queue,
+                self.bus.exchange(),
+                routing_key,
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        let consumer = channel
+            .basic_consume(
+                &queue,
+                "observer",
+                BasicConsumeOptions {
+                    no_ack: true,
+                    ..BasicConsumeOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        Listener {
+            _connection: connection,
+            consumer,
+        }
+    }
+}
+
+pub struct Listener {
+    _connection: lapin::Connection,
+    consumer: lapin::Consumer,
+}
+
+impl Listener {
+    /// The first event received that `wanted` accepts; panics if none comes in time.
+    pub async fn wait_for(&mut self, what: &str, wanted: impl Fn(&Event) -> bool) -> Event {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let delivery = tokio::time::timeout_at(deadline, self.consumer.next())
+                .await
+                .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+                .expect("the observer's consumer ended")
+                .unwrap();
+            let event = Event::from_json(&delivery.data).unwrap();
+            assert_eq!(event.kind, delivery.routing_key.as_str());
+            if wanted(&event) {
+                return event;
+            }
+        }
+    }
+}
+
+pub const SP: i32 = pb::PartnerKind::Sp as i32;
+pub const IDP: i32 = pb::PartnerKind::Idp as i32;
+
+pub fn contact(kind: i32, partner: &str) -> pb::Caller {
+    pb::Caller {
+        who: Some(pb::caller::Who::Contact(pb::Contact {
+            partner_kind: kind,
+            partner_id: partner.into(),
+            email: format!("ops@{partner}.example"),
+        })),
+    }
+}
+
+pub fn staff(role: &str) -> pb::Caller {
+    pb::Caller {
+        who: Some(pb::caller::Who::Staff(pb::Staff {
+            role: role.into(),
+            name: format!("agent-{role}"),
+        })),
+    }
+}
+
+pub fn open_request(
+    caller: pb::Caller,
+    partner: (i32, &str),
+    scope: &str,
+    severity: u32,
+) -> pb::OpenTicketRequest {
+    pb::OpenTicketRequest {
+        caller: Some(caller),
+        partner_kind: partner.0,
+        partner_id: partner.1.into(),
+        scope: scope.into(),
+        severity,
+        subject: "Sign-in fails".into(),
+        body: "Users get an error page after the IdP.".into(),
+        attachments: vec![],
+    }
+}
+
+pub fn text(caller: pb::Caller, id: &str, text: &str) -> pb::TextRequest {
+    pb::TextRequest {
+        caller: Some(caller),
+        ticket_id: id.into(),
+        text: text.into(),
+    }
+}
+
+/// The stable error code the service puts in the status metadata.
+pub fn error_code(status: &tonic::Status) -> &str {
+    status
+        .metadata()
+        .get("relais-error-code")
+        .expect("a relais-error-code")
+        .to_str()
+        .unwrap()
+}
