@@ -11,6 +11,7 @@ use relais_config::Secret;
 use relais_demo_idp::{DemoIdpConfig, DemoIdpHandle, Scenario};
 use relais_proto::oidc_front::v1::oidc_front_client::OidcFrontClient;
 use relais_proto::registry::v1::registry_client::RegistryClient;
+use relais_proto::support::v1::support_client::SupportClient;
 use relais_proto::trace::v1 as trace;
 use relais_proto::trace::v1::trace_client::TraceClient;
 use relais_testkit::{TcpProxy, TestBus, TestDb};
@@ -47,6 +48,7 @@ pub struct Stack {
     /// gRPC addresses of the registry and the front, for operator commands.
     pub registry_addr: SocketAddr,
     pub front_addr: SocketAddr,
+    pub support: SupportClient<tonic::transport::Channel>,
     running: Option<Running>,
     dir: PathBuf,
     _db: TestDb,
@@ -145,6 +147,8 @@ impl Stack {
         config.trace.listen = format!("127.0.0.1:{}", port_of(Service::Trace));
         config.idp_bridge.listen = format!("127.0.0.1:{}", port_of(Service::IdpBridge));
         config.oidc_front.listen = format!("127.0.0.1:{}", port_of(Service::OidcFront));
+        config.support.listen = format!("127.0.0.1:{}", port_of(Service::Support));
+        let support_addr: SocketAddr = config.support.listen.parse().unwrap();
         (options.tweak)(&mut config);
         config.validate().unwrap();
         let front_addr: SocketAddr = config.oidc_front.listen.parse().unwrap();
@@ -200,6 +204,7 @@ impl Stack {
             front: OidcFrontClient::new(connect(front_addr).await),
             registry_addr,
             front_addr,
+            support: SupportClient::new(connect(support_addr).await),
             proxy,
             running: Some(running),
             dir,

@@ -6,6 +6,9 @@ use crate::event::Payload;
 
 /// Binding pattern for every connection step.
 pub const CONNECTION_EVENTS: &str = "connection.#";
+/// Binding pattern for incidents opened and resolved by support.
+pub const INCIDENT_EVENTS: &str = "support.incident.*";
+
 /// Binding pattern for every partner change (SPs and IdPs).
 pub const PARTNER_EVENTS: &str = "registry.*.updated";
 
@@ -169,4 +172,29 @@ pub enum PartnerStatus {
     Suspended,
     /// Stopped for good.
     Deactivated,
+}
+
+/// An incident scoped to one IdP started or ended: the registry disables the IdP until
+/// every incident on it is resolved. Kind: `support.incident.opened` / `.resolved`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IncidentEvent {
+    pub idp_id: String,
+    pub ticket_id: uuid::Uuid,
+    pub state: IncidentState,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IncidentState {
+    Opened,
+    Resolved,
+}
+
+impl Payload for IncidentEvent {
+    fn kind(&self) -> String {
+        match self.state {
+            IncidentState::Opened => "support.incident.opened".into(),
+            IncidentState::Resolved => "support.incident.resolved".into(),
+        }
+    }
 }

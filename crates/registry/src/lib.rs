@@ -110,6 +110,36 @@ impl From<RegistryError> for tonic::Status {
     }
 }
 
+/// Disables and re-enables IdPs as support opens and resolves incidents on them.
+pub struct IncidentHandler;
+
+#[relais_bus::async_trait]
+impl relais_bus::EventHandler for IncidentHandler {
+    async fn handle(
+        &self,
+        tx: &deadpool_postgres::Transaction<'_>,
+        event: &relais_bus::Event,
+    ) -> Result<(), relais_bus::HandlerError> {
+        use relais_bus::events::{IncidentEvent, IncidentState};
+        let Ok(incident) = event.payload::<IncidentEvent>() else {
+            return Ok(());
+        };
+        let result = match incident.state {
+            IncidentState::Opened => {
+                store::incident_opened(tx, &incident.idp_id, incident.ticket_id).await
+            }
+            IncidentState::Resolved => {
+                store::incident_resolved(tx, &incident.idp_id, incident.ticket_id).await
+            }
+        };
+        match result {
+            // An incident on an IdP the registry does not know changes nothing.
+            Err(RegistryError::UnknownIdp) => Ok(()),
+            other => other.map_err(|e| Box::new(e) as relais_bus::HandlerError),
+        }
+    }
+}
+
 /// Creates the schema and applies the registry's migrations.
 async fn prepare(db: &DatabaseConfig) -> Result<Pool, RegistryError> {
     Ok(relais_runtime::service_pool(db, SCHEMA, embedded::migrations::runner()).await?)
@@ -130,7 +160,7 @@ pub async fn start(
     let relay = relais_bus::start_outbox(
         &pool,
         relais_runtime::pg_config(db, SCHEMA)?,
-        bus,
+        bus.clone(),
         shutdown.clone(),
     )
     .await
@@ -169,5 +199,14 @@ pub async fn start(
         }
     });
     tasks.spawn("registry.outbox", relay.wait());
+    let incidents = relais_bus::spawn_consumer(
+        pool,
+        bus.clone(),
+        format!("{}.registry.incidents", bus.exchange),
+        vec![relais_bus::events::INCIDENT_EVENTS.to_string()],
+        std::sync::Arc::new(IncidentHandler),
+        shutdown.clone(),
+    );
+    tasks.spawn("registry.incidents", incidents.wait());
     Ok(tasks)
 }

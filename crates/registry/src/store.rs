@@ -264,31 +264,129 @@ impl Store {
     ) -> Result<(), RegistryError> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
-        let sql = match kind {
-            PartnerKind::Sp => {
-                "UPDATE service_providers SET status = $2, updated_at = now() WHERE client_id = $1"
-            }
-            PartnerKind::Idp => {
-                "UPDATE identity_providers SET status = $2, updated_at = now() WHERE id = $1"
-            }
-        };
-        let n = tx.execute(sql, &[&id, &status.as_str()]).await?;
-        if n == 0 {
-            return Err(match kind {
-                PartnerKind::Sp => RegistryError::UnknownClient,
-                PartnerKind::Idp => RegistryError::UnknownIdp,
-            });
-        }
-        tx.execute(
-            "INSERT INTO status_changes (partner_kind, partner_id, status, reason) \
-             VALUES ($1, $2, $3, $4)",
-            &[&kind.as_str(), &id, &status.as_str(), &reason],
-        )
-        .await?;
-        relais_bus::enqueue(&tx, &partner_event(kind, id, status)?)
-            .await
-            .map_err(|e| RegistryError::Bus(e.to_string()))?;
+        set_status_in(&tx, kind, id, status, reason).await?;
         tx.commit().await?;
         Ok(())
     }
+}
+
+/// Changes a partner's status inside the caller's transaction: the change, its reason
+/// and its event commit together.
+pub async fn set_status_in(
+    tx: &deadpool_postgres::Transaction<'_>,
+    kind: PartnerKind,
+    id: &str,
+    status: Status,
+    reason: &str,
+) -> Result<(), RegistryError> {
+    let sql = match kind {
+        PartnerKind::Sp => {
+            "UPDATE service_providers SET status = $2, updated_at = now() WHERE client_id = $1"
+        }
+        PartnerKind::Idp => {
+            "UPDATE identity_providers SET status = $2, updated_at = now() WHERE id = $1"
+        }
+    };
+    let n = tx.execute(sql, &[&id, &status.as_str()]).await?;
+    if n == 0 {
+        return Err(match kind {
+            PartnerKind::Sp => RegistryError::UnknownClient,
+            PartnerKind::Idp => RegistryError::UnknownIdp,
+        });
+    }
+    tx.execute(
+        "INSERT INTO status_changes (partner_kind, partner_id, status, reason) \
+         VALUES ($1, $2, $3, $4)",
+        &[&kind.as_str(), &id, &status.as_str(), &reason],
+    )
+    .await?;
+    relais_bus::enqueue(tx, &partner_event(kind, id, status)?)
+        .await
+        .map_err(|e| RegistryError::Bus(e.to_string()))?;
+    Ok(())
+}
+
+/// The reason recorded when an incident disables an IdP.
+const INCIDENT_REASON: &str = "incident";
+
+/// An incident opened on an IdP: it is disabled (if it was active) until every incident
+/// on it is resolved. Replays change nothing.
+pub async fn incident_opened(
+    tx: &deadpool_postgres::Transaction<'_>,
+    idp_id: &str,
+    ticket_id: uuid::Uuid,
+) -> Result<(), RegistryError> {
+    tx.execute(
+        "INSERT INTO idp_incidents (ticket_id, idp_id) VALUES ($1, $2) \
+         ON CONFLICT (ticket_id) DO UPDATE SET resolved_at = NULL",
+        &[&ticket_id, &idp_id],
+    )
+    .await?;
+    let status: Option<String> = tx
+        .query_opt(
+            "SELECT status FROM identity_providers WHERE id = $1 FOR UPDATE",
+            &[&idp_id],
+        )
+        .await?
+        .map(|r| r.try_get(0))
+        .transpose()?;
+    if status.as_deref() == Some("active") {
+        set_status_in(
+            tx,
+            PartnerKind::Idp,
+            idp_id,
+            Status::Suspended,
+            &format!("{INCIDENT_REASON} {ticket_id}"),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// An incident resolved: the IdP comes back only when no incident on it remains open and
+/// its last status change was an incident's (an operator's suspension stands).
+pub async fn incident_resolved(
+    tx: &deadpool_postgres::Transaction<'_>,
+    idp_id: &str,
+    ticket_id: uuid::Uuid,
+) -> Result<(), RegistryError> {
+    tx.execute(
+        "UPDATE idp_incidents SET resolved_at = now() WHERE ticket_id = $1",
+        &[&ticket_id],
+    )
+    .await?;
+    let open: i64 = tx
+        .query_one(
+            "SELECT count(*) FROM idp_incidents WHERE idp_id = $1 AND resolved_at IS NULL",
+            &[&idp_id],
+        )
+        .await?
+        .try_get(0)?;
+    if open > 0 {
+        return Ok(());
+    }
+    let last = tx
+        .query_opt(
+            "SELECT c.status, c.reason, p.status FROM status_changes c \
+             JOIN identity_providers p ON p.id = c.partner_id \
+             WHERE c.partner_kind = 'idp' AND c.partner_id = $1 \
+             ORDER BY c.id DESC LIMIT 1 FOR UPDATE OF p",
+            &[&idp_id],
+        )
+        .await?;
+    if let Some(row) = last {
+        let reason: String = row.try_get(1)?;
+        let current: String = row.try_get(2)?;
+        if current == "suspended" && reason.starts_with(INCIDENT_REASON) {
+            set_status_in(
+                tx,
+                PartnerKind::Idp,
+                idp_id,
+                Status::Active,
+                &format!("{INCIDENT_REASON}s resolved ({ticket_id})"),
+            )
+            .await?;
+        }
+    }
+    Ok(())
 }

@@ -6,6 +6,7 @@ use relais_gateway::GatewayConfig;
 use relais_idp_bridge::IdpBridgeConfig;
 use relais_oidc_front::OidcFrontConfig;
 use relais_registry::RegistryConfig;
+use relais_support::SupportConfig;
 use relais_telemetry::TelemetryConfig;
 use relais_trace::TraceConfig;
 use serde::{Deserialize, Serialize};
@@ -21,6 +22,7 @@ pub struct RelaisConfig {
     pub idp_bridge: IdpBridgeConfig,
     pub registry: RegistryConfig,
     pub trace: TraceConfig,
+    pub support: SupportConfig,
 }
 
 impl RelaisConfig {

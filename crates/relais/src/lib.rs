@@ -21,12 +21,14 @@ pub enum Service {
     IdpBridge,
     Registry,
     Trace,
+    Support,
 }
 
 impl Service {
-    pub const ALL: [Service; 5] = [
+    pub const ALL: [Service; 6] = [
         Service::Registry,
         Service::Trace,
+        Service::Support,
         Service::IdpBridge,
         Service::OidcFront,
         Service::Gateway,
@@ -39,6 +41,7 @@ impl Service {
             "idp-bridge" => Service::IdpBridge,
             "registry" => Service::Registry,
             "trace" => Service::Trace,
+            "support" => Service::Support,
             _ => return None,
         })
     }
@@ -50,6 +53,7 @@ impl Service {
             Service::IdpBridge => "idp-bridge",
             Service::Registry => "registry",
             Service::Trace => "trace",
+            Service::Support => "support",
         }
     }
 }
@@ -102,6 +106,7 @@ fn listen_of(config: &RelaisConfig, service: Service) -> &str {
         Service::IdpBridge => &config.idp_bridge.listen,
         Service::Registry => &config.registry.listen,
         Service::Trace => &config.trace.listen,
+        Service::Support => &config.support.listen,
     }
 }
 
@@ -154,7 +159,7 @@ pub async fn start_bound(
             }
             Service::IdpBridge => config.oidc_front.idp_bridge_url = url(*addr),
             Service::OidcFront => config.gateway.oidc_front_url = url(*addr),
-            Service::Gateway | Service::Trace => {}
+            Service::Gateway | Service::Trace | Service::Support => {}
         }
     }
     let mut tasks = Tasks::new(shutdown.clone());
@@ -172,6 +177,11 @@ pub async fn start_bound(
             Service::Trace => relais_trace::start(config.trace.clone(), db, bus, listener, token)
                 .await
                 .map_err(|e| failed(s, e))?,
+            Service::Support => {
+                relais_support::start(config.support.clone(), db, bus, listener, token)
+                    .await
+                    .map_err(|e| failed(s, e))?
+            }
             Service::IdpBridge => {
                 relais_idp_bridge::start(config.idp_bridge.clone(), db, bus, listener, token)
                     .await

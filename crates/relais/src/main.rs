@@ -7,7 +7,7 @@ use std::time::Duration;
 use relais::{RelaisConfig, Service};
 
 const USAGE: &str =
-    "usage: relais <all|gateway|oidc-front|idp-bridge|registry|trace|check-config> [--config FILE]
+    "usage: relais <all|gateway|oidc-front|idp-bridge|registry|trace|support|check-config> [--config FILE]
 Settings come from defaults, then FILE (or $RELAIS_CONFIG), then RELAIS__SECTION__FIELD variables.";
 
 fn main() -> ExitCode {

@@ -43,30 +43,7 @@ impl Payload for TicketEvent {
     }
 }
 
-/// An incident scoped to one IdP started or ended. Kind: `support.incident.opened` or
-/// `support.incident.resolved`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct IncidentEvent {
-    pub idp_id: String,
-    pub ticket_id: Uuid,
-    pub state: IncidentState,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum IncidentState {
-    Opened,
-    Resolved,
-}
-
-impl Payload for IncidentEvent {
-    fn kind(&self) -> String {
-        match self.state {
-            IncidentState::Opened => "support.incident.opened".into(),
-            IncidentState::Resolved => "support.incident.resolved".into(),
-        }
-    }
-}
+pub use relais_bus::events::{IncidentEvent, IncidentState};
 
 /// The change name of a history action that others hear of; `None` for messages.
 pub fn change_name(action: &Action) -> Option<&'static str> {
