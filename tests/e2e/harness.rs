@@ -26,6 +26,33 @@ pub const SECRET_B: &str = "sp-b-secret-0123456789-0123456789-0123456789";
 pub const REDIRECT_A: &str = "http://127.0.0.1:9/a/callback";
 pub const REDIRECT_B: &str = "http://127.0.0.1:9/b/callback";
 pub const LOGOUT_A: &str = "http://127.0.0.1:9/a/logged-out";
+/// An SP authenticating with private_key_jwt, taking userinfo signed and encrypted and
+/// ID tokens encrypted.
+pub const SP_C: &str = "sp-c";
+pub const REDIRECT_C: &str = "http://127.0.0.1:9/c/callback";
+
+/// SP C's private keys: one to sign its client assertions, one to decrypt what it gets.
+pub struct SpCKeys {
+    pub signing: relais_jose::SigningKey,
+    pub encryption: relais_jose::EncryptionKey,
+}
+
+impl SpCKeys {
+    fn generate() -> SpCKeys {
+        SpCKeys {
+            signing: relais_jose::SigningKey::generate(relais_jose::Alg::Es256).unwrap(),
+            encryption: relais_jose::EncryptionKey::generate("RSA-OAEP-256", "sp-c-enc").unwrap(),
+        }
+    }
+
+    /// The public JWKS SP C registered: both public keys.
+    fn jwks(&self) -> String {
+        let mut keys = vec![Value::Object(self.signing.public_jwk().as_ref().clone())];
+        let enc: Value = serde_json::from_str(&self.encryption.public_jwks_json).unwrap();
+        keys.extend(enc["keys"].as_array().unwrap().iter().cloned());
+        serde_json::json!({ "keys": keys }).to_string()
+    }
+}
 const IDP_SECRET: &str = "hub-at-demo-idp-secret-0123456789-0123456789";
 
 pub enum Mode {
@@ -49,6 +76,7 @@ pub struct Stack {
     pub registry_addr: SocketAddr,
     pub front_addr: SocketAddr,
     pub support: SupportClient<tonic::transport::Channel>,
+    pub sp_c: SpCKeys,
     running: Option<Running>,
     dir: PathBuf,
     _db: TestDb,
@@ -125,7 +153,8 @@ impl Stack {
         let dir = std::env::temp_dir().join(format!("relais-e2e-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).unwrap();
         let seed = dir.join("partners.toml");
-        std::fs::write(&seed, partners(&issuer)).unwrap();
+        let sp_c = SpCKeys::generate();
+        std::fs::write(&seed, partners(&issuer, &sp_c.jwks())).unwrap();
 
         let mut config = RelaisConfig::default();
         config.database.url = Secret::new(db.url());
@@ -205,6 +234,7 @@ impl Stack {
             registry_addr,
             front_addr,
             support: SupportClient::new(connect(support_addr).await),
+            sp_c,
             proxy,
             running: Some(running),
             dir,
@@ -318,7 +348,7 @@ async fn connect(addr: SocketAddr) -> tonic::transport::Channel {
         .connect_lazy()
 }
 
-fn partners(idp_issuer: &str) -> String {
+fn partners(idp_issuer: &str, sp_c_jwks: &str) -> String {
     format!(
         r#"
 [[identity_providers]]
@@ -362,6 +392,21 @@ acr_values = ["eidas1", "eidas2", "eidas3"]
 idp_ids = ["demo-idp"]
 id_token_signed_response_alg = "RS256"
 token_endpoint_auth_method = "client_secret_post"
+
+[[service_providers]]
+client_id = "{SP_C}"
+name = "Service C"
+client_secret = "sp-c-unused-secret-0123456789-0123456789-0123"
+redirect_uris = ["{REDIRECT_C}"]
+scopes = ["openid", "email", "given_name"]
+claims = ["email", "given_name"]
+acr_values = ["eidas1"]
+idp_ids = ["demo-idp"]
+token_endpoint_auth_method = "private_key_jwt"
+jwks = '{sp_c_jwks}'
+userinfo_signed_response_alg = "ES256"
+userinfo_encrypted_response_alg = "RSA-OAEP-256"
+id_token_encrypted_response_alg = "RSA-OAEP-256"
 "#
     )
 }
@@ -615,6 +660,11 @@ pub async fn userinfo(hub: &str, access_token: &str) -> (StatusCode, Value) {
 
 /// Verifies an ID token with `jsonwebtoken` (not the hub's JOSE code) against /jwks.
 pub async fn verify_id_token(hub: &str, token: &str, audience: &str) -> Value {
+    verify_hub_jwt(hub, token, audience, true).await
+}
+
+/// Verifies any JWT the hub signed (userinfo has no `exp`).
+pub async fn verify_hub_jwt(hub: &str, token: &str, audience: &str, with_exp: bool) -> Value {
     let jwks: jsonwebtoken::jwk::JwkSet = reqwest::get(format!("{hub}/jwks"))
         .await
         .unwrap()
@@ -628,7 +678,12 @@ pub async fn verify_id_token(hub: &str, token: &str, audience: &str) -> Value {
     let mut validation = jsonwebtoken::Validation::new(header.alg);
     validation.set_audience(&[audience]);
     validation.set_issuer(&[hub]);
-    validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
+    if with_exp {
+        validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
+    } else {
+        validation.validate_exp = false;
+        validation.set_required_spec_claims(&["iss", "aud", "sub"]);
+    }
     jsonwebtoken::decode::<Value>(token, &key, &validation)
         .unwrap()
         .claims

@@ -416,3 +416,125 @@ async fn operators_rotate_secrets_and_see_blocks() {
     assert!(ok && out.contains("suspended"), "{out}");
     stack.stop().await;
 }
+
+/// private_key_jwt: a signed, short-lived, single-use assertion for this hub; and the
+/// answers that SP registered: an encrypted ID token, userinfo signed then encrypted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_key_jwt_and_encrypted_answers() {
+    let stack = Stack::start().await;
+    let hub = stack.hub.clone();
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64
+    };
+    let assertion = |key: &relais_jose::SigningKey, aud: &str, exp: i64| {
+        let mut c = serde_json::Map::new();
+        c.insert("iss".into(), SP_C.into());
+        c.insert("sub".into(), SP_C.into());
+        c.insert("aud".into(), aud.into());
+        c.insert("exp".into(), exp.into());
+        c.insert("jti".into(), random().into());
+        key.sign(&c, "JWT").unwrap()
+    };
+    let code_for_c = || async {
+        let browser = Browser::new();
+        let req = AuthRequest::new(SP_C, REDIRECT_C, "openid email given_name");
+        query(
+            &sign_in(&stack, &browser, &req, "camille").await.at_sp(),
+            "code",
+        )
+        .unwrap()
+    };
+    let exchange = |code: String, client_assertion: String| {
+        let hub = hub.clone();
+        async move {
+            let r = reqwest::Client::new()
+                .post(format!("{hub}/token"))
+                .form(&[
+                    ("grant_type", "authorization_code"),
+                    ("code", code.as_str()),
+                    ("redirect_uri", REDIRECT_C),
+                    ("client_id", SP_C),
+                    (
+                        "client_assertion_type",
+                        "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                    ),
+                    ("client_assertion", client_assertion.as_str()),
+                ])
+                .send()
+                .await
+                .unwrap();
+            let status = r.status();
+            (status, r.json::<Value>().await.unwrap())
+        }
+    };
+    let keys = &stack.sp_c;
+    let token_url = format!("{hub}/token");
+
+    // Refused: another key, another audience, expired, valid too long.
+    let stranger = relais_jose::SigningKey::generate(relais_jose::Alg::Es256).unwrap();
+    for (bad, why) in [
+        (
+            assertion(&stranger, &token_url, now() + 60),
+            "unregistered key",
+        ),
+        (
+            assertion(&keys.signing, "https://elsewhere.example/token", now() + 60),
+            "audience",
+        ),
+        (assertion(&keys.signing, &token_url, now() - 10), "expired"),
+        (
+            assertion(&keys.signing, &token_url, now() + 86_400),
+            "valid for a day",
+        ),
+    ] {
+        let (status, body) = exchange(code_for_c().await, bad).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{why}: {body}");
+        assert_eq!(body["error"], "invalid_client", "{why}");
+    }
+
+    // Accepted once; the same assertion again is a replay.
+    let good = assertion(&keys.signing, &token_url, now() + 60);
+    let (status, tokens) = exchange(code_for_c().await, good.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    let (status, body) = exchange(code_for_c().await, good).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "replayed jti: {body}");
+
+    // The ID token is a JWE; inside, the hub's signed ID token.
+    let jwe = tokens["id_token"].as_str().unwrap();
+    assert_eq!(jwe.split('.').count(), 5, "not encrypted: {jwe}");
+    let inner = relais_jose::decrypt(jwe, &keys.encryption.private_jwk_json).unwrap();
+    let claims = verify_id_token(&hub, std::str::from_utf8(&inner).unwrap(), SP_C).await;
+    assert_eq!(claims["aud"], SP_C);
+
+    // Userinfo: application/jwt, encrypted, then signed by the hub.
+    let r = reqwest::Client::new()
+        .get(format!("{hub}/userinfo"))
+        .bearer_auth(tokens["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["content-type"], "application/jwt");
+    let body = r.text().await.unwrap();
+    let inner = relais_jose::decrypt(&body, &keys.encryption.private_jwk_json).unwrap();
+    let info = verify_hub_jwt(&hub, std::str::from_utf8(&inner).unwrap(), SP_C, false).await;
+    assert_eq!(info["sub"], claims["sub"]);
+    assert_eq!(info["email"], "camille.martin@demo-idp.test");
+
+    // The registered method only: SP C cannot fall back to a secret.
+    let (status, body) = token(
+        &hub,
+        SP_C,
+        "sp-c-unused-secret-0123456789-0123456789-0123",
+        &code_for_c().await,
+        REDIRECT_C,
+        true,
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["error_code"], "client_auth_method_mismatch");
+    stack.stop().await;
+}

@@ -235,6 +235,10 @@ impl KeySet {
             let Ok(jwk) = Jwk::from_map(obj.clone()) else {
                 continue;
             };
+            // Encryption keys published beside signing keys are not for verifying.
+            if jwk.key_use().is_some_and(|u| u != "sig") {
+                continue;
+            }
             let alg = match (jwk.key_type(), jwk.algorithm()) {
                 ("EC", None | Some("ES256")) if jwk.curve() == Some("P-256") => Alg::Es256,
                 ("RSA", None | Some("RS256")) => Alg::Rs256,
@@ -302,6 +306,131 @@ impl KeySet {
         }
         Err(JoseError::BadSignature)
     }
+}
+
+/// Content encryption of every JWE the hub makes.
+pub const JWE_ENC: &str = "A256GCM";
+
+/// Encrypts `payload` (compact JWE) to the first key of `jwks_json` that suits `alg`
+/// (`RSA-OAEP-256`: an RSA key; `ECDH-ES`: a P-256 key), never to a signing-only key.
+/// `cty` is `JWT` for a signed token nested inside.
+pub fn encrypt(
+    payload: &[u8],
+    cty: Option<&str>,
+    jwks_json: &str,
+    alg: &str,
+    enc: &str,
+) -> Result<String, JoseError> {
+    use josekit::jwe::{ECDH_ES, JweHeader, RSA_OAEP_256};
+    if enc != JWE_ENC {
+        return Err(JoseError::UnsupportedAlg(enc.to_string()));
+    }
+    let doc: Value =
+        serde_json::from_str(jwks_json).map_err(|e| JoseError::Malformed(e.to_string()))?;
+    let keys = doc
+        .get("keys")
+        .and_then(Value::as_array)
+        .ok_or_else(|| JoseError::Malformed("no keys array".into()))?;
+    let wanted_kty = match alg {
+        "RSA-OAEP-256" => "RSA",
+        "ECDH-ES" => "EC",
+        other => return Err(JoseError::UnsupportedAlg(other.to_string())),
+    };
+    let jwk = keys
+        .iter()
+        .filter_map(|k| k.as_object().and_then(|o| Jwk::from_map(o.clone()).ok()))
+        .find(|k| k.key_type() == wanted_kty && k.key_use() != Some("sig"))
+        .ok_or_else(|| JoseError::UnknownKey(format!("no {wanted_kty} encryption key")))?;
+    let mut header = JweHeader::new();
+    header.set_content_encryption(enc);
+    if let Some(kid) = jwk.key_id() {
+        header.set_key_id(kid);
+    }
+    if let Some(cty) = cty {
+        header.set_content_type(cty);
+    }
+    let encrypted = match alg {
+        "RSA-OAEP-256" => {
+            let e = RSA_OAEP_256
+                .encrypter_from_jwk(&jwk)
+                .map_err(|e| JoseError::Key(e.to_string()))?;
+            josekit::jwe::serialize_compact(payload, &header, &e)
+        }
+        _ => {
+            let e = ECDH_ES
+                .encrypter_from_jwk(&jwk)
+                .map_err(|e| JoseError::Key(e.to_string()))?;
+            josekit::jwe::serialize_compact(payload, &header, &e)
+        }
+    };
+    encrypted.map_err(|e| JoseError::Sign(e.to_string()))
+}
+
+/// A key pair a relying party decrypts with: its private JWK and its public JWKS.
+pub struct EncryptionKey {
+    pub private_jwk_json: String,
+    pub public_jwks_json: String,
+}
+
+impl EncryptionKey {
+    /// A new key for `alg` (`RSA-OAEP-256`: 2048-bit RSA; `ECDH-ES`: P-256).
+    pub fn generate(alg: &str, kid: &str) -> Result<EncryptionKey, JoseError> {
+        let mut private = match alg {
+            "RSA-OAEP-256" => josekit::jwe::RSA_OAEP_256
+                .generate_key_pair(2048)
+                .map_err(|e| JoseError::Key(e.to_string()))?
+                .to_jwk_key_pair(),
+            "ECDH-ES" => ES256
+                .generate_key_pair()
+                .map_err(|e| JoseError::Key(e.to_string()))?
+                .to_jwk_key_pair(),
+            other => return Err(JoseError::UnsupportedAlg(other.to_string())),
+        };
+        private.set_key_id(kid);
+        private.set_key_use("enc");
+        private.set_algorithm(alg);
+        let keep: &[&str] = if alg == "ECDH-ES" {
+            &["kty", "crv", "x", "y", "kid", "use"]
+        } else {
+            &["kty", "n", "e", "kid", "use"]
+        };
+        let mut public = Map::new();
+        for name in keep {
+            if let Some(v) = private.parameter(name) {
+                public.insert((*name).to_string(), v.clone());
+            }
+        }
+        Ok(EncryptionKey {
+            private_jwk_json: private.to_string(),
+            public_jwks_json: serde_json::json!({ "keys": [Value::Object(public)] }).to_string(),
+        })
+    }
+}
+
+/// Decrypts a compact JWE with a private JWK (the relying party's side).
+pub fn decrypt(token: &str, private_jwk_json: &str) -> Result<Vec<u8>, JoseError> {
+    use josekit::jwe::{ECDH_ES, RSA_OAEP_256};
+    let jwk =
+        Jwk::from_bytes(private_jwk_json.as_bytes()).map_err(|e| JoseError::Key(e.to_string()))?;
+    let header = decode_header(token)?;
+    let result = match header.get("alg").and_then(Value::as_str) {
+        Some("RSA-OAEP-256") => {
+            let d = RSA_OAEP_256
+                .decrypter_from_jwk(&jwk)
+                .map_err(|e| JoseError::Key(e.to_string()))?;
+            josekit::jwe::deserialize_compact(token, &d)
+        }
+        Some("ECDH-ES") => {
+            let d = ECDH_ES
+                .decrypter_from_jwk(&jwk)
+                .map_err(|e| JoseError::Key(e.to_string()))?;
+            josekit::jwe::deserialize_compact(token, &d)
+        }
+        other => return Err(JoseError::UnsupportedAlg(format!("{other:?}"))),
+    };
+    result
+        .map(|(payload, _)| payload)
+        .map_err(|_| JoseError::BadSignature)
 }
 
 /// The protected header of a compact JWS, unverified.
@@ -393,6 +522,54 @@ mod tests {
                 Err(JoseError::UnsupportedAlg(_))
             ));
         }
+    }
+
+    #[test]
+    fn encryption_keys_in_a_jwks_are_not_used_to_verify() {
+        let sig = SigningKey::generate(Alg::Es256).unwrap();
+        let enc = EncryptionKey::generate("RSA-OAEP-256", "e").unwrap();
+        let mut keys = vec![Value::Object(sig.public_jwk().as_ref().clone())];
+        let doc: Value = serde_json::from_str(&enc.public_jwks_json).unwrap();
+        keys.extend(doc["keys"].as_array().unwrap().iter().cloned());
+        let set = KeySet::from_jwks_json(&serde_json::json!({ "keys": keys }).to_string()).unwrap();
+        let token = sig.sign(&claims(), "JWT").unwrap();
+        assert_eq!(set.verify(&token).unwrap()["sub"], "abc");
+    }
+
+    #[test]
+    fn jwe_round_trips_and_refuses_other_keys() {
+        for alg in ["RSA-OAEP-256", "ECDH-ES"] {
+            let key = EncryptionKey::generate(alg, "k1").unwrap();
+            assert!(!key.public_jwks_json.contains("\"d\""));
+            let token = encrypt(
+                b"secret claims",
+                Some("JWT"),
+                &key.public_jwks_json,
+                alg,
+                JWE_ENC,
+            )
+            .unwrap();
+            assert_eq!(token.split('.').count(), 5, "{alg}");
+            assert_eq!(
+                decrypt(&token, &key.private_jwk_json).unwrap(),
+                b"secret claims"
+            );
+            let other = EncryptionKey::generate(alg, "k2").unwrap();
+            assert!(decrypt(&token, &other.private_jwk_json).is_err(), "{alg}");
+        }
+        let key = EncryptionKey::generate("ECDH-ES", "k").unwrap();
+        assert!(encrypt(b"x", None, &key.public_jwks_json, "RSA-OAEP-256", JWE_ENC).is_err());
+        assert!(encrypt(b"x", None, &key.public_jwks_json, "RSA1_5", JWE_ENC).is_err());
+        assert!(
+            encrypt(
+                b"x",
+                None,
+                &key.public_jwks_json,
+                "ECDH-ES",
+                "A128CBC-HS256"
+            )
+            .is_err()
+        );
     }
 
     #[test]

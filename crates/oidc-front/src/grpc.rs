@@ -137,8 +137,8 @@ impl Front {
             "end_session_endpoint": format!("{iss}/end_session"),
             "revocation_endpoint": format!("{iss}/revoke"),
             "introspection_endpoint": format!("{iss}/introspect"),
-            "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
-            "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"],
+            "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"],
             "scopes_supported": claims::scopes_supported(),
             "claims_supported": claims::claims_supported(),
             "response_types_supported": ["code"],
@@ -146,7 +146,13 @@ impl Front {
             "grant_types_supported": ["authorization_code"],
             "subject_types_supported": ["pairwise"],
             "id_token_signing_alg_values_supported": ["ES256", "RS256"],
-            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"],
+            "token_endpoint_auth_signing_alg_values_supported": ["ES256", "RS256"],
+            "userinfo_signing_alg_values_supported": ["ES256", "RS256"],
+            "id_token_encryption_alg_values_supported": ["RSA-OAEP-256", "ECDH-ES"],
+            "id_token_encryption_enc_values_supported": ["A256GCM"],
+            "userinfo_encryption_alg_values_supported": ["RSA-OAEP-256", "ECDH-ES"],
+            "userinfo_encryption_enc_values_supported": ["A256GCM"],
             "code_challenge_methods_supported": ["S256"],
             "acr_values_supported": config.acr_levels,
             "claims_parameter_supported": true,
@@ -684,12 +690,8 @@ impl Front {
         source: &pb::Source,
     ) -> Result<Value, FrontError> {
         let params = params_of(req.params);
-        params.check_no_duplicates()?;
-        let (client_id, secret, method) = client_credentials(&req.authorization, &params)?;
-        let sp = self
-            .partners
-            .authenticate(&client_id, &secret, method)
-            .await?;
+        let sp = self.authenticate(&req.authorization, &params).await?;
+        let client_id = sp.client_id.clone();
         match params.single("grant_type")? {
             Some("authorization_code") => {}
             _ => return Err(FrontError::UnsupportedGrantType),
@@ -750,6 +752,17 @@ impl Front {
         c.insert("sid".into(), Value::from(grant.sid.to_string()));
         c.insert("at_hash".into(), Value::from(at_hash(&access_token)));
         let id_token = key.sign(&c, "JWT")?;
+        let id_token = if sp.id_token_encrypted_response_alg.is_empty() {
+            id_token
+        } else {
+            relais_jose::encrypt(
+                id_token.as_bytes(),
+                Some("JWT"),
+                &sp.jwks,
+                &sp.id_token_encrypted_response_alg,
+                &sp.id_token_encrypted_response_enc,
+            )?
+        };
         let issued = self.event(
             grant.connection_id,
             ConnectionStep::TokenIssued,
@@ -781,6 +794,46 @@ impl Front {
         }))
     }
 
+    /// Userinfo as the SP registered it: JSON, a signed JWT, encrypted, or both.
+    fn userinfo_answer(
+        &self,
+        mut claims: Map<String, Value>,
+        sp: &reg::ServiceProvider,
+    ) -> Result<pb::ApiResponse, FrontError> {
+        let signed = !sp.userinfo_signed_response_alg.is_empty();
+        let encrypted = !sp.userinfo_encrypted_response_alg.is_empty();
+        if !signed && !encrypted {
+            return Ok(json_ok(&Value::Object(claims)));
+        }
+        let (payload, cty) = if signed {
+            claims.insert("iss".into(), Value::from(self.config.issuer.clone()));
+            claims.insert("aud".into(), Value::from(sp.client_id.clone()));
+            claims.insert("iat".into(), Value::from(ts(OffsetDateTime::now_utc())));
+            let key = self.keys.for_alg(&sp.userinfo_signed_response_alg);
+            (key.sign(&claims, "JWT")?, Some("JWT"))
+        } else {
+            (Value::Object(claims).to_string(), None)
+        };
+        let body = if encrypted {
+            relais_jose::encrypt(
+                payload.as_bytes(),
+                cty,
+                &sp.jwks,
+                &sp.userinfo_encrypted_response_alg,
+                &sp.userinfo_encrypted_response_enc,
+            )?
+        } else {
+            payload
+        };
+        Ok(pb::ApiResponse {
+            http_status: 200,
+            content_type: "application/jwt".into(),
+            body,
+            www_authenticate: String::new(),
+            retry_after_seconds: 0,
+        })
+    }
+
     /// The client calling a back-channel endpoint, authenticated by the registry.
     async fn authenticate(
         &self,
@@ -789,9 +842,78 @@ impl Front {
     ) -> Result<reg::ServiceProvider, FrontError> {
         params.check_no_duplicates()?;
         let (client_id, secret, method) = client_credentials(authorization, params)?;
+        if method == PRIVATE_KEY_JWT {
+            return self.verify_assertion(&client_id, &secret).await;
+        }
         self.partners
             .authenticate(&client_id, &secret, method)
             .await
+    }
+
+    /// private_key_jwt (RFC 7523): the assertion is signed by a key the SP registered,
+    /// names the SP as `iss` and `sub`, is meant for this hub, is short-lived, and its
+    /// `jti` is used once.
+    async fn verify_assertion(
+        &self,
+        client_id: &str,
+        assertion: &str,
+    ) -> Result<reg::ServiceProvider, FrontError> {
+        let sp = match self.partners.sp(client_id).await {
+            Ok(sp) => sp,
+            Err(FrontError::UnknownClient) => return Err(FrontError::ClientAuthFailed),
+            Err(e) => return Err(e),
+        };
+        if sp.token_endpoint_auth_method != PRIVATE_KEY_JWT {
+            return Err(FrontError::ClientAuthMethodMismatch(
+                sp.token_endpoint_auth_method,
+            ));
+        }
+        let keys = KeySet::from_jwks_json(&sp.jwks).map_err(|_| FrontError::ClientAuthFailed)?;
+        let claims = keys
+            .verify(assertion)
+            .map_err(|_| FrontError::ClientAuthFailed)?;
+        let text = |n: &str| claims.get(n).and_then(Value::as_str);
+        let issuer = &self.config.issuer;
+        let audience_ok = match claims.get("aud") {
+            Some(Value::String(a)) => a == issuer || *a == format!("{issuer}/token"),
+            Some(Value::Array(list)) => list.iter().any(|a| {
+                a.as_str()
+                    .is_some_and(|a| a == issuer || a == format!("{issuer}/token"))
+            }),
+            _ => false,
+        };
+        let now = ts(OffsetDateTime::now_utc());
+        let exp = claims.get("exp").and_then(Value::as_i64).unwrap_or(0);
+        // Short-lived: an assertion valid for hours could be replayed once its jti is purged.
+        let fresh = exp > now && exp <= now + 600;
+        let jti = text("jti").filter(|j| !j.is_empty() && j.len() <= 256);
+        if text("iss") != Some(client_id)
+            || text("sub") != Some(client_id)
+            || !audience_ok
+            || !fresh
+        {
+            return Err(FrontError::ClientAuthFailed);
+        }
+        let Some(jti) = jti else {
+            return Err(FrontError::ClientAuthFailed);
+        };
+        let expires =
+            OffsetDateTime::from_unix_timestamp(exp).map_err(|_| FrontError::ClientAuthFailed)?;
+        if !self
+            .store
+            .use_assertion(
+                &sha256(&format!("{client_id}\u{0}{jti}")),
+                client_id,
+                expires,
+            )
+            .await?
+        {
+            return Err(FrontError::ClientAuthFailed);
+        }
+        if sp.status != PartnerStatus::Active as i32 {
+            return Err(FrontError::ClientSuspended);
+        }
+        Ok(sp)
     }
 
     /// The `token` of a revocation or introspection request, and its hint checked.
@@ -863,7 +985,7 @@ impl Front {
     async fn userinfo(&self, req: pb::UserInfoRequest) -> pb::ApiResponse {
         let source = req.source.clone().unwrap_or_default();
         match self.userinfo_inner(req, &source).await {
-            Ok(v) => json_ok(&v),
+            Ok(answer) => answer,
             Err(e) => json_error(&e, Some("Bearer"), &source.request_id),
         }
     }
@@ -872,7 +994,7 @@ impl Front {
         &self,
         req: pb::UserInfoRequest,
         source: &pb::Source,
-    ) -> Result<Value, FrontError> {
+    ) -> Result<pb::ApiResponse, FrontError> {
         let params = params_of(req.params);
         let header = req
             .authorization
@@ -890,9 +1012,10 @@ impl Front {
             .await?
             .ok_or(FrontError::InvalidToken)?;
         // A suspended SP's tokens stop working at once.
-        if self.active_sp(&at.client_id).await.is_err() {
-            return Err(FrontError::InvalidToken);
-        }
+        let sp = self
+            .active_sp(&at.client_id)
+            .await
+            .map_err(|_| FrontError::InvalidToken)?;
         let mut body = match at.claims {
             Value::Object(m) => m,
             _ => Map::new(),
@@ -912,7 +1035,7 @@ impl Front {
             },
         )?;
         self.store.record_events(&[served]).await?;
-        Ok(Value::Object(body))
+        self.userinfo_answer(body, &sp)
     }
 
     async fn end_session(&self, req: pb::EndSessionRequest) -> pb::FlowResponse {
@@ -1144,7 +1267,11 @@ fn bridge_error(status: &tonic::Status) -> FrontError {
     }
 }
 
-/// The client's credentials, from exactly one of the Basic header or the form.
+const PRIVATE_KEY_JWT: &str = "private_key_jwt";
+const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// The client's credentials, from exactly one of the Basic header, the form's secret or
+/// a client assertion: `(client_id, secret or assertion, method)`.
 fn client_credentials(
     authorization: &str,
     params: &Params,
@@ -1152,6 +1279,29 @@ fn client_credentials(
     let form_id = params.single("client_id")?;
     let form_secret = params.single("client_secret")?;
     let header = authorization.trim();
+    if let Some(kind) = params.single("client_assertion_type")? {
+        if form_secret.is_some() || header.starts_with("Basic ") {
+            return Err(FrontError::MultipleClientAuth);
+        }
+        if kind != JWT_BEARER {
+            return Err(FrontError::ClientAuthFailed);
+        }
+        let assertion = params
+            .single("client_assertion")?
+            .ok_or(FrontError::ClientAuthFailed)?;
+        // The client is named by client_id or, failing that, by the assertion's issuer;
+        // the signature check that follows decides whether to believe it.
+        let named = relais_jose::decode_claims_unverified(assertion)
+            .ok()
+            .and_then(|c| c.get("iss").and_then(Value::as_str).map(str::to_string));
+        let id = match (form_id, named) {
+            (Some(f), Some(n)) if f != n => return Err(FrontError::ClientAuthFailed),
+            (Some(f), _) => f.to_string(),
+            (None, Some(n)) => n,
+            (None, None) => return Err(FrontError::ClientAuthFailed),
+        };
+        return Ok((id, assertion.to_string(), PRIVATE_KEY_JWT));
+    }
     if let Some(b64) = header.strip_prefix("Basic ") {
         if form_secret.is_some() {
             return Err(FrontError::MultipleClientAuth);

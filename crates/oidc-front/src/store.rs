@@ -618,6 +618,24 @@ impl Store {
             .transpose()
     }
 
+    /// Records a client assertion's jti; false when it was already used.
+    pub async fn use_assertion(
+        &self,
+        jti_hash: &[u8],
+        client_id: &str,
+        expires_at: OffsetDateTime,
+    ) -> Result<bool, FrontError> {
+        let client = self.pool.get().await?;
+        let n = client
+            .execute(
+                "INSERT INTO client_assertions (jti_hash, client_id, expires_at) \
+                 VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                &[&jti_hash, &client_id, &expires_at],
+            )
+            .await?;
+        Ok(n == 1)
+    }
+
     /// The latest end of a live block among `subjects`.
     pub async fn blocked_until(
         &self,
@@ -741,6 +759,12 @@ impl Store {
             .execute(
                 "DELETE FROM sessions s WHERE s.expires_at < now() - interval '1 day' \
                  AND NOT EXISTS (SELECT 1 FROM grants g WHERE g.sid = s.sid)",
+                &[],
+            )
+            .await?;
+        n += client
+            .execute(
+                "DELETE FROM client_assertions WHERE expires_at < now()",
                 &[],
             )
             .await?;

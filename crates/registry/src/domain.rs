@@ -8,6 +8,14 @@ use subtle::ConstantTimeEq;
 use crate::RegistryError;
 
 pub const AUTH_METHODS: [&str; 2] = ["client_secret_basic", "client_secret_post"];
+/// What an SP may authenticate with (IdPs are asked with a secret only).
+pub const SP_AUTH_METHODS: [&str; 3] = [
+    "client_secret_basic",
+    "client_secret_post",
+    "private_key_jwt",
+];
+pub const ENCRYPTION_ALGS: [&str; 2] = ["RSA-OAEP-256", "ECDH-ES"];
+pub const ENCRYPTION_ENCS: [&str; 1] = ["A256GCM"];
 pub const SIGNING_ALGS: [&str; 2] = ["ES256", "RS256"];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,6 +64,19 @@ pub struct ServiceProviderSeed {
     pub token_endpoint_auth_method: String,
     #[serde(default = "default_status")]
     pub status: Status,
+    /// Public keys (a JWKS JSON document) for private_key_jwt and encryption.
+    #[serde(default)]
+    pub jwks: String,
+    #[serde(default)]
+    pub userinfo_signed_response_alg: String,
+    #[serde(default)]
+    pub id_token_encrypted_response_alg: String,
+    #[serde(default)]
+    pub id_token_encrypted_response_enc: String,
+    #[serde(default)]
+    pub userinfo_encrypted_response_alg: String,
+    #[serde(default)]
+    pub userinfo_encrypted_response_enc: String,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -182,11 +203,59 @@ impl ServiceProviderSeed {
                 self.client_id
             )));
         }
-        if !AUTH_METHODS.contains(&self.token_endpoint_auth_method.as_str()) {
-            return Err(RegistryError::Invalid(format!(
-                "service provider {}: token_endpoint_auth_method must be one of {AUTH_METHODS:?}",
-                self.client_id
+        let sp = |what: String| {
+            RegistryError::Invalid(format!("service provider {}: {what}", self.client_id))
+        };
+        if !SP_AUTH_METHODS.contains(&self.token_endpoint_auth_method.as_str()) {
+            return Err(sp(format!(
+                "token_endpoint_auth_method must be one of {SP_AUTH_METHODS:?}"
             )));
+        }
+        let needs_keys = self.token_endpoint_auth_method == "private_key_jwt"
+            || !self.id_token_encrypted_response_alg.is_empty()
+            || !self.userinfo_encrypted_response_alg.is_empty();
+        if needs_keys {
+            let doc: Result<serde_json::Value, _> = serde_json::from_str(&self.jwks);
+            let has_keys = doc
+                .ok()
+                .and_then(|d| {
+                    d.get("keys")
+                        .and_then(|k| k.as_array())
+                        .map(|k| !k.is_empty())
+                })
+                .unwrap_or(false);
+            if !has_keys {
+                return Err(sp(
+                    "jwks must be a JWKS document with at least one key".into()
+                ));
+            }
+        }
+        if !["", "ES256", "RS256"].contains(&self.userinfo_signed_response_alg.as_str()) {
+            return Err(sp(
+                "userinfo_signed_response_alg must be ES256 or RS256".into()
+            ));
+        }
+        for (field, alg, enc) in [
+            (
+                "id_token",
+                &self.id_token_encrypted_response_alg,
+                &self.id_token_encrypted_response_enc,
+            ),
+            (
+                "userinfo",
+                &self.userinfo_encrypted_response_alg,
+                &self.userinfo_encrypted_response_enc,
+            ),
+        ] {
+            let ok = (alg.is_empty() && enc.is_empty())
+                || (ENCRYPTION_ALGS.contains(&alg.as_str())
+                    && (enc.is_empty() || ENCRYPTION_ENCS.contains(&enc.as_str())));
+            if !ok {
+                return Err(sp(format!(
+                    "{field}_encrypted_response_alg must be one of {ENCRYPTION_ALGS:?} with \
+                     {field}_encrypted_response_enc A256GCM"
+                )));
+            }
         }
         if !self.scopes.iter().any(|s| s == "openid") {
             return Err(RegistryError::Invalid(format!(

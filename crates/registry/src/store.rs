@@ -28,7 +28,10 @@ pub struct Store {
 const SP_COLUMNS: &str = "client_id, name, sector_identifier, secret_hash, secret_expires_at, \
     previous_secret_hash, previous_secret_expires_at, \
     redirect_uris, post_logout_redirect_uris, scopes, claims, acr_values, idp_ids, \
-    id_token_signed_response_alg, token_endpoint_auth_method, status";
+    id_token_signed_response_alg, token_endpoint_auth_method, status, jwks, \
+    userinfo_signed_response_alg, id_token_encrypted_response_alg, \
+    id_token_encrypted_response_enc, userinfo_encrypted_response_alg, \
+    userinfo_encrypted_response_enc";
 const IDP_COLUMNS: &str = "id, name, issuer, client_id, client_secret, acr_values, scopes, \
     token_endpoint_auth_method, status";
 
@@ -56,6 +59,12 @@ fn sp_from_row(row: &Row) -> Result<StoredSp, RegistryError> {
             id_token_signed_response_alg: row.try_get("id_token_signed_response_alg")?,
             token_endpoint_auth_method: row.try_get("token_endpoint_auth_method")?,
             status: proto_status(&status),
+            jwks: row.try_get("jwks")?,
+            userinfo_signed_response_alg: row.try_get("userinfo_signed_response_alg")?,
+            id_token_encrypted_response_alg: row.try_get("id_token_encrypted_response_alg")?,
+            id_token_encrypted_response_enc: row.try_get("id_token_encrypted_response_enc")?,
+            userinfo_encrypted_response_alg: row.try_get("userinfo_encrypted_response_alg")?,
+            userinfo_encrypted_response_enc: row.try_get("userinfo_encrypted_response_enc")?,
         },
         secret_hash: row.try_get("secret_hash")?,
         secret_expires_at: row.try_get("secret_expires_at")?,
@@ -77,6 +86,15 @@ fn idp_from_row(row: &Row) -> Result<pb::IdentityProvider, RegistryError> {
         token_endpoint_auth_method: row.try_get("token_endpoint_auth_method")?,
         status: proto_status(&status),
     })
+}
+
+/// With an encryption algorithm and no content encryption, A256GCM.
+fn enc_or_default(alg: &str, enc: &str) -> String {
+    if !alg.is_empty() && enc.is_empty() {
+        "A256GCM".into()
+    } else {
+        enc.to_string()
+    }
 }
 
 fn partner_event(kind: PartnerKind, id: &str, status: Status) -> Result<Event, RegistryError> {
@@ -183,13 +201,19 @@ impl Store {
                 "INSERT INTO service_providers (client_id, name, sector_identifier, secret_hash, \
                  secret_expires_at, redirect_uris, post_logout_redirect_uris, scopes, claims, \
                  acr_values, idp_ids, id_token_signed_response_alg, token_endpoint_auth_method, \
-                 status) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+                 status, jwks, userinfo_signed_response_alg, id_token_encrypted_response_alg, \
+                 id_token_encrypted_response_enc, userinfo_encrypted_response_alg, \
+                 userinfo_encrypted_response_enc) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, \
+                 $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20) \
                  ON CONFLICT (client_id) DO UPDATE SET name = $2, sector_identifier = $3, \
                  secret_expires_at = CASE WHEN service_providers.secret_hash = $4 \
                    THEN service_providers.secret_expires_at ELSE $5 END, \
                  secret_hash = $4, redirect_uris = $6, post_logout_redirect_uris = $7, \
                  scopes = $8, claims = $9, acr_values = $10, idp_ids = $11, \
                  id_token_signed_response_alg = $12, token_endpoint_auth_method = $13, \
+                 jwks = $15, userinfo_signed_response_alg = $16, \
+                 id_token_encrypted_response_alg = $17, id_token_encrypted_response_enc = $18, \
+                 userinfo_encrypted_response_alg = $19, userinfo_encrypted_response_enc = $20, \
                  updated_at = now()",
                 &[
                     &sp.client_id,
@@ -206,6 +230,18 @@ impl Store {
                     &sp.id_token_signed_response_alg,
                     &sp.token_endpoint_auth_method,
                     &sp.status.as_str(),
+                    &sp.jwks,
+                    &sp.userinfo_signed_response_alg,
+                    &sp.id_token_encrypted_response_alg,
+                    &enc_or_default(
+                        &sp.id_token_encrypted_response_alg,
+                        &sp.id_token_encrypted_response_enc,
+                    ),
+                    &sp.userinfo_encrypted_response_alg,
+                    &enc_or_default(
+                        &sp.userinfo_encrypted_response_alg,
+                        &sp.userinfo_encrypted_response_enc,
+                    ),
                 ],
             )
             .await?;

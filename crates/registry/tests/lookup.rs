@@ -32,6 +32,13 @@ fn expected_sp_basic() -> ServiceProvider {
         id_token_signed_response_alg: "RS256".into(),
         token_endpoint_auth_method: "client_secret_basic".into(),
         status: PartnerStatus::Active as i32,
+        // Public keys and answer formats: none registered, plain JSON answers.
+        jwks: String::new(),
+        userinfo_signed_response_alg: String::new(),
+        id_token_encrypted_response_alg: String::new(),
+        id_token_encrypted_response_enc: String::new(),
+        userinfo_encrypted_response_alg: String::new(),
+        userinfo_encrypted_response_enc: String::new(),
     }
 }
 
