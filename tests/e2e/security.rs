@@ -538,3 +538,72 @@ async fn private_key_jwt_and_encrypted_answers() {
     assert_eq!(body["error_code"], "client_auth_method_mismatch");
     stack.stop().await;
 }
+
+/// Parameters outside their whitelist, and an id_token_hint the hub did not issue to the
+/// client, are refused back to the SP with the reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parameters_are_whitelisted_and_hints_checked() {
+    let stack = Stack::start().await;
+    let hub = stack.hub.clone();
+    let browser = Browser::new();
+    for (name, value) in [
+        ("idp_hint", "../../admin"),
+        ("login_hint", "x\u{0001}y"),
+        ("ui_locales", "fr<script>"),
+        (
+            "state",
+            "état-avec-accents-et-assez-long-pour-256-bits-d-entropie",
+        ),
+    ] {
+        let mut req = AuthRequest::new(SP_A, REDIRECT_A, "openid").with(name, value);
+        if name == "state" {
+            req.state = value.to_string();
+            req.extra.retain(|(k, _)| *k != "state");
+        }
+        let back = browser.get(&req.url(&hub)).await.at_sp();
+        assert_eq!(
+            query(&back, "error").as_deref(),
+            Some("invalid_request"),
+            "{name}"
+        );
+        assert!(
+            query(&back, "error_description")
+                .unwrap()
+                .contains("invalid_parameter"),
+            "{name}: {back}"
+        );
+    }
+    // SP A's ID token is no hint for SP B; a forged one is no hint at all.
+    let browser = Browser::new();
+    let req = AuthRequest::new(SP_A, REDIRECT_A, "openid email");
+    let code = query(
+        &sign_in(&stack, &browser, &req, "camille").await.at_sp(),
+        "code",
+    )
+    .unwrap();
+    let (_, t) = token(&hub, SP_A, SECRET_A, &code, REDIRECT_A, true).await;
+    let id_token = t["id_token"].as_str().unwrap();
+    let req = AuthRequest::new(SP_B, REDIRECT_B, "openid").with("id_token_hint", id_token);
+    let back = browser.get(&req.url(&hub)).await.at_sp();
+    assert!(
+        query(&back, "error_description")
+            .unwrap()
+            .contains("id_token_hint_invalid")
+    );
+    let req = AuthRequest::new(SP_A, REDIRECT_A, "openid")
+        .with("id_token_hint", "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.");
+    let back = browser.get(&req.url(&hub)).await.at_sp();
+    assert!(
+        query(&back, "error_description")
+            .unwrap()
+            .contains("id_token_hint_invalid")
+    );
+    let req = AuthRequest::new(SP_A, REDIRECT_A, "openid").with("id_token_hint", id_token);
+    let (status, _) = browser.get(&req.url(&hub)).await.page();
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "a genuine hint leads to the chooser"
+    );
+    stack.stop().await;
+}

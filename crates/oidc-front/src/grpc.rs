@@ -260,6 +260,21 @@ impl Front {
             &default_acr,
         )
         .map_err(to_sp)?;
+        // A hint must be an ID token this hub issued to this client.
+        if let Some(hint) = params.single("id_token_hint").map_err(to_sp)? {
+            let for_this_client = self.verify_hint(hint).is_ok_and(|c| match c.get("aud") {
+                Some(Value::String(a)) => *a == sp.client_id,
+                Some(Value::Array(list)) => list.iter().any(|a| *a == sp.client_id.as_str()),
+                _ => false,
+            });
+            if !for_this_client {
+                return Err(Refusal::Redirect(
+                    FrontError::InvalidIdTokenHint,
+                    redirect_uri.clone(),
+                    authorize::echo_state(params),
+                ));
+            }
+        }
         let idps = self.partners.idps().await.map_err(to_sp)?;
         let visible = self.visible_idps(&sp, &idps);
         let flow_cookie = random_token();

@@ -46,6 +46,48 @@ impl Params {
         }
         Ok(())
     }
+
+    /// Each whitelisted parameter holds only its allowed characters, within its length.
+    pub fn check_charsets(&self) -> Result<(), FrontError> {
+        for (k, v) in &self.0 {
+            if let Some((allowed, max)) = whitelist(k)
+                && (v.chars().count() > max || !v.chars().all(allowed))
+            {
+                return Err(FrontError::BadParameter(k.clone()));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Characters and length each parameter may have (whitelists, per RFC 6749 appendix A
+/// and RFC 7636); parameters not listed only get the general length and control checks.
+fn whitelist(name: &str) -> Option<(fn(char) -> bool, usize)> {
+    fn vschar(c: char) -> bool {
+        (' '..='~').contains(&c)
+    }
+    fn id(c: char) -> bool {
+        c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')
+    }
+    fn unreserved(c: char) -> bool {
+        c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | '~')
+    }
+    fn token_list(c: char) -> bool {
+        c.is_ascii_alphanumeric() || matches!(c, ' ' | '-' | '_' | ':' | '.')
+    }
+    fn printable(c: char) -> bool {
+        !c.is_control()
+    }
+    Some(match name {
+        "client_id" | "idp_hint" => (id, 128),
+        "state" | "nonce" => (vschar, 512),
+        "code_challenge" => (unreserved, 128),
+        "code_challenge_method" | "response_type" | "response_mode" => (id, 32),
+        "scope" | "acr_values" | "prompt" | "ui_locales" => (token_list, 1024),
+        "max_age" => (|c: char| c.is_ascii_digit(), 10),
+        "login_hint" => (printable, 256),
+        _ => return None,
+    })
 }
 
 /// An authorization request that passed every check.
@@ -100,6 +142,7 @@ pub fn validate(
     default_acr: &str,
 ) -> Result<AuthorizeRequest, FrontError> {
     params.check_no_duplicates()?;
+    params.check_charsets()?;
     if params.single("request")?.is_some() {
         return Err(FrontError::RequestNotSupported);
     }
@@ -338,7 +381,27 @@ mod tests {
             (&plain, "pkce_method_unsupported"),
             (&no_method, "pkce_method_unsupported"),
             (&[("request", "eyJ")], "request_not_supported"),
-            (&[("max_age", "-1")], "max_age_invalid"),
+            (&[("max_age", "-1")], "invalid_parameter"),
+            (&[("max_age", "99999999999")], "invalid_parameter"),
+            (
+                &[(
+                    "state",
+                    "é-not-ascii-but-long-enough-to-carry-256-bits-of-entropy",
+                )],
+                "invalid_parameter",
+            ),
+            (&[("idp_hint", "../../etc")], "invalid_parameter"),
+            (
+                &[
+                    (
+                        "code_challenge",
+                        "abc def-ghi-jkl-mno-pqr-stu-vwx-yz0-123-456",
+                    ),
+                    ("code_challenge_method", "S256"),
+                ],
+                "invalid_parameter",
+            ),
+            (&[("login_hint", "a\u{0007}b")], "invalid_parameter"),
         ];
         for (extra, code) in cases {
             let err = check(extra).unwrap_err();
