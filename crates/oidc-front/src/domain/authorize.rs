@@ -60,9 +60,12 @@ impl Params {
     }
 }
 
+/// Allowed characters and the longest length.
+type Rule = (fn(char) -> bool, usize);
+
 /// Characters and length each parameter may have (whitelists, per RFC 6749 appendix A
 /// and RFC 7636); parameters not listed only get the general length and control checks.
-fn whitelist(name: &str) -> Option<(fn(char) -> bool, usize)> {
+fn whitelist(name: &str) -> Option<Rule> {
     fn vschar(c: char) -> bool {
         (' '..='~').contains(&c)
     }

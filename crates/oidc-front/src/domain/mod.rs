@@ -3,5 +3,6 @@
 pub mod acr;
 pub mod authorize;
 pub mod claims;
+pub mod client_auth;
 pub mod secrets;
 pub mod throttle;
