@@ -76,7 +76,6 @@ fn form_decode(s: &str) -> Result<String, FrontError> {
         .ok_or(FrontError::ClientAuthFailed)
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
