@@ -165,6 +165,7 @@ impl Stack {
         };
         config.gateway.listen = format!("127.0.0.1:{hub_port}");
         config.gateway.public_url = hub.clone();
+        config.gateway.allow_plain_http = true;
         config.oidc_front.issuer = hub.clone();
         config.oidc_front.subject_key = Secret::new("e2e-subject-key-0123456789-0123456789");
         config.idp_bridge.callback_url = format!("{hub}/idp/callback");

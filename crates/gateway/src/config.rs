@@ -26,7 +26,8 @@ pub struct GatewayConfig {
     pub request_timeout_ms: u64,
     /// Serve HTTPS with this certificate and key; plain HTTP when absent.
     pub tls: Option<TlsConfig>,
-    /// Whether plain HTTP may be served (no `tls`); meant for development only.
+    /// Whether plain HTTP may be served (no `tls`): for development only, so it must be
+    /// asked for explicitly.
     pub allow_plain_http: bool,
     /// Take the client address from the first `X-Forwarded-For` hop (only behind a
     /// proxy that sets it).
@@ -50,7 +51,7 @@ impl Default for GatewayConfig {
             max_body_bytes: 64 * 1024,
             request_timeout_ms: 10_000,
             tls: None,
-            allow_plain_http: true,
+            allow_plain_http: false,
             trust_forwarded_for: false,
         }
     }

@@ -13,13 +13,15 @@ fn invalid_field(config: &GatewayConfig) -> String {
 }
 
 #[test]
-fn defaults_are_valid_and_development_friendly() {
-    let config = GatewayConfig::default();
+fn defaults_refuse_plain_http_until_asked() {
+    let mut config = GatewayConfig::default();
+    assert!(!config.allow_plain_http);
+    assert!(invalid_field(&config).contains("gateway.tls"));
+    config.allow_plain_http = true;
     config.validate().unwrap();
     assert_eq!(config.listen, "127.0.0.1:8000");
     assert_eq!(config.oidc_front_url, "http://127.0.0.1:7102");
     assert_eq!(config.max_body_bytes, 64 * 1024);
-    assert!(config.allow_plain_http);
     assert!(!config.trust_forwarded_for);
     assert!(config.tls.is_none());
 }

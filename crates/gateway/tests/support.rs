@@ -209,6 +209,7 @@ async fn start_with(
 ) -> Harness {
     let mut config = GatewayConfig {
         listen: "127.0.0.1:0".into(),
+        allow_plain_http: true,
         ..GatewayConfig::default()
     };
     edit(&mut config);

@@ -60,14 +60,6 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let Err(e) = config.validate() {
-        eprintln!("relais: {e}");
-        return ExitCode::from(2);
-    }
-    if command == "check-config" {
-        println!("configuration is valid");
-        return ExitCode::SUCCESS;
-    }
     if command == "admin" {
         if rest.first().is_none_or(|c| c == "help") {
             println!("{}", relais::admin::USAGE);
@@ -90,6 +82,14 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         };
+    }
+    if let Err(e) = config.validate() {
+        eprintln!("relais: {e}");
+        return ExitCode::from(2);
+    }
+    if command == "check-config" {
+        println!("configuration is valid");
+        return ExitCode::SUCCESS;
     }
     relais_telemetry::init(&config.telemetry);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
