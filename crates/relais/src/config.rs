@@ -32,9 +32,7 @@ impl RelaisConfig {
         self.bus
             .validate()
             .map_err(|e| ConfigError::invalid("bus", e.to_string()))?;
-        self.gateway
-            .validate()
-            .map_err(|e| ConfigError::invalid("gateway", e.to_string()))?;
+        self.gateway.validate()?;
         self.oidc_front.validate()?;
         self.idp_bridge.validate()?;
         self.registry.validate()?;
