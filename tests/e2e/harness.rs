@@ -111,6 +111,10 @@ impl Stack {
     pub async fn start_with(options: Options) -> Stack {
         let db = TestDb::create().await;
         let bus = TestBus::new();
+        // The services' own queues, so the bus's cleanup removes them too.
+        for name in ["trace.connections", "oidc-front.partners", "registry.incidents"] {
+            bus.queue(name);
+        }
         let proxy = if options.proxied_bus {
             Some(TcpProxy::start(bus.broker_addr()).await)
         } else {

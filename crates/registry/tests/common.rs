@@ -4,18 +4,11 @@
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use deadpool_postgres::Pool;
-use futures::StreamExt;
-use lapin::{
-    ExchangeKind,
-    options::{BasicConsumeOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions},
-    types::FieldTable,
-};
-use relais_bus::Event;
 use relais_config::{DatabaseConfig, Secret};
 use relais_proto::registry::v1::registry_client::RegistryClient;
 use relais_registry::{RegistryConfig, RegistryError};
 use relais_runtime::{Shutdown, Tasks};
-use relais_testkit::{TestBus, TestDb};
+use relais_testkit::{Listener, TestBus, TestDb};
 use tonic::transport::Channel;
 use uuid::Uuid;
 
@@ -155,84 +148,12 @@ impl Registry {
         assert_eq!(n, 1, "{sql} touched {n} rows");
     }
 
-    /// A queue of the test's own bound to `routing_key` on the registry's exchange, from now on.
+    /// What the service publishes on `routing_key`, from now on.
     pub async fn listen(&self, routing_key: &str) -> Listener {
-        let connection = self.bus.connect().await;
-        let channel = connection.create_channel().await.unwrap();
-        // The same declaration as the relay's, so whichever comes first, both agree.
-        channel
-            .exchange_declare(
-                self.bus.exchange(),
-                ExchangeKind::Topic,
-                ExchangeDeclareOptions {
-                    durable: true,
-                    ..ExchangeDeclareOptions::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .unwrap();
-        let queue = self.bus.queue("observer");
-        channel
-            .queue_declare(
-                &queue,
-                QueueDeclareOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .unwrap();
-        channel
-            .queue_bind(
-                &queue,
-                self.bus.exchange(),
-                routing_key,
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .unwrap();
-        let consumer = channel
-            .basic_consume(
-                &queue,
-                "observer",
-                BasicConsumeOptions {
-                    no_ack: true,
-                    ..BasicConsumeOptions::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .unwrap();
-        Listener {
-            _connection: connection,
-            consumer,
-        }
+        self.bus.listen(routing_key).await
     }
 }
 
-pub struct Listener {
-    _connection: lapin::Connection,
-    consumer: lapin::Consumer,
-}
-
-impl Listener {
-    /// The first event received that `wanted` accepts; panics if none comes in time.
-    pub async fn wait_for(&mut self, what: &str, wanted: impl Fn(&Event) -> bool) -> Event {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            let delivery = tokio::time::timeout_at(deadline, self.consumer.next())
-                .await
-                .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
-                .expect("the observer's consumer ended")
-                .unwrap();
-            let event = Event::from_json(&delivery.data).unwrap();
-            assert_eq!(event.kind, delivery.routing_key.as_str());
-            if wanted(&event) {
-                return event;
-            }
-        }
-    }
-}
 
 /// Starts the registry on a free port with `seed_text` as its seed file.
 pub async fn launch(

@@ -155,3 +155,94 @@ async fn delete(url: &str, exchange: &str, queues: &[String]) {
     // Best effort: the deletions are done whatever the close says.
     let _ = connection.close(200, "test cleanup").await;
 }
+
+/// How long a test waits for an event before failing.
+const EVENT_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
+
+impl TestBus {
+    /// A queue of the test's own, bound to `routing_key` on this exchange from now on:
+    /// what the services publish, as an observer sees it.
+    pub async fn listen(&self, routing_key: &str) -> Listener {
+        use lapin::ExchangeKind;
+        use lapin::options::{
+            BasicConsumeOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+        };
+        use lapin::types::FieldTable;
+        let connection = self.connect().await;
+        let channel = connection.create_channel().await.unwrap();
+        // The same declaration as the relay's, so whichever comes first, both agree.
+        channel
+            .exchange_declare(
+                self.exchange(),
+                ExchangeKind::Topic,
+                ExchangeDeclareOptions {
+                    durable: true,
+                    ..ExchangeDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        let queue = self.queue(&format!("observer-{}", uuid::Uuid::new_v4().simple()));
+        channel
+            .queue_declare(&queue, QueueDeclareOptions::default(), FieldTable::default())
+            .await
+            .unwrap();
+        channel
+            .queue_bind(
+                &queue,
+                self.exchange(),
+                routing_key,
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        let consumer = channel
+            .basic_consume(
+                &queue,
+                "observer",
+                BasicConsumeOptions {
+                    no_ack: true,
+                    ..BasicConsumeOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        Listener {
+            _connection: connection,
+            consumer,
+        }
+    }
+}
+
+/// Events seen by [`TestBus::listen`].
+pub struct Listener {
+    _connection: lapin::Connection,
+    consumer: lapin::Consumer,
+}
+
+impl Listener {
+    /// The first event received that `wanted` accepts; panics if none comes in time.
+    pub async fn wait_for(
+        &mut self,
+        what: &str,
+        wanted: impl Fn(&relais_bus::Event) -> bool,
+    ) -> relais_bus::Event {
+        use futures::StreamExt;
+        let deadline = tokio::time::Instant::now() + EVENT_WAIT;
+        loop {
+            let delivery = tokio::time::timeout_at(deadline, self.consumer.next())
+                .await
+                .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+                .expect("the observer's consumer ended")
+                .unwrap();
+            let event = relais_bus::Event::from_json(&delivery.data).unwrap();
+            assert_eq!(event.kind, delivery.routing_key.as_str());
+            if wanted(&event) {
+                return event;
+            }
+        }
+    }
+}

@@ -13,6 +13,6 @@ mod bus;
 mod db;
 mod proxy;
 
-pub use bus::TestBus;
+pub use bus::{Listener, TestBus};
 pub use db::TestDb;
 pub use proxy::TcpProxy;
