@@ -221,3 +221,39 @@ fn acr_in_words(t: &Texts, acr: &str) -> String {
         .collect::<Vec<_>>()
         .join(", ")
 }
+
+/// One error code of the documentation.
+pub(crate) struct DocEntry {
+    code: String,
+    lines: Vec<String>,
+}
+
+#[derive(Template)]
+#[template(path = "docs.html")]
+struct DocsPage<'a> {
+    t: &'a Texts,
+    title: &'a str,
+    entries: &'a [DocEntry],
+}
+
+/// The error-code documentation (docs/errors.md), one section per code, each reachable
+/// as `/docs/errors#<code>` from the error pages. Markup is not interpreted: escaped text.
+pub(crate) fn error_docs(markdown: &str) -> askama::Result<String> {
+    let mut entries: Vec<DocEntry> = Vec::new();
+    for line in markdown.lines() {
+        if let Some(code) = line.strip_prefix("## ") {
+            entries.push(DocEntry {
+                code: code.trim().to_string(),
+                lines: Vec::new(),
+            });
+        } else if let (Some(item), Some(entry)) = (line.strip_prefix("- "), entries.last_mut()) {
+            entry.lines.push(item.replace('`', ""));
+        }
+    }
+    DocsPage {
+        t: Locale::En.texts(),
+        title: "Relais error codes",
+        entries: &entries,
+    }
+    .render()
+}

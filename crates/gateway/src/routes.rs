@@ -124,6 +124,7 @@ pub(crate) fn router(state: Shared) -> Router {
         .route("/idp/logout-callback", get(logout_callback))
         .route("/healthz", get(healthz))
         .route("/static/relais.css", get(stylesheet))
+        .route("/docs/errors", get(error_docs))
         .fallback(not_found)
         .layer(from_fn_with_state(state.clone(), deadline))
         .layer(from_fn_with_state(state.clone(), request_meta))
@@ -386,6 +387,24 @@ async fn healthz() -> Response {
         "ok",
     )
         .into_response()
+}
+
+/// docs/errors.md, built into the binary so the pages' links always match the codes.
+const ERROR_DOCS: &str = include_str!("../../../docs/errors.md");
+
+async fn error_docs() -> Response {
+    match crate::pages::error_docs(ERROR_DOCS) {
+        Ok(html) => (
+            StatusCode::OK,
+            [
+                (CONTENT_TYPE, "text/html; charset=utf-8"),
+                (CACHE_CONTROL, "public, max-age=3600"),
+            ],
+            html,
+        )
+            .into_response(),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
 }
 
 async fn stylesheet() -> Response {

@@ -163,3 +163,26 @@ async fn notice_page() {
     assert!(html.contains("<h1>You are signed out</h1>"), "{html}");
     assert!(html.contains("You can close this window."));
 }
+
+#[tokio::test]
+async fn error_codes_are_documented_where_error_pages_link() {
+    let gw = support::start(|_| {}).await;
+    let r = support::http()
+        .get(gw.url("/docs/errors"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let html = r.text().await.unwrap();
+    for code in [
+        "redirect_uri_mismatch",
+        "client_blocked",
+        "service_unavailable",
+        "idp_acr_too_low",
+    ] {
+        assert!(
+            html.contains(&format!("id=\"{code}\"")),
+            "{code} is not documented"
+        );
+    }
+}

@@ -74,7 +74,7 @@ impl BridgeError {
             BridgeError::InvalidClaim(_) => "idp_claim_invalid",
             BridgeError::AtHash => "idp_at_hash_mismatch",
             BridgeError::IssuedAt => "idp_id_token_iat_invalid",
-            BridgeError::Invalid(_) => "invalid_request",
+            BridgeError::Invalid(_) => "idp_request_invalid",
             BridgeError::Unavailable(_) => "service_unavailable",
         }
     }
@@ -115,5 +115,48 @@ impl From<BridgeError> for tonic::Status {
             tonic::metadata::MetadataValue::from_static(e.code()),
         );
         status
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every code an IdP failure can show is documented with its cause and fix.
+    #[test]
+    fn every_code_is_documented() {
+        let docs = include_str!("../../../docs/errors.md");
+        let all = [
+            BridgeError::UnknownIdp,
+            BridgeError::IdpDisabled,
+            BridgeError::Discovery(String::new()),
+            BridgeError::StateMismatch,
+            BridgeError::IssuerMismatch,
+            BridgeError::IdpError(String::new()),
+            BridgeError::TokenRequest(String::new()),
+            BridgeError::NoIdToken,
+            BridgeError::Signature(String::new()),
+            BridgeError::Nonce,
+            BridgeError::TokenIssuer,
+            BridgeError::Audience,
+            BridgeError::Expired,
+            BridgeError::IdToken(String::new()),
+            BridgeError::AcrTooLow { got: None },
+            BridgeError::Userinfo(String::new()),
+            BridgeError::UserinfoSubject,
+            BridgeError::MissingClaim(String::new()),
+            BridgeError::InvalidClaim(String::new()),
+            BridgeError::AtHash,
+            BridgeError::IssuedAt,
+            BridgeError::Invalid(String::new()),
+            BridgeError::Unavailable(String::new()),
+        ];
+        for e in all {
+            let code = e.code();
+            assert!(
+                docs.contains(&format!("## {code}\n")),
+                "{code} is not in docs/errors.md"
+            );
+        }
     }
 }

@@ -540,3 +540,70 @@ impl From<relais_bus::BusError> for FrontError {
         FrontError::Internal(format!("bus: {e}"))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every code a person or an SP can see is documented with its cause and fix.
+    #[test]
+    fn every_code_is_documented() {
+        let docs = include_str!("../../../docs/errors.md");
+        let all = [
+            FrontError::MissingClientId,
+            FrontError::UnknownClient,
+            FrontError::ClientSuspended,
+            FrontError::MissingRedirectUri,
+            FrontError::RedirectUriMismatch,
+            FrontError::DuplicateParameter(String::new()),
+            FrontError::BadParameter(String::new()),
+            FrontError::UnsupportedResponseType,
+            FrontError::UnsupportedResponseMode,
+            FrontError::OpenidScopeMissing,
+            FrontError::UnknownScope(String::new()),
+            FrontError::ScopeNotAllowed(String::new()),
+            FrontError::StateMissing,
+            FrontError::StateTooShort,
+            FrontError::NonceMissing,
+            FrontError::NonceTooShort,
+            FrontError::UnknownAcr(String::new()),
+            FrontError::AcrNotAllowed(String::new()),
+            FrontError::ClaimsMalformed,
+            FrontError::RequestNotSupported,
+            FrontError::RequestUriNotSupported,
+            FrontError::LoginRequired,
+            FrontError::UnsupportedPrompt(String::new()),
+            FrontError::PkceMethodUnsupported,
+            FrontError::InvalidMaxAge,
+            FrontError::FlowExpired,
+            FrontError::CsrfMismatch,
+            FrontError::IdpNotAvailable,
+            FrontError::ClientAuthFailed,
+            FrontError::ClientAuthMethodMismatch(String::new()),
+            FrontError::MultipleClientAuth,
+            FrontError::ClientSecretExpired,
+            FrontError::UnsupportedGrantType,
+            FrontError::CodeMissing,
+            FrontError::CodeInvalid,
+            FrontError::CodeReused,
+            FrontError::CodeClientMismatch,
+            FrontError::TokenRedirectUriMismatch,
+            FrontError::PkceFailed,
+            FrontError::InvalidToken,
+            FrontError::TokenParamMissing,
+            FrontError::ClientBlocked(1),
+            FrontError::UnsupportedTokenType,
+            FrontError::InvalidIdTokenHint,
+            FrontError::PostLogoutRedirectUriMismatch,
+            FrontError::Unavailable(String::new()),
+            FrontError::Internal(String::new()),
+        ];
+        for e in all {
+            let code = e.code();
+            assert!(
+                docs.contains(&format!("## {code}\n")),
+                "{code} is not in docs/errors.md"
+            );
+        }
+    }
+}
