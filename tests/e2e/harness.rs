@@ -112,7 +112,11 @@ impl Stack {
         let db = TestDb::create().await;
         let bus = TestBus::new();
         // The services' own queues, so the bus's cleanup removes them too.
-        for name in ["trace.connections", "oidc-front.partners", "registry.incidents"] {
+        for name in [
+            "trace.connections",
+            "oidc-front.partners",
+            "registry.incidents",
+        ] {
             bus.queue(name);
         }
         let proxy = if options.proxied_bus {

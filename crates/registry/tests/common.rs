@@ -154,7 +154,6 @@ impl Registry {
     }
 }
 
-
 /// Starts the registry on a free port with `seed_text` as its seed file.
 pub async fn launch(
     db: &TestDb,

@@ -1,5 +1,8 @@
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
 
+use relais_config::Secret;
 use serde::{Deserialize, Serialize};
 
 use crate::SupportError;
@@ -31,6 +34,55 @@ pub struct SupportConfig {
     pub contacts: BTreeMap<String, String>,
     /// The scope of a ticket opened by e-mail, until support analyses it.
     pub mail_scope: String,
+    /// A Maildir folder whose new messages go through the mail intake; empty: none.
+    pub mail_dir: String,
+    /// How often `mail_dir` is looked at.
+    pub mail_poll_interval_ms: u64,
+    /// The SMTP relay that tells partners' contacts of critical and major events.
+    pub smtp: SmtpConfig,
+    /// Where `/metrics` is served (Prometheus text format), e.g. `127.0.0.1:9105`;
+    /// port 0 picks a free port; empty: not served.
+    pub metrics_listen: String,
+    /// The indicator gauge covers incidents received in this many days up to now.
+    pub metrics_window_days: u32,
+}
+
+/// The relay partners' notifications go through. No host: no e-mail is sent (the
+/// events still are).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmtpConfig {
+    /// The relay's host name or address; empty disables e-mail notifications.
+    pub host: String,
+    pub port: u16,
+    /// The sender (`support@example.org` or `Relais support <support@example.org>`);
+    /// contacts' replies to it come back through the mail intake.
+    pub from: String,
+    /// The name given in EHLO; empty: the domain of `from`.
+    pub hello_name: String,
+    /// Credentials, if the relay asks for them (only over STARTTLS).
+    pub username: Secret,
+    pub password: Secret,
+    /// STARTTLS required, the relay's certificate checked against the web PKI roots; set
+    /// false only for a relay on the same host or a trusted link.
+    pub starttls: bool,
+    /// How long one SMTP exchange may take before it counts as failed (and is retried).
+    pub timeout_ms: u64,
+}
+
+impl Default for SmtpConfig {
+    fn default() -> Self {
+        SmtpConfig {
+            host: String::new(),
+            port: 25,
+            from: String::new(),
+            hello_name: String::new(),
+            username: Secret::default(),
+            password: Secret::default(),
+            starttls: true,
+            timeout_ms: 10_000,
+        }
+    }
 }
 
 impl Default for SupportConfig {
@@ -45,6 +97,11 @@ impl Default for SupportConfig {
             scheduler_interval_ms: 30_000,
             contacts: BTreeMap::new(),
             mail_scope: "information_request".into(),
+            mail_dir: String::new(),
+            mail_poll_interval_ms: 10_000,
+            smtp: SmtpConfig::default(),
+            metrics_listen: String::new(),
+            metrics_window_days: 30,
         }
     }
 }
@@ -117,6 +174,37 @@ impl SupportConfig {
             );
         }
         Ok(MailIntake { contacts, scope })
+    }
+
+    /// The Maildir folder to poll, if any. No I/O.
+    pub fn mail_dir(&self) -> Result<Option<PathBuf>, SupportError> {
+        if self.mail_dir.trim().is_empty() {
+            return Ok(None);
+        }
+        if self.mail_poll_interval_ms == 0 {
+            return Err(SupportError::Config(
+                "support.mail_poll_interval_ms must be at least 1".into(),
+            ));
+        }
+        Ok(Some(PathBuf::from(self.mail_dir.trim())))
+    }
+
+    /// The address `/metrics` is served on, if any. No I/O.
+    pub fn metrics_listen(&self) -> Result<Option<SocketAddr>, SupportError> {
+        let listen = self.metrics_listen.trim();
+        if listen.is_empty() {
+            return Ok(None);
+        }
+        if !(1..=3660).contains(&self.metrics_window_days) {
+            return Err(SupportError::Config(
+                "support.metrics_window_days must be between 1 and 3660".into(),
+            ));
+        }
+        listen.parse().map(Some).map_err(|_| {
+            SupportError::Config(format!(
+                "support.metrics_listen: {listen:?} is not an address:port such as 127.0.0.1:9105"
+            ))
+        })
     }
 
     pub fn load(&self) -> Result<(BusinessCalendar, Policies), SupportError> {
@@ -216,12 +304,23 @@ regions = ["alsace_moselle"]
             ("mail_scope = \"everything\"", "support.mail_scope"),
             ("contacts = { \"nobody\" = \"sp:a\" }", "support.contacts"),
             ("contacts = { \"a@b.example\" = \"a\" }", "support.contacts"),
+            (
+                "mail_dir = \"/var/mail/support\"\nmail_poll_interval_ms = 0",
+                "support.mail_poll_interval_ms",
+            ),
+            ("metrics_listen = \"localhost\"", "support.metrics_listen"),
+            (
+                "metrics_listen = \"127.0.0.1:0\"\nmetrics_window_days = 0",
+                "support.metrics_window_days",
+            ),
         ];
         for (toml, field) in cases {
             let config: SupportConfig = relais_config::from_toml_str(toml).unwrap();
             let err = config
                 .load()
                 .and_then(|_| config.mail_intake())
+                .and_then(|_| config.mail_dir())
+                .and_then(|_| config.metrics_listen())
                 .unwrap_err()
                 .to_string();
             assert!(err.contains(field), "{err} should name {field}");

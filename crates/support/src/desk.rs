@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 use uuid::Uuid;
 
 use crate::SupportError;
@@ -14,7 +14,7 @@ use crate::domain::Actor;
 use crate::domain::calendar::BusinessCalendar;
 use crate::domain::indicator::{self, IndicatorConfig, Report};
 use crate::domain::mail;
-use crate::domain::ticket::{Deadlines, NewTicket, Rules, Ticket};
+use crate::domain::ticket::{Deadlines, NewTicket, Rules, Status, Ticket};
 use crate::events;
 use crate::store::{Filter, Quarantined, Store};
 
@@ -75,7 +75,7 @@ impl Desk {
     }
 
     fn view(&self, ticket: Ticket) -> Result<View, SupportError> {
-        let deadlines = if ticket.status == crate::domain::ticket::Status::Closed {
+        let deadlines = if ticket.status == Status::Closed {
             None
         } else {
             Some(ticket.deadlines(self.rules(&ticket)?)?)
@@ -283,6 +283,32 @@ impl Desk {
             &self.calendar,
             &self.indicator,
         )
+    }
+
+    /// What the gauges show: the indicator over the `window` that ends now, and how many
+    /// tickets are in each status.
+    pub async fn gauges(
+        &self,
+        window: SignedDuration,
+    ) -> Result<(Report, Vec<(Status, i64)>), SupportError> {
+        let to = self.clock.now();
+        let from = to
+            .checked_sub(window)
+            .map_err(|e| SupportError::Config(format!("support.metrics_window_days: {e}")))?;
+        let incidents = self.store.incidents(from, to).await?;
+        let report = indicator::compute(&incidents, from, to, to, &self.calendar, &self.indicator)?;
+        let counted = self.store.count_by_status().await?;
+        let by_status = Status::ALL
+            .into_iter()
+            .map(|status| {
+                let n = counted
+                    .iter()
+                    .find(|(s, _)| s == status.as_str())
+                    .map_or(0, |(_, n)| *n);
+                (status, n)
+            })
+            .collect();
+        Ok((report, by_status))
     }
 
     pub fn indicator_config(&self) -> &IndicatorConfig {

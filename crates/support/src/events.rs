@@ -13,6 +13,8 @@ use crate::domain::ticket::{Action, Ticket};
 
 /// Binding pattern for every support event.
 pub const SUPPORT_EVENTS: &str = "support.#";
+/// Binding pattern for ticket changes (what the notifier mails).
+pub const TICKET_EVENTS: &str = "support.ticket.*";
 /// Binding pattern for IdP incidents (what the registry acts on).
 pub const INCIDENT_EVENTS: &str = "support.incident.*";
 

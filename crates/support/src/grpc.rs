@@ -82,16 +82,10 @@ fn scope(s: &str) -> Result<Scope, SupportError> {
 }
 
 fn status(s: &str) -> Result<TicketStatus, SupportError> {
-    [
-        TicketStatus::Open,
-        TicketStatus::InProgress,
-        TicketStatus::AwaitingPartner,
-        TicketStatus::Resolved,
-        TicketStatus::Closed,
-    ]
-    .into_iter()
-    .find(|st| st.as_str() == s)
-    .ok_or_else(|| SupportError::Invalid(format!("unknown status {s:?}")))
+    TicketStatus::ALL
+        .into_iter()
+        .find(|st| st.as_str() == s)
+        .ok_or_else(|| SupportError::Invalid(format!("unknown status {s:?}")))
 }
 
 fn severity(level: u32) -> Result<Severity, SupportError> {

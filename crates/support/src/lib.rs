@@ -6,7 +6,11 @@
 //! applies them in one transaction per change, and a scheduler applies what the clock
 //! decides. Every instant comes from an injected [`Clock`]. It never reads another
 //! service's tables: what others must act on (an incident that disables an IdP, an
-//! escalation, a critical event the partner must hear of) leaves on the bus.
+//! escalation, a critical event the partner must hear of) leaves on the bus. Mail comes
+//! in through `SubmitMail` and a polled Maildir (the same intake), and goes out to
+//! partners' contacts only through the notifier, a consumer of the service's own events,
+//! so a change that rolls back is never mailed. `/metrics` (off by default) serves the
+//! indicator to a scraper on a private address; partners never reach it.
 
 mod clock;
 mod config;
@@ -15,8 +19,12 @@ pub mod domain;
 mod error;
 pub mod events;
 mod grpc;
+mod maildir;
+mod metrics;
+mod notify;
 mod store;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,7 +35,7 @@ use relais_runtime::{Shutdown, Tasks};
 use tokio::net::TcpListener;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use config::{Policies, SupportConfig};
+pub use config::{Policies, SmtpConfig, SupportConfig};
 pub use desk::{Desk, MailOutcome, View};
 pub use error::SupportError;
 pub use grpc::SupportService;
@@ -39,6 +47,11 @@ mod embedded {
     refinery::embed_migrations!("migrations");
 }
 
+/// The durable queue the notifier reads ticket events from.
+pub fn notify_queue(bus: &BusConfig) -> String {
+    format!("{}.support.notify", bus.exchange)
+}
+
 /// Starts the support service on the system clock.
 pub async fn start(
     config: SupportConfig,
@@ -47,11 +60,21 @@ pub async fn start(
     listener: TcpListener,
     shutdown: Shutdown,
 ) -> Result<Tasks, SupportError> {
-    start_with_clock(config, db, bus, listener, shutdown, Arc::new(SystemClock)).await
+    let running =
+        start_with_clock(config, db, bus, listener, shutdown, Arc::new(SystemClock)).await?;
+    Ok(running.tasks)
+}
+
+/// A started support service.
+pub struct Running {
+    pub tasks: Tasks,
+    /// Where `/metrics` is served, when it is.
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 /// Starts the support service: migrations, gRPC on `listener`, the deadline scheduler
-/// (reading `clock`), and the outbox relay.
+/// (reading `clock`), the outbox relay, and, when configured, the notifier that mails
+/// partners' contacts, the Maildir intake and `/metrics`.
 pub async fn start_with_clock(
     config: SupportConfig,
     db: &DatabaseConfig,
@@ -59,17 +82,52 @@ pub async fn start_with_clock(
     listener: TcpListener,
     shutdown: Shutdown,
     clock: Arc<dyn Clock>,
-) -> Result<Tasks, SupportError> {
+) -> Result<Running, SupportError> {
     let (calendar, policies) = config.load()?;
     let mail = config.mail_intake()?;
+    let mail_dir = config.mail_dir()?;
+    let metrics_listen = config.metrics_listen()?;
+    let notifier = notify::Mailer::from_config(&config.smtp)?
+        .map(|mailer| notify::Notifier::new(mailer, &mail.contacts))
+        .transpose()?;
+    let maildir = mail_dir
+        .as_deref()
+        .map(maildir::Maildir::open)
+        .transpose()?;
+    let metrics_listener = match metrics_listen {
+        Some(addr) => Some(
+            relais_runtime::bind(&addr.to_string())
+                .await
+                .map_err(|e| SupportError::Config(format!("support.metrics_listen: {e}")))?,
+        ),
+        None => None,
+    };
+    let metrics_addr = metrics_listener
+        .as_ref()
+        .map(TcpListener::local_addr)
+        .transpose()
+        .map_err(|e| SupportError::Config(format!("support.metrics_listen: {e}")))?;
     let pool = relais_runtime::service_pool(db, SCHEMA, embedded::migrations::runner()).await?;
     let relay = relais_bus::start_outbox(
         &pool,
         relais_runtime::pg_config(db, SCHEMA)?,
-        bus,
+        bus.clone(),
         shutdown.clone(),
     )
     .await?;
+    let mut tasks = Tasks::new(shutdown.clone());
+    if let Some(notifier) = notifier {
+        // A queue of its own: mail waits there while the relay is down.
+        let consumer = relais_bus::spawn_consumer(
+            pool.clone(),
+            bus.clone(),
+            notify_queue(&bus),
+            vec![events::TICKET_EVENTS.to_owned()],
+            Arc::new(notifier),
+            shutdown.clone(),
+        );
+        tasks.spawn("support.notifier", consumer.wait());
+    }
     let desk = Arc::new(Desk::new(
         Store::new(pool),
         calendar,
@@ -78,7 +136,6 @@ pub async fn start_with_clock(
         mail,
         clock,
     ));
-    let mut tasks = Tasks::new(shutdown.clone());
     let router = relais_runtime::grpc_server()
         .add_service(SupportServer::new(SupportService::new(desk.clone())));
     let token = shutdown.clone();
@@ -87,6 +144,30 @@ pub async fn start_with_clock(
             tracing::error!(error = %e, "support gRPC server stopped");
         }
     });
+    if let Some(listener) = metrics_listener {
+        let (desk, token) = (desk.clone(), shutdown.clone());
+        let days = config.metrics_window_days;
+        tasks.spawn("support.metrics", async move {
+            if let Err(e) = metrics::serve(listener, desk, days, token).await {
+                tracing::error!(error = %e, "support metrics server stopped");
+            }
+        });
+    }
+    if let Some(maildir) = maildir {
+        let desk = desk.clone();
+        tasks.spawn_every(
+            "support.maildir",
+            Duration::from_millis(config.mail_poll_interval_ms),
+            move || {
+                let (desk, maildir) = (desk.clone(), maildir.clone());
+                async move {
+                    if let Err(e) = maildir.feed(&desk).await {
+                        tracing::warn!(error = %e, "maildir pass failed; retrying");
+                    }
+                }
+            },
+        );
+    }
     tasks.spawn_every(
         "support.scheduler",
         Duration::from_millis(config.scheduler_interval_ms),
@@ -100,6 +181,9 @@ pub async fn start_with_clock(
         },
     );
     tasks.spawn("support.outbox", relay.wait());
-    tracing::debug!(listen = %config.listen, "support started");
-    Ok(tasks)
+    tracing::debug!(listen = %config.listen, metrics = ?metrics_addr, "support started");
+    Ok(Running {
+        tasks,
+        metrics_addr,
+    })
 }

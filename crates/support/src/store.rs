@@ -3,6 +3,7 @@
 
 use deadpool_postgres::{GenericClient, Pool};
 use jiff::Timestamp;
+use sha2::{Digest, Sha256};
 use tokio_postgres::types::Json;
 use uuid::Uuid;
 
@@ -165,6 +166,17 @@ impl Store {
             .collect()
     }
 
+    /// How many tickets are in each status (those with none are absent).
+    pub async fn count_by_status(&self) -> Result<Vec<(String, i64)>, SupportError> {
+        let client = self.pool.get().await?;
+        let rows = client
+            .query("SELECT status, count(*) FROM tickets GROUP BY status", &[])
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
+    }
+
     /// Operating incidents (severity 1–4, not information requests) received in
     /// `[from, to)`.
     pub async fn incidents(
@@ -302,6 +314,7 @@ impl Store {
         Ok(())
     }
 
+    /// Keeps `raw` aside with the reason; a message already kept aside keeps its row.
     pub async fn quarantine(
         &self,
         at: Timestamp,
@@ -309,17 +322,28 @@ impl Store {
         reason: &str,
         raw: &[u8],
     ) -> Result<Uuid, SupportError> {
-        let id = Uuid::new_v4();
-        self.pool
-            .get()
-            .await?
-            .execute(
-                "INSERT INTO mail_quarantine (id, received_at, sender, reason, raw) \
-                 VALUES ($1, $2, $3, $4, $5)",
-                &[&id, &at, &sender, &reason, &raw],
+        let digest = Sha256::digest(raw).to_vec();
+        let client = self.pool.get().await?;
+        let inserted = client
+            .query_opt(
+                "INSERT INTO mail_quarantine (id, received_at, sender, reason, raw, digest) \
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (digest) DO NOTHING RETURNING id",
+                &[&Uuid::new_v4(), &at, &sender, &reason, &raw, &digest],
             )
             .await?;
-        Ok(id)
+        let row = match inserted {
+            Some(row) => row,
+            // Kept aside before: the same message, the same row.
+            None => {
+                client
+                    .query_one(
+                        "SELECT id FROM mail_quarantine WHERE digest = $1",
+                        &[&digest],
+                    )
+                    .await?
+            }
+        };
+        Ok(row.try_get(0)?)
     }
 
     /// Messages kept aside, the most recent first.
@@ -347,4 +371,35 @@ impl Store {
             })
             .collect()
     }
+}
+
+/// The subject of ticket `id`, if it exists.
+pub async fn ticket_subject(
+    client: &impl GenericClient,
+    id: Uuid,
+) -> Result<Option<String>, SupportError> {
+    let row = client
+        .query_opt(
+            "SELECT state->>'subject' FROM tickets WHERE id = $1",
+            &[&id],
+        )
+        .await?;
+    Ok(row.map(|r| r.try_get(0)).transpose()?)
+}
+
+/// Threads a message the service sent on `ticket`, so replies to it find the ticket.
+pub async fn record_outbound(
+    client: &impl GenericClient,
+    message_id: &str,
+    ticket: Uuid,
+    at: Timestamp,
+) -> Result<(), SupportError> {
+    client
+        .execute(
+            "INSERT INTO mail_messages (message_id, ticket_id, received_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (message_id) DO NOTHING",
+            &[&message_id, &ticket, &at],
+        )
+        .await?;
+    Ok(())
 }

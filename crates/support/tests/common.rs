@@ -2,6 +2,7 @@
 //! real service on a free port with a hand-moved clock, a gRPC client, and observers of
 //! what it publishes.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,7 +36,10 @@ pub struct Support {
     pub bus: TestBus,
     pub client: SupportClient<Channel>,
     pub clock: Arc<ManualClock>,
+    /// Where `/metrics` is served, when the config asks for it.
+    pub metrics: Option<SocketAddr>,
     tasks: Tasks,
+    config: SupportConfig,
 }
 
 impl Support {
@@ -47,6 +51,23 @@ impl Support {
         let db = TestDb::create().await;
         let bus = TestBus::new();
         let clock = Arc::new(ManualClock::new(monday()));
+        Self::launch(db, bus, clock, config).await
+    }
+
+    /// Stops the service, runs `meanwhile`, and starts it again on the same database,
+    /// bus and clock.
+    pub async fn restart(self, meanwhile: impl FnOnce()) -> Self {
+        self.tasks.shutdown(WAIT).await;
+        meanwhile();
+        Self::launch(self.db, self.bus, self.clock, self.config).await
+    }
+
+    async fn launch(
+        db: TestDb,
+        bus: TestBus,
+        clock: Arc<ManualClock>,
+        config: SupportConfig,
+    ) -> Self {
         let database = DatabaseConfig {
             url: Secret::new(db.url()),
             pool_size: 4,
@@ -59,8 +80,8 @@ impl Support {
             scheduler_interval_ms: 50,
             ..config
         };
-        let tasks = relais_support::start_with_clock(
-            config,
+        let running = relais_support::start_with_clock(
+            config.clone(),
             &database,
             bus.config(),
             listener,
@@ -76,7 +97,9 @@ impl Support {
             db,
             bus,
             clock,
-            tasks,
+            metrics: running.metrics_addr,
+            tasks: running.tasks,
+            config,
         }
     }
 
@@ -132,12 +155,43 @@ impl Support {
         }
     }
 
+    /// Waits until the notifier consumes its queue, so no event is published before the
+    /// queue is bound; the queue is removed at cleanup.
+    pub async fn wait_notifier(&self) {
+        use lapin::options::QueueDeclareOptions;
+        use lapin::types::FieldTable;
+        let queue = self.bus.queue("support.notify");
+        assert_eq!(queue, relais_support::notify_queue(&self.bus.config()));
+        let connection = self.bus.connect().await;
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            // A passive declaration of a missing queue closes the channel: one per try.
+            let channel = connection.create_channel().await.unwrap();
+            let passive = QueueDeclareOptions {
+                passive: true,
+                ..QueueDeclareOptions::default()
+            };
+            if let Ok(q) = channel
+                .queue_declare(&queue, passive, FieldTable::default())
+                .await
+                && q.consumer_count() > 0
+            {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for the notifier's queue"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let _ = connection.close(200, "notifier ready").await;
+    }
+
     /// What the service publishes on `routing_key`, from now on.
     pub async fn listen(&self, routing_key: &str) -> Listener {
         self.bus.listen(routing_key).await
     }
 }
-
 
 pub const SP: i32 = pb::PartnerKind::Sp as i32;
 pub const IDP: i32 = pb::PartnerKind::Idp as i32;

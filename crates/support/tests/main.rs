@@ -6,4 +6,8 @@ mod common;
 mod deadlines;
 mod incidents;
 mod mail;
+mod maildir;
+mod metrics;
+mod notify;
 mod roles;
+mod smtp_sink;

@@ -185,7 +185,11 @@ impl TestBus {
             .unwrap();
         let queue = self.queue(&format!("observer-{}", uuid::Uuid::new_v4().simple()));
         channel
-            .queue_declare(&queue, QueueDeclareOptions::default(), FieldTable::default())
+            .queue_declare(
+                &queue,
+                QueueDeclareOptions::default(),
+                FieldTable::default(),
+            )
             .await
             .unwrap();
         channel

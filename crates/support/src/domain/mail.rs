@@ -42,6 +42,11 @@ pub fn sender(raw: &[u8]) -> Option<String> {
         .map(|a| a.trim().to_ascii_lowercase())
 }
 
+/// PostgreSQL text and JSONB refuse NUL: a message carrying one would fail on every try.
+fn without_nul(s: &str) -> String {
+    s.replace('\0', "")
+}
+
 /// Parses `raw`; the error is the reason to keep the message aside.
 pub fn parse(raw: &[u8]) -> Result<InboundMail, String> {
     if raw.len() > MAX_MAIL_BYTES {
@@ -76,7 +81,7 @@ pub fn parse(raw: &[u8]) -> Result<InboundMail, String> {
     }
     let body = message
         .body_text(0)
-        .map(|b| b.trim().to_owned())
+        .map(|b| without_nul(b.trim()))
         .filter(|b| !b.is_empty())
         .ok_or("no text body")?;
     let subject: String = message
@@ -85,12 +90,13 @@ pub fn parse(raw: &[u8]) -> Result<InboundMail, String> {
         .filter(|s| !s.is_empty())
         .unwrap_or("(no subject)")
         .chars()
+        .filter(|c| *c != '\0')
         .take(MAX_SUBJECT)
         .collect();
     let attachments = message
         .attachments()
         .map(|part| Attachment {
-            file_name: part.attachment_name().unwrap_or("attachment").to_owned(),
+            file_name: without_nul(part.attachment_name().unwrap_or("attachment")),
             content_type: part
                 .content_type()
                 .map(|ct| match ct.subtype() {
@@ -167,6 +173,13 @@ References: <root@relais.example> <abc-1@idp-a.example>\r\n\r\nStill broken.\r\n
             ["abc-1@idp-a.example", "root@relais.example"]
         );
         assert_eq!(mail.body, "Still broken.");
+    }
+
+    #[test]
+    fn nul_characters_are_dropped() {
+        let raw = "From: a@b.example\r\nSubject: x\0y\r\nMessage-ID: <n@b>\r\n\r\nbo\0dy\r\n";
+        let mail = parse(raw.as_bytes()).unwrap();
+        assert_eq!((mail.subject.as_str(), mail.body.as_str()), ("xy", "body"));
     }
 
     #[test]

@@ -35,6 +35,14 @@ pub enum Status {
 }
 
 impl Status {
+    pub const ALL: [Status; 5] = [
+        Status::Open,
+        Status::InProgress,
+        Status::AwaitingPartner,
+        Status::Resolved,
+        Status::Closed,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Open => "open",
