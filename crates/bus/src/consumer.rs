@@ -38,6 +38,9 @@ pub trait EventHandler: Send + Sync {
 /// Counters for metrics; monotonic.
 #[derive(Debug, Default)]
 pub struct ConsumerStats {
+    /// Set once the queue has been declared and bound: from then on no event is missed.
+    bound: std::sync::atomic::AtomicBool,
+    bound_notify: tokio::sync::Notify,
     handled: AtomicU64,
     duplicates: AtomicU64,
     malformed: AtomicU64,
@@ -45,6 +48,16 @@ pub struct ConsumerStats {
 }
 
 impl ConsumerStats {
+    /// Whether the queue is declared and bound to the exchange.
+    pub fn is_bound(&self) -> bool {
+        self.bound.load(Ordering::SeqCst)
+    }
+
+    fn mark_bound(&self) {
+        self.bound.store(true, Ordering::SeqCst);
+        self.bound_notify.notify_waiters();
+    }
+
     /// Events handled and committed.
     pub fn handled(&self) -> u64 {
         self.handled.load(Ordering::Relaxed)
@@ -78,6 +91,22 @@ pub struct ConsumerHandle {
 }
 
 impl ConsumerHandle {
+    /// Waits until the queue is bound, at most `limit`: events published before that
+    /// would have no queue to land in (on a first start). False if the broker is away.
+    pub async fn bound(&self, limit: std::time::Duration) -> bool {
+        let stats = Arc::clone(&self.stats);
+        let wait = async move {
+            loop {
+                let notified = stats.bound_notify.notified();
+                if stats.is_bound() {
+                    return;
+                }
+                notified.await;
+            }
+        };
+        tokio::time::timeout(limit, wait).await.is_ok()
+    }
+
     /// Resolves when the consumer has stopped.
     pub async fn wait(self) {
         let _ = self.task.await;
@@ -202,6 +231,7 @@ impl Consumer {
                 )
                 .await?;
         }
+        self.stats.mark_bound();
         let tag = format!("relais-{}", Uuid::new_v4().simple());
         let mut deliveries = channel
             .basic_consume(

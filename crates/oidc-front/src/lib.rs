@@ -99,6 +99,10 @@ pub async fn start(
         Arc::new(partners::PartnerChanges(partners)),
         shutdown.clone(),
     );
+    // Events published before the queue exists would be lost on a first start.
+    if !consumer.bound(std::time::Duration::from_secs(10)).await {
+        tracing::warn!("event queue not bound yet: the broker does not answer");
+    }
     tasks.spawn("oidc-front.partner-changes", consumer.wait());
     tasks.spawn_every("oidc-front.purge", Duration::from_secs(60), move || {
         let store = store.clone();

@@ -32,6 +32,9 @@ type Cached<T> = (Instant, T);
 pub struct Partners {
     client: RegistryClient<Channel>,
     ttl: Duration,
+    /// Bumped by every change heard on the bus: an answer fetched before a change must
+    /// not be cached after it (it may predate the change).
+    generation: Arc<std::sync::atomic::AtomicU64>,
     sps: Arc<RwLock<HashMap<String, (Instant, pb::ServiceProvider)>>>,
     idps: Arc<RwLock<Option<Cached<Vec<pb::IdentityProvider>>>>>,
 }
@@ -41,6 +44,7 @@ impl Partners {
         Partners {
             client,
             ttl,
+            generation: Arc::default(),
             sps: Arc::default(),
             idps: Arc::default(),
         }
@@ -53,6 +57,7 @@ impl Partners {
         {
             return Ok(sp.clone());
         }
+        let generation = self.generation();
         let answer = self
             .client
             .clone()
@@ -63,10 +68,10 @@ impl Partners {
         match answer {
             Ok(r) => {
                 let sp = r.into_inner();
-                self.sps
-                    .write()
-                    .await
-                    .insert(client_id.to_string(), (Instant::now(), sp.clone()));
+                let mut cache = self.sps.write().await;
+                if self.generation() == generation {
+                    cache.insert(client_id.to_string(), (Instant::now(), sp.clone()));
+                }
                 Ok(sp)
             }
             Err(s) if s.code() == tonic::Code::NotFound => Err(FrontError::UnknownClient),
@@ -80,6 +85,7 @@ impl Partners {
         {
             return Ok(list.clone());
         }
+        let generation = self.generation();
         let list = self
             .client
             .clone()
@@ -88,7 +94,10 @@ impl Partners {
             .map_err(|s| unavailable("registry", &s))?
             .into_inner()
             .identity_providers;
-        *self.idps.write().await = Some((Instant::now(), list.clone()));
+        let mut cache = self.idps.write().await;
+        if self.generation() == generation {
+            *cache = Some((Instant::now(), list.clone()));
+        }
         Ok(list)
     }
 
@@ -124,12 +133,22 @@ impl Partners {
         }
     }
 
+    fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     pub async fn forget_sp(&self, client_id: &str) {
-        self.sps.write().await.remove(client_id);
+        let mut cache = self.sps.write().await;
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        cache.remove(client_id);
     }
 
     pub async fn forget_idps(&self) {
-        *self.idps.write().await = None;
+        let mut cache = self.idps.write().await;
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        *cache = None;
     }
 }
 

@@ -207,6 +207,10 @@ pub async fn start(
         std::sync::Arc::new(IncidentHandler),
         shutdown.clone(),
     );
+    // Events published before the queue exists would be lost on a first start.
+    if !incidents.bound(std::time::Duration::from_secs(10)).await {
+        tracing::warn!("event queue not bound yet: the broker does not answer");
+    }
     tasks.spawn("registry.incidents", incidents.wait());
     Ok(tasks)
 }

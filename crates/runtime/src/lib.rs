@@ -240,7 +240,9 @@ pub async fn serve_grpc(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> Result<(), RuntimeError> {
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    // Nagle's algorithm would hold each small gRPC frame for a delayed ACK (~40 ms a hop);
+    // the builder's tcp_nodelay does not apply to a listener passed in like this one.
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     router
         .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
         .await

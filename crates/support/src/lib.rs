@@ -126,6 +126,10 @@ pub async fn start_with_clock(
             Arc::new(notifier),
             shutdown.clone(),
         );
+        // Tickets opened before the queue exists would not be mailed on a first start.
+        if !consumer.bound(std::time::Duration::from_secs(10)).await {
+            tracing::warn!("notification queue not bound yet: the broker does not answer");
+        }
         tasks.spawn("support.notifier", consumer.wait());
     }
     let desk = Arc::new(Desk::new(

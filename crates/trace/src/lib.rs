@@ -147,6 +147,10 @@ pub async fn start(
         Arc::new(Recorder),
         shutdown.clone(),
     );
+    // Events published before the queue exists would be lost on a first start.
+    if !consumer.bound(std::time::Duration::from_secs(10)).await {
+        tracing::warn!("event queue not bound yet: the broker does not answer");
+    }
     tasks.spawn("trace.consumer", consumer.wait());
     let service = TraceServer::new(TraceService {
         store: Store::new(pool),
