@@ -109,12 +109,7 @@ impl From<BridgeError> for tonic::Status {
             BridgeError::StateMismatch | BridgeError::IssuerMismatch => Code::PermissionDenied,
             _ => Code::Aborted,
         };
-        let mut status = tonic::Status::new(code, e.to_string());
-        status.metadata_mut().insert(
-            "relais-error-code",
-            tonic::metadata::MetadataValue::from_static(e.code()),
-        );
-        status
+        relais_runtime::status_with_code(code, e.to_string(), e.code())
     }
 }
 

@@ -15,11 +15,7 @@ use crate::error::FrontError;
 
 /// The stable code another service put on a failure, if any.
 pub fn error_code(status: &tonic::Status) -> Option<String> {
-    status
-        .metadata()
-        .get("relais-error-code")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
+    relais_runtime::error_code(status).map(str::to_string)
 }
 
 pub fn unavailable(what: &str, status: &tonic::Status) -> FrontError {

@@ -214,10 +214,5 @@ pub async fn connect(addr: SocketAddr) -> RegistryClient<Channel> {
 
 /// The stable error code the registry puts in the status metadata.
 pub fn error_code(status: &tonic::Status) -> &str {
-    status
-        .metadata()
-        .get("relais-error-code")
-        .expect("a relais-error-code")
-        .to_str()
-        .unwrap()
+    relais_runtime::error_code(status).expect("a relais-error-code")
 }

@@ -249,6 +249,32 @@ pub async fn serve_grpc(
         .map_err(|e| RuntimeError::Serve(e.to_string()))
 }
 
+/// The gRPC metadata key carrying a failure's stable code (documented in docs/errors.md),
+/// which callers branch on rather than on words.
+pub const ERROR_CODE_KEY: &str = "relais-error-code";
+
+/// A gRPC failure with its stable code attached.
+pub fn status_with_code(
+    code: tonic::Code,
+    message: String,
+    error_code: &'static str,
+) -> tonic::Status {
+    let mut status = tonic::Status::new(code, message);
+    status.metadata_mut().insert(
+        ERROR_CODE_KEY,
+        tonic::metadata::MetadataValue::from_static(error_code),
+    );
+    status
+}
+
+/// The stable code another service put on a failure, if any.
+pub fn error_code(status: &tonic::Status) -> Option<&str> {
+    status
+        .metadata()
+        .get(ERROR_CODE_KEY)
+        .and_then(|v| v.to_str().ok())
+}
+
 /// A tonic server builder with the settings every service uses.
 pub fn grpc_server() -> tonic::transport::Server {
     tonic::transport::Server::builder()

@@ -81,11 +81,6 @@ impl From<SupportError> for tonic::Status {
         } else {
             e.to_string()
         };
-        let mut status = tonic::Status::new(code, message);
-        status.metadata_mut().insert(
-            "relais-error-code",
-            tonic::metadata::MetadataValue::from_static(e.code()),
-        );
-        status
+        relais_runtime::status_with_code(code, message, e.code())
     }
 }

@@ -243,10 +243,5 @@ pub fn text(caller: pb::Caller, id: &str, text: &str) -> pb::TextRequest {
 
 /// The stable error code the service puts in the status metadata.
 pub fn error_code(status: &tonic::Status) -> &str {
-    status
-        .metadata()
-        .get("relais-error-code")
-        .expect("a relais-error-code")
-        .to_str()
-        .unwrap()
+    relais_runtime::error_code(status).expect("a relais-error-code")
 }
