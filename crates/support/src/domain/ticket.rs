@@ -328,6 +328,18 @@ impl Ticket {
         }
     }
 
+    /// Refuses a change to a ticket that is not being worked on (resolved or closed).
+    fn check_active(&self) -> Result<(), SupportError> {
+        if self.status.is_active() {
+            Ok(())
+        } else {
+            Err(SupportError::Conflict(format!(
+                "the ticket is {}",
+                self.status.as_str()
+            )))
+        }
+    }
+
     fn check_not_closed(&self) -> Result<(), SupportError> {
         if self.status == Status::Closed {
             Err(SupportError::Conflict("the ticket is closed".into()))
@@ -419,12 +431,7 @@ impl Ticket {
         body: &str,
     ) -> Result<(), SupportError> {
         actor.require_staff("ask the partner for information")?;
-        if !self.status.is_active() {
-            return Err(SupportError::Conflict(format!(
-                "the ticket is {}",
-                self.status.as_str()
-            )));
-        }
+        self.check_active()?;
         let body = text("body", body, MAX_BODY)?;
         self.take_in_hand(actor, at);
         self.status = Status::AwaitingPartner;
@@ -479,12 +486,7 @@ impl Ticket {
         rules: Rules<'_>,
     ) -> Result<(), SupportError> {
         actor.require_staff("declare a blocking anomaly")?;
-        if !self.status.is_active() {
-            return Err(SupportError::Conflict(format!(
-                "the ticket is {}",
-                self.status.as_str()
-            )));
-        }
+        self.check_active()?;
         if self.blocking_since.is_some() {
             return Err(SupportError::Conflict(
                 "the anomaly is already declared blocking".into(),
@@ -505,12 +507,7 @@ impl Ticket {
         body: &str,
     ) -> Result<(), SupportError> {
         actor.require_staff("resolve a ticket")?;
-        if !self.status.is_active() {
-            return Err(SupportError::Conflict(format!(
-                "the ticket is {}",
-                self.status.as_str()
-            )));
-        }
+        self.check_active()?;
         let body = text("body", body, MAX_BODY)?;
         self.take_in_hand(actor, at);
         self.status = Status::Resolved;
