@@ -7,7 +7,7 @@ use std::sync::{
 
 use async_trait::async_trait;
 use deadpool_postgres::{Pool, Transaction};
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use lapin::{
     message::Delivery,
     options::{
@@ -33,6 +33,19 @@ pub type HandlerError = Box<dyn std::error::Error + Send + Sync>;
 #[async_trait]
 pub trait EventHandler: Send + Sync {
     async fn handle(&self, tx: &Transaction<'_>, event: &Event) -> Result<(), HandlerError>;
+
+    /// Several events, in delivery order, in one transaction. Override it when a batch
+    /// costs less than its events one by one; if it fails, each event is retried alone.
+    async fn handle_batch(
+        &self,
+        tx: &Transaction<'_>,
+        events: &[&Event],
+    ) -> Result<(), HandlerError> {
+        for event in events {
+            self.handle(tx, event).await?;
+        }
+        Ok(())
+    }
 }
 
 /// Counters for metrics; monotonic.
@@ -248,12 +261,85 @@ impl Consumer {
                 () = shutdown.cancelled() => return Ok(()),
                 next = deliveries.next() => next,
             };
+            let mut batch = Vec::new();
             match next {
-                Some(Ok(delivery)) => self.deliver(delivery, shutdown).await?,
+                Some(Ok(delivery)) => batch.push(delivery),
                 Some(Err(error)) => return Err(error.into()),
                 None => return Err(BusError::ConsumerEnded),
             }
+            // Whatever else has already arrived joins this one transaction.
+            while batch.len() < usize::from(self.config.prefetch) {
+                match deliveries.next().now_or_never() {
+                    Some(Some(Ok(delivery))) => batch.push(delivery),
+                    Some(Some(Err(error))) => return Err(error.into()),
+                    Some(None) | None => break,
+                }
+            }
+            self.deliver_batch(batch, shutdown).await?;
         }
+    }
+
+    /// Handles deliveries together; if the batch fails, each is handled alone so that
+    /// one failing event holds back only itself.
+    async fn deliver_batch(
+        &self,
+        batch: Vec<Delivery>,
+        shutdown: &CancellationToken,
+    ) -> Result<(), BusError> {
+        if batch.len() == 1 {
+            for delivery in batch {
+                self.deliver(delivery, shutdown).await?;
+            }
+            return Ok(());
+        }
+        let mut parsed = Vec::with_capacity(batch.len());
+        for delivery in batch {
+            match Event::from_json(&delivery.data) {
+                Ok(event) => parsed.push((delivery, event)),
+                Err(error) => self.reject_malformed(delivery, &error).await?,
+            }
+        }
+        let events: Vec<&Event> = parsed.iter().map(|(_, event)| event).collect();
+        match self.process_batch(&events).await {
+            Ok(fresh) => {
+                self.stats
+                    .handled
+                    .fetch_add(fresh as u64, Ordering::Relaxed);
+                let skipped = (parsed.len() - fresh) as u64;
+                self.stats.duplicates.fetch_add(skipped, Ordering::Relaxed);
+                for (delivery, _) in parsed {
+                    delivery.ack(BasicAckOptions::default()).await?;
+                }
+            }
+            Err(error) => {
+                ConsumerStats::count(&self.stats.failures);
+                tracing::warn!(queue = %self.queue, %error, "batch failed; handling its events one by one");
+                for (delivery, _) in parsed {
+                    self.deliver(delivery, shutdown).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn reject_malformed(
+        &self,
+        delivery: Delivery,
+        error: &impl std::fmt::Display,
+    ) -> Result<(), BusError> {
+        ConsumerStats::count(&self.stats.malformed);
+        // The body is not logged: it may carry identity data.
+        tracing::warn!(
+            queue = %self.queue,
+            routing_key = %delivery.routing_key,
+            bytes = delivery.data.len(),
+            %error,
+            "malformed message rejected"
+        );
+        delivery
+            .reject(BasicRejectOptions { requeue: false })
+            .await?;
+        Ok(())
     }
 
     async fn deliver(
@@ -263,21 +349,7 @@ impl Consumer {
     ) -> Result<(), BusError> {
         let event = match Event::from_json(&delivery.data) {
             Ok(event) => event,
-            Err(error) => {
-                ConsumerStats::count(&self.stats.malformed);
-                // The body is not logged: it may carry identity data.
-                tracing::warn!(
-                    queue = %self.queue,
-                    routing_key = %delivery.routing_key,
-                    bytes = delivery.data.len(),
-                    %error,
-                    "malformed message rejected"
-                );
-                delivery
-                    .reject(BasicRejectOptions { requeue: false })
-                    .await?;
-                return Ok(());
-            }
+            Err(error) => return self.reject_malformed(delivery, &error).await,
         };
         match self.process(&event).await {
             Ok(true) => ConsumerStats::count(&self.stats.handled),
@@ -310,6 +382,42 @@ impl Consumer {
         }
         delivery.ack(BasicAckOptions::default()).await?;
         Ok(())
+    }
+
+    /// Claims the batch's events in the inbox and hands the new ones, in order and each
+    /// once, to the handler, in one transaction. Returns how many were new.
+    async fn process_batch(&self, events: &[&Event]) -> Result<usize, BusError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let claim = tx
+            .prepare_cached(
+                "INSERT INTO inbox (consumer, event_id) SELECT $1, id FROM unnest($2::uuid[]) AS id \
+                 ON CONFLICT DO NOTHING RETURNING event_id",
+            )
+            .await?;
+        let ids: Vec<Uuid> = events.iter().map(|event| event.id).collect();
+        let mut claimed: std::collections::HashSet<Uuid> = tx
+            .query(&claim, &[&self.queue, &ids])
+            .await?
+            .iter()
+            .map(|row| row.try_get(0))
+            .collect::<Result<_, _>>()?;
+        // An event delivered twice in one batch is handled at its first delivery.
+        let fresh: Vec<&Event> = events
+            .iter()
+            .filter(|event| claimed.remove(&event.id))
+            .copied()
+            .collect();
+        if !fresh.is_empty()
+            && let Err(error) = self.handler.handle_batch(&tx, &fresh).await
+        {
+            if let Err(rollback) = tx.rollback().await {
+                tracing::debug!(%rollback, "rollback after a handler error failed");
+            }
+            return Err(BusError::Handler(error));
+        }
+        tx.commit().await?;
+        Ok(fresh.len())
     }
 
     /// True if the handler ran, false if the event was already in the inbox.

@@ -21,14 +21,6 @@ pub enum BusError {
     #[error("bus migrations failed: {0}")]
     Migration(#[from] refinery::Error),
 
-    #[error(
-        "the connection has no current schema: create the service's schema and set its search_path"
-    )]
-    NoSchema,
-
-    #[error("the PostgreSQL connection listening for outbox notifications closed")]
-    ListenerClosed,
-
     #[error("RabbitMQ: {0}")]
     Amqp(#[from] lapin::Error),
 

@@ -26,7 +26,7 @@ pub use consumer::{
 };
 pub use error::BusError;
 pub use event::{Event, Payload};
-pub use relay::{Relay, RelayHandle, RelayStats, spawn_relay, start_outbox};
+pub use relay::{Outbox, Relay, RelayHandle, RelayStats, spawn_relay, start_outbox};
 pub use store::{MIGRATION_TABLE, enqueue, migrate, outbox_depth, purge_inbox};
 
 // Re-exported so implementors of `EventHandler` need not depend on it themselves.

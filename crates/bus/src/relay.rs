@@ -1,27 +1,22 @@
 //! The outbox relay: moves committed events from the outbox to the exchange.
 
-use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicU64, Ordering},
-    },
-    time::Duration,
+use std::sync::{
+    Arc,
+    atomic::{AtomicU64, Ordering},
 };
 
 use deadpool_postgres::Pool;
-use futures::{StreamExt, future::join_all};
+use futures::future::join_all;
 use lapin::{
     BasicProperties, Channel, options::BasicPublishOptions, options::ConfirmSelectOptions,
 };
 use tokio::{sync::Notify, task::JoinHandle, time::Instant};
-use tokio_postgres::{AsyncMessage, NoTls};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::{
     BusConfig, BusError,
     amqp::{self, Backoff},
-    store,
 };
 
 /// Counters for metrics; monotonic.
@@ -47,11 +42,33 @@ impl RelayStats {
     }
 }
 
-/// A running relay: its task and its counters.
+/// What a service's stores commit through once they have queued events: the commit
+/// wakes the relay of this process at once. (A PostgreSQL NOTIFY would reach other
+/// processes too, but it serialises every notifying commit, WAL flush included, on one
+/// database-wide lock.) A commit made without it is relayed at the next poll.
+#[derive(Clone, Debug, Default)]
+pub struct Outbox {
+    wake: Arc<Notify>,
+}
+
+impl Outbox {
+    /// Commits `tx`, then wakes the relay.
+    pub async fn commit(
+        &self,
+        tx: deadpool_postgres::Transaction<'_>,
+    ) -> Result<(), tokio_postgres::Error> {
+        tx.commit().await?;
+        self.wake.notify_one();
+        Ok(())
+    }
+}
+
+/// A running relay: its task, its counters and the handle that wakes it.
 #[derive(Debug)]
 pub struct RelayHandle {
     pub task: JoinHandle<()>,
     pub stats: Arc<RelayStats>,
+    pub outbox: Outbox,
 }
 
 impl RelayHandle {
@@ -65,32 +82,34 @@ impl RelayHandle {
 /// and starts the relay of its outbox.
 pub async fn start_outbox(
     pool: &Pool,
-    listen: tokio_postgres::Config,
     config: BusConfig,
     shutdown: CancellationToken,
 ) -> Result<RelayHandle, BusError> {
     let mut client = pool.get().await?;
     crate::store::migrate(&mut client).await?;
     drop(client);
-    Ok(spawn_relay(pool.clone(), listen, config, shutdown))
+    Ok(spawn_relay(
+        pool.clone(),
+        Outbox::default(),
+        config,
+        shutdown,
+    ))
 }
 
-/// Starts the relay of the outbox found through `pool` (its `search_path` schema).
-/// `listen` reaches the same database; the relay keeps one connection of its own there
-/// for LISTEN, since a pooled connection's notifications are discarded. That connection
-/// is made without TLS; if it cannot be made the relay still polls every
-/// `relay_interval_ms`.
+/// Starts the relay of the outbox found through `pool` (its `search_path` schema). It
+/// runs when `outbox` commits, and every `relay_interval_ms` whatever happens.
 pub fn spawn_relay(
     pool: Pool,
-    listen: tokio_postgres::Config,
+    outbox: Outbox,
     config: BusConfig,
     shutdown: CancellationToken,
 ) -> RelayHandle {
-    let relay = Relay::new(pool, listen, config);
+    let relay = Relay::new(pool, outbox.clone(), config);
     let stats = relay.stats();
     RelayHandle {
         task: tokio::spawn(relay.run(shutdown)),
         stats,
+        outbox,
     }
 }
 
@@ -103,16 +122,16 @@ pub fn spawn_relay(
 /// published, out of `seq` order.
 pub struct Relay {
     pool: Pool,
-    listen: tokio_postgres::Config,
+    outbox: Outbox,
     config: BusConfig,
     stats: Arc<RelayStats>,
 }
 
 impl Relay {
-    pub fn new(pool: Pool, listen: tokio_postgres::Config, config: BusConfig) -> Self {
+    pub fn new(pool: Pool, outbox: Outbox, config: BusConfig) -> Self {
         Self {
             pool,
-            listen,
+            outbox,
             config,
             stats: Arc::default(),
         }
@@ -125,28 +144,7 @@ impl Relay {
     /// Runs until `shutdown`; a batch in flight is finished first.
     pub async fn run(self, shutdown: CancellationToken) {
         let mut backoff = Backoff::new(self.config.max_backoff());
-        let channel = loop {
-            match self.outbox_channel().await {
-                Ok(channel) => break channel,
-                Err(error) => {
-                    self.stats.failed();
-                    tracing::warn!(%error, "outbox relay cannot reach its schema; retrying");
-                    if !backoff.wait(&shutdown).await {
-                        return;
-                    }
-                }
-            }
-        };
-        let wake = Arc::new(Notify::new());
-        let listener_stop = shutdown.child_token();
-        let listener = tokio::spawn(listen(
-            self.listen.clone(),
-            channel,
-            Arc::clone(&wake),
-            self.config.max_backoff(),
-            listener_stop.clone(),
-        ));
-        backoff.reset();
+        let wake = Arc::clone(&self.outbox.wake);
         loop {
             match self.session(&wake, &shutdown, &mut backoff).await {
                 Ok(()) => break,
@@ -163,15 +161,6 @@ impl Relay {
                 }
             }
         }
-        listener_stop.cancel();
-        if let Err(error) = listener.await {
-            tracing::warn!(%error, "outbox listener task failed");
-        }
-    }
-
-    async fn outbox_channel(&self) -> Result<String, BusError> {
-        let client = self.pool.get().await?;
-        store::outbox_channel(&client).await
     }
 
     async fn session(
@@ -305,65 +294,4 @@ impl Relay {
         }
         Ok(rows.len())
     }
-}
-
-/// Keeps a LISTEN connection up and turns each notification into a wake-up of the relay.
-async fn listen(
-    pg: tokio_postgres::Config,
-    channel: String,
-    wake: Arc<Notify>,
-    max_backoff: Duration,
-    stop: CancellationToken,
-) {
-    let mut backoff = Backoff::new(max_backoff);
-    loop {
-        match listen_once(&pg, &channel, &wake, &stop, &mut backoff).await {
-            Ok(()) => return,
-            Err(error) => tracing::warn!(
-                %error,
-                "outbox listener lost PostgreSQL; the relay polls meanwhile"
-            ),
-        }
-        if !backoff.wait(&stop).await {
-            return;
-        }
-    }
-}
-
-async fn listen_once(
-    pg: &tokio_postgres::Config,
-    channel: &str,
-    wake: &Arc<Notify>,
-    stop: &CancellationToken,
-    backoff: &mut Backoff,
-) -> Result<(), BusError> {
-    let (client, mut connection) = pg.connect(NoTls).await?;
-    let notify = Arc::clone(wake);
-    let mut driver = tokio::spawn(async move {
-        let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
-        while let Some(message) = messages.next().await {
-            if let AsyncMessage::Notification(_) = message? {
-                notify.notify_one();
-            }
-        }
-        Ok::<(), tokio_postgres::Error>(())
-    });
-    let quoted = format!("\"{}\"", channel.replace('"', "\"\""));
-    if let Err(error) = client.batch_execute(&format!("LISTEN {quoted}")).await {
-        driver.abort();
-        return Err(error.into());
-    }
-    backoff.reset();
-    // Rows queued while nobody listened would otherwise wait for the interval.
-    wake.notify_one();
-    let result = tokio::select! {
-        () = stop.cancelled() => Ok(()),
-        ended = &mut driver => match ended {
-            Ok(Err(error)) => Err(error.into()),
-            Ok(Ok(())) | Err(_) => Err(BusError::ListenerClosed),
-        },
-    };
-    driver.abort();
-    drop(client);
-    result
 }

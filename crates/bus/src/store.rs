@@ -13,10 +13,6 @@ mod embedded {
 /// Refinery history table of the bus, apart from the service's own `refinery_schema_history`.
 pub const MIGRATION_TABLE: &str = "bus_schema_history";
 
-/// The NOTIFY channel of the current schema's outbox, computed by the server so that
-/// `enqueue` and the relay agree (63 is PostgreSQL's identifier limit).
-pub(crate) const CHANNEL_SQL: &str = "left('bus_outbox_' || current_schema(), 63)";
-
 /// Creates (or brings up to date) the `outbox` and `inbox` tables in the client's current
 /// schema. A deadpool `Object` can be passed as `&mut obj`.
 pub async fn migrate(client: &mut tokio_postgres::Client) -> Result<(), BusError> {
@@ -28,15 +24,11 @@ pub async fn migrate(client: &mut tokio_postgres::Client) -> Result<(), BusError
 }
 
 /// Queues `event` in the outbox, inside the caller's transaction: the change and the event
-/// it reports commit, or vanish, together. The relay is woken when the transaction commits.
+/// it reports commit, or vanish, together. Commit through [`crate::Outbox::commit`] to
+/// have the event relayed at once.
 pub async fn enqueue(client: &impl GenericClient, event: &Event) -> Result<(), BusError> {
     let statement = client
-        .prepare_cached(&format!(
-            "WITH queued AS (
-                 INSERT INTO outbox (id, kind, body) VALUES ($1, $2, $3) RETURNING 1
-             )
-             SELECT pg_notify({CHANNEL_SQL}, '') FROM queued"
-        ))
+        .prepare_cached("INSERT INTO outbox (id, kind, body) VALUES ($1, $2, $3)")
         .await?;
     client
         .execute(&statement, &[&event.id, &event.kind, &Json(event)])
@@ -59,13 +51,4 @@ pub async fn purge_inbox(
     Ok(client
         .execute("DELETE FROM inbox WHERE processed_at < $1", &[&before])
         .await?)
-}
-
-/// The outbox NOTIFY channel for the client's current schema.
-pub(crate) async fn outbox_channel(client: &impl GenericClient) -> Result<String, BusError> {
-    let row = client
-        .query_one(&format!("SELECT {CHANNEL_SQL}"), &[])
-        .await?;
-    row.try_get::<_, Option<String>>(0)?
-        .ok_or(BusError::NoSchema)
 }

@@ -31,6 +31,8 @@ pub struct Hub {
     pub producer: Pool,
     /// The consuming service's schema, with a `handled` table the handler writes to.
     pub consumer: Pool,
+    /// What the producer commits through: wakes the relay.
+    pub outbox: relais_bus::Outbox,
     pub shutdown: CancellationToken,
 }
 
@@ -51,12 +53,24 @@ impl Hub {
             bus: TestBus::new(),
             producer,
             consumer,
+            outbox: relais_bus::Outbox::default(),
             shutdown: CancellationToken::new(),
         }
     }
 
     /// Starts a consumer on `connection.#` and waits until it is bound and consuming.
     pub async fn consume(&self, config: BusConfig, recorder: &Arc<Recorder>) -> ConsumerHandle {
+        self.consume_until(config, recorder, self.shutdown.child_token())
+            .await
+    }
+
+    /// A consumer that stops at `stop`; its queue stays, and fills while none consumes.
+    pub async fn consume_until(
+        &self,
+        config: BusConfig,
+        recorder: &Arc<Recorder>,
+        stop: CancellationToken,
+    ) -> ConsumerHandle {
         let queue = self.bus.queue("trace");
         let handle = spawn_consumer(
             self.consumer.clone(),
@@ -64,7 +78,7 @@ impl Hub {
             queue.clone(),
             vec!["connection.#".to_owned()],
             Arc::clone(recorder) as Arc<dyn EventHandler>,
-            self.shutdown.child_token(),
+            stop,
         );
         self.wait_for_consumer(&queue).await;
         handle
@@ -105,7 +119,7 @@ impl Hub {
             ids.push(event.id);
         }
         if commit {
-            tx.commit().await.unwrap();
+            self.outbox.commit(tx).await.unwrap();
         } else {
             tx.rollback().await.unwrap();
         }

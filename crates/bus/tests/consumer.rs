@@ -73,3 +73,43 @@ async fn a_failing_handler_rolls_back_and_the_event_is_retried() {
 
     hub.stop(vec![consumer.task]).await;
 }
+
+#[tokio::test]
+async fn events_waiting_together_are_each_handled_once_and_a_failing_one_holds_back_only_itself() {
+    let hub = Hub::start().await;
+    let recorder = Arc::new(Recorder::default());
+    // Declares the queue, then stops: what follows waits in the queue.
+    let stop = hub.shutdown.child_token();
+    let first = hub
+        .consume_until(hub.bus.config(), &recorder, stop.clone())
+        .await;
+    stop.cancel();
+    first.wait().await;
+
+    let events: Vec<Event> = (0..10).map(|_| connection_event()).collect();
+    recorder.fail_once(events[5].id);
+    for (i, event) in events.iter().enumerate() {
+        hub.publish_raw(&event.kind, &event.to_json().unwrap())
+            .await;
+        if i == 3 {
+            hub.publish_raw(&event.kind, &event.to_json().unwrap())
+                .await;
+            hub.publish_raw(&event.kind, b"{ truncated").await;
+        }
+    }
+    let consumer = hub.consume(hub.bus.config(), &recorder).await;
+
+    wait_until("every event to be handled", || async {
+        consumer.stats.handled() == 10
+    })
+    .await;
+    assert_eq!(hub.handled_rows().await, 10);
+    assert_eq!(consumer.stats.duplicates(), 1);
+    assert_eq!(consumer.stats.malformed(), 1);
+    assert_eq!(consumer.stats.failures(), 1);
+    let attempts = recorder.attempts();
+    assert!(attempts.iter().filter(|id| **id == events[5].id).count() >= 2);
+    assert!(events.iter().all(|e| attempts.contains(&e.id)));
+
+    hub.stop(vec![consumer.task]).await;
+}

@@ -24,7 +24,7 @@ async fn committed_events_arrive_once_each_in_order_and_rolled_back_ones_never()
     };
     let relay = spawn_relay(
         hub.producer.clone(),
-        hub.db.pg_config(),
+        hub.outbox.clone(),
         config,
         hub.shutdown.child_token(),
     );
@@ -57,18 +57,18 @@ async fn committed_events_arrive_once_each_in_order_and_rolled_back_ones_never()
 }
 
 #[tokio::test]
-async fn a_commit_wakes_the_relay_without_waiting_for_the_poll_interval() {
+async fn a_commit_through_the_outbox_wakes_the_relay_without_waiting_for_the_poll_interval() {
     let hub = Hub::start().await;
     let recorder = Arc::new(Recorder::default());
     let consumer = hub.consume(hub.bus.config(), &recorder).await;
     let config = relais_bus::BusConfig {
-        // Far beyond the test's patience: only a notification can wake the relay in time.
+        // Far beyond the test's patience: only the commit can wake the relay in time.
         relay_interval_ms: 600_000,
         ..hub.bus.config()
     };
     let relay = spawn_relay(
         hub.producer.clone(),
-        hub.db.pg_config(),
+        hub.outbox.clone(),
         config,
         hub.shutdown.child_token(),
     );
@@ -93,7 +93,7 @@ async fn a_broker_outage_delays_events_and_each_then_arrives_exactly_once() {
     let consumer = hub.consume(config.clone(), &recorder).await;
     let relay = spawn_relay(
         hub.producer.clone(),
-        hub.db.pg_config(),
+        hub.outbox.clone(),
         config,
         hub.shutdown.child_token(),
     );

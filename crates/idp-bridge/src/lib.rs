@@ -46,14 +46,8 @@ pub async fn start(
     let pool = relais_runtime::service_pool(db, SCHEMA, embedded::migrations::runner())
         .await
         .map_err(runtime_err)?;
-    let relay = relais_bus::start_outbox(
-        &pool,
-        relais_runtime::pg_config(db, SCHEMA).map_err(runtime_err)?,
-        bus,
-        shutdown.clone(),
-    )
-    .await?;
-    let store = store::Store::new(pool.clone());
+    let relay = relais_bus::start_outbox(&pool, bus, shutdown.clone()).await?;
+    let store = store::Store::new(pool.clone(), relay.outbox.clone());
     let registry = RegistryClient::new(
         relais_runtime::grpc_channel(&config.registry_url).map_err(runtime_err)?,
     );

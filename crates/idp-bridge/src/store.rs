@@ -2,6 +2,8 @@
 
 use deadpool_postgres::Pool;
 use relais_bus::Event;
+use relais_bus::Outbox;
+use relais_runtime::Prepared;
 use time::OffsetDateTime;
 
 use crate::error::BridgeError;
@@ -20,11 +22,12 @@ pub struct RoundTrip {
 #[derive(Clone)]
 pub struct Store {
     pool: Pool,
+    outbox: Outbox,
 }
 
 impl Store {
-    pub fn new(pool: Pool) -> Self {
-        Store { pool }
+    pub fn new(pool: Pool, outbox: Outbox) -> Self {
+        Store { pool, outbox }
     }
 
     pub async fn insert(
@@ -36,7 +39,7 @@ impl Store {
     ) -> Result<(), BridgeError> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
-        tx.execute(
+        tx.run(
             "INSERT INTO round_trips (state_hash, flow_id, idp_id, sp_id, nonce, pkce_verifier, \
              acr_values, required_claims, expires_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -56,7 +59,7 @@ impl Store {
         for e in events {
             relais_bus::enqueue(&tx, e).await?;
         }
-        tx.commit().await?;
+        self.outbox.commit(tx).await?;
         Ok(())
     }
 
@@ -96,14 +99,14 @@ impl Store {
         for e in events {
             relais_bus::enqueue(&tx, e).await?;
         }
-        tx.commit().await?;
+        self.outbox.commit(tx).await?;
         Ok(())
     }
 
     pub async fn purge_expired(&self) -> Result<u64, BridgeError> {
         let client = self.pool.get().await?;
         Ok(client
-            .execute(
+            .run(
                 "DELETE FROM round_trips WHERE expires_at < now() - interval '1 hour'",
                 &[],
             )

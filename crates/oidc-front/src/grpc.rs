@@ -224,7 +224,7 @@ impl Front {
             .collect()
     }
 
-    async fn active_sp(&self, client_id: &str) -> Result<reg::ServiceProvider, FrontError> {
+    async fn active_sp(&self, client_id: &str) -> Result<Arc<reg::ServiceProvider>, FrontError> {
         let sp = self.partners.sp(client_id).await?;
         if sp.status != PartnerStatus::Active as i32 {
             return Err(FrontError::ClientSuspended);
@@ -853,7 +853,7 @@ impl Front {
         &self,
         authorization: &str,
         params: &Params,
-    ) -> Result<reg::ServiceProvider, FrontError> {
+    ) -> Result<Arc<reg::ServiceProvider>, FrontError> {
         params.check_no_duplicates()?;
         let (client_id, secret, method) = client_credentials(authorization, params)?;
         if method == PRIVATE_KEY_JWT {
@@ -871,7 +871,7 @@ impl Front {
         &self,
         client_id: &str,
         assertion: &str,
-    ) -> Result<reg::ServiceProvider, FrontError> {
+    ) -> Result<Arc<reg::ServiceProvider>, FrontError> {
         let sp = match self.partners.sp(client_id).await {
             Ok(sp) => sp,
             Err(FrontError::UnknownClient) => return Err(FrontError::ClientAuthFailed),
@@ -879,7 +879,7 @@ impl Front {
         };
         if sp.token_endpoint_auth_method != PRIVATE_KEY_JWT {
             return Err(FrontError::ClientAuthMethodMismatch(
-                sp.token_endpoint_auth_method,
+                sp.token_endpoint_auth_method.clone(),
             ));
         }
         let keys = KeySet::from_jwks_json(&sp.jwks).map_err(|_| FrontError::ClientAuthFailed)?;

@@ -52,14 +52,8 @@ pub async fn start(
     let pool = relais_runtime::service_pool(db, SCHEMA, embedded::migrations::runner())
         .await
         .map_err(runtime_err)?;
-    let relay = relais_bus::start_outbox(
-        &pool,
-        relais_runtime::pg_config(db, SCHEMA).map_err(runtime_err)?,
-        bus.clone(),
-        shutdown.clone(),
-    )
-    .await?;
-    let store = store::Store::new(pool.clone());
+    let relay = relais_bus::start_outbox(&pool, bus.clone(), shutdown.clone()).await?;
+    let store = store::Store::new(pool.clone(), relay.outbox.clone());
     let keys = Arc::new(Keys::new(
         store.signing_keys(&[Alg::Es256, Alg::Rs256]).await?,
     )?);

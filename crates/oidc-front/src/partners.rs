@@ -23,6 +23,27 @@ pub fn unavailable(what: &str, status: &tonic::Status) -> FrontError {
 }
 
 type Cached<T> = (Instant, T);
+type IdpList = Arc<Vec<pb::IdentityProvider>>;
+
+/// Most secrets remembered per client: its current one, the one being rotated out, and
+/// room for a rotation in flight.
+const SECRETS_PER_CLIENT: usize = 3;
+
+/// A right secret the registry accepted: remembered so that each token request does not
+/// cost a registry call, until the cache's ttl, the secret's own expiry, or a change of
+/// the client heard on the bus (suspension, rotation), whichever comes first.
+struct KnownSecret {
+    digest: [u8; 32],
+    method: String,
+    at: Instant,
+    expires_at: i64,
+    sp: Arc<pb::ServiceProvider>,
+}
+
+fn secret_digest(secret: &str) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(secret.as_bytes()).into()
+}
 
 #[derive(Clone)]
 pub struct Partners {
@@ -31,8 +52,9 @@ pub struct Partners {
     /// Bumped by every change heard on the bus: an answer fetched before a change must
     /// not be cached after it (it may predate the change).
     generation: Arc<std::sync::atomic::AtomicU64>,
-    sps: Arc<RwLock<HashMap<String, (Instant, pb::ServiceProvider)>>>,
-    idps: Arc<RwLock<Option<Cached<Vec<pb::IdentityProvider>>>>>,
+    sps: Arc<RwLock<HashMap<String, Cached<Arc<pb::ServiceProvider>>>>>,
+    idps: Arc<RwLock<Option<Cached<IdpList>>>>,
+    secrets: Arc<RwLock<HashMap<String, Vec<KnownSecret>>>>,
 }
 
 impl Partners {
@@ -43,15 +65,16 @@ impl Partners {
             generation: Arc::default(),
             sps: Arc::default(),
             idps: Arc::default(),
+            secrets: Arc::default(),
         }
     }
 
     /// A service provider, whatever its status.
-    pub async fn sp(&self, client_id: &str) -> Result<pb::ServiceProvider, FrontError> {
+    pub async fn sp(&self, client_id: &str) -> Result<Arc<pb::ServiceProvider>, FrontError> {
         if let Some((at, sp)) = self.sps.read().await.get(client_id)
             && at.elapsed() < self.ttl
         {
-            return Ok(sp.clone());
+            return Ok(Arc::clone(sp));
         }
         let generation = self.generation();
         let answer = self
@@ -63,10 +86,10 @@ impl Partners {
             .await;
         match answer {
             Ok(r) => {
-                let sp = r.into_inner();
+                let sp = Arc::new(r.into_inner());
                 let mut cache = self.sps.write().await;
                 if self.generation() == generation {
-                    cache.insert(client_id.to_string(), (Instant::now(), sp.clone()));
+                    cache.insert(client_id.to_string(), (Instant::now(), Arc::clone(&sp)));
                 }
                 Ok(sp)
             }
@@ -75,11 +98,11 @@ impl Partners {
         }
     }
 
-    pub async fn idps(&self) -> Result<Vec<pb::IdentityProvider>, FrontError> {
+    pub async fn idps(&self) -> Result<IdpList, FrontError> {
         if let Some((at, list)) = self.idps.read().await.as_ref()
             && at.elapsed() < self.ttl
         {
-            return Ok(list.clone());
+            return Ok(Arc::clone(list));
         }
         let generation = self.generation();
         let list = self
@@ -90,20 +113,35 @@ impl Partners {
             .map_err(|s| unavailable("registry", &s))?
             .into_inner()
             .identity_providers;
+        let list = Arc::new(list);
         let mut cache = self.idps.write().await;
         if self.generation() == generation {
-            *cache = Some((Instant::now(), list.clone()));
+            *cache = Some((Instant::now(), Arc::clone(&list)));
         }
         Ok(list)
     }
 
-    /// Checks a client's credentials with the registry.
+    /// Checks a client's credentials: a secret the registry accepted a moment ago is
+    /// accepted again without asking it; anything else goes to the registry.
     pub async fn authenticate(
         &self,
         client_id: &str,
         secret: &str,
         method: &str,
-    ) -> Result<pb::ServiceProvider, FrontError> {
+    ) -> Result<Arc<pb::ServiceProvider>, FrontError> {
+        let digest = secret_digest(secret);
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        if let Some(known) = self.secrets.read().await.get(client_id)
+            && let Some(hit) = known.iter().find(|k| {
+                bool::from(subtle::ConstantTimeEq::ct_eq(&k.digest[..], &digest[..]))
+                    && k.method == method
+                    && k.at.elapsed() < self.ttl
+                    && now < k.expires_at
+            })
+        {
+            return Ok(Arc::clone(&hit.sp));
+        }
+        let generation = self.generation();
         let answer = self
             .client
             .clone()
@@ -113,20 +151,43 @@ impl Partners {
                 method: method.to_string(),
             })
             .await;
-        match answer {
-            Ok(r) => Ok(r.into_inner()),
-            Err(s) => Err(match error_code(&s).as_deref() {
-                Some("client_suspended") => FrontError::ClientSuspended,
-                Some("client_secret_expired") => FrontError::ClientSecretExpired,
-                Some("client_auth_method_mismatch") => {
-                    // The registry's message ends with the registered method.
-                    let method = s.message().rsplit(' ').next().unwrap_or_default();
-                    FrontError::ClientAuthMethodMismatch(method.to_string())
-                }
-                Some(_) => FrontError::ClientAuthFailed,
-                None => unavailable("registry", &s),
-            }),
+        let answer = match answer {
+            Ok(r) => r.into_inner(),
+            Err(s) => {
+                return Err(match error_code(&s).as_deref() {
+                    Some("client_suspended") => FrontError::ClientSuspended,
+                    Some("client_secret_expired") => FrontError::ClientSecretExpired,
+                    Some("client_auth_method_mismatch") => {
+                        // The registry's message ends with the registered method.
+                        let method = s.message().rsplit(' ').next().unwrap_or_default();
+                        FrontError::ClientAuthMethodMismatch(method.to_string())
+                    }
+                    Some(_) => FrontError::ClientAuthFailed,
+                    None => unavailable("registry", &s),
+                });
+            }
+        };
+        let sp = Arc::new(
+            answer
+                .service_provider
+                .ok_or_else(|| FrontError::Unavailable("registry: empty answer".into()))?,
+        );
+        let mut cache = self.secrets.write().await;
+        if self.generation() == generation {
+            let known = cache.entry(client_id.to_string()).or_default();
+            known.retain(|k| k.digest != digest || k.method != method);
+            if known.len() >= SECRETS_PER_CLIENT {
+                known.remove(0);
+            }
+            known.push(KnownSecret {
+                digest,
+                method: method.to_string(),
+                at: Instant::now(),
+                expires_at: answer.secret_expires_at,
+                sp: Arc::clone(&sp),
+            });
         }
+        Ok(sp)
     }
 
     fn generation(&self) -> u64 {
@@ -135,9 +196,11 @@ impl Partners {
 
     pub async fn forget_sp(&self, client_id: &str) {
         let mut cache = self.sps.write().await;
+        let mut secrets = self.secrets.write().await;
         self.generation
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         cache.remove(client_id);
+        secrets.remove(client_id);
     }
 
     pub async fn forget_idps(&self) {

@@ -3,7 +3,9 @@
 
 use deadpool_postgres::{Pool, Transaction};
 use relais_bus::Event;
+use relais_bus::Outbox;
 use relais_jose::{Alg, SigningKey};
+use relais_runtime::Prepared;
 use serde_json::Value;
 use time::OffsetDateTime;
 use tokio_postgres::Row;
@@ -15,6 +17,7 @@ use crate::error::FrontError;
 #[derive(Clone)]
 pub struct Store {
     pool: Pool,
+    outbox: Outbox,
 }
 
 #[derive(Clone, Debug)]
@@ -174,8 +177,8 @@ const SESSION_COLUMNS: &str = "sid, connection_id, account_id, idp_id, sub_fi, i
     acr, ended_at, expires_at, logout_redirect_uri, logout_client_state, logout_client_id";
 
 impl Store {
-    pub fn new(pool: Pool) -> Self {
-        Store { pool }
+    pub fn new(pool: Pool, outbox: Outbox) -> Self {
+        Store { pool, outbox }
     }
 
     /// The signing key of each algorithm, generated and stored at first start. Two
@@ -185,7 +188,7 @@ impl Store {
         let mut keys = Vec::new();
         for alg in algs {
             let existing = client
-                .query_opt(
+                .opt(
                     "SELECT private_jwk FROM signing_keys WHERE alg = $1",
                     &[&alg.as_str()],
                 )
@@ -195,14 +198,14 @@ impl Store {
                 None => {
                     let key = SigningKey::generate(*alg)?;
                     client
-                        .execute(
+                        .run(
                             "INSERT INTO signing_keys (kid, alg, private_jwk) VALUES ($1, $2, $3) \
                              ON CONFLICT DO NOTHING",
                             &[&key.kid(), &alg.as_str(), &key.private_jwk_json()],
                         )
                         .await?;
                     let row = client
-                        .query_one(
+                        .one(
                             "SELECT private_jwk FROM signing_keys WHERE alg = $1",
                             &[&alg.as_str()],
                         )
@@ -218,7 +221,7 @@ impl Store {
     pub async fn insert_flow(&self, flow: &Flow, events: &[Event]) -> Result<(), FrontError> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
-        tx.execute(
+        tx.run(
             "INSERT INTO flows (id_hash, connection_id, client_id, redirect_uri, state, nonce, \
              scopes, acr_min, login_hint, code_challenge, locale, csrf, idp_id, status, expires_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
@@ -242,7 +245,7 @@ impl Store {
         )
         .await?;
         enqueue_all(&tx, events).await?;
-        tx.commit().await?;
+        self.outbox.commit(tx).await?;
         Ok(())
     }
 
@@ -271,7 +274,7 @@ impl Store {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         let n = tx
-            .execute(
+            .run(
                 "UPDATE flows SET status = $3, idp_id = COALESCE($4, idp_id) \
                  WHERE id_hash = $1 AND status = $2",
                 &[&id_hash, &from, &to, &idp_id],
@@ -280,7 +283,7 @@ impl Store {
         if n == 1 {
             enqueue_all(&tx, events).await?;
         }
-        tx.commit().await?;
+        self.outbox.commit(tx).await?;
         Ok(n == 1)
     }
 
@@ -293,14 +296,14 @@ impl Store {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         if let Some(h) = flow_hash {
-            tx.execute(
+            tx.run(
                 "UPDATE flows SET status = 'failed' WHERE id_hash = $1",
                 &[&h],
             )
             .await?;
         }
         enqueue_all(&tx, events).await?;
-        tx.commit().await?;
+        self.outbox.commit(tx).await?;
         Ok(())
     }
 
@@ -343,7 +346,7 @@ impl Store {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         let n = tx
-            .execute(
+            .run(
                 "UPDATE flows SET status = 'done' WHERE id_hash = $1 AND status = 'at_idp'",
                 &[&flow_hash],
             )
@@ -351,7 +354,7 @@ impl Store {
         if n != 1 {
             return Ok(false);
         }
-        tx.execute(
+        tx.run(
             "INSERT INTO sessions (id_hash, sid, connection_id, account_id, idp_id, sub_fi, \
              idp_id_token, acr, auth_time, expires_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
@@ -369,7 +372,7 @@ impl Store {
             ],
         )
         .await?;
-        tx.execute(
+        tx.run(
             "INSERT INTO grants (code_hash, connection_id, sid, client_id, redirect_uri, nonce, \
              scopes, code_challenge, acr, amr, auth_time, account_id, idp_id, sub_fi, sub_fs, \
              claims, expires_at) \
@@ -396,7 +399,7 @@ impl Store {
         )
         .await?;
         enqueue_all(&tx, events).await?;
-        tx.commit().await?;
+        self.outbox.commit(tx).await?;
         Ok(true)
     }
 
@@ -405,7 +408,7 @@ impl Store {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         let fresh = tx
-            .query_opt(
+            .opt(
                 "UPDATE grants SET used_at = now() WHERE code_hash = $1 AND used_at IS NULL \
                  RETURNING *",
                 &[&code_hash],
@@ -414,11 +417,11 @@ impl Store {
         let result = match fresh {
             Some(row) => Consumed::Fresh(grant_from_row(&row)?),
             None => match tx
-                .query_opt("SELECT * FROM grants WHERE code_hash = $1", &[&code_hash])
+                .opt("SELECT * FROM grants WHERE code_hash = $1", &[&code_hash])
                 .await?
             {
                 Some(row) => {
-                    tx.execute(
+                    tx.run(
                         "UPDATE access_tokens SET revoked_at = now() \
                          WHERE code_hash = $1 AND revoked_at IS NULL",
                         &[&code_hash],
@@ -442,7 +445,7 @@ impl Store {
     ) -> Result<(), FrontError> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
-        tx.execute(
+        tx.run(
             "INSERT INTO access_tokens (token_hash, code_hash, connection_id, client_id, sub_fs, \
              account_id, idp_id, acr, claims, expires_at, scopes) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
@@ -462,7 +465,7 @@ impl Store {
         )
         .await?;
         enqueue_all(&tx, events).await?;
-        tx.commit().await?;
+        self.outbox.commit(tx).await?;
         Ok(())
     }
 
@@ -474,7 +477,7 @@ impl Store {
     ) -> Result<Option<TokenRecord>, FrontError> {
         let client = self.pool.get().await?;
         let Some(r) = client
-            .query_opt(
+            .opt(
                 "SELECT connection_id, client_id, sub_fs, account_id, idp_id, acr, claims, \
                  scopes, issued_at, expires_at, \
                  (revoked_at IS NULL AND expires_at > now()) AS active \
@@ -510,7 +513,7 @@ impl Store {
     ) -> Result<Option<Uuid>, FrontError> {
         let client = self.pool.get().await?;
         let row = client
-            .query_opt(
+            .opt(
                 "UPDATE access_tokens SET revoked_at = now() \
                  WHERE token_hash = $1 AND client_id = $2 AND revoked_at IS NULL \
                  RETURNING connection_id",
@@ -549,7 +552,7 @@ impl Store {
     pub async fn session_by_cookie(&self, id_hash: &[u8]) -> Result<Option<Session>, FrontError> {
         let client = self.pool.get().await?;
         client
-            .query_opt(
+            .opt(
                 &format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id_hash = $1"),
                 &[&id_hash],
             )
@@ -561,7 +564,7 @@ impl Store {
     pub async fn session_by_sid(&self, sid: Uuid) -> Result<Option<Session>, FrontError> {
         let client = self.pool.get().await?;
         client
-            .query_opt(
+            .opt(
                 &format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE sid = $1"),
                 &[&sid],
             )
@@ -584,7 +587,7 @@ impl Store {
     ) -> Result<(), FrontError> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
-        tx.execute(
+        tx.run(
             "UPDATE sessions SET ended_at = COALESCE(ended_at, now()), logout_state_hash = $2, \
              logout_redirect_uri = $3, logout_client_state = $4, logout_client_id = $5 \
              WHERE sid = $1",
@@ -598,7 +601,7 @@ impl Store {
         )
         .await?;
         enqueue_all(&tx, events).await?;
-        tx.commit().await?;
+        self.outbox.commit(tx).await?;
         Ok(())
     }
 
@@ -606,7 +609,7 @@ impl Store {
     pub async fn take_logout(&self, state_hash: &[u8]) -> Result<Option<Session>, FrontError> {
         let client = self.pool.get().await?;
         client
-            .query_opt(
+            .opt(
                 &format!(
                     "UPDATE sessions SET logout_state_hash = NULL WHERE logout_state_hash = $1 \
                      RETURNING {SESSION_COLUMNS}"
@@ -627,7 +630,7 @@ impl Store {
     ) -> Result<bool, FrontError> {
         let client = self.pool.get().await?;
         let n = client
-            .execute(
+            .run(
                 "INSERT INTO client_assertions (jti_hash, client_id, expires_at) \
                  VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
                 &[&jti_hash, &client_id, &expires_at],
@@ -664,7 +667,7 @@ impl Store {
         for subject in subjects {
             let now = OffsetDateTime::now_utc();
             let previous = tx
-                .query_opt(
+                .opt(
                     "SELECT failures, window_started_at, blocks, blocked_until \
                      FROM auth_failures WHERE subject = $1 FOR UPDATE",
                     &[subject],
@@ -682,7 +685,7 @@ impl Store {
             let next = limits.after_failure(previous, now);
             let failures = i32::try_from(next.failures).unwrap_or(i32::MAX);
             let blocks = i32::try_from(next.blocks).unwrap_or(i32::MAX);
-            tx.execute(
+            tx.run(
                 "INSERT INTO auth_failures (subject, failures, window_started_at, blocks, \
                  blocked_until, updated_at) VALUES ($1, $2, $3, $4, $5, now()) \
                  ON CONFLICT (subject) DO UPDATE SET failures = $2, window_started_at = $3, \
@@ -708,7 +711,7 @@ impl Store {
     pub async fn blocks(&self) -> Result<Vec<(String, OffsetDateTime, u32, u32)>, FrontError> {
         let client = self.pool.get().await?;
         let rows = client
-            .query(
+            .all(
                 "SELECT subject, blocked_until, blocks, failures FROM auth_failures \
                  WHERE blocked_until > now() ORDER BY blocked_until DESC",
                 &[],
@@ -730,7 +733,7 @@ impl Store {
     pub async fn clear_block(&self, subject: &str) -> Result<bool, FrontError> {
         let client = self.pool.get().await?;
         Ok(client
-            .execute("DELETE FROM auth_failures WHERE subject = $1", &[&subject])
+            .run("DELETE FROM auth_failures WHERE subject = $1", &[&subject])
             .await?
             == 1)
     }
@@ -740,36 +743,36 @@ impl Store {
     pub async fn purge_expired(&self) -> Result<u64, FrontError> {
         let client = self.pool.get().await?;
         let mut n = client
-            .execute("DELETE FROM flows WHERE expires_at < now()", &[])
+            .run("DELETE FROM flows WHERE expires_at < now()", &[])
             .await?;
         n += client
-            .execute(
+            .run(
                 "DELETE FROM access_tokens WHERE expires_at < now() - interval '1 day'",
                 &[],
             )
             .await?;
         n += client
-            .execute(
+            .run(
                 "DELETE FROM grants g WHERE g.expires_at < now() - interval '1 day' \
                  AND NOT EXISTS (SELECT 1 FROM access_tokens t WHERE t.code_hash = g.code_hash)",
                 &[],
             )
             .await?;
         n += client
-            .execute(
+            .run(
                 "DELETE FROM sessions s WHERE s.expires_at < now() - interval '1 day' \
                  AND NOT EXISTS (SELECT 1 FROM grants g WHERE g.sid = s.sid)",
                 &[],
             )
             .await?;
         n += client
-            .execute(
+            .run(
                 "DELETE FROM client_assertions WHERE expires_at < now()",
                 &[],
             )
             .await?;
         n += client
-            .execute(
+            .run(
                 "DELETE FROM auth_failures WHERE (blocked_until IS NULL OR blocked_until < now()) \
                  AND updated_at < now() - interval '1 day'",
                 &[],

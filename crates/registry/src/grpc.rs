@@ -61,7 +61,7 @@ impl Registry for RegistryService {
     async fn authenticate_client(
         &self,
         request: Request<pb::AuthenticateClientRequest>,
-    ) -> Result<Response<pb::ServiceProvider>, Status> {
+    ) -> Result<Response<pb::AuthenticatedClient>, Status> {
         let req = request.into_inner();
         let stored = match self.store.service_provider(&req.client_id).await {
             Ok(s) => s,
@@ -90,13 +90,17 @@ impl Registry for RegistryService {
         } else {
             stored.previous_secret_expires_at
         };
-        if expires.is_none_or(|e| e <= now) {
-            return Err(RegistryError::SecretExpired.into());
-        }
+        let expires = match expires {
+            Some(e) if e > now => e,
+            _ => return Err(RegistryError::SecretExpired.into()),
+        };
         if stored.sp.status != pb::PartnerStatus::Active as i32 {
             return Err(RegistryError::Suspended.into());
         }
-        Ok(Response::new(stored.sp))
+        Ok(Response::new(pb::AuthenticatedClient {
+            service_provider: Some(stored.sp),
+            secret_expires_at: expires.unix_timestamp(),
+        }))
     }
 
     async fn get_identity_provider(

@@ -152,15 +152,10 @@ pub async fn start(
         .validate()
         .map_err(|e| RegistryError::Invalid(e.to_string()))?;
     let pool = prepare(db).await?;
-    let relay = relais_bus::start_outbox(
-        &pool,
-        relais_runtime::pg_config(db, SCHEMA)?,
-        bus.clone(),
-        shutdown.clone(),
-    )
-    .await
-    .map_err(|e| RegistryError::Bus(e.to_string()))?;
-    let store = Store::new(pool.clone());
+    let relay = relais_bus::start_outbox(&pool, bus.clone(), shutdown.clone())
+        .await
+        .map_err(|e| RegistryError::Bus(e.to_string()))?;
+    let store = Store::new(pool.clone(), relay.outbox.clone());
     let hasher = domain::SecretHasher::new(config.secret_hash_key.expose());
     if let Some(path) = &config.seed_file {
         let text = std::fs::read_to_string(path)

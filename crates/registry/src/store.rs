@@ -2,8 +2,10 @@
 
 use deadpool_postgres::Pool;
 use relais_bus::Event;
+use relais_bus::Outbox;
 use relais_bus::events::{PartnerEvent, PartnerKind, PartnerStatus};
 use relais_proto::registry::v1 as pb;
+use relais_runtime::Prepared;
 use time::OffsetDateTime;
 use tokio_postgres::Row;
 
@@ -23,6 +25,7 @@ pub struct StoredSp {
 #[derive(Clone)]
 pub struct Store {
     pool: Pool,
+    outbox: Outbox,
 }
 
 const SP_COLUMNS: &str = "client_id, name, sector_identifier, secret_hash, secret_expires_at, \
@@ -110,8 +113,8 @@ fn partner_event(kind: PartnerKind, id: &str, status: Status) -> Result<Event, R
 }
 
 impl Store {
-    pub fn new(pool: Pool) -> Self {
-        Store { pool }
+    pub fn new(pool: Pool, outbox: Outbox) -> Self {
+        Store { pool, outbox }
     }
 
     pub async fn service_provider(&self, client_id: &str) -> Result<StoredSp, RegistryError> {
@@ -145,7 +148,7 @@ impl Store {
     pub async fn identity_providers(&self) -> Result<Vec<pb::IdentityProvider>, RegistryError> {
         let client = self.pool.get().await?;
         let rows = client
-            .query(
+            .all(
                 &format!("SELECT {IDP_COLUMNS} FROM identity_providers ORDER BY id"),
                 &[],
             )
@@ -166,7 +169,7 @@ impl Store {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         for idp in idps {
-            tx.execute(
+            tx.run(
                 "INSERT INTO identity_providers (id, name, issuer, client_id, client_secret, \
                  acr_values, scopes, token_endpoint_auth_method, status) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
@@ -197,7 +200,7 @@ impl Store {
                 .sector_identifier
                 .clone()
                 .unwrap_or_else(|| sp.client_id.clone());
-            tx.execute(
+            tx.run(
                 "INSERT INTO service_providers (client_id, name, sector_identifier, secret_hash, \
                  secret_expires_at, redirect_uris, post_logout_redirect_uris, scopes, claims, \
                  acr_values, idp_ids, id_token_signed_response_alg, token_endpoint_auth_method, \
@@ -252,7 +255,7 @@ impl Store {
             .await
             .map_err(|e| RegistryError::Bus(e.to_string()))?;
         }
-        tx.commit().await?;
+        self.outbox.commit(tx).await?;
         Ok(())
     }
 
@@ -267,26 +270,29 @@ impl Store {
     ) -> Result<(), RegistryError> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
-        let n = tx
-            .execute(
+        let status = tx
+            .opt(
                 "UPDATE service_providers SET previous_secret_hash = secret_hash, \
                  previous_secret_expires_at = LEAST($4, secret_expires_at), \
                  secret_hash = $2, secret_expires_at = $3, updated_at = now() \
-                 WHERE client_id = $1",
+                 WHERE client_id = $1 RETURNING status",
                 &[&client_id, &new_hash, &expires_at, &previous_until],
             )
-            .await?;
-        if n == 0 {
-            return Err(RegistryError::UnknownClient);
-        }
-        tx.execute(
+            .await?
+            .ok_or(RegistryError::UnknownClient)?;
+        let status = Status::parse(status.try_get(0)?)?;
+        tx.run(
             "INSERT INTO status_changes (partner_kind, partner_id, status, reason) \
              SELECT 'sp', client_id, status, 'client secret rotated' \
              FROM service_providers WHERE client_id = $1",
             &[&client_id],
         )
         .await?;
-        tx.commit().await?;
+        // Announced so that no service keeps accepting a secret from a cache.
+        relais_bus::enqueue(&tx, &partner_event(PartnerKind::Sp, client_id, status)?)
+            .await
+            .map_err(|e| RegistryError::Bus(e.to_string()))?;
+        self.outbox.commit(tx).await?;
         Ok(())
     }
 
@@ -301,7 +307,7 @@ impl Store {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         set_status_in(&tx, kind, id, status, reason).await?;
-        tx.commit().await?;
+        self.outbox.commit(tx).await?;
         Ok(())
     }
 }
@@ -330,7 +336,7 @@ pub async fn set_status_in(
             PartnerKind::Idp => RegistryError::UnknownIdp,
         });
     }
-    tx.execute(
+    tx.run(
         "INSERT INTO status_changes (partner_kind, partner_id, status, reason) \
          VALUES ($1, $2, $3, $4)",
         &[&kind.as_str(), &id, &status.as_str(), &reason],
@@ -352,14 +358,14 @@ pub async fn incident_opened(
     idp_id: &str,
     ticket_id: uuid::Uuid,
 ) -> Result<(), RegistryError> {
-    tx.execute(
+    tx.run(
         "INSERT INTO idp_incidents (ticket_id, idp_id) VALUES ($1, $2) \
          ON CONFLICT (ticket_id) DO UPDATE SET resolved_at = NULL",
         &[&ticket_id, &idp_id],
     )
     .await?;
     let status: Option<String> = tx
-        .query_opt(
+        .opt(
             "SELECT status FROM identity_providers WHERE id = $1 FOR UPDATE",
             &[&idp_id],
         )
@@ -386,13 +392,13 @@ pub async fn incident_resolved(
     idp_id: &str,
     ticket_id: uuid::Uuid,
 ) -> Result<(), RegistryError> {
-    tx.execute(
+    tx.run(
         "UPDATE idp_incidents SET resolved_at = now() WHERE ticket_id = $1",
         &[&ticket_id],
     )
     .await?;
     let open: i64 = tx
-        .query_one(
+        .one(
             "SELECT count(*) FROM idp_incidents WHERE idp_id = $1 AND resolved_at IS NULL",
             &[&idp_id],
         )
@@ -402,7 +408,7 @@ pub async fn incident_resolved(
         return Ok(());
     }
     let last = tx
-        .query_opt(
+        .opt(
             "SELECT c.status, c.reason, p.status FROM status_changes c \
              JOIN identity_providers p ON p.id = c.partner_id \
              WHERE c.partner_kind = 'idp' AND c.partner_id = $1 \

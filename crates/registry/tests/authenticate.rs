@@ -19,7 +19,7 @@ pub async fn authenticate(
             method: method.into(),
         })
         .await
-        .map(tonic::Response::into_inner)
+        .map(|r| r.into_inner().service_provider.unwrap())
 }
 
 #[tokio::test]
@@ -174,12 +174,29 @@ async fn rotation_gives_a_new_strong_secret_and_an_overlap() {
     assert!(new.len() >= 43, "256 bits at least: {new}");
     assert_ne!(new, BASIC_SECRET);
     assert!(!rotated.previous_expires_at.is_empty());
-    // Both work during the overlap.
+    // Both work during the overlap; each answer says until when (what a cache may keep).
+    let mut until = Vec::new();
     for secret in [new.as_str(), BASIC_SECRET] {
-        authenticate(client, "sp-basic", secret, "client_secret_basic")
+        let answer = client
+            .authenticate_client(AuthenticateClientRequest {
+                client_id: "sp-basic".into(),
+                client_secret: secret.into(),
+                method: "client_secret_basic".into(),
+            })
             .await
-            .unwrap();
+            .unwrap()
+            .into_inner();
+        until.push(answer.secret_expires_at);
     }
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    assert!(
+        until[0] > now + 365 * 86_400,
+        "a new secret lasts years: {until:?}"
+    );
+    assert!(
+        (now + 3590..=now + 3610).contains(&until[1]),
+        "the old one lasts the overlap: {until:?}"
+    );
     // A second rotation with no overlap (a leaked secret): only the newest works.
     let leaked = client
         .rotate_client_secret(RotateClientSecretRequest {

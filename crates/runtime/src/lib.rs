@@ -281,3 +281,60 @@ pub fn grpc_server() -> tonic::transport::Server {
         .tcp_nodelay(true)
         .timeout(Duration::from_secs(30))
 }
+
+/// Queries through the connection's statement cache: each statement is parsed and planned
+/// once per connection instead of at every call (a string query costs PostgreSQL a parse
+/// and the caller an extra round trip each time).
+pub trait Prepared: deadpool_postgres::GenericClient {
+    fn run<'a>(
+        &'a self,
+        sql: &'a str,
+        params: &'a [&'a (dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> impl std::future::Future<Output = Result<u64, tokio_postgres::Error>> + Send + 'a {
+        async move {
+            let statement = self.prepare_cached(sql).await?;
+            self.execute(&statement, params).await
+        }
+    }
+
+    fn all<'a>(
+        &'a self,
+        sql: &'a str,
+        params: &'a [&'a (dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> impl std::future::Future<Output = Result<Vec<tokio_postgres::Row>, tokio_postgres::Error>>
+    + Send
+    + 'a {
+        async move {
+            let statement = self.prepare_cached(sql).await?;
+            self.query(&statement, params).await
+        }
+    }
+
+    fn one<'a>(
+        &'a self,
+        sql: &'a str,
+        params: &'a [&'a (dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> impl std::future::Future<Output = Result<tokio_postgres::Row, tokio_postgres::Error>> + Send + 'a
+    {
+        async move {
+            let statement = self.prepare_cached(sql).await?;
+            self.query_one(&statement, params).await
+        }
+    }
+
+    fn opt<'a>(
+        &'a self,
+        sql: &'a str,
+        params: &'a [&'a (dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> impl std::future::Future<
+        Output = Result<Option<tokio_postgres::Row>, tokio_postgres::Error>,
+    > + Send
+    + 'a {
+        async move {
+            let statement = self.prepare_cached(sql).await?;
+            self.query_opt(&statement, params).await
+        }
+    }
+}
+
+impl<T: deadpool_postgres::GenericClient> Prepared for T {}

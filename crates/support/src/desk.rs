@@ -87,7 +87,7 @@ impl Desk {
         let mut client = self.store.pool().get().await?;
         let tx = client.transaction().await?;
         let ticket = self.open_in(&tx, actor, new).await?;
-        tx.commit().await?;
+        self.store.commit(tx).await?;
         self.view(ticket)
     }
 
@@ -117,7 +117,7 @@ impl Desk {
         let mut client = self.store.pool().get().await?;
         let tx = client.transaction().await?;
         let ticket = self.change_in(&tx, actor, id, change).await?;
-        tx.commit().await?;
+        self.store.commit(tx).await?;
         self.view(ticket)
     }
 
@@ -213,7 +213,7 @@ impl Desk {
         self.store
             .record_mail(&tx, &message.message_id, ticket, now)
             .await?;
-        tx.commit().await?;
+        self.store.commit(tx).await?;
         Ok(outcome)
     }
 
@@ -332,7 +332,7 @@ impl Desk {
                 tracing::info!(ticket = %id, status = ticket.status.as_str(), assignee = ticket.assignee.as_str(), "deadline applied");
             }
             self.save(&tx, Some(&before), &ticket, known).await?;
-            tx.commit().await?;
+            self.store.commit(tx).await?;
         }
         Ok(changed)
     }

@@ -108,13 +108,7 @@ pub async fn start_with_clock(
         .transpose()
         .map_err(|e| SupportError::Config(format!("support.metrics_listen: {e}")))?;
     let pool = relais_runtime::service_pool(db, SCHEMA, embedded::migrations::runner()).await?;
-    let relay = relais_bus::start_outbox(
-        &pool,
-        relais_runtime::pg_config(db, SCHEMA)?,
-        bus.clone(),
-        shutdown.clone(),
-    )
-    .await?;
+    let relay = relais_bus::start_outbox(&pool, bus.clone(), shutdown.clone()).await?;
     let mut tasks = Tasks::new(shutdown.clone());
     if let Some(notifier) = notifier {
         // A queue of its own: mail waits there while the relay is down.
@@ -133,7 +127,7 @@ pub async fn start_with_clock(
         tasks.spawn("support.notifier", consumer.wait());
     }
     let desk = Arc::new(Desk::new(
-        Store::new(pool),
+        Store::new(pool, relay.outbox.clone()),
         calendar,
         policies,
         config.indicator,

@@ -1,8 +1,10 @@
 //! SQL of the support schema. Tickets are read and written inside the caller's
 //! transaction, so that a change, its history and its events commit together.
 
-use deadpool_postgres::{GenericClient, Pool};
+use deadpool_postgres::{GenericClient, Pool, Transaction};
 use jiff::Timestamp;
+use relais_bus::Outbox;
+use relais_runtime::Prepared;
 use sha2::{Digest, Sha256};
 use tokio_postgres::types::Json;
 use uuid::Uuid;
@@ -15,6 +17,7 @@ use crate::domain::{Actor, PartnerKind, PartnerRef, Scope, Severity};
 #[derive(Clone)]
 pub struct Store {
     pool: Pool,
+    outbox: Outbox,
 }
 
 /// Which tickets to list.
@@ -40,8 +43,13 @@ fn kind_parse(s: &str) -> Result<PartnerKind, SupportError> {
 }
 
 impl Store {
-    pub fn new(pool: Pool) -> Self {
-        Store { pool }
+    pub fn new(pool: Pool, outbox: Outbox) -> Self {
+        Store { pool, outbox }
+    }
+
+    /// Commits a transaction that may have queued events, waking the relay.
+    pub async fn commit(&self, tx: Transaction<'_>) -> Result<(), SupportError> {
+        Ok(self.outbox.commit(tx).await?)
     }
 
     pub fn pool(&self) -> &Pool {
@@ -56,7 +64,7 @@ impl Store {
         next_due: Option<Timestamp>,
     ) -> Result<(), SupportError> {
         client
-            .execute(
+            .run(
                 "INSERT INTO tickets (id, partner_kind, partner_id, status, severity, scope, \
                  opened_at, resolved_at, next_due_at, state) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
@@ -84,7 +92,7 @@ impl Store {
         id: Uuid,
     ) -> Result<Ticket, SupportError> {
         let row = client
-            .query_opt("SELECT state FROM tickets WHERE id = $1 FOR UPDATE", &[&id])
+            .opt("SELECT state FROM tickets WHERE id = $1 FOR UPDATE", &[&id])
             .await?
             .ok_or(SupportError::NotFound)?;
         let Json(mut ticket): Json<Ticket> = row.try_get(0)?;
@@ -101,7 +109,7 @@ impl Store {
         next_due: Option<Timestamp>,
     ) -> Result<(), SupportError> {
         client
-            .execute(
+            .run(
                 "UPDATE tickets SET status = $2, severity = $3, scope = $4, resolved_at = $5, \
                  next_due_at = $6, state = $7, updated_at = now() WHERE id = $1",
                 &[
@@ -121,7 +129,7 @@ impl Store {
     pub async fn get(&self, id: Uuid) -> Result<Ticket, SupportError> {
         let client = self.pool.get().await?;
         let row = client
-            .query_opt("SELECT state FROM tickets WHERE id = $1", &[&id])
+            .opt("SELECT state FROM tickets WHERE id = $1", &[&id])
             .await?
             .ok_or(SupportError::NotFound)?;
         let Json(mut ticket): Json<Ticket> = row.try_get(0)?;
@@ -136,7 +144,7 @@ impl Store {
         let id = filter.partner.as_ref().map(|p| p.id.as_str());
         let status = filter.status.map(Status::as_str);
         let rows = client
-            .query(
+            .all(
                 "SELECT state FROM tickets \
                  WHERE ($1::text IS NULL OR (partner_kind = $1 AND partner_id = $2)) \
                  AND ($3::text IS NULL OR status = $3) \
@@ -156,7 +164,7 @@ impl Store {
     pub async fn due(&self, now: Timestamp, limit: i64) -> Result<Vec<Uuid>, SupportError> {
         let client = self.pool.get().await?;
         let rows = client
-            .query(
+            .all(
                 "SELECT id FROM tickets WHERE next_due_at <= $1 ORDER BY next_due_at LIMIT $2",
                 &[&now, &limit],
             )
@@ -170,7 +178,7 @@ impl Store {
     pub async fn count_by_status(&self) -> Result<Vec<(String, i64)>, SupportError> {
         let client = self.pool.get().await?;
         let rows = client
-            .query("SELECT status, count(*) FROM tickets GROUP BY status", &[])
+            .all("SELECT status, count(*) FROM tickets GROUP BY status", &[])
             .await?;
         rows.iter()
             .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
@@ -186,7 +194,7 @@ impl Store {
     ) -> Result<Vec<Incident>, SupportError> {
         let client = self.pool.get().await?;
         let rows = client
-            .query(
+            .all(
                 "SELECT partner_kind, partner_id, opened_at, resolved_at FROM tickets \
                  WHERE opened_at >= $1 AND opened_at < $2 AND severity < $3 AND scope <> $4",
                 &[
@@ -253,7 +261,7 @@ async fn append_history(
 
 async fn history(client: &impl GenericClient, id: Uuid) -> Result<Vec<HistoryEntry>, SupportError> {
     let rows = client
-        .query(
+        .all(
             "SELECT at, actor, action FROM history WHERE ticket_id = $1 ORDER BY seq",
             &[&id],
         )
@@ -289,7 +297,7 @@ impl Store {
         message_ids: &[String],
     ) -> Result<Option<Uuid>, SupportError> {
         let row = client
-            .query_opt(
+            .opt(
                 "SELECT ticket_id FROM mail_messages WHERE message_id = ANY($1) \
                  ORDER BY array_position($1, message_id) LIMIT 1",
                 &[&message_ids],
@@ -306,7 +314,7 @@ impl Store {
         at: Timestamp,
     ) -> Result<(), SupportError> {
         client
-            .execute(
+            .run(
                 "INSERT INTO mail_messages (message_id, ticket_id, received_at) VALUES ($1, $2, $3)",
                 &[&message_id, &ticket, &at],
             )
@@ -325,7 +333,7 @@ impl Store {
         let digest = Sha256::digest(raw).to_vec();
         let client = self.pool.get().await?;
         let inserted = client
-            .query_opt(
+            .opt(
                 "INSERT INTO mail_quarantine (id, received_at, sender, reason, raw, digest) \
                  VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (digest) DO NOTHING RETURNING id",
                 &[&Uuid::new_v4(), &at, &sender, &reason, &raw, &digest],
@@ -336,7 +344,7 @@ impl Store {
             // Kept aside before: the same message, the same row.
             None => {
                 client
-                    .query_one(
+                    .one(
                         "SELECT id FROM mail_quarantine WHERE digest = $1",
                         &[&digest],
                     )
@@ -352,7 +360,7 @@ impl Store {
             .pool
             .get()
             .await?
-            .query(
+            .all(
                 "SELECT id, received_at, sender, reason, length(raw) FROM mail_quarantine \
                  ORDER BY received_at DESC, id LIMIT $1",
                 &[&limit],
@@ -379,7 +387,7 @@ pub async fn ticket_subject(
     id: Uuid,
 ) -> Result<Option<String>, SupportError> {
     let row = client
-        .query_opt(
+        .opt(
             "SELECT state->>'subject' FROM tickets WHERE id = $1",
             &[&id],
         )
@@ -395,7 +403,7 @@ pub async fn record_outbound(
     at: Timestamp,
 ) -> Result<(), SupportError> {
     client
-        .execute(
+        .run(
             "INSERT INTO mail_messages (message_id, ticket_id, received_at) VALUES ($1, $2, $3) \
              ON CONFLICT (message_id) DO NOTHING",
             &[&message_id, &ticket, &at],

@@ -76,7 +76,17 @@ impl EventHandler for Recorder {
         tx: &deadpool_postgres::Transaction<'_>,
         event: &Event,
     ) -> Result<(), HandlerError> {
-        store::append(tx, event)
+        store::append(tx, &[event])
+            .await
+            .map_err(|e| Box::new(e) as HandlerError)
+    }
+
+    async fn handle_batch(
+        &self,
+        tx: &deadpool_postgres::Transaction<'_>,
+        events: &[&Event],
+    ) -> Result<(), HandlerError> {
+        store::append(tx, events)
             .await
             .map_err(|e| Box::new(e) as HandlerError)
     }

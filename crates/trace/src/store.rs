@@ -4,6 +4,7 @@ use deadpool_postgres::{Pool, Transaction};
 use relais_bus::Event;
 use relais_bus::events::{ConnectionEvent, ConnectionStep, Outcome};
 use relais_proto::trace::v1 as pb;
+use relais_runtime::Prepared;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -45,49 +46,70 @@ fn rfc3339(t: OffsetDateTime) -> String {
     t.format(&Rfc3339).unwrap_or_default()
 }
 
-/// Appends an event to the chain and folds a connection step into its connection.
-pub async fn append(tx: &Transaction<'_>, event: &Event) -> Result<(), TraceError> {
-    let body = serde_json::to_string(event).map_err(|e| TraceError::Invalid(e.to_string()))?;
-    let step: Option<ConnectionEvent> = if event.kind.starts_with("connection.") {
-        Some(
-            event
-                .payload::<ConnectionEvent>()
-                .map_err(|e| TraceError::Invalid(e.to_string()))?,
-        )
-    } else {
-        None
-    };
+/// Appends events to the chain, in order, and folds each connection step into its
+/// connection. The head is locked once for the whole batch.
+pub async fn append(tx: &Transaction<'_>, events: &[&Event]) -> Result<(), TraceError> {
+    fn invalid(e: impl std::fmt::Display) -> TraceError {
+        TraceError::Invalid(e.to_string())
+    }
+    let mut steps = Vec::with_capacity(events.len());
+    let mut bodies = Vec::with_capacity(events.len());
+    for event in events {
+        bodies.push(serde_json::to_string(event).map_err(invalid)?);
+        steps.push(if event.kind.starts_with("connection.") {
+            Some(event.payload::<ConnectionEvent>().map_err(invalid)?)
+        } else {
+            None
+        });
+    }
     // The lock on the head serialises appends: the chain has one order.
     let head = tx
-        .query_one("SELECT seq, hash FROM chain_head WHERE id FOR UPDATE", &[])
+        .one("SELECT seq, hash FROM chain_head WHERE id FOR UPDATE", &[])
         .await?;
-    let seq: i64 = head.try_get(0)?;
-    let prev: Vec<u8> = head.try_get(1)?;
-    let hash = chain_hash(&prev, &body);
-    let next = seq + 1;
-    tx.execute(
+    let mut seq: i64 = head.try_get(0)?;
+    let mut prev: Vec<u8> = head.try_get(1)?;
+    let (mut seqs, mut prevs, mut hashes) = (Vec::new(), Vec::new(), Vec::new());
+    for body in &bodies {
+        let hash = chain_hash(&prev, body);
+        seq += 1;
+        seqs.push(seq);
+        prevs.push(std::mem::replace(&mut prev, hash.clone()));
+        hashes.push(hash);
+    }
+    let ids: Vec<_> = events.iter().map(|e| e.id).collect();
+    let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
+    let connections: Vec<Option<&str>> = steps
+        .iter()
+        .map(|s| s.as_ref().map(|s| s.connection_id.as_str()))
+        .collect();
+    let occurred: Vec<OffsetDateTime> = events.iter().map(|e| e.occurred_at).collect();
+    let sources: Vec<&str> = events.iter().map(|e| e.source.as_str()).collect();
+    tx.run(
         "INSERT INTO events (seq, event_id, kind, connection_id, occurred_at, source, body, \
-         prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+         prev_hash, hash) SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::text[], \
+         $4::text[], $5::timestamptz[], $6::text[], $7::text[], $8::bytea[], $9::bytea[])",
         &[
-            &next,
-            &event.id,
-            &event.kind,
-            &step.as_ref().map(|s| s.connection_id.clone()),
-            &event.occurred_at,
-            &event.source,
-            &body,
-            &prev,
-            &hash,
+            &seqs,
+            &ids,
+            &kinds,
+            &connections,
+            &occurred,
+            &sources,
+            &bodies,
+            &prevs,
+            &hashes,
         ],
     )
     .await?;
-    tx.execute(
+    tx.run(
         "UPDATE chain_head SET seq = $1, hash = $2 WHERE id",
-        &[&next, &hash],
+        &[&seq, &prev],
     )
     .await?;
-    if let Some(s) = step {
-        fold(tx, event.occurred_at, &s).await?;
+    for (event, step) in events.iter().zip(&steps) {
+        if let Some(s) = step {
+            fold(tx, event.occurred_at, s).await?;
+        }
     }
     Ok(())
 }
@@ -118,7 +140,7 @@ async fn fold(
     };
     // Outcomes only move forward: in_progress < failed/succeeded < logged_out; a late
     // failure (a replayed code) does not undo a success but keeps its code.
-    tx.execute(
+    tx.run(
         "INSERT INTO connections AS c (connection_id, started_at, updated_at, source_ip, \
          source_port, sp_id, idp_id, acr, sub_fi, sub_fs, account_id, session_id, outcome, \
          error_code) VALUES ($1, $2, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
@@ -196,12 +218,12 @@ impl Store {
     pub async fn connection(&self, id: &str) -> Result<pb::Connection, TraceError> {
         let client = self.pool.get().await?;
         let row = client
-            .query_opt("SELECT * FROM connections WHERE connection_id = $1", &[&id])
+            .opt("SELECT * FROM connections WHERE connection_id = $1", &[&id])
             .await?
             .ok_or(TraceError::NotFound)?;
         let mut c = connection_from_row(&row)?;
         let rows = client
-            .query(
+            .all(
                 "SELECT event_id, kind, occurred_at, body FROM events WHERE connection_id = $1 \
                  ORDER BY occurred_at, seq",
                 &[&id],
@@ -247,7 +269,7 @@ impl Store {
             n => i64::from(n.min(MAX_LIST_LIMIT)),
         };
         let rows = client
-            .query(
+            .all(
                 "SELECT * FROM connections WHERE ($1 = '' OR sp_id = $1) \
                  AND ($2 = '' OR sub_fs = $2) AND ($3 = '' OR account_id = $3) \
                  ORDER BY started_at DESC LIMIT $4",
@@ -262,7 +284,7 @@ impl Store {
     pub async fn verify_chain(&self) -> Result<ChainCheck, TraceError> {
         let client = self.pool.get().await?;
         let rows = client
-            .query(
+            .all(
                 "SELECT seq, body, prev_hash, hash FROM events ORDER BY seq",
                 &[],
             )
@@ -284,7 +306,7 @@ impl Store {
             expected_seq += 1;
         }
         let head = client
-            .query_one("SELECT seq, hash FROM chain_head WHERE id", &[])
+            .one("SELECT seq, hash FROM chain_head WHERE id", &[])
             .await?;
         let head_seq: i64 = head.try_get(0)?;
         let head_hash: Vec<u8> = head.try_get(1)?;

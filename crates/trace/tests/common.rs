@@ -71,11 +71,9 @@ impl Trace {
         relais_bus::migrate(&mut producer.get().await.unwrap())
             .await
             .unwrap();
-        let mut listen = db.pg_config();
-        listen.options("-c search_path=producer");
         let relay = relais_bus::spawn_relay(
             producer.clone(),
-            listen,
+            relais_bus::Outbox::default(),
             bus.config(),
             shutdown.child_token(),
         );
@@ -100,7 +98,7 @@ impl Trace {
         for event in events {
             relais_bus::enqueue(&tx, event).await.unwrap();
         }
-        tx.commit().await.unwrap();
+        self.relay.outbox.commit(tx).await.unwrap();
     }
 
     /// Publishes `events` and waits until each is in the proof store.
