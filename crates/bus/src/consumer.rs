@@ -307,8 +307,10 @@ impl Consumer {
                     .fetch_add(fresh as u64, Ordering::Relaxed);
                 let skipped = (parsed.len() - fresh) as u64;
                 self.stats.duplicates.fetch_add(skipped, Ordering::Relaxed);
-                for (delivery, _) in parsed {
-                    delivery.ack(BasicAckOptions::default()).await?;
+                // One acknowledgement covers the batch: every earlier delivery on this
+                // channel is settled by now.
+                if let Some((last, _)) = parsed.last() {
+                    last.ack(BasicAckOptions { multiple: true }).await?;
                 }
             }
             Err(error) => {

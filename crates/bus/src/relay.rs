@@ -61,6 +61,12 @@ impl Outbox {
         self.wake.notify_one();
         Ok(())
     }
+
+    /// Wakes the relay after events were queued outside a transaction (one autocommitted
+    /// statement: no BEGIN and COMMIT round trips).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
 }
 
 /// A running relay: its task, its counters and the handle that wakes it.

@@ -27,12 +27,25 @@ pub async fn migrate(client: &mut tokio_postgres::Client) -> Result<(), BusError
 /// it reports commit, or vanish, together. Commit through [`crate::Outbox::commit`] to
 /// have the event relayed at once.
 pub async fn enqueue(client: &impl GenericClient, event: &Event) -> Result<(), BusError> {
+    enqueue_all(client, std::slice::from_ref(event)).await
+}
+
+/// Queues `events`, in this order, in one statement.
+pub async fn enqueue_all(client: &impl GenericClient, events: &[Event]) -> Result<(), BusError> {
+    if events.is_empty() {
+        return Ok(());
+    }
     let statement = client
-        .prepare_cached("INSERT INTO outbox (id, kind, body) VALUES ($1, $2, $3)")
+        .prepare_cached(
+            "INSERT INTO outbox (id, kind, body) \
+             SELECT id, kind, body FROM unnest($1::uuid[], $2::text[], $3::jsonb[]) \
+             WITH ORDINALITY AS e (id, kind, body, n) ORDER BY n",
+        )
         .await?;
-    client
-        .execute(&statement, &[&event.id, &event.kind, &Json(event)])
-        .await?;
+    let ids: Vec<_> = events.iter().map(|e| e.id).collect();
+    let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
+    let bodies: Vec<Json<&Event>> = events.iter().map(Json).collect();
+    client.execute(&statement, &[&ids, &kinds, &bodies]).await?;
     Ok(())
 }
 

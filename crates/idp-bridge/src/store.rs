@@ -56,9 +56,7 @@ impl Store {
             ],
         )
         .await?;
-        for e in events {
-            relais_bus::enqueue(&tx, e).await?;
-        }
+        relais_bus::enqueue_all(&tx, events).await?;
         self.outbox.commit(tx).await?;
         Ok(())
     }
@@ -94,12 +92,9 @@ impl Store {
     }
 
     pub async fn record(&self, events: &[Event]) -> Result<(), BridgeError> {
-        let mut client = self.pool.get().await?;
-        let tx = client.transaction().await?;
-        for e in events {
-            relais_bus::enqueue(&tx, e).await?;
-        }
-        self.outbox.commit(tx).await?;
+        let client = self.pool.get().await?;
+        relais_bus::enqueue_all(&client, events).await?;
+        self.outbox.wake();
         Ok(())
     }
 

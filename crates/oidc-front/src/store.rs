@@ -107,10 +107,7 @@ pub enum Consumed {
 }
 
 async fn enqueue_all(tx: &Transaction<'_>, events: &[Event]) -> Result<(), FrontError> {
-    for e in events {
-        relais_bus::enqueue(tx, e).await?;
-    }
-    Ok(())
+    Ok(relais_bus::enqueue_all(tx, events).await?)
 }
 
 fn flow_from_row(r: &Row) -> Result<Flow, FrontError> {
@@ -308,7 +305,10 @@ impl Store {
     }
 
     pub async fn record_events(&self, events: &[Event]) -> Result<(), FrontError> {
-        self.record_failure(None, events).await
+        let client = self.pool.get().await?;
+        relais_bus::enqueue_all(&client, events).await?;
+        self.outbox.wake();
+        Ok(())
     }
 
     /// The account of an IdP subject, created on first sign-in.
@@ -404,36 +404,33 @@ impl Store {
     }
 
     /// Marks a code used, exactly once. A second use revokes every token of the code.
+    /// Each statement stands alone: `used_at` only ever goes from empty to set.
     pub async fn consume_code(&self, code_hash: &[u8]) -> Result<Consumed, FrontError> {
-        let mut client = self.pool.get().await?;
-        let tx = client.transaction().await?;
-        let fresh = tx
+        let client = self.pool.get().await?;
+        if let Some(row) = client
             .opt(
                 "UPDATE grants SET used_at = now() WHERE code_hash = $1 AND used_at IS NULL \
                  RETURNING *",
                 &[&code_hash],
             )
-            .await?;
-        let result = match fresh {
-            Some(row) => Consumed::Fresh(grant_from_row(&row)?),
-            None => match tx
-                .opt("SELECT * FROM grants WHERE code_hash = $1", &[&code_hash])
-                .await?
-            {
-                Some(row) => {
-                    tx.run(
-                        "UPDATE access_tokens SET revoked_at = now() \
-                         WHERE code_hash = $1 AND revoked_at IS NULL",
-                        &[&code_hash],
-                    )
-                    .await?;
-                    Consumed::Reused(grant_from_row(&row)?)
-                }
-                None => Consumed::Missing,
-            },
+            .await?
+        {
+            return Ok(Consumed::Fresh(grant_from_row(&row)?));
+        }
+        let Some(row) = client
+            .opt("SELECT * FROM grants WHERE code_hash = $1", &[&code_hash])
+            .await?
+        else {
+            return Ok(Consumed::Missing);
         };
-        tx.commit().await?;
-        Ok(result)
+        client
+            .run(
+                "UPDATE access_tokens SET revoked_at = now() \
+                 WHERE code_hash = $1 AND revoked_at IS NULL",
+                &[&code_hash],
+            )
+            .await?;
+        Ok(Consumed::Reused(grant_from_row(&row)?))
     }
 
     pub async fn insert_access_token(
