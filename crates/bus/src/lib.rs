@@ -27,7 +27,9 @@ pub use consumer::{
 pub use error::BusError;
 pub use event::{Event, Payload};
 pub use relay::{Outbox, Relay, RelayHandle, RelayStats, spawn_relay, start_outbox};
-pub use store::{MIGRATION_TABLE, enqueue, enqueue_all, migrate, outbox_depth, purge_inbox};
+pub use store::{
+    MIGRATION_TABLE, change_with_events, enqueue, enqueue_all, migrate, outbox_depth, purge_inbox,
+};
 
 // Re-exported so implementors of `EventHandler` need not depend on it themselves.
 pub use async_trait::async_trait;

@@ -1,4 +1,6 @@
-use relais_bus::{MIGRATION_TABLE, enqueue, migrate, outbox_depth, purge_inbox};
+use relais_bus::{
+    MIGRATION_TABLE, change_with_events, enqueue, enqueue_all, migrate, outbox_depth, purge_inbox,
+};
 use relais_testkit::TestDb;
 use time::{Duration, OffsetDateTime};
 
@@ -84,6 +86,50 @@ async fn purging_the_inbox_forgets_only_old_entries() {
         .unwrap()
         .get(0);
     assert_eq!(left, 1);
+    drop(client);
+    db.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_change_and_its_events_land_together_in_order_or_not_at_all() {
+    let db = TestDb::create().await;
+    let pool = db.pool("svc", 2).await;
+    let mut client = pool.get().await.unwrap();
+    migrate(&mut client).await.unwrap();
+    client
+        .batch_execute("CREATE TABLE things (id int PRIMARY KEY)")
+        .await
+        .unwrap();
+    let insert = "INSERT INTO things (id) VALUES ($1)";
+
+    let events: Vec<_> = (0..3).map(|_| connection_event()).collect();
+    change_with_events(&client, insert, &[&1_i32], &events)
+        .await
+        .unwrap();
+    // The same key again: the change fails, and its events are not queued either.
+    let refused: Vec<_> = (0..2).map(|_| connection_event()).collect();
+    assert!(
+        change_with_events(&client, insert, &[&1_i32], &refused)
+            .await
+            .is_err()
+    );
+    enqueue_all(&client, &[connection_event()]).await.unwrap();
+
+    let queued: Vec<uuid::Uuid> = client
+        .query("SELECT id FROM outbox ORDER BY seq", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(queued.len(), 4);
+    assert_eq!(queued[..3], events.iter().map(|e| e.id).collect::<Vec<_>>());
+    let things: i64 = client
+        .query_one("SELECT count(*) FROM things", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(things, 1);
     drop(client);
     db.cleanup().await;
 }

@@ -216,9 +216,9 @@ impl Store {
     }
 
     pub async fn insert_flow(&self, flow: &Flow, events: &[Event]) -> Result<(), FrontError> {
-        let mut client = self.pool.get().await?;
-        let tx = client.transaction().await?;
-        tx.run(
+        let client = self.pool.get().await?;
+        relais_bus::change_with_events(
+            &client,
             "INSERT INTO flows (id_hash, connection_id, client_id, redirect_uri, state, nonce, \
              scopes, acr_min, login_hint, code_challenge, locale, csrf, idp_id, status, expires_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
@@ -239,10 +239,10 @@ impl Store {
                 &flow.status,
                 &flow.expires_at,
             ],
+            events,
         )
         .await?;
-        enqueue_all(&tx, events).await?;
-        self.outbox.commit(tx).await?;
+        self.outbox.wake();
         Ok(())
     }
 
@@ -440,9 +440,9 @@ impl Store {
         expires_at: OffsetDateTime,
         events: &[Event],
     ) -> Result<(), FrontError> {
-        let mut client = self.pool.get().await?;
-        let tx = client.transaction().await?;
-        tx.run(
+        let client = self.pool.get().await?;
+        relais_bus::change_with_events(
+            &client,
             "INSERT INTO access_tokens (token_hash, code_hash, connection_id, client_id, sub_fs, \
              account_id, idp_id, acr, claims, expires_at, scopes) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
@@ -459,10 +459,10 @@ impl Store {
                 &expires_at,
                 &grant.scopes,
             ],
+            events,
         )
         .await?;
-        enqueue_all(&tx, events).await?;
-        self.outbox.commit(tx).await?;
+        self.outbox.wake();
         Ok(())
     }
 
