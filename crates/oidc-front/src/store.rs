@@ -268,19 +268,18 @@ impl Store {
         idp_id: Option<&str>,
         events: &[Event],
     ) -> Result<bool, FrontError> {
-        let mut client = self.pool.get().await?;
-        let tx = client.transaction().await?;
-        let n = tx
-            .run(
-                "UPDATE flows SET status = $3, idp_id = COALESCE($4, idp_id) \
-                 WHERE id_hash = $1 AND status = $2",
-                &[&id_hash, &from, &to, &idp_id],
-            )
-            .await?;
+        let client = self.pool.get().await?;
+        let n = relais_bus::change_with_events(
+            &client,
+            "UPDATE flows SET status = $3, idp_id = COALESCE($4, idp_id) \
+             WHERE id_hash = $1 AND status = $2",
+            &[&id_hash, &from, &to, &idp_id],
+            events,
+        )
+        .await?;
         if n == 1 {
-            enqueue_all(&tx, events).await?;
+            self.outbox.wake();
         }
-        self.outbox.commit(tx).await?;
         Ok(n == 1)
     }
 
