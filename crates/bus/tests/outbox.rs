@@ -103,10 +103,9 @@ async fn a_change_and_its_events_land_together_in_order_or_not_at_all() {
     let insert = "INSERT INTO things (id) VALUES ($1)";
 
     let events: Vec<_> = (0..3).map(|_| connection_event()).collect();
-    let changed = change_with_events(&client, insert, &[&1_i32], &events)
+    change_with_events(&client, insert, &[&1_i32], &events)
         .await
         .unwrap();
-    assert_eq!(changed, 1);
     // The same key again: the change fails, and its events are not queued either.
     let refused: Vec<_> = (0..2).map(|_| connection_event()).collect();
     assert!(
@@ -114,16 +113,6 @@ async fn a_change_and_its_events_land_together_in_order_or_not_at_all() {
             .await
             .is_err()
     );
-    // A change that touches nothing queues nothing.
-    let unchanged = change_with_events(
-        &client,
-        "UPDATE things SET id = 3 WHERE id = $1",
-        &[&2_i32],
-        &[connection_event()],
-    )
-    .await
-    .unwrap();
-    assert_eq!(unchanged, 0);
     enqueue_all(&client, &[connection_event()]).await.unwrap();
 
     let queued: Vec<uuid::Uuid> = client

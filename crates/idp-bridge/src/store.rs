@@ -37,9 +37,9 @@ impl Store {
         expires_at: OffsetDateTime,
         events: &[Event],
     ) -> Result<(), BridgeError> {
-        let client = self.pool.get().await?;
-        relais_bus::change_with_events(
-            &client,
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        tx.run(
             "INSERT INTO round_trips (state_hash, flow_id, idp_id, sp_id, nonce, pkce_verifier, \
              acr_values, required_claims, expires_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -54,10 +54,10 @@ impl Store {
                 &trip.required_claims,
                 &expires_at,
             ],
-            events,
         )
         .await?;
-        self.outbox.wake();
+        relais_bus::enqueue_all(&tx, events).await?;
+        self.outbox.commit(tx).await?;
         Ok(())
     }
 

@@ -268,18 +268,19 @@ impl Store {
         idp_id: Option<&str>,
         events: &[Event],
     ) -> Result<bool, FrontError> {
-        let client = self.pool.get().await?;
-        let n = relais_bus::change_with_events(
-            &client,
-            "UPDATE flows SET status = $3, idp_id = COALESCE($4, idp_id) \
-             WHERE id_hash = $1 AND status = $2",
-            &[&id_hash, &from, &to, &idp_id],
-            events,
-        )
-        .await?;
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let n = tx
+            .run(
+                "UPDATE flows SET status = $3, idp_id = COALESCE($4, idp_id) \
+                 WHERE id_hash = $1 AND status = $2",
+                &[&id_hash, &from, &to, &idp_id],
+            )
+            .await?;
         if n == 1 {
-            self.outbox.wake();
+            enqueue_all(&tx, events).await?;
         }
+        self.outbox.commit(tx).await?;
         Ok(n == 1)
     }
 
