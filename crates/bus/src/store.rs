@@ -23,6 +23,15 @@ pub async fn migrate(client: &mut tokio_postgres::Client) -> Result<(), BusError
     Ok(())
 }
 
+/// The outbox columns of `events`, as arrays for `unnest`.
+fn columns(events: &[Event]) -> (Vec<uuid::Uuid>, Vec<&str>, Vec<Json<&Event>>) {
+    (
+        events.iter().map(|e| e.id).collect(),
+        events.iter().map(|e| e.kind.as_str()).collect(),
+        events.iter().map(Json).collect(),
+    )
+}
+
 /// Queues `event` in the outbox, inside the caller's transaction: the change and the event
 /// it reports commit, or vanish, together. Commit through [`crate::Outbox::commit`] to
 /// have the event relayed at once.
@@ -42,9 +51,7 @@ pub async fn enqueue_all(client: &impl GenericClient, events: &[Event]) -> Resul
              WITH ORDINALITY AS e (id, kind, body, n) ORDER BY n",
         )
         .await?;
-    let ids: Vec<_> = events.iter().map(|e| e.id).collect();
-    let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
-    let bodies: Vec<Json<&Event>> = events.iter().map(Json).collect();
+    let (ids, kinds, bodies) = columns(events);
     client.execute(&statement, &[&ids, &kinds, &bodies]).await?;
     Ok(())
 }
@@ -69,9 +76,7 @@ pub async fn change_with_events(
             n + 3
         ))
         .await?;
-    let ids: Vec<_> = events.iter().map(|e| e.id).collect();
-    let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
-    let bodies: Vec<Json<&Event>> = events.iter().map(Json).collect();
+    let (ids, kinds, bodies) = columns(events);
     let mut all: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = params.to_vec();
     all.extend([
         &ids as &(dyn tokio_postgres::types::ToSql + Sync),
