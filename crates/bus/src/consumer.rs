@@ -46,6 +46,16 @@ pub trait EventHandler: Send + Sync {
         }
         Ok(())
     }
+
+    /// False when handling acts outside the transaction (sending mail): a failed batch
+    /// retried event by event would act twice, so such a handler gets one event at a time.
+    fn batches(&self) -> bool {
+        true
+    }
+
+    /// Called once the transaction of handled events has committed: a handler that queued
+    /// events of its own wakes its service's relay here.
+    fn committed(&self) {}
 }
 
 /// Counters for metrics; monotonic.
@@ -286,7 +296,7 @@ impl Consumer {
         batch: Vec<Delivery>,
         shutdown: &CancellationToken,
     ) -> Result<(), BusError> {
-        if batch.len() == 1 {
+        if batch.len() == 1 || !self.handler.batches() {
             for delivery in batch {
                 self.deliver(delivery, shutdown).await?;
             }
@@ -419,6 +429,7 @@ impl Consumer {
             return Err(BusError::Handler(error));
         }
         tx.commit().await?;
+        self.handler.committed();
         Ok(fresh.len())
     }
 
@@ -442,6 +453,7 @@ impl Consumer {
             return Err(BusError::Handler(error));
         }
         tx.commit().await?;
+        self.handler.committed();
         Ok(true)
     }
 }

@@ -56,9 +56,11 @@ pub async fn enqueue_all(client: &impl GenericClient, events: &[Event]) -> Resul
     Ok(())
 }
 
-/// Runs `change` (one INSERT, UPDATE or DELETE whose parameters are `$1`…`$n`) and
-/// queues `events` in the same statement: atomic without a transaction, one round trip
-/// instead of four. Wake the relay afterwards ([`crate::Outbox::wake`]).
+/// Runs `change` (one INSERT whose parameters are `$1`…`$n`) and queues `events` in the
+/// same statement: atomic without a transaction, one round trip instead of four. The
+/// events are queued whatever the number of rows changed, so an UPDATE that may touch
+/// none belongs in a transaction instead. Wake the relay afterwards
+/// ([`crate::Outbox::wake`]).
 pub async fn change_with_events(
     client: &impl GenericClient,
     change: &str,

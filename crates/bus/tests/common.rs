@@ -192,6 +192,9 @@ pub struct Recorder {
     seen: Mutex<Vec<Uuid>>,
     attempts: Mutex<Vec<Uuid>>,
     fail_once: Mutex<HashSet<Uuid>>,
+    commits: std::sync::atomic::AtomicUsize,
+    /// As a handler that acts outside the transaction would ask.
+    one_at_a_time: bool,
 }
 
 impl Recorder {
@@ -201,6 +204,19 @@ impl Recorder {
 
     pub fn attempts(&self) -> Vec<Uuid> {
         self.attempts.lock().unwrap().clone()
+    }
+
+    /// A handler that asks for one event at a time.
+    pub fn one_at_a_time() -> Self {
+        Self {
+            one_at_a_time: true,
+            ..Self::default()
+        }
+    }
+
+    /// Transactions of handled events that committed.
+    pub fn commits(&self) -> usize {
+        self.commits.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     pub fn fail_once(&self, id: Uuid) {
@@ -226,6 +242,15 @@ impl EventHandler for Recorder {
         }
         self.seen.lock().unwrap().push(event.id);
         Ok(())
+    }
+
+    fn batches(&self) -> bool {
+        !self.one_at_a_time
+    }
+
+    fn committed(&self) {
+        self.commits
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }
 }
 

@@ -110,6 +110,44 @@ async fn events_waiting_together_are_each_handled_once_and_a_failing_one_holds_b
     let attempts = recorder.attempts();
     assert!(attempts.iter().filter(|id| **id == events[5].id).count() >= 2);
     assert!(events.iter().all(|e| attempts.contains(&e.id)));
+    assert!(
+        recorder.commits() >= 1,
+        "the handler is told of each commit"
+    );
+
+    hub.stop(vec![consumer.task]).await;
+}
+
+/// A handler that acts outside the transaction (mail) must not see a failed batch's
+/// events again: it gets them one at a time.
+#[tokio::test]
+async fn a_handler_that_cannot_be_rolled_back_gets_each_event_once() {
+    let hub = Hub::start().await;
+    let recorder = Arc::new(Recorder::one_at_a_time());
+    let stop = hub.shutdown.child_token();
+    let first = hub
+        .consume_until(hub.bus.config(), &recorder, stop.clone())
+        .await;
+    stop.cancel();
+    first.wait().await;
+
+    let events: Vec<Event> = (0..10).map(|_| connection_event()).collect();
+    recorder.fail_once(events[5].id);
+    for event in &events {
+        hub.publish_raw(&event.kind, &event.to_json().unwrap())
+            .await;
+    }
+    let consumer = hub.consume(hub.bus.config(), &recorder).await;
+    wait_until("every event to be handled", || async {
+        consumer.stats.handled() == 10
+    })
+    .await;
+    let attempts = recorder.attempts();
+    for (i, event) in events.iter().enumerate() {
+        let tries = attempts.iter().filter(|id| **id == event.id).count();
+        assert_eq!(tries, if i == 5 { 2 } else { 1 }, "event {i}");
+    }
+    assert_eq!(recorder.commits(), 10);
 
     hub.stop(vec![consumer.task]).await;
 }

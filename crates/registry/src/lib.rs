@@ -106,7 +106,7 @@ impl From<RegistryError> for tonic::Status {
 }
 
 /// Disables and re-enables IdPs as support opens and resolves incidents on them.
-pub struct IncidentHandler;
+pub struct IncidentHandler(pub relais_bus::Outbox);
 
 #[relais_bus::async_trait]
 impl relais_bus::EventHandler for IncidentHandler {
@@ -132,6 +132,11 @@ impl relais_bus::EventHandler for IncidentHandler {
             Err(RegistryError::UnknownIdp) => Ok(()),
             other => other.map_err(|e| Box::new(e) as relais_bus::HandlerError),
         }
+    }
+
+    // The status change it queued reaches the chooser at once, not at the next poll.
+    fn committed(&self) {
+        self.0.wake();
     }
 }
 
@@ -188,13 +193,14 @@ pub async fn start(
             tracing::error!(error = %e, "registry gRPC server stopped");
         }
     });
+    let outbox = relay.outbox.clone();
     tasks.spawn("registry.outbox", relay.wait());
     let incidents = relais_bus::spawn_consumer(
         pool,
         bus.clone(),
         format!("{}.registry.incidents", bus.exchange),
         vec![relais_bus::events::INCIDENT_EVENTS.to_string()],
-        std::sync::Arc::new(IncidentHandler),
+        std::sync::Arc::new(IncidentHandler(outbox)),
         shutdown.clone(),
     );
     // Events published before the queue exists would be lost on a first start.

@@ -251,6 +251,11 @@ impl EventHandler for Notifier {
         tracing::info!(ticket = %ticket.ticket_id, event_id = %event.id, change = %ticket.change, recipients = to.len(), "partner notified by e-mail");
         Ok(())
     }
+
+    // A mail sent cannot be rolled back with a failed batch.
+    fn batches(&self) -> bool {
+        false
+    }
 }
 
 #[cfg(test)]

@@ -46,8 +46,8 @@ impl TestDb {
         &self.url
     }
 
-    /// The parsed connection settings, for a connection outside any pool (LISTEN).
-    pub fn pg_config(&self) -> tokio_postgres::Config {
+    /// The parsed connection settings, from which each pool is made.
+    fn pg_config(&self) -> tokio_postgres::Config {
         self.url
             .parse()
             .unwrap_or_else(|e| panic!("test database URL does not parse: {e}"))
