@@ -282,6 +282,9 @@ async fn run_stack(
         for (kind, n) in &point.errors {
             eprintln!("         {n} × {kind}");
         }
+        if !point.errors.is_empty() {
+            eprintln!("   hub warnings and errors:{}", stack.child_problems());
+        }
         results.points.push(point);
     }
     if first && !options.token_prep.is_zero() {

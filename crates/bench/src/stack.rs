@@ -220,22 +220,32 @@ impl Stack {
 
     /// The last lines each child wrote, for an error message.
     pub fn child_logs(&self) -> String {
-        let mut out = String::new();
-        for (name, _) in &self.children {
-            let short = name.trim_start_matches("relais ");
-            let path = self.dir.join(format!("{short}.log"));
-            if let Ok(text) = std::fs::read_to_string(&path) {
-                let tail: Vec<&str> = text.lines().rev().take(5).collect();
-                for line in tail.into_iter().rev() {
-                    out.push_str(&format!("\n  [{name}] {line}"));
-                }
-            }
-        }
+        let out = self.child_lines(5, |_| true);
         if out.is_empty() {
             "hub start".into()
         } else {
             format!("hub start; last log lines:{out}")
         }
+    }
+
+    /// The last warnings and errors the children logged, to explain a point's errors.
+    pub fn child_problems(&self) -> String {
+        self.child_lines(10, |l| l.contains("ERROR") || l.contains("WARN"))
+    }
+
+    fn child_lines(&self, n: usize, keep: impl Fn(&str) -> bool) -> String {
+        let mut out = String::new();
+        for (name, _) in &self.children {
+            let short = name.trim_start_matches("relais ");
+            let path = self.dir.join(format!("{short}.log"));
+            if let Ok(text) = std::fs::read_to_string(&path) {
+                let tail: Vec<&str> = text.lines().rev().filter(|l| keep(l)).take(n).collect();
+                for line in tail.into_iter().rev() {
+                    out.push_str(&format!("\n  [{name}] {line}"));
+                }
+            }
+        }
+        out
     }
 
     /// Whether every child process is still alive.

@@ -158,7 +158,8 @@ impl Store {
 
     /// Creates or updates the seeded partners; an SP's secret is re-hashed (and its
     /// validity restarted) only when it changed. A seed's status applies only to a new
-    /// partner: a restart must never lift an operator's suspension.
+    /// partner: a restart must never lift an operator's suspension. Only a partner that
+    /// is new or changed is announced: a restart with 10,000 SPs unchanged says nothing.
     pub async fn apply_seed(
         &self,
         idps: &[IdentityProviderSeed],
@@ -169,26 +170,35 @@ impl Store {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         for idp in idps {
-            tx.run(
-                "INSERT INTO identity_providers (id, name, issuer, client_id, client_secret, \
+            let changed = tx
+                .run(
+                    "INSERT INTO identity_providers (id, name, issuer, client_id, client_secret, \
                  acr_values, scopes, token_endpoint_auth_method, status) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
                  ON CONFLICT (id) DO UPDATE SET name = $2, issuer = $3, client_id = $4, \
                  client_secret = $5, acr_values = $6, scopes = $7, \
-                 token_endpoint_auth_method = $8, updated_at = now()",
-                &[
-                    &idp.id,
-                    &idp.name,
-                    &idp.issuer,
-                    &idp.client_id,
-                    &idp.client_secret,
-                    &idp.acr_values,
-                    &idp.scopes,
-                    &idp.token_endpoint_auth_method,
-                    &idp.status.as_str(),
-                ],
-            )
-            .await?;
+                 token_endpoint_auth_method = $8, updated_at = now() \
+                 WHERE (identity_providers.name, identity_providers.issuer, \
+                   identity_providers.client_id, identity_providers.client_secret, \
+                   identity_providers.acr_values, identity_providers.scopes, \
+                   identity_providers.token_endpoint_auth_method) IS DISTINCT FROM \
+                   ($2, $3, $4, $5, $6, $7, $8)",
+                    &[
+                        &idp.id,
+                        &idp.name,
+                        &idp.issuer,
+                        &idp.client_id,
+                        &idp.client_secret,
+                        &idp.acr_values,
+                        &idp.scopes,
+                        &idp.token_endpoint_auth_method,
+                        &idp.status.as_str(),
+                    ],
+                )
+                .await?;
+            if changed == 0 {
+                continue;
+            }
             relais_bus::enqueue(&tx, &partner_event(PartnerKind::Idp, &idp.id, idp.status)?)
                 .await
                 .map_err(|e| RegistryError::Bus(e.to_string()))?;
@@ -200,7 +210,8 @@ impl Store {
                 .sector_identifier
                 .clone()
                 .unwrap_or_else(|| sp.client_id.clone());
-            tx.run(
+            let changed = tx
+                .run(
                 "INSERT INTO service_providers (client_id, name, sector_identifier, secret_hash, \
                  secret_expires_at, redirect_uris, post_logout_redirect_uris, scopes, claims, \
                  acr_values, idp_ids, id_token_signed_response_alg, token_endpoint_auth_method, \
@@ -217,7 +228,19 @@ impl Store {
                  jwks = $15, userinfo_signed_response_alg = $16, \
                  id_token_encrypted_response_alg = $17, id_token_encrypted_response_enc = $18, \
                  userinfo_encrypted_response_alg = $19, userinfo_encrypted_response_enc = $20, \
-                 updated_at = now()",
+                 updated_at = now() \
+                 WHERE (service_providers.name, service_providers.sector_identifier, \
+                   service_providers.secret_hash, service_providers.redirect_uris, \
+                   service_providers.post_logout_redirect_uris, service_providers.scopes, \
+                   service_providers.claims, service_providers.acr_values, \
+                   service_providers.idp_ids, service_providers.id_token_signed_response_alg, \
+                   service_providers.token_endpoint_auth_method, service_providers.jwks, \
+                   service_providers.userinfo_signed_response_alg, \
+                   service_providers.id_token_encrypted_response_alg, \
+                   service_providers.id_token_encrypted_response_enc, \
+                   service_providers.userinfo_encrypted_response_alg, \
+                   service_providers.userinfo_encrypted_response_enc) IS DISTINCT FROM \
+                   ($2, $3, $4, $6, $7, $8, $9, $10, $11, $12, $13, $15, $16, $17, $18, $19, $20)",
                 &[
                     &sp.client_id,
                     &sp.name,
@@ -248,6 +271,9 @@ impl Store {
                 ],
             )
             .await?;
+            if changed == 0 {
+                continue;
+            }
             relais_bus::enqueue(
                 &tx,
                 &partner_event(PartnerKind::Sp, &sp.client_id, sp.status)?,

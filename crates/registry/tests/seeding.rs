@@ -178,3 +178,20 @@ async fn a_restart_never_lifts_a_suspension() {
     assert_eq!(error_code(&refused), "client_suspended");
     registry.stop().await;
 }
+
+#[tokio::test]
+async fn a_restart_announces_only_the_partners_the_seed_changed() {
+    let mut registry = Registry::start(&seed(BASIC_SECRET)).await;
+    let mut listener = registry.listen("registry.#").await;
+    // Unchanged: nothing to announce (a hub with 10,000 SPs would otherwise send 10,000).
+    registry.restart(&seed(BASIC_SECRET)).await;
+    registry
+        .restart(&seed(BASIC_SECRET).replace("name = \"SP Post\"", "name = \"SP Post renamed\""))
+        .await;
+    // Events leave in commit order: had the first restart announced anything, it would
+    // come before this one.
+    let first = listener.wait_for("an announcement", |_| true).await;
+    let partner = first.payload::<relais_bus::events::PartnerEvent>().unwrap();
+    assert_eq!(partner.partner_id, "sp-post");
+    registry.stop().await;
+}
