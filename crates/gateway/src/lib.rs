@@ -19,10 +19,10 @@ mod tls;
 use std::sync::Arc;
 
 use relais_proto::oidc_front::v1::oidc_front_client::OidcFrontClient;
+use relais_runtime::GrpcChannel as Channel;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::Channel;
 
 pub use config::{GatewayConfig, TlsConfig};
 pub use error::GatewayError;

@@ -21,7 +21,7 @@ use relais_proto::oidc_front::v1::{
     AuthorizeRequest, ChooseIdpRequest, Empty, EndSessionRequest, IdpCallbackRequest,
     LogoutCallbackRequest, Param, TokenRequest, UserInfoRequest,
 };
-use tonic::transport::Channel;
+use relais_runtime::GrpcChannel as Channel;
 
 use crate::config::GatewayConfig;
 use crate::error::GatewayError;

@@ -92,7 +92,7 @@ async fn start_refuses_unreadable_tls_files() {
         }),
         ..GatewayConfig::default()
     };
-    let channel = tonic::transport::Endpoint::from_static("http://127.0.0.1:1").connect_lazy();
+    let channel = relais_runtime::grpc_channel("http://127.0.0.1:1").unwrap();
     let front = relais_proto::oidc_front::v1::oidc_front_client::OidcFrontClient::new(channel);
     let err = relais_gateway::start(config, listener, front, Default::default())
         .await

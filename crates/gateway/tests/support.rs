@@ -9,11 +9,12 @@ use relais_gateway::GatewayConfig;
 use relais_proto::oidc_front::v1::oidc_front_client::OidcFrontClient;
 use relais_proto::oidc_front::v1::oidc_front_server::{OidcFront, OidcFrontServer};
 use relais_proto::oidc_front::v1::*;
+use relais_runtime::GrpcChannel;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::{Channel, Endpoint, Server};
+use tonic::transport::Server;
 use tonic::{Request, Response, Status};
 
 /// One call oidc-front received.
@@ -203,7 +204,7 @@ pub async fn start_without_backend() -> Harness {
 
 async fn start_with(
     fake: Fake,
-    front: OidcFrontClient<Channel>,
+    front: OidcFrontClient<GrpcChannel>,
     shutdown: CancellationToken,
     edit: impl FnOnce(&mut GatewayConfig),
 ) -> Harness {
@@ -226,12 +227,8 @@ async fn start_with(
     }
 }
 
-fn client(url: &str) -> OidcFrontClient<Channel> {
-    let channel = Endpoint::from_shared(url.to_string())
-        .unwrap()
-        .connect_timeout(Duration::from_secs(2))
-        .connect_lazy();
-    OidcFrontClient::new(channel)
+fn client(url: &str) -> OidcFrontClient<GrpcChannel> {
+    OidcFrontClient::new(relais_runtime::grpc_channel(url).unwrap())
 }
 
 /// An HTTP client that shows redirects instead of following them.

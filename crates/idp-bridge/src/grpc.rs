@@ -6,9 +6,9 @@ use relais_proto::idp_bridge::v1 as pb;
 use relais_proto::idp_bridge::v1::idp_bridge_server::IdpBridge;
 use relais_proto::registry::v1::registry_client::RegistryClient;
 use relais_proto::registry::v1::{self as reg, PartnerStatus};
+use relais_runtime::GrpcChannel as Channel;
 use sha2::{Digest, Sha256};
 use time::{Duration, OffsetDateTime};
-use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
 use crate::config::IdpBridgeConfig;

@@ -18,7 +18,7 @@ use relais_bus::BusConfig;
 use relais_config::DatabaseConfig;
 use relais_proto::idp_bridge::v1::idp_bridge_server::IdpBridgeServer;
 use relais_proto::registry::v1::registry_client::RegistryClient;
-use relais_runtime::{Shutdown, Tasks};
+use relais_runtime::{LocalServices, Shutdown, Tasks};
 use tokio::net::TcpListener;
 
 pub use config::IdpBridgeConfig;
@@ -37,6 +37,7 @@ pub async fn start(
     db: &DatabaseConfig,
     bus: BusConfig,
     listener: TcpListener,
+    local: &LocalServices,
     shutdown: Shutdown,
 ) -> Result<Tasks, BridgeError> {
     config
@@ -48,9 +49,7 @@ pub async fn start(
         .map_err(runtime_err)?;
     let relay = relais_bus::start_outbox(&pool, bus, shutdown.clone()).await?;
     let store = store::Store::new(pool.clone(), relay.outbox.clone());
-    let registry = RegistryClient::new(
-        relais_runtime::grpc_channel(&config.registry_url).map_err(runtime_err)?,
-    );
+    let registry = RegistryClient::new(local.channel(&config.registry_url).map_err(runtime_err)?);
     let idps = idp::Idps::new(idp::Settings {
         timeout: Duration::from_millis(config.http_timeout_ms),
         ttl: Duration::from_secs(u64::from(config.metadata_cache_seconds)),
@@ -65,7 +64,9 @@ pub async fn start(
         idps,
     };
     let mut tasks = Tasks::new(shutdown.clone());
-    let router = relais_runtime::grpc_server().add_service(IdpBridgeServer::new(bridge));
+    let server = IdpBridgeServer::new(bridge);
+    local.add(&listener, server.clone()).map_err(runtime_err)?;
+    let router = relais_runtime::grpc_server().add_service(server);
     let token = shutdown.clone();
     tasks.spawn("idp-bridge.grpc", async move {
         if let Err(e) = relais_runtime::serve_grpc(router, listener, token).await {

@@ -10,9 +10,9 @@ use relais_proto::idp_bridge::v1::idp_bridge_client::IdpBridgeClient;
 use relais_proto::oidc_front::v1 as pb;
 use relais_proto::oidc_front::v1::oidc_front_server::OidcFront;
 use relais_proto::registry::v1::{self as reg, PartnerStatus};
+use relais_runtime::GrpcChannel as Channel;
 use serde_json::{Map, Value, json};
 use time::{Duration, OffsetDateTime};
-use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 

@@ -23,7 +23,7 @@ use relais_jose::Alg;
 use relais_proto::idp_bridge::v1::idp_bridge_client::IdpBridgeClient;
 use relais_proto::oidc_front::v1::oidc_front_server::OidcFrontServer;
 use relais_proto::registry::v1::registry_client::RegistryClient;
-use relais_runtime::{Shutdown, Tasks};
+use relais_runtime::{LocalServices, Shutdown, Tasks};
 use tokio::net::TcpListener;
 
 pub use config::OidcFrontConfig;
@@ -43,6 +43,7 @@ pub async fn start(
     db: &DatabaseConfig,
     bus: BusConfig,
     listener: TcpListener,
+    local: &LocalServices,
     shutdown: Shutdown,
 ) -> Result<Tasks, FrontError> {
     config
@@ -57,12 +58,8 @@ pub async fn start(
     let keys = Arc::new(Keys::new(
         store.signing_keys(&[Alg::Es256, Alg::Rs256]).await?,
     )?);
-    let registry = RegistryClient::new(
-        relais_runtime::grpc_channel(&config.registry_url).map_err(runtime_err)?,
-    );
-    let bridge = IdpBridgeClient::new(
-        relais_runtime::grpc_channel(&config.idp_bridge_url).map_err(runtime_err)?,
-    );
+    let registry = RegistryClient::new(local.channel(&config.registry_url).map_err(runtime_err)?);
+    let bridge = IdpBridgeClient::new(local.channel(&config.idp_bridge_url).map_err(runtime_err)?);
     let partners = partners::Partners::new(
         registry,
         Duration::from_secs(u64::from(config.partner_cache_seconds)),
@@ -77,7 +74,9 @@ pub async fn start(
         keys,
     };
     let mut tasks = Tasks::new(shutdown.clone());
-    let router = relais_runtime::grpc_server().add_service(OidcFrontServer::new(front));
+    let server = OidcFrontServer::new(front);
+    local.add(&listener, server.clone()).map_err(runtime_err)?;
+    let router = relais_runtime::grpc_server().add_service(server);
     let token = shutdown.clone();
     tasks.spawn("oidc-front.grpc", async move {
         if let Err(e) = relais_runtime::serve_grpc(router, listener, token).await {

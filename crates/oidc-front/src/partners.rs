@@ -8,8 +8,8 @@ use relais_bus::events::{PartnerEvent, PartnerKind};
 use relais_bus::{Event, EventHandler, HandlerError};
 use relais_proto::registry::v1 as pb;
 use relais_proto::registry::v1::registry_client::RegistryClient;
+use relais_runtime::GrpcChannel as Channel;
 use tokio::sync::RwLock;
-use tonic::transport::Channel;
 
 use crate::error::FrontError;
 

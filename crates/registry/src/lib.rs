@@ -13,7 +13,7 @@ use deadpool_postgres::Pool;
 use relais_bus::BusConfig;
 use relais_config::DatabaseConfig;
 use relais_proto::registry::v1::registry_server::RegistryServer;
-use relais_runtime::{Shutdown, Tasks};
+use relais_runtime::{LocalServices, Shutdown, Tasks};
 use tokio::net::TcpListener;
 
 pub use config::RegistryConfig;
@@ -151,6 +151,7 @@ pub async fn start(
     db: &DatabaseConfig,
     bus: BusConfig,
     listener: TcpListener,
+    local: &LocalServices,
     shutdown: Shutdown,
 ) -> Result<Tasks, RegistryError> {
     config
@@ -186,6 +187,7 @@ pub async fn start(
         hasher,
         config.secret_lifetime_days,
     ));
+    local.add(&listener, service.clone())?;
     let router = relais_runtime::grpc_server().add_service(service);
     let token = shutdown.clone();
     tasks.spawn("registry.grpc", async move {

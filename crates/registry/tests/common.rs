@@ -175,8 +175,15 @@ pub async fn launch(
     };
     let listener = relais_runtime::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let tasks =
-        relais_registry::start(config, &database, bus.config(), listener, Shutdown::new()).await?;
+    let tasks = relais_registry::start(
+        config,
+        &database,
+        bus.config(),
+        listener,
+        &Default::default(),
+        Shutdown::new(),
+    )
+    .await?;
     Ok((tasks, addr))
 }
 

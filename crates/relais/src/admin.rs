@@ -22,13 +22,13 @@ pub async fn run(config: &RelaisConfig, args: &[String]) -> Result<(), String> {
             .map(String::as_str)
             .ok_or_else(|| format!("missing argument\n{USAGE}"))
     };
-    let registry = || -> Result<RegistryClient<tonic::transport::Channel>, String> {
+    let registry = || -> Result<RegistryClient<relais_runtime::GrpcChannel>, String> {
         Ok(RegistryClient::new(
             relais_runtime::grpc_channel(&config.oidc_front.registry_url)
                 .map_err(|e| e.to_string())?,
         ))
     };
-    let front = || -> Result<OidcFrontClient<tonic::transport::Channel>, String> {
+    let front = || -> Result<OidcFrontClient<relais_runtime::GrpcChannel>, String> {
         Ok(OidcFrontClient::new(
             relais_runtime::grpc_channel(&config.gateway.oidc_front_url)
                 .map_err(|e| e.to_string())?,

@@ -1,6 +1,9 @@
 //! Starts Relais services: one per process (`relais <service>`), or all of them in one
-//! process (`relais all`), still talking gRPC over loopback and events over RabbitMQ, so
-//! the all-in-one hub behaves as the split one. It holds no protocol or business rules.
+//! process (`relais all`). In one process, a service calls another through its gRPC
+//! contract in-process (`relais_runtime::LocalServices`: the same generated server and
+//! encoding, no socket) and events still go over RabbitMQ, so the all-in-one hub behaves
+//! as the split one. Every gRPC port is served either way. It holds no protocol or
+//! business rules.
 
 pub mod admin;
 pub mod config;
@@ -164,13 +167,14 @@ pub async fn start_bound(
     }
     let mut tasks = Tasks::new(shutdown.clone());
     let mut addrs = Vec::new();
+    let local = relais_runtime::LocalServices::default();
     for (s, listener, addr) in listeners {
         let token = shutdown.clone();
         let db = &config.database;
         let bus = config.bus.clone();
         let started = match s {
             Service::Registry => {
-                relais_registry::start(config.registry.clone(), db, bus, listener, token)
+                relais_registry::start(config.registry.clone(), db, bus, listener, &local, token)
                     .await
                     .map_err(|e| failed(s, e))?
             }
@@ -182,18 +186,29 @@ pub async fn start_bound(
                     .await
                     .map_err(|e| failed(s, e))?
             }
-            Service::IdpBridge => {
-                relais_idp_bridge::start(config.idp_bridge.clone(), db, bus, listener, token)
-                    .await
-                    .map_err(|e| failed(s, e))?
-            }
-            Service::OidcFront => {
-                relais_oidc_front::start(config.oidc_front.clone(), db, bus, listener, token)
-                    .await
-                    .map_err(|e| failed(s, e))?
-            }
+            Service::IdpBridge => relais_idp_bridge::start(
+                config.idp_bridge.clone(),
+                db,
+                bus,
+                listener,
+                &local,
+                token,
+            )
+            .await
+            .map_err(|e| failed(s, e))?,
+            Service::OidcFront => relais_oidc_front::start(
+                config.oidc_front.clone(),
+                db,
+                bus,
+                listener,
+                &local,
+                token,
+            )
+            .await
+            .map_err(|e| failed(s, e))?,
             Service::Gateway => {
-                let channel = relais_runtime::grpc_channel(&config.gateway.oidc_front_url)
+                let channel = local
+                    .channel(&config.gateway.oidc_front_url)
                     .map_err(|e| failed(s, e))?;
                 let handle = relais_gateway::start(
                     config.gateway.clone(),
