@@ -267,10 +267,9 @@ impl LocalServices {
         S::Future: Send + 'static,
     {
         use tower::ServiceExt;
-        let addr = listener.local_addr().map_err(|e| RuntimeError::Bind {
-            addr: "listener".into(),
-            reason: e.to_string(),
-        })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| RuntimeError::Serve(format!("listener without an address: {e}")))?;
         let channel = GrpcChannel::new(service.map_err(|never| match never {}));
         self.lock().insert(grpc_url(addr), channel);
         Ok(())
