@@ -103,6 +103,93 @@ pub struct Seed {
     pub identity_providers: Vec<IdentityProviderSeed>,
     #[serde(default)]
     pub service_providers: Vec<ServiceProviderSeed>,
+    #[serde(default)]
+    pub people: Vec<PersonSeed>,
+}
+
+/// Roles a person may hold; `contact` acts for one partner, the others are support staff.
+pub const PERSON_ROLES: [&str; 7] = [
+    "contact",
+    "level1",
+    "level2",
+    "level3",
+    "production_manager",
+    "product_owner",
+    "partner_relations",
+];
+
+/// A partner's authorised contact or a support staff member.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PersonSeed {
+    pub email: String,
+    pub name: String,
+    pub role: String,
+    /// For a contact: `sp:<client_id>` or `idp:<id>`.
+    #[serde(default)]
+    pub partner: Option<String>,
+}
+
+impl PersonSeed {
+    /// The partner as (kind, id), checked against the seed's partners.
+    pub fn validate(&self, seed: &Seed) -> Result<Option<(&'static str, String)>, RegistryError> {
+        let invalid =
+            |what: &str| RegistryError::Invalid(format!("person {:?}: {what}", self.email));
+        if !is_email(&self.email) {
+            return Err(invalid("not an e-mail address"));
+        }
+        if self.name.trim().is_empty() {
+            return Err(invalid("a name is required"));
+        }
+        if !PERSON_ROLES.contains(&self.role.as_str()) {
+            return Err(invalid(&format!(
+                "unknown role {:?} (one of {})",
+                self.role,
+                PERSON_ROLES.join(", ")
+            )));
+        }
+        match (self.role.as_str(), &self.partner) {
+            ("contact", None) => Err(invalid("a contact needs its partner (sp:<id> or idp:<id>)")),
+            ("contact", Some(partner)) => {
+                let known = match partner.split_once(':') {
+                    Some(("sp", id)) => seed
+                        .service_providers
+                        .iter()
+                        .any(|sp| sp.client_id == id)
+                        .then_some(("sp", id)),
+                    Some(("idp", id)) => seed
+                        .identity_providers
+                        .iter()
+                        .any(|idp| idp.id == id)
+                        .then_some(("idp", id)),
+                    _ => None,
+                };
+                match known {
+                    Some((kind, id)) => Ok(Some((kind, id.to_string()))),
+                    None => Err(invalid(&format!("unknown partner {partner:?}"))),
+                }
+            }
+            (_, Some(_)) => Err(invalid("support staff act for no partner")),
+            (_, None) => Ok(None),
+        }
+    }
+}
+
+/// One `@` between a non-empty local part and a dotted domain, no spaces: enough to
+/// refuse a typo in a seed, not a full RFC 5321 parser.
+fn is_email(s: &str) -> bool {
+    match s.split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+                && !domain.contains('@')
+                && s.len() <= 254
+                && !s.chars().any(|c| c.is_whitespace() || c.is_control())
+        }
+        None => false,
+    }
 }
 
 fn default_alg() -> String {
@@ -131,6 +218,16 @@ impl Seed {
                         sp.client_id
                     )));
                 }
+            }
+        }
+        let mut emails = std::collections::HashSet::new();
+        for person in &seed.people {
+            person.validate(&seed)?;
+            if !emails.insert(person.email.to_lowercase()) {
+                return Err(RegistryError::Invalid(format!(
+                    "person {:?} is listed twice",
+                    person.email
+                )));
             }
         }
         Ok(seed)
@@ -350,6 +447,13 @@ mod tests {
         assert!(!h.matches("s3cret!", &stored));
         assert!(!other.matches("s3cret", &stored));
         assert!(!h.matches("s3cret", &[]));
+    }
+
+    #[test]
+    fn the_shipped_seed_of_make_run_is_valid() {
+        let seed = Seed::parse(include_str!("../../../deploy/partners.toml")).unwrap();
+        assert!(seed.people.iter().any(|p| p.role == "contact"));
+        assert!(seed.people.iter().any(|p| p.role != "contact"));
     }
 
     #[test]

@@ -114,6 +114,14 @@ impl Registry for RegistryService {
         Ok(Response::new(idp))
     }
 
+    async fn find_person(
+        &self,
+        request: Request<pb::FindPersonRequest>,
+    ) -> Result<Response<pb::Person>, Status> {
+        let person = self.store.person(&request.into_inner().email).await?;
+        Ok(Response::new(person))
+    }
+
     async fn list_identity_providers(
         &self,
         _request: Request<pb::ListIdentityProvidersRequest>,

@@ -33,6 +33,8 @@ pub enum RegistryError {
     UnknownClient,
     #[error("unknown identity provider")]
     UnknownIdp,
+    #[error("nobody known by this e-mail address")]
+    UnknownPerson,
     #[error("client authentication failed")]
     BadCredentials,
     #[error("client must authenticate with {0}")]
@@ -69,6 +71,7 @@ impl RegistryError {
         match self {
             RegistryError::UnknownClient => "unknown_client",
             RegistryError::UnknownIdp => "unknown_idp",
+            RegistryError::UnknownPerson => "unknown_person",
             RegistryError::BadCredentials => "client_authentication_failed",
             RegistryError::WrongAuthMethod(_) => "client_auth_method_mismatch",
             RegistryError::SecretExpired => "client_secret_expired",
@@ -85,7 +88,9 @@ impl From<RegistryError> for tonic::Status {
     fn from(e: RegistryError) -> Self {
         use tonic::Code;
         let code = match &e {
-            RegistryError::UnknownClient | RegistryError::UnknownIdp => Code::NotFound,
+            RegistryError::UnknownClient
+            | RegistryError::UnknownIdp
+            | RegistryError::UnknownPerson => Code::NotFound,
             RegistryError::BadCredentials
             | RegistryError::WrongAuthMethod(_)
             | RegistryError::SecretExpired => Code::Unauthenticated,
@@ -171,6 +176,7 @@ pub async fn start(
             .apply_seed(
                 &seed.identity_providers,
                 &seed.service_providers,
+                &seed.people,
                 &hasher,
                 config.secret_lifetime_days,
             )

@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 use tokio_postgres::Row;
 
 use crate::RegistryError;
-use crate::domain::{IdentityProviderSeed, SecretHasher, ServiceProviderSeed, Status};
+use crate::domain::{IdentityProviderSeed, PersonSeed, SecretHasher, ServiceProviderSeed, Status};
 
 /// A service provider with its stored secret hash.
 #[derive(Clone, Debug)]
@@ -164,6 +164,7 @@ impl Store {
         &self,
         idps: &[IdentityProviderSeed],
         sps: &[ServiceProviderSeed],
+        people: &[PersonSeed],
         hasher: &SecretHasher,
         secret_lifetime_days: u32,
     ) -> Result<(), RegistryError> {
@@ -281,8 +282,48 @@ impl Store {
             .await
             .map_err(|e| RegistryError::Bus(e.to_string()))?;
         }
+        for person in people {
+            let (kind, id) = match person.partner.as_deref().and_then(|p| p.split_once(':')) {
+                Some((kind, id)) => (Some(kind), Some(id)),
+                None => (None, None),
+            };
+            tx.run(
+                "INSERT INTO people (email, name, role, partner_kind, partner_id) \
+                 VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (email) DO UPDATE SET name = $2, role = $3, partner_kind = $4, \
+                 partner_id = $5, updated_at = now()",
+                &[
+                    &person.email.to_lowercase(),
+                    &person.name,
+                    &person.role,
+                    &kind,
+                    &id,
+                ],
+            )
+            .await?;
+        }
         self.outbox.commit(tx).await?;
         Ok(())
+    }
+
+    /// A contact or staff member by e-mail address, in any case.
+    pub async fn person(&self, email: &str) -> Result<pb::Person, RegistryError> {
+        let client = self.pool.get().await?;
+        let row = client
+            .opt(
+                "SELECT email, name, role, coalesce(partner_kind, ''), coalesce(partner_id, '') \
+                 FROM people WHERE email = lower($1)",
+                &[&email],
+            )
+            .await?
+            .ok_or(RegistryError::UnknownPerson)?;
+        Ok(pb::Person {
+            email: row.try_get(0)?,
+            name: row.try_get(1)?,
+            role: row.try_get(2)?,
+            partner_kind: row.try_get(3)?,
+            partner_id: row.try_get(4)?,
+        })
     }
 
     /// Makes `new_hash` the client's secret; the current one stays valid until

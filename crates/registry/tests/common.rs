@@ -70,6 +70,17 @@ claims = []
 acr_values = ["eidas1"]
 idp_ids = ["idp-b"]
 token_endpoint_auth_method = "client_secret_post"
+
+[[people]]
+email = "Ops@SP-Basic.example"
+name = "Camille Ops"
+role = "contact"
+partner = "sp:sp-basic"
+
+[[people]]
+email = "n2@relais.example"
+name = "Dominique N2"
+role = "level2"
 "#
     )
 }

@@ -5,5 +5,6 @@
 mod authenticate;
 mod common;
 mod lookup;
+mod people;
 mod seeding;
 mod status;

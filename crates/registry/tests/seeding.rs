@@ -74,7 +74,7 @@ async fn reseeding_keeps_the_expiry_of_an_unchanged_secret_and_restarts_a_new_on
 
 /// Starts the registry on `seed_text`, which must be refused: returns the error's message
 /// after checking that no partner was stored.
-async fn refused(seed_text: &str) -> String {
+pub async fn refused(seed_text: &str) -> String {
     let db = TestDb::create().await;
     let bus = TestBus::new();
     let dir = TempDir::new();
@@ -89,7 +89,7 @@ async fn refused(seed_text: &str) -> String {
         .get()
         .await
         .unwrap();
-    for table in ["service_providers", "identity_providers"] {
+    for table in ["service_providers", "identity_providers", "people"] {
         let n: i64 = client
             .query_one(&format!("SELECT count(*) FROM {table}"), &[])
             .await

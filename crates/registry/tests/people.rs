@@ -1,0 +1,86 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use relais_proto::registry::v1::FindPersonRequest;
+use tonic::Code;
+
+use crate::common::{BASIC_SECRET, Registry, error_code, seed};
+use crate::seeding::refused;
+
+#[tokio::test]
+async fn contacts_and_staff_are_found_by_address_in_any_case() {
+    let mut registry = Registry::start(&seed(BASIC_SECRET)).await;
+    let find = |email: &str| FindPersonRequest {
+        email: email.into(),
+    };
+
+    let contact = registry
+        .client
+        .find_person(find("OPS@sp-basic.EXAMPLE"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(contact.email, "ops@sp-basic.example");
+    assert_eq!(contact.name, "Camille Ops");
+    assert_eq!(contact.role, "contact");
+    assert_eq!(
+        (contact.partner_kind.as_str(), contact.partner_id.as_str()),
+        ("sp", "sp-basic")
+    );
+
+    let staff = registry
+        .client
+        .find_person(find("n2@relais.example"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(staff.role, "level2");
+    assert_eq!(
+        (staff.partner_kind.as_str(), staff.partner_id.as_str()),
+        ("", "")
+    );
+
+    // Nobody else, not even a near miss.
+    for stranger in ["ops@sp-basic.example.evil", "", "n2@relais.example "] {
+        let unknown = registry
+            .client
+            .find_person(find(stranger))
+            .await
+            .unwrap_err();
+        assert_eq!(unknown.code(), Code::NotFound, "{stranger:?}");
+        assert_eq!(error_code(&unknown), "unknown_person");
+    }
+    registry.stop().await;
+}
+
+#[tokio::test]
+async fn a_contact_must_name_a_known_partner_and_staff_none() {
+    let contact = "partner = \"sp:sp-basic\"";
+    let message = refused(&seed(BASIC_SECRET).replace(contact, "partner = \"sp:sp-ghost\"")).await;
+    assert!(
+        message.contains("unknown partner \"sp:sp-ghost\""),
+        "{message}"
+    );
+    let message = refused(&seed(BASIC_SECRET).replace(contact, "")).await;
+    assert!(message.contains("a contact needs its partner"), "{message}");
+    let message = refused(&seed(BASIC_SECRET).replace(
+        "role = \"level2\"",
+        "role = \"level2\"\npartner = \"idp:idp-a\"",
+    ))
+    .await;
+    assert!(
+        message.contains("support staff act for no partner"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn a_person_with_a_bad_address_an_unknown_role_or_twice_is_refused() {
+    let message = refused(&seed(BASIC_SECRET).replace("n2@relais.example", "n2 at relais")).await;
+    assert!(message.contains("not an e-mail address"), "{message}");
+    let message =
+        refused(&seed(BASIC_SECRET).replace("role = \"level2\"", "role = \"admin\"")).await;
+    assert!(message.contains("unknown role \"admin\""), "{message}");
+    let message =
+        refused(&seed(BASIC_SECRET).replace("n2@relais.example", "ops@sp-basic.example")).await;
+    assert!(message.contains("listed twice"), "{message}");
+}
