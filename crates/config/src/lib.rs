@@ -140,6 +140,25 @@ impl fmt::Display for Secret {
     }
 }
 
+/// An e-mail address's shape: one local part (64 at most) and a dotted domain of letters,
+/// digits and hyphens, 254 characters in all, no spaces. Enough to refuse a typo in a
+/// setting, a seed or an IdP's claim; not a full RFC 5321 parser.
+pub fn is_email_address(s: &str) -> bool {
+    let Some((local, domain)) = s.rsplit_once('@') else {
+        return false;
+    };
+    s.len() <= 254
+        && !local.is_empty()
+        && local.len() <= 64
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !s.chars().any(|c| c.is_whitespace() || c.is_control())
+        && domain
+            .chars()
+            .all(|c| c.is_alphanumeric() || c == '.' || c == '-')
+}
+
 /// The PostgreSQL database shared by the services (each owns a schema in it).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -188,6 +207,27 @@ mod tests {
     struct Root {
         database: DatabaseConfig,
         name: String,
+    }
+
+    #[test]
+    fn e_mail_addresses_are_told_from_typos() {
+        for good in ["a@b.example", "Jean.Dupont+x@exemple.gouv.fr"] {
+            assert!(is_email_address(good), "{good}");
+        }
+        let long = format!("{}@b.example", "a".repeat(65));
+        for bad in [
+            "",
+            "a",
+            "a@b",
+            "@b.example",
+            "a b@c.example",
+            "a@.example",
+            "a@b.example.",
+            "a@b_c.example",
+            long.as_str(),
+        ] {
+            assert!(!is_email_address(bad), "{bad}");
+        }
     }
 
     #[test]

@@ -50,22 +50,6 @@ fn siret(s: &str) -> bool {
                     .is_multiple_of(5)))
 }
 
-fn email(s: &str) -> bool {
-    let Some((local, domain)) = s.rsplit_once('@') else {
-        return false;
-    };
-    s.len() <= 254
-        && !local.is_empty()
-        && local.len() <= 64
-        && domain.contains('.')
-        && !domain.starts_with('.')
-        && !domain.ends_with('.')
-        && !s.chars().any(|c| c.is_whitespace() || c.is_control())
-        && domain
-            .chars()
-            .all(|c| c.is_alphanumeric() || c == '.' || c == '-')
-}
-
 /// OIDC `birthdate`: YYYY-MM-DD (a real date), with 0000 for an unknown year, or YYYY.
 fn birthdate(s: &str) -> bool {
     if digits(s, 4) {
@@ -110,7 +94,7 @@ pub fn validate(claims: &Map<String, Value>) -> Result<(), InvalidClaim> {
             | "belonging_population"
             | "chorusdt:matricule"
             | "chorusdt:societe" => text(value).is_some(),
-            "email" => text(value).is_some_and(email),
+            "email" => text(value).is_some_and(relais_config::is_email_address),
             "siren" => text(value).is_some_and(siren),
             "siret" => text(value).is_some_and(siret),
             "birthdate" => text(value).is_some_and(birthdate),

@@ -135,7 +135,7 @@ impl PersonSeed {
     pub fn validate(&self, seed: &Seed) -> Result<Option<(&'static str, String)>, RegistryError> {
         let invalid =
             |what: &str| RegistryError::Invalid(format!("person {:?}: {what}", self.email));
-        if !is_email(&self.email) {
+        if !relais_config::is_email_address(&self.email) {
             return Err(invalid("not an e-mail address"));
         }
         if self.name.trim().is_empty() {
@@ -172,23 +172,6 @@ impl PersonSeed {
             (_, Some(_)) => Err(invalid("support staff act for no partner")),
             (_, None) => Ok(None),
         }
-    }
-}
-
-/// One `@` between a non-empty local part and a dotted domain, no spaces: enough to
-/// refuse a typo in a seed, not a full RFC 5321 parser.
-fn is_email(s: &str) -> bool {
-    match s.split_once('@') {
-        Some((local, domain)) => {
-            !local.is_empty()
-                && domain.contains('.')
-                && !domain.starts_with('.')
-                && !domain.ends_with('.')
-                && !domain.contains('@')
-                && s.len() <= 254
-                && !s.chars().any(|c| c.is_whitespace() || c.is_control())
-        }
-        None => false,
     }
 }
 

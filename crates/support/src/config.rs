@@ -163,7 +163,7 @@ impl SupportConfig {
             })?;
         let mut contacts = BTreeMap::new();
         for (address, partner) in &self.contacts {
-            if !address.contains('@') {
+            if !relais_config::is_email_address(address) {
                 return Err(SupportError::Config(format!(
                     "support.contacts: {address:?} is not an e-mail address"
                 )));
