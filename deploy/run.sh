@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Starts the demo IdP, the demo SP and the whole hub (`relais all`) on loopback, in the
-# database `relais_demo` and the exchange `relais.demo.events`. Ctrl-C stops all three.
+# database `relais_demo` and the exchange `relais.demo.events`. Ctrl-C stops them all.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin="${TARGET_DIR:-target}/debug"
@@ -16,6 +16,7 @@ trap stop EXIT INT TERM
 
 "$bin/demo-idp" deploy/demo-idp.toml & pids+=($!)
 "$bin/demo-sp" deploy/demo-sp.toml & pids+=($!)
+"$bin/demo-sp" deploy/support-console.toml & pids+=($!)
 "$bin/relais" all --config deploy/relais.toml & pids+=($!)
 
 for _ in $(seq 1 100); do
@@ -26,6 +27,7 @@ cat <<MSG
 
   Relais is running.
   Open the demo service provider:  http://127.0.0.1:8700
+  Support console (API tokens):    http://127.0.0.1:8701
   (hub http://127.0.0.1:8000, demo IdP http://127.0.0.1:8600; Ctrl-C stops everything)
 
 MSG

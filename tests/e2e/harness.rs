@@ -29,6 +29,10 @@ pub const LOGOUT_A: &str = "http://127.0.0.1:9/a/logged-out";
 /// An SP authenticating with private_key_jwt, taking userinfo signed and encrypted and
 /// ID tokens encrypted.
 pub const SP_C: &str = "sp-c";
+/// The support console: the client whose access tokens open the support API.
+pub const CONSOLE: &str = "support-console";
+pub const CONSOLE_SECRET: &str = "support-console-secret-0123456789-0123456789";
+pub const REDIRECT_CONSOLE: &str = "http://127.0.0.1:9/console/callback";
 pub const REDIRECT_C: &str = "http://127.0.0.1:9/c/callback";
 
 /// SP C's private keys: one to sign its client assertions, one to decrypt what it gets.
@@ -79,7 +83,7 @@ pub struct Stack {
     pub sp_c: SpCKeys,
     running: Option<Running>,
     dir: PathBuf,
-    _db: TestDb,
+    db: TestDb,
     _bus: TestBus,
 }
 
@@ -209,6 +213,9 @@ impl Stack {
                 c.idp_bridge.registry_url = format!("http://{}", c.registry.listen);
                 c.oidc_front.idp_bridge_url = format!("http://{}", c.idp_bridge.listen);
                 c.gateway.oidc_front_url = format!("http://{}", c.oidc_front.listen);
+                c.gateway.support_url = format!("http://{}", c.support.listen);
+                c.support.registry_url = format!("http://{}", c.registry.listen);
+                c.support.oidc_front_url = format!("http://{}", c.oidc_front.listen);
                 let file = dir.join("relais.toml");
                 std::fs::write(&file, toml::to_string(&c).unwrap()).unwrap();
                 let mut children = Vec::new();
@@ -247,7 +254,7 @@ impl Stack {
             proxy,
             running: Some(running),
             dir,
-            _db: db,
+            db,
             _bus: bus,
         };
         stack.wait_ready().await;
@@ -339,6 +346,25 @@ impl Stack {
         panic!("trace never reached the expected state; last seen: {last:#?}");
     }
 
+    /// The payloads of the proof store's events of `kind`, in chain order.
+    pub async fn proof_events(&self, kind: &str) -> Vec<Value> {
+        let pool = self.db.pool("trace", 1).await;
+        let client = pool.get().await.unwrap();
+        client
+            .query(
+                "SELECT body FROM events WHERE kind = $1 ORDER BY seq",
+                &[&kind],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| {
+                let body: Value = serde_json::from_str(r.get(0)).unwrap();
+                body["payload"].clone()
+            })
+            .collect()
+    }
+
     pub async fn connection(&self, id: &str) -> trace::Connection {
         self.trace
             .clone()
@@ -416,6 +442,28 @@ jwks = '{sp_c_jwks}'
 userinfo_signed_response_alg = "ES256"
 userinfo_encrypted_response_alg = "RSA-OAEP-256"
 id_token_encrypted_response_alg = "RSA-OAEP-256"
+
+[[service_providers]]
+client_id = "{CONSOLE}"
+name = "Console du support"
+client_secret = "{CONSOLE_SECRET}"
+redirect_uris = ["{REDIRECT_CONSOLE}"]
+scopes = ["openid", "email"]
+claims = ["email"]
+acr_values = ["eidas1"]
+idp_ids = ["demo-idp"]
+
+# The demo IdP's Camille is support staff, Jean a contact of Service A; Karim is nobody.
+[[people]]
+email = "camille.martin@demo-idp.test"
+name = "Camille Martin"
+role = "level1"
+
+[[people]]
+email = "jean.dupont@demo-idp.test"
+name = "Jean Dupont"
+role = "contact"
+partner = "sp:{SP_A}"
 "#
     )
 }

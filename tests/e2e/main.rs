@@ -9,3 +9,4 @@ mod outage;
 mod rejections;
 mod security;
 mod signin;
+mod support_api;

@@ -6,6 +6,9 @@ use crate::event::Payload;
 
 /// Binding pattern for every connection step.
 pub const CONNECTION_EVENTS: &str = "connection.#";
+/// Binding pattern for everything support publishes: ticket changes, incidents, and
+/// each call of its API (`support.call`).
+pub const SUPPORT_EVENTS: &str = "support.#";
 /// Binding pattern for incidents opened and resolved by support.
 pub const INCIDENT_EVENTS: &str = "support.incident.*";
 

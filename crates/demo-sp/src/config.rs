@@ -24,6 +24,9 @@ pub struct DemoSpConfig {
     pub scopes: Vec<String>,
     /// `acr_values` asked by default; empty asks none.
     pub acr_values: Vec<String>,
+    /// Show the access token after sign-in, with how to call the support API with it
+    /// (the demo support console); never for an ordinary SP.
+    pub show_access_token: bool,
 }
 
 impl Default for DemoSpConfig {
@@ -38,6 +41,7 @@ impl Default for DemoSpConfig {
                 .map(String::from)
                 .to_vec(),
             acr_values: vec!["eidas1".into()],
+            show_access_token: false,
         }
     }
 }

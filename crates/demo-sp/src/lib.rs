@@ -61,6 +61,9 @@ pub async fn start(
         ),
         scopes: config.scopes.clone(),
         acr_values: config.acr_values.clone(),
+        support_api: config
+            .show_access_token
+            .then(|| format!("{}/api/support/v1", config.issuer.trim_end_matches('/'))),
         post_logout_uri: post_logout_redirect_uri(&url),
         sessions: Mutex::new(HashMap::new()),
     });

@@ -76,6 +76,8 @@ pub(crate) struct SignedInView<'a> {
     pub raw_id_token: &'a str,
     pub header: &'a str,
     pub payload: &'a str,
+    /// The demo support console: the access token and the API it opens.
+    pub support: Option<(&'a str, &'a str)>,
 }
 
 fn claim_text(value: &Value) -> String {
@@ -129,6 +131,17 @@ pub(crate) fn signed_in(view: &SignedInView<'_>) -> String {
         escape(view.header),
         escape(view.payload)
     );
+    if let Some((token, api)) = view.support {
+        let _ = writeln!(
+            body,
+            "<h2>API du support</h2>\n<p>Ce jeton d'accès ouvre l'API du support \
+             (<a href=\"{api}/openapi.json\">description OpenAPI</a>) avec le rôle que \
+             le registre vous donne :</p>\n<pre>curl -H 'Authorization: Bearer {token}' \
+             {api}/tickets</pre>",
+            api = escape(api),
+            token = escape(token)
+        );
+    }
     body.push_str(
         "<form method=\"post\" action=\"/logout\">\n<button type=\"submit\">Se déconnecter</button>\n</form>\n",
     );
@@ -174,6 +187,7 @@ mod tests {
             acr_asked: &["eidas1".to_owned()],
             userinfo: Some(&claims),
             raw_id_token: "a.b.c",
+            support: None,
             header: "{}",
             payload: "{}",
         });

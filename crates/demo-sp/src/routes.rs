@@ -37,6 +37,8 @@ pub(crate) struct AppState {
     pub provider: ProviderCache,
     pub scopes: Vec<String>,
     pub acr_values: Vec<String>,
+    /// Set for the demo support console: the API its access token opens.
+    pub support_api: Option<String>,
     pub post_logout_uri: String,
     pub sessions: Mutex<HashMap<String, BrowserSession>>,
 }
@@ -66,6 +68,8 @@ struct SignedIn {
     acr_asked: Vec<String>,
     userinfo: Option<BTreeMap<String, Value>>,
     display_name: String,
+    /// Kept only for the demo support console.
+    access_token: Option<String>,
 }
 
 pub(crate) fn router(app: Arc<AppState>) -> Router {
@@ -164,6 +168,7 @@ async fn home(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Response 
                     raw_id_token: &s.raw_id_token,
                     header: &s.header,
                     payload: &s.payload,
+                    support: s.access_token.as_deref().zip(app.support_api.as_deref()),
                 })
             })
         })
@@ -359,6 +364,10 @@ async fn complete_login(
         acr_asked: pending.acr_asked,
         userinfo,
         display_name,
+        access_token: app
+            .support_api
+            .as_ref()
+            .map(|_| tokens.access_token().secret().clone()),
     };
     app.with_existing(headers, |session| session.signed_in = Some(signed_in))
         .ok_or(Error::NoSession)

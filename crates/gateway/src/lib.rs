@@ -2,7 +2,8 @@
 //! back ends. It terminates TLS, enforces request limits and timeouts, sets the security
 //! headers on every response, reads and writes the hub's cookies, turns each request into
 //! a call to the oidc-front gRPC service and renders what comes back (redirects, the IdP
-//! chooser, error pages, JSON answers). It owns nothing persistent and holds no business
+//! chooser, error pages, JSON answers). Under `/api/support/v1` it maps the support API's
+//! JSON to the support gRPC service and serves its OpenAPI document. It owns nothing persistent and holds no business
 //! rules: HTTP only. Every protocol decision (validation, which error, which redirect) is
 //! oidc-front's; the only errors the gateway produces itself are about HTTP (a request it
 //! cannot parse, a page that does not exist, a backend it cannot reach).
@@ -14,18 +15,18 @@ mod render;
 mod request;
 mod routes;
 mod server;
+mod support_api;
 mod tls;
 
 use std::sync::Arc;
 
-use relais_proto::oidc_front::v1::oidc_front_client::OidcFrontClient;
-use relais_runtime::GrpcChannel as Channel;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub use config::{GatewayConfig, TlsConfig};
 pub use error::GatewayError;
+pub use routes::Backends;
 
 /// Serves the gateway on `listener` until `shutdown` is cancelled, then stops accepting,
 /// lets requests in flight finish (within the request timeout) and ends the task.
@@ -34,12 +35,12 @@ pub use error::GatewayError;
 pub async fn start(
     config: GatewayConfig,
     listener: TcpListener,
-    front: OidcFrontClient<Channel>,
+    backends: Backends,
     shutdown: CancellationToken,
 ) -> Result<JoinHandle<()>, GatewayError> {
     config.validate()?;
     let acceptor = config.tls.as_ref().map(tls::acceptor).transpose()?;
-    let state = Arc::new(routes::AppState::new(&config, front));
+    let state = Arc::new(routes::AppState::new(&config, backends));
     let app = routes::router(state);
     match listener.local_addr() {
         Ok(addr) => tracing::info!(%addr, tls = acceptor.is_some(), "gateway listening"),

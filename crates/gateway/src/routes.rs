@@ -21,6 +21,7 @@ use relais_proto::oidc_front::v1::{
     AuthorizeRequest, ChooseIdpRequest, Empty, EndSessionRequest, IdpCallbackRequest,
     LogoutCallbackRequest, Param, TokenRequest, UserInfoRequest,
 };
+use relais_proto::support::v1::support_client::SupportClient;
 use relais_runtime::GrpcChannel as Channel;
 
 use crate::config::GatewayConfig;
@@ -29,6 +30,7 @@ use crate::render;
 use crate::request::{
     FLOW_COOKIE, Meta, SESSION_COOKIE, authorization, cookie, first, form_params, query_params,
 };
+use crate::support_api;
 
 /// No `form-action`: Chrome applies it to the redirect that follows the chooser's POST,
 /// which goes to an IdP on another origin.
@@ -42,23 +44,31 @@ fn is_api(path: &str) -> bool {
     matches!(
         path,
         "/token" | "/userinfo" | "/jwks" | "/.well-known/openid-configuration"
-    )
+    ) || path.starts_with("/api/")
+}
+
+/// The gRPC services the gateway maps HTTP to.
+pub struct Backends {
+    pub oidc_front: OidcFrontClient<Channel>,
+    pub support: SupportClient<Channel>,
 }
 
 pub(crate) struct AppState {
     front: OidcFrontClient<Channel>,
+    support: SupportClient<Channel>,
     max_body_bytes: usize,
     timeout: Duration,
     https: bool,
     trust_forwarded_for: bool,
 }
 
-type Shared = Arc<AppState>;
+pub(crate) type Shared = Arc<AppState>;
 
 impl AppState {
-    pub(crate) fn new(config: &GatewayConfig, front: OidcFrontClient<Channel>) -> Self {
+    pub(crate) fn new(config: &GatewayConfig, backends: Backends) -> Self {
         AppState {
-            front,
+            front: backends.oidc_front,
+            support: backends.support,
             max_body_bytes: config.max_body_bytes,
             timeout: config.request_timeout(),
             https: config.is_https(),
@@ -68,7 +78,7 @@ impl AppState {
 
     /// A gRPC request carrying the gateway's deadline, so oidc-front stops work nobody
     /// waits for any more.
-    fn grpc<T>(&self, message: T) -> tonic::Request<T> {
+    pub(crate) fn grpc<T>(&self, message: T) -> tonic::Request<T> {
         let mut request = tonic::Request::new(message);
         request.set_timeout(self.timeout);
         request
@@ -76,6 +86,10 @@ impl AppState {
 
     fn front(&self) -> OidcFrontClient<Channel> {
         self.front.clone()
+    }
+
+    pub(crate) fn support(&self) -> SupportClient<Channel> {
+        self.support.clone()
     }
 
     async fn authorize(
@@ -110,7 +124,19 @@ impl AppState {
 }
 
 pub(crate) fn router(state: Shared) -> Router {
+    let (support, openapi) = support_api::router();
+    let openapi = Arc::new(openapi);
+    let support = support
+        .route(
+            "/openapi.json",
+            get(move || {
+                let openapi = openapi.clone();
+                async move { support_api::document(&openapi) }
+            }),
+        )
+        .fallback(support_api::not_found);
     Router::new()
+        .nest(support_api::BASE, support)
         .route("/.well-known/openid-configuration", get(discovery))
         .route("/jwks", get(jwks))
         .route("/authorize", get(authorize_get).post(authorize_post))

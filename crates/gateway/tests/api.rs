@@ -153,3 +153,96 @@ async fn healthz_needs_no_backend() {
     assert_security_headers(r.headers());
     assert_eq!(r.text().await.unwrap(), "ok");
 }
+
+#[tokio::test]
+async fn the_support_api_is_described_and_answers_in_json_even_when_support_is_down() {
+    let gw = support::start(|_| {}).await;
+    let doc: serde_json::Value = support::http()
+        .get(gw.url("/api/support/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+    // Every route served is described, with the methods it answers.
+    let mut described: Vec<String> = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            described.push(format!("{method} {path}"));
+        }
+    }
+    described.sort();
+    assert_eq!(
+        described,
+        [
+            "get /indicator",
+            "get /quarantined-mail",
+            "get /tickets",
+            "get /tickets/{id}",
+            "post /mail",
+            "post /tickets",
+            "post /tickets/{id}/acknowledge",
+            "post /tickets/{id}/blocking",
+            "post /tickets/{id}/close-agreements",
+            "post /tickets/{id}/comments",
+            "post /tickets/{id}/confirmation",
+            "post /tickets/{id}/information-requests",
+            "post /tickets/{id}/resolution",
+            "put /tickets/{id}/assignee",
+            "put /tickets/{id}/severity",
+        ]
+    );
+    assert!(doc["components"]["schemas"]["Ticket"]["properties"]["resolve_by"].is_object());
+
+    // What the gateway refuses itself, before any call: JSON with a code, never a page.
+    let client = support::http();
+    let cases = [
+        (client.get(gw.url("/api/support/v1/nothing-here")), 404, "not_found"),
+        (
+            client
+                .post(gw.url("/api/support/v1/tickets"))
+                .header("content-type", "application/json")
+                .body("{\"partner_kind\": 1"),
+            400,
+            "invalid_request",
+        ),
+        (
+            client
+                .post(gw.url("/api/support/v1/tickets"))
+                .header("content-type", "application/json")
+                .body(r#"{"partner_kind":"sp","partner_id":"a","scope":"one_user","subject":"x","colour":"red"}"#),
+            400,
+            "invalid_request",
+        ),
+        (
+            client.get(gw.url("/api/support/v1/tickets?limit=many")),
+            400,
+            "invalid_request",
+        ),
+        // Support down: 503 in JSON, nothing else said.
+        (
+            client
+                .get(gw.url("/api/support/v1/tickets"))
+                .bearer_auth("some-token"),
+            503,
+            "service_unavailable",
+        ),
+    ];
+    for (request, status, code) in cases {
+        let r = request.send().await.unwrap();
+        assert_eq!(r.status(), status);
+        assert_eq!(r.headers()["content-type"], "application/json");
+        assert_no_store(r.headers());
+        assert_security_headers(r.headers());
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(body["error"], code, "{body}");
+        assert!(body["request_id"].is_string());
+    }
+    assert!(gw.fake.calls().is_empty());
+}

@@ -93,8 +93,13 @@ async fn start_refuses_unreadable_tls_files() {
         ..GatewayConfig::default()
     };
     let channel = relais_runtime::grpc_channel("http://127.0.0.1:1").unwrap();
-    let front = relais_proto::oidc_front::v1::oidc_front_client::OidcFrontClient::new(channel);
-    let err = relais_gateway::start(config, listener, front, Default::default())
+    let backends = relais_gateway::Backends {
+        oidc_front: relais_proto::oidc_front::v1::oidc_front_client::OidcFrontClient::new(
+            channel.clone(),
+        ),
+        support: relais_proto::support::v1::support_client::SupportClient::new(channel),
+    };
+    let err = relais_gateway::start(config, listener, backends, Default::default())
         .await
         .unwrap_err();
     assert!(matches!(err, GatewayError::Tls { .. }), "{err}");

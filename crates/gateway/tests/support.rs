@@ -5,10 +5,11 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use relais_gateway::GatewayConfig;
+use relais_gateway::{Backends, GatewayConfig};
 use relais_proto::oidc_front::v1::oidc_front_client::OidcFrontClient;
 use relais_proto::oidc_front::v1::oidc_front_server::{OidcFront, OidcFrontServer};
 use relais_proto::oidc_front::v1::*;
+use relais_proto::support::v1::support_client::SupportClient;
 use relais_runtime::GrpcChannel;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -111,6 +112,13 @@ impl OidcFront for Fake {
     async fn token(&self, r: Request<TokenRequest>) -> Result<Response<ApiResponse>, Status> {
         self.record(Call::Token(r.into_inner())).await;
         self.api()
+    }
+
+    async fn verify_access_token(
+        &self,
+        _r: Request<relais_proto::oidc_front::v1::VerifyAccessTokenRequest>,
+    ) -> Result<Response<relais_proto::oidc_front::v1::VerifiedAccessToken>, Status> {
+        Err(Status::unauthenticated("the gateway never asks this"))
     }
 
     async fn list_blocks(&self, _r: Request<Empty>) -> Result<Response<Blocks>, Status> {
@@ -216,7 +224,12 @@ async fn start_with(
     edit(&mut config);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let task = relais_gateway::start(config, listener, front, shutdown.clone())
+    let backends = Backends {
+        oidc_front: front,
+        // Nothing listens there: the support API answers 503.
+        support: SupportClient::new(relais_runtime::grpc_channel("http://127.0.0.1:1").unwrap()),
+    };
+    let task = relais_gateway::start(config, listener, backends, shutdown.clone())
         .await
         .unwrap();
     Harness {

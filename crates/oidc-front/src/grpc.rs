@@ -1420,6 +1420,37 @@ impl OidcFront for Front {
         Ok(Response::new(pb::Empty {}))
     }
 
+    async fn verify_access_token(
+        &self,
+        request: Request<pb::VerifyAccessTokenRequest>,
+    ) -> Result<Response<pb::VerifiedAccessToken>, Status> {
+        let req = request.into_inner();
+        let invalid = || {
+            relais_runtime::status_with_code(
+                tonic::Code::Unauthenticated,
+                "the access token is not live or not this client's".into(),
+                "invalid_token",
+            )
+        };
+        let at = self
+            .store
+            .access_token(&sha256(&req.token))
+            .await
+            .map_err(|e| Status::unavailable(e.to_string()))?
+            .ok_or_else(invalid)?;
+        // Only the client it was issued to, and only while that client is active.
+        if req.client_id.is_empty() || at.client_id != req.client_id {
+            return Err(invalid());
+        }
+        self.active_sp(&at.client_id).await.map_err(|_| invalid())?;
+        Ok(Response::new(pb::VerifiedAccessToken {
+            sub: at.sub_fs,
+            acr: at.acr,
+            idp_id: at.idp_id,
+            claims_json: at.claims.to_string(),
+        }))
+    }
+
     async fn end_session(
         &self,
         request: Request<pb::EndSessionRequest>,

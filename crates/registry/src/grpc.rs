@@ -122,6 +122,18 @@ impl Registry for RegistryService {
         Ok(Response::new(person))
     }
 
+    async fn list_contacts(
+        &self,
+        request: Request<pb::ListContactsRequest>,
+    ) -> Result<Response<pb::ListContactsResponse>, Status> {
+        let req = request.into_inner();
+        let contacts = self
+            .store
+            .contacts(&req.partner_kind, &req.partner_id)
+            .await?;
+        Ok(Response::new(pb::ListContactsResponse { contacts }))
+    }
+
     async fn list_identity_providers(
         &self,
         _request: Request<pb::ListIdentityProvidersRequest>,

@@ -282,6 +282,10 @@ impl Store {
             .await
             .map_err(|e| RegistryError::Bus(e.to_string()))?;
         }
+        // The seed lists everyone who may call support: whoever left it loses access.
+        let listed: Vec<String> = people.iter().map(|p| p.email.to_lowercase()).collect();
+        tx.run("DELETE FROM people WHERE email <> ALL($1)", &[&listed])
+            .await?;
         for person in people {
             let (kind, id) = match person.partner.as_deref().and_then(|p| p.split_once(':')) {
                 Some((kind, id)) => (Some(kind), Some(id)),
@@ -324,6 +328,32 @@ impl Store {
             partner_kind: row.try_get(3)?,
             partner_id: row.try_get(4)?,
         })
+    }
+
+    pub async fn contacts(
+        &self,
+        partner_kind: &str,
+        partner_id: &str,
+    ) -> Result<Vec<pb::Person>, RegistryError> {
+        let client = self.pool.get().await?;
+        client
+            .query(
+                "SELECT email, name, role, partner_kind, partner_id FROM people \
+                 WHERE role = 'contact' AND partner_kind = $1 AND partner_id = $2 ORDER BY email",
+                &[&partner_kind, &partner_id],
+            )
+            .await?
+            .iter()
+            .map(|row| {
+                Ok(pb::Person {
+                    email: row.try_get(0)?,
+                    name: row.try_get(1)?,
+                    role: row.try_get(2)?,
+                    partner_kind: row.try_get(3)?,
+                    partner_id: row.try_get(4)?,
+                })
+            })
+            .collect()
     }
 
     /// Makes `new_hash` the client's secret; the current one stays valid until

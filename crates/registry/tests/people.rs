@@ -1,6 +1,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use relais_proto::registry::v1::FindPersonRequest;
+use relais_proto::registry::v1::{FindPersonRequest, ListContactsRequest};
 use tonic::Code;
 
 use crate::common::{BASIC_SECRET, Registry, error_code, seed};
@@ -49,6 +49,52 @@ async fn contacts_and_staff_are_found_by_address_in_any_case() {
         assert_eq!(unknown.code(), Code::NotFound, "{stranger:?}");
         assert_eq!(error_code(&unknown), "unknown_person");
     }
+
+    // A partner's contacts: staff are nobody's contact, another partner has none.
+    let contacts = |kind: &str, id: &str| ListContactsRequest {
+        partner_kind: kind.into(),
+        partner_id: id.into(),
+    };
+    let listed = registry
+        .client
+        .list_contacts(contacts("sp", "sp-basic"))
+        .await
+        .unwrap()
+        .into_inner()
+        .contacts;
+    assert_eq!(
+        listed.iter().map(|p| p.email.as_str()).collect::<Vec<_>>(),
+        ["ops@sp-basic.example"]
+    );
+    for (kind, id) in [("idp", "sp-basic"), ("sp", "sp-other"), ("", "")] {
+        let none = registry
+            .client
+            .list_contacts(contacts(kind, id))
+            .await
+            .unwrap()
+            .into_inner()
+            .contacts;
+        assert!(none.is_empty(), "{kind}:{id}");
+    }
+
+    // A person taken out of the seed is nobody at the next start.
+    let without = seed(BASIC_SECRET).replace(
+        "email = \"n2@relais.example\"",
+        "email = \"n3@relais.example\"",
+    );
+    registry.restart(&without).await;
+    let gone = registry
+        .client
+        .find_person(find("n2@relais.example"))
+        .await
+        .unwrap_err();
+    assert_eq!(gone.code(), Code::NotFound);
+    let kept = registry
+        .client
+        .find_person(find("n3@relais.example"))
+        .await
+        .unwrap();
+    assert_eq!(kept.into_inner().role, "level2");
     registry.stop().await;
 }
 

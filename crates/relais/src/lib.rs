@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use relais_proto::oidc_front::v1::oidc_front_client::OidcFrontClient;
+use relais_proto::support::v1::support_client::SupportClient;
 use relais_runtime::{Shutdown, Tasks};
 
 pub use config::RelaisConfig;
@@ -31,9 +32,10 @@ impl Service {
     pub const ALL: [Service; 6] = [
         Service::Registry,
         Service::Trace,
-        Service::Support,
         Service::IdpBridge,
         Service::OidcFront,
+        // After the registry and oidc-front, whose answers it asks in-process.
+        Service::Support,
         Service::Gateway,
     ];
 
@@ -159,10 +161,15 @@ pub async fn start_bound(
             Service::Registry => {
                 config.oidc_front.registry_url = url(*addr);
                 config.idp_bridge.registry_url = url(*addr);
+                config.support.registry_url = url(*addr);
             }
             Service::IdpBridge => config.oidc_front.idp_bridge_url = url(*addr),
-            Service::OidcFront => config.gateway.oidc_front_url = url(*addr),
-            Service::Gateway | Service::Trace | Service::Support => {}
+            Service::OidcFront => {
+                config.gateway.oidc_front_url = url(*addr);
+                config.support.oidc_front_url = url(*addr);
+            }
+            Service::Support => config.gateway.support_url = url(*addr),
+            Service::Gateway | Service::Trace => {}
         }
     }
     let mut tasks = Tasks::new(shutdown.clone());
@@ -182,7 +189,7 @@ pub async fn start_bound(
                 .await
                 .map_err(|e| failed(s, e))?,
             Service::Support => {
-                relais_support::start(config.support.clone(), db, bus, listener, token)
+                relais_support::start(config.support.clone(), db, bus, listener, &local, token)
                     .await
                     .map_err(|e| failed(s, e))?
             }
@@ -207,13 +214,15 @@ pub async fn start_bound(
             .await
             .map_err(|e| failed(s, e))?,
             Service::Gateway => {
-                let channel = local
-                    .channel(&config.gateway.oidc_front_url)
-                    .map_err(|e| failed(s, e))?;
+                let channel = |url: &str| local.channel(url).map_err(|e| failed(s, e));
+                let backends = relais_gateway::Backends {
+                    oidc_front: OidcFrontClient::new(channel(&config.gateway.oidc_front_url)?),
+                    support: SupportClient::new(channel(&config.gateway.support_url)?),
+                };
                 let handle = relais_gateway::start(
                     config.gateway.clone(),
                     listener,
-                    OidcFrontClient::new(channel),
+                    backends,
                     token.clone(),
                 )
                 .await

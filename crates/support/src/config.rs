@@ -29,9 +29,16 @@ pub struct SupportConfig {
     pub indicator: IndicatorConfig,
     /// How often the scheduler looks for deadlines that passed.
     pub scheduler_interval_ms: u64,
-    /// Partners' authorised contacts for e-mail intake: address → `sp:<id>` / `idp:<id>`.
-    /// (Until the registry holds them.)
-    pub contacts: BTreeMap<String, String>,
+    /// The registry: partners' authorised contacts and support staff, by e-mail address.
+    pub registry_url: String,
+    /// oidc-front: whether an access token presented to the support API is live.
+    pub oidc_front_url: String,
+    /// The client the support console signs people in as (a service provider of the
+    /// registry, scope `email`): only access tokens issued to it open the support API.
+    pub console_client_id: String,
+    /// What the mail gateway presents to post raw messages (`SubmitMail`,
+    /// `POST /api/support/v1/mail`); empty: only the Maildir intake takes mail.
+    pub mail_intake_secret: Secret,
     /// The scope of a ticket opened by e-mail, until support analyses it.
     pub mail_scope: String,
     /// A Maildir folder whose new messages go through the mail intake; empty: none.
@@ -95,7 +102,10 @@ impl Default for SupportConfig {
             partner_policies: BTreeMap::new(),
             indicator: IndicatorConfig::default(),
             scheduler_interval_ms: 30_000,
-            contacts: BTreeMap::new(),
+            registry_url: "http://127.0.0.1:7101".into(),
+            oidc_front_url: "http://127.0.0.1:7102".into(),
+            console_client_id: "support-console".into(),
+            mail_intake_secret: Secret::default(),
             mail_scope: "information_request".into(),
             mail_dir: String::new(),
             mail_poll_interval_ms: 10_000,
@@ -106,11 +116,11 @@ impl Default for SupportConfig {
     }
 }
 
-/// Who may write to support by e-mail, and what their mail opens.
+/// What mail from a partner's contact opens, and who may post raw mail.
 #[derive(Clone, Debug)]
 pub struct MailIntake {
-    pub contacts: BTreeMap<String, PartnerRef>,
     pub scope: Scope,
+    pub secret: Secret,
 }
 
 /// The deadline policies in force and who is judged by which.
@@ -161,19 +171,21 @@ impl SupportConfig {
                     self.mail_scope
                 ))
             })?;
-        let mut contacts = BTreeMap::new();
-        for (address, partner) in &self.contacts {
-            if !relais_config::is_email_address(address) {
-                return Err(SupportError::Config(format!(
-                    "support.contacts: {address:?} is not an e-mail address"
-                )));
-            }
-            contacts.insert(
-                address.trim().to_ascii_lowercase(),
-                parse_partner_key("contacts", partner)?,
-            );
+        if self.console_client_id.trim().is_empty() {
+            return Err(SupportError::Config(
+                "support.console_client_id must name the support console's client".into(),
+            ));
         }
-        Ok(MailIntake { contacts, scope })
+        let secret = self.mail_intake_secret.expose();
+        if !secret.is_empty() && secret.len() < 32 {
+            return Err(SupportError::Config(
+                "support.mail_intake_secret must be at least 32 characters".into(),
+            ));
+        }
+        Ok(MailIntake {
+            scope,
+            secret: self.mail_intake_secret.clone(),
+        })
     }
 
     /// The Maildir folder to poll, if any. No I/O.
@@ -302,8 +314,11 @@ regions = ["alsace_moselle"]
             ),
             ("[calendar]\nopens_at = \"25:00\"", "calendar.opens_at"),
             ("mail_scope = \"everything\"", "support.mail_scope"),
-            ("contacts = { \"nobody\" = \"sp:a\" }", "support.contacts"),
-            ("contacts = { \"a@b.example\" = \"a\" }", "support.contacts"),
+            ("console_client_id = \" \"", "support.console_client_id"),
+            (
+                "mail_intake_secret = \"short\"",
+                "support.mail_intake_secret",
+            ),
             (
                 "mail_dir = \"/var/mail/support\"\nmail_poll_interval_ms = 0",
                 "support.mail_poll_interval_ms",

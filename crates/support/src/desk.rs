@@ -15,7 +15,8 @@ use crate::domain::calendar::BusinessCalendar;
 use crate::domain::indicator::{self, IndicatorConfig, Report};
 use crate::domain::mail;
 use crate::domain::ticket::{Deadlines, NewTicket, Rules, Status, Ticket};
-use crate::events;
+use crate::events::{self, CallEvent};
+use crate::people::Directory;
 use crate::store::{Filter, Quarantined, Store};
 
 /// A ticket with its deadlines as they stand (none once closed).
@@ -31,6 +32,7 @@ pub struct Desk {
     policies: Policies,
     indicator: IndicatorConfig,
     mail: MailIntake,
+    people: Directory,
     clock: Arc<dyn Clock>,
 }
 
@@ -55,6 +57,7 @@ impl Desk {
         policies: Policies,
         indicator: IndicatorConfig,
         mail: MailIntake,
+        people: Directory,
         clock: Arc<dyn Clock>,
     ) -> Self {
         Desk {
@@ -63,8 +66,30 @@ impl Desk {
             policies,
             indicator,
             mail,
+            people,
             clock,
         }
+    }
+
+    pub fn people(&self) -> &Directory {
+        &self.people
+    }
+
+    pub fn mail_intake(&self) -> &MailIntake {
+        &self.mail
+    }
+
+    /// Queues the record of one API call for the proof store.
+    pub async fn record_call(&self, call: &CallEvent) -> Result<(), SupportError> {
+        let at = self.clock.now();
+        let occurred = time::OffsetDateTime::from_unix_timestamp_nanos(at.as_nanosecond())
+            .map_err(|e| SupportError::Invalid(format!("time out of range: {e}")))?;
+        let event =
+            relais_bus::Event::from_payload_at(Uuid::new_v4(), occurred, events::SOURCE, call)?;
+        let mut client = self.store.pool().get().await?;
+        let tx = client.transaction().await?;
+        relais_bus::enqueue(&tx, &event).await?;
+        self.store.commit(tx).await
     }
 
     fn rules(&self, ticket: &Ticket) -> Result<Rules<'_>, SupportError> {
@@ -143,7 +168,8 @@ impl Desk {
     }
 
     /// An e-mail from a partner's contact opens a ticket, or is a reply on the ticket of
-    /// the message it answers. Anything unusable is kept aside with the reason.
+    /// the message it answers. Anything unusable is kept aside with the reason; when the
+    /// registry cannot say who wrote, the mail is not taken (the caller keeps it).
     pub async fn intake(&self, raw: &[u8]) -> Result<MailOutcome, SupportError> {
         let now = self.clock.now();
         let aside = |reason: String| async move {
@@ -159,8 +185,13 @@ impl Desk {
             Ok(m) => m,
             Err(reason) => return aside(format!("malformed: {reason}")).await,
         };
-        let Some(partner) = self.mail.contacts.get(&message.from) else {
-            return aside(format!("unknown sender {}", message.from)).await;
+        let partner = match self.people.person(&message.from).await? {
+            Some(Actor::Contact { partner, .. }) => partner,
+            Some(_) => {
+                let reason = format!("{} is support staff, not a partner's contact", message.from);
+                return aside(reason).await;
+            }
+            None => return aside(format!("unknown sender {}", message.from)).await,
         };
         let actor = Actor::Contact {
             partner: partner.clone(),

@@ -7,6 +7,12 @@ pub enum SupportError {
     NotFound,
     #[error("not allowed: {0}")]
     Forbidden(String),
+    /// No caller could be established from the credentials presented.
+    #[error("not authenticated: {0}")]
+    Unauthenticated(String),
+    /// The registry or oidc-front did not answer.
+    #[error("{0}")]
+    Upstream(String),
     #[error("{0}")]
     Invalid(String),
     /// The request is valid but the ticket's state does not allow it now.
@@ -48,11 +54,13 @@ impl SupportError {
         match self {
             SupportError::NotFound => "unknown_ticket",
             SupportError::Forbidden(_) => "forbidden",
+            SupportError::Unauthenticated(_) => "invalid_token",
             SupportError::Invalid(_) => "invalid_argument",
             SupportError::Conflict(_) => "invalid_state",
             SupportError::Calendar(_)
             | SupportError::Config(_)
             | SupportError::Database(_)
+            | SupportError::Upstream(_)
             | SupportError::Bus(_)
             | SupportError::Runtime(_) => "service_unavailable",
         }
@@ -65,11 +73,13 @@ impl From<SupportError> for tonic::Status {
         let code = match &e {
             SupportError::NotFound => Code::NotFound,
             SupportError::Forbidden(_) => Code::PermissionDenied,
+            SupportError::Unauthenticated(_) => Code::Unauthenticated,
             SupportError::Invalid(_) => Code::InvalidArgument,
             SupportError::Conflict(_) => Code::FailedPrecondition,
             SupportError::Calendar(_)
             | SupportError::Config(_)
             | SupportError::Database(_)
+            | SupportError::Upstream(_)
             | SupportError::Bus(_)
             | SupportError::Runtime(_) => {
                 tracing::error!(error = %e, "support failure");

@@ -11,14 +11,37 @@ use uuid::Uuid;
 use crate::SupportError;
 use crate::domain::ticket::{Action, Ticket};
 
-/// Binding pattern for every support event.
-pub const SUPPORT_EVENTS: &str = "support.#";
+pub use relais_bus::events::SUPPORT_EVENTS;
 /// Binding pattern for ticket changes (what the notifier mails).
 pub const TICKET_EVENTS: &str = "support.ticket.*";
 /// Binding pattern for IdP incidents (what the registry acts on).
 pub const INCIDENT_EVENTS: &str = "support.incident.*";
 
 pub const SOURCE: &str = "support";
+
+/// A call of the support API and its outcome, refusals included, for the proof store.
+/// Kind: `support.call`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallEvent {
+    /// The gRPC method (`GetTicket`, `OpenTicket`…).
+    pub method: String,
+    /// Who called, as the ticket history names them, or how they failed to say.
+    pub caller: String,
+    /// The ticket named by the request or opened by it, as given.
+    #[serde(default)]
+    pub ticket_id: Option<String>,
+    /// `ok`, or the stable error code returned.
+    pub outcome: String,
+    /// The refusal's reason.
+    #[serde(default)]
+    pub detail: Option<String>,
+}
+
+impl Payload for CallEvent {
+    fn kind(&self) -> String {
+        "support.call".to_owned()
+    }
+}
 
 /// A ticket changed. Kind: `support.ticket.<change>`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

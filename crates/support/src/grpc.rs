@@ -14,7 +14,7 @@ use crate::desk::{Desk, MailOutcome, View};
 use crate::domain::indicator::Share;
 use crate::domain::ticket::{Action, Attachment, NewTicket, Status as TicketStatus};
 use crate::domain::{Actor, PartnerKind, PartnerRef, Scope, Severity, StaffRole};
-use crate::events::change_name;
+use crate::events::{CallEvent, change_name};
 use crate::store::Filter;
 
 pub struct SupportService {
@@ -44,7 +44,21 @@ fn proto_kind(kind: PartnerKind) -> i32 {
     }
 }
 
-fn actor(caller: Option<pb::Caller>) -> Result<Actor, SupportError> {
+/// The caller named directly (trusted internal callers), or the access token to check.
+enum Credential {
+    Direct(Actor),
+    Token(String),
+}
+
+fn credential(caller: Option<pb::Caller>) -> Result<Credential, SupportError> {
+    if let Some(pb::caller::Who::AccessToken(token)) = caller.as_ref().and_then(|c| c.who.as_ref())
+    {
+        return Ok(Credential::Token(token.clone()));
+    }
+    direct(caller).map(Credential::Direct)
+}
+
+fn direct(caller: Option<pb::Caller>) -> Result<Actor, SupportError> {
     match caller.and_then(|c| c.who) {
         Some(pb::caller::Who::Contact(c)) => {
             if c.email.trim().is_empty() {
@@ -66,7 +80,9 @@ fn actor(caller: Option<pb::Caller>) -> Result<Actor, SupportError> {
                 name: s.name,
             })
         }
-        None => Err(SupportError::Forbidden("no caller".into())),
+        Some(pb::caller::Who::AccessToken(_)) | None => {
+            Err(SupportError::Unauthenticated("no caller".into()))
+        }
     }
 }
 
@@ -191,8 +207,81 @@ fn share(s: &Share) -> pb::Share {
 
 type Reply = Result<Response<pb::Ticket>, Status>;
 
+/// Whether a call changes tickets: a read whose record cannot be kept is not served.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Read,
+    Change,
+}
+
 impl SupportService {
-    async fn apply<F>(&self, caller: Option<pb::Caller>, id: &str, change: F) -> Reply
+    async fn actor(&self, caller: Option<pb::Caller>) -> Result<Actor, SupportError> {
+        match credential(caller)? {
+            Credential::Direct(actor) => Ok(actor),
+            Credential::Token(token) => self.desk.people().bearer(&token).await,
+        }
+    }
+
+    /// Runs one call as its caller and records it, whatever the outcome.
+    async fn traced<T, F, Fut>(
+        &self,
+        method: &'static str,
+        kind: Kind,
+        caller: Option<pb::Caller>,
+        ticket: &str,
+        work: F,
+    ) -> Result<Response<T>, Status>
+    where
+        F: FnOnce(Actor) -> Fut,
+        Fut: std::future::Future<Output = Result<(T, Option<String>), SupportError>>,
+    {
+        let (who, result) = match self.actor(caller).await {
+            Ok(actor) => (actor.to_string(), work(actor).await),
+            Err(e) => ("unidentified caller".to_owned(), Err(e)),
+        };
+        self.record(method, kind, who, ticket, &result).await?;
+        result
+            .map(|(answer, _)| Response::new(answer))
+            .map_err(Status::from)
+    }
+
+    async fn record<T>(
+        &self,
+        method: &'static str,
+        kind: Kind,
+        caller: String,
+        ticket: &str,
+        result: &Result<(T, Option<String>), SupportError>,
+    ) -> Result<(), Status> {
+        let (outcome, detail, opened) = match result {
+            Ok((_, opened)) => ("ok", None, opened.clone()),
+            Err(e) => (e.code(), Some(e.to_string()), None),
+        };
+        let call = CallEvent {
+            method: method.to_owned(),
+            caller,
+            ticket_id: opened.or_else(|| (!ticket.is_empty()).then(|| ticket.to_owned())),
+            outcome: outcome.to_owned(),
+            detail,
+        };
+        if let Err(e) = self.desk.record_call(&call).await {
+            tracing::error!(error = %e, method, outcome, "support call not recorded");
+            // A change has happened and is in the ticket's history (and its events):
+            // its answer stands. A read is not served unrecorded.
+            if kind == Kind::Read {
+                return Err(Status::from(e));
+            }
+        }
+        Ok(())
+    }
+
+    async fn apply<F>(
+        &self,
+        method: &'static str,
+        caller: Option<pb::Caller>,
+        id: &str,
+        change: F,
+    ) -> Reply
     where
         F: FnOnce(
             &mut crate::domain::ticket::Ticket,
@@ -201,13 +290,32 @@ impl SupportService {
             &Actor,
         ) -> Result<(), SupportError>,
     {
-        let actor = actor(caller)?;
-        let id = ticket_id(id)?;
-        let view = self
-            .desk
-            .change(&actor, id, |t, rules, now| change(t, rules, now, &actor))
-            .await?;
-        Ok(Response::new(render(view)))
+        self.traced(method, Kind::Change, caller, id, |actor| async move {
+            let id = ticket_id(id)?;
+            let view = self
+                .desk
+                .change(&actor, id, |t, rules, now| change(t, rules, now, &actor))
+                .await?;
+            Ok((render(view), None))
+        })
+        .await
+    }
+
+    fn intake_allowed(&self, presented: &str) -> Result<(), SupportError> {
+        let expected = self.desk.mail_intake().secret.expose();
+        if expected.is_empty() {
+            return Err(SupportError::Forbidden(
+                "mail intake over the API is off (support.mail_intake_secret)".into(),
+            ));
+        }
+        // Digests compared: equal length, no early exit on the secret's bytes.
+        let digest = |s: &str| <sha2::Sha256 as sha2::Digest>::digest(s.as_bytes());
+        if digest(presented) != digest(expected) {
+            return Err(SupportError::Unauthenticated(
+                "wrong mail intake secret".into(),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -215,26 +323,40 @@ impl SupportService {
 impl Support for SupportService {
     async fn open_ticket(&self, request: Request<pb::OpenTicketRequest>) -> Reply {
         let req = request.into_inner();
-        let actor = actor(req.caller)?;
-        let new = NewTicket {
-            partner: PartnerRef::new(partner_kind(req.partner_kind)?, req.partner_id)?,
-            scope: scope(&req.scope)?,
-            severity: match req.severity {
-                0 => None,
-                level => Some(severity(level)?),
-            },
-            subject: req.subject,
-            body: req.body,
-            attachments: attachments(req.attachments)?,
-        };
-        Ok(Response::new(render(self.desk.open(&actor, new).await?)))
+        let caller = req.caller.clone();
+        self.traced("OpenTicket", Kind::Change, caller, "", |actor| async move {
+            let new = NewTicket {
+                partner: PartnerRef::new(partner_kind(req.partner_kind)?, req.partner_id)?,
+                scope: scope(&req.scope)?,
+                severity: match req.severity {
+                    0 => None,
+                    level => Some(severity(level)?),
+                },
+                subject: req.subject,
+                body: req.body,
+                attachments: attachments(req.attachments)?,
+            };
+            let view = self.desk.open(&actor, new).await?;
+            let id = view.ticket.id.to_string();
+            Ok((render(view), Some(id)))
+        })
+        .await
     }
 
     async fn get_ticket(&self, request: Request<pb::TicketRequest>) -> Reply {
         let req = request.into_inner();
-        let actor = actor(req.caller)?;
-        let view = self.desk.get(&actor, ticket_id(&req.ticket_id)?).await?;
-        Ok(Response::new(render(view)))
+        let id = req.ticket_id.clone();
+        self.traced(
+            "GetTicket",
+            Kind::Read,
+            req.caller,
+            &id,
+            |actor| async move {
+                let view = self.desk.get(&actor, ticket_id(&req.ticket_id)?).await?;
+                Ok((render(view), None))
+            },
+        )
+        .await
     }
 
     async fn list_tickets(
@@ -242,34 +364,37 @@ impl Support for SupportService {
         request: Request<pb::ListTicketsRequest>,
     ) -> Result<Response<pb::ListTicketsResponse>, Status> {
         let req = request.into_inner();
-        let actor = actor(req.caller)?;
-        let partner = match (req.partner_kind, req.partner_id.is_empty()) {
-            (0, true) => None,
-            (kind, _) => Some(PartnerRef::new(partner_kind(kind)?, req.partner_id)?),
-        };
-        let filter = Filter {
-            partner,
-            status: (!req.status.is_empty())
-                .then(|| status(&req.status))
-                .transpose()?,
-            limit: match req.limit {
-                0 => 100,
-                n => i64::from(n.min(500)),
-            },
-        };
-        let tickets = self
-            .desk
-            .list(&actor, filter)
-            .await?
-            .into_iter()
-            .map(render)
-            .collect();
-        Ok(Response::new(pb::ListTicketsResponse { tickets }))
+        let caller = req.caller.clone();
+        self.traced("ListTickets", Kind::Read, caller, "", |actor| async move {
+            let partner = match (req.partner_kind, req.partner_id.is_empty()) {
+                (0, true) => None,
+                (kind, _) => Some(PartnerRef::new(partner_kind(kind)?, req.partner_id)?),
+            };
+            let filter = Filter {
+                partner,
+                status: (!req.status.is_empty())
+                    .then(|| status(&req.status))
+                    .transpose()?,
+                limit: match req.limit {
+                    0 => 100,
+                    n => i64::from(n.min(500)),
+                },
+            };
+            let tickets = self
+                .desk
+                .list(&actor, filter)
+                .await?
+                .into_iter()
+                .map(render)
+                .collect();
+            Ok((pb::ListTicketsResponse { tickets }, None))
+        })
+        .await
     }
 
     async fn acknowledge(&self, request: Request<pb::TicketRequest>) -> Reply {
         let req = request.into_inner();
-        self.apply(req.caller, &req.ticket_id, |t, _, now, a| {
+        self.apply("Acknowledge", req.caller, &req.ticket_id, |t, _, now, a| {
             t.acknowledge(a, now)
         })
         .await
@@ -277,50 +402,56 @@ impl Support for SupportService {
 
     async fn comment(&self, request: Request<pb::CommentRequest>) -> Reply {
         let req = request.into_inner();
-        let files = attachments(req.attachments)?;
-        self.apply(req.caller, &req.ticket_id, |t, _, now, a| {
-            t.comment(a, now, &req.body, files)
+        let files = attachments(req.attachments);
+        self.apply("Comment", req.caller, &req.ticket_id, |t, _, now, a| {
+            t.comment(a, now, &req.body, files?)
         })
         .await
     }
 
     async fn request_information(&self, request: Request<pb::TextRequest>) -> Reply {
         let req = request.into_inner();
-        self.apply(req.caller, &req.ticket_id, |t, _, now, a| {
-            t.request_information(a, now, &req.text)
-        })
+        self.apply(
+            "RequestInformation",
+            req.caller,
+            &req.ticket_id,
+            |t, _, now, a| t.request_information(a, now, &req.text),
+        )
         .await
     }
 
     async fn set_severity(&self, request: Request<pb::SetSeverityRequest>) -> Reply {
         let req = request.into_inner();
-        let level = severity(req.severity)?;
-        self.apply(req.caller, &req.ticket_id, |t, _, now, a| {
-            t.set_severity(a, now, level)
+        let level = severity(req.severity);
+        self.apply("SetSeverity", req.caller, &req.ticket_id, |t, _, now, a| {
+            t.set_severity(a, now, level?)
         })
         .await
     }
 
     async fn assign(&self, request: Request<pb::AssignRequest>) -> Reply {
         let req = request.into_inner();
-        let role = StaffRole::parse(&req.role)?;
-        self.apply(req.caller, &req.ticket_id, |t, _, now, a| {
-            t.assign(a, now, role)
+        let role = StaffRole::parse(&req.role);
+        self.apply("Assign", req.caller, &req.ticket_id, |t, _, now, a| {
+            t.assign(a, now, role?)
         })
         .await
     }
 
     async fn declare_blocking(&self, request: Request<pb::TicketRequest>) -> Reply {
         let req = request.into_inner();
-        self.apply(req.caller, &req.ticket_id, |t, rules, now, a| {
-            t.declare_blocking(a, now, rules)
-        })
+        self.apply(
+            "DeclareBlocking",
+            req.caller,
+            &req.ticket_id,
+            |t, rules, now, a| t.declare_blocking(a, now, rules),
+        )
         .await
     }
 
     async fn resolve(&self, request: Request<pb::TextRequest>) -> Reply {
         let req = request.into_inner();
-        self.apply(req.caller, &req.ticket_id, |t, _, now, a| {
+        self.apply("Resolve", req.caller, &req.ticket_id, |t, _, now, a| {
             t.resolve(a, now, &req.text)
         })
         .await
@@ -328,17 +459,23 @@ impl Support for SupportService {
 
     async fn confirm_resolution(&self, request: Request<pb::TextRequest>) -> Reply {
         let req = request.into_inner();
-        self.apply(req.caller, &req.ticket_id, |t, _, now, a| {
-            t.confirm_resolution(a, now, &req.text)
-        })
+        self.apply(
+            "ConfirmResolution",
+            req.caller,
+            &req.ticket_id,
+            |t, _, now, a| t.confirm_resolution(a, now, &req.text),
+        )
         .await
     }
 
     async fn agree_to_close(&self, request: Request<pb::TextRequest>) -> Reply {
         let req = request.into_inner();
-        self.apply(req.caller, &req.ticket_id, |t, _, now, a| {
-            t.agree_to_close(a, now, &req.text)
-        })
+        self.apply(
+            "AgreeToClose",
+            req.caller,
+            &req.ticket_id,
+            |t, _, now, a| t.agree_to_close(a, now, &req.text),
+        )
         .await
     }
 
@@ -346,23 +483,36 @@ impl Support for SupportService {
         &self,
         request: Request<pb::SubmitMailRequest>,
     ) -> Result<Response<pb::SubmitMailResponse>, Status> {
-        let raw = request.into_inner().raw;
-        let reply = match self.desk.intake(&raw).await? {
-            MailOutcome::Opened(id) => ("opened", id.to_string(), String::new(), String::new()),
-            MailOutcome::Replied(id) => ("replied", id.to_string(), String::new(), String::new()),
-            MailOutcome::Duplicate(id) => {
-                ("duplicate", id.to_string(), String::new(), String::new())
-            }
-            MailOutcome::Quarantined { id, reason } => {
-                ("quarantined", String::new(), id.to_string(), reason)
-            }
-        };
-        Ok(Response::new(pb::SubmitMailResponse {
-            outcome: reply.0.to_owned(),
-            ticket_id: reply.1,
-            quarantine_id: reply.2,
-            reason: reply.3,
-        }))
+        let req = request.into_inner();
+        let result = async {
+            self.intake_allowed(&req.intake_secret)?;
+            let (outcome, ticket, quarantine, reason) = match self.desk.intake(&req.raw).await? {
+                MailOutcome::Opened(id) => ("opened", Some(id), None, String::new()),
+                MailOutcome::Replied(id) => ("replied", Some(id), None, String::new()),
+                MailOutcome::Duplicate(id) => ("duplicate", Some(id), None, String::new()),
+                MailOutcome::Quarantined { id, reason } => ("quarantined", None, Some(id), reason),
+            };
+            let text = |id: Option<Uuid>| id.map(|i| i.to_string()).unwrap_or_default();
+            let answer = pb::SubmitMailResponse {
+                outcome: outcome.to_owned(),
+                ticket_id: text(ticket),
+                quarantine_id: text(quarantine),
+                reason,
+            };
+            Ok((answer, ticket.map(|t| t.to_string())))
+        }
+        .await;
+        self.record(
+            "SubmitMail",
+            Kind::Change,
+            "mail gateway".into(),
+            "",
+            &result,
+        )
+        .await?;
+        result
+            .map(|(answer, _)| Response::new(answer))
+            .map_err(Status::from)
     }
 
     async fn list_quarantined_mail(
@@ -370,25 +520,33 @@ impl Support for SupportService {
         request: Request<pb::ListQuarantinedMailRequest>,
     ) -> Result<Response<pb::ListQuarantinedMailResponse>, Status> {
         let req = request.into_inner();
-        let actor = actor(req.caller)?;
-        let limit = match req.limit {
-            0 => 100,
-            n => i64::from(n.min(500)),
-        };
-        let mails = self
-            .desk
-            .quarantined(&actor, limit)
-            .await?
-            .into_iter()
-            .map(|q| pb::QuarantinedMail {
-                id: q.id.to_string(),
-                received_at: q.received_at.to_string(),
-                sender: q.sender.unwrap_or_default(),
-                reason: q.reason,
-                size: q.size as u64,
-            })
-            .collect();
-        Ok(Response::new(pb::ListQuarantinedMailResponse { mails }))
+        self.traced(
+            "ListQuarantinedMail",
+            Kind::Read,
+            req.caller,
+            "",
+            |actor| async move {
+                let limit = match req.limit {
+                    0 => 100,
+                    n => i64::from(n.min(500)),
+                };
+                let mails = self
+                    .desk
+                    .quarantined(&actor, limit)
+                    .await?
+                    .into_iter()
+                    .map(|q| pb::QuarantinedMail {
+                        id: q.id.to_string(),
+                        received_at: q.received_at.to_string(),
+                        sender: q.sender.unwrap_or_default(),
+                        reason: q.reason,
+                        size: q.size as u64,
+                    })
+                    .collect();
+                Ok((pb::ListQuarantinedMailResponse { mails }, None))
+            },
+        )
+        .await
     }
 
     async fn get_indicator(
@@ -396,25 +554,29 @@ impl Support for SupportService {
         request: Request<pb::GetIndicatorRequest>,
     ) -> Result<Response<pb::Indicator>, Status> {
         let req = request.into_inner();
-        let actor = actor(req.caller)?;
-        let from = timestamp("from", &req.from)?;
-        let to = timestamp("to", &req.to)?;
-        let report = self.desk.indicator(&actor, from, to).await?;
-        Ok(Response::new(pb::Indicator {
-            from: report.from.to_string(),
-            to: report.to.to_string(),
-            target_percent: report.target_percent,
-            resolution_business_hours: self.desk.indicator_config().resolution_business_hours,
-            overall: Some(share(&report.overall)),
-            per_partner: report
-                .per_partner
-                .iter()
-                .map(|(p, s)| pb::PartnerShare {
-                    partner_kind: proto_kind(p.kind),
-                    partner_id: p.id.clone(),
-                    share: Some(share(s)),
-                })
-                .collect(),
-        }))
+        let caller = req.caller.clone();
+        self.traced("GetIndicator", Kind::Read, caller, "", |actor| async move {
+            let from = timestamp("from", &req.from)?;
+            let to = timestamp("to", &req.to)?;
+            let report = self.desk.indicator(&actor, from, to).await?;
+            let indicator = pb::Indicator {
+                from: report.from.to_string(),
+                to: report.to.to_string(),
+                target_percent: report.target_percent,
+                resolution_business_hours: self.desk.indicator_config().resolution_business_hours,
+                overall: Some(share(&report.overall)),
+                per_partner: report
+                    .per_partner
+                    .iter()
+                    .map(|(p, s)| pb::PartnerShare {
+                        partner_kind: proto_kind(p.kind),
+                        partner_id: p.id.clone(),
+                        share: Some(share(s)),
+                    })
+                    .collect(),
+            };
+            Ok((indicator, None))
+        })
+        .await
     }
 }

@@ -9,7 +9,9 @@
 //! escalation, a critical event the partner must hear of) leaves on the bus. Mail comes
 //! in through `SubmitMail` and a polled Maildir (the same intake), and goes out to
 //! partners' contacts only through the notifier, a consumer of the service's own events,
-//! so a change that rolls back is never mailed. `/metrics` (off by default) serves the
+//! so a change that rolls back is never mailed. Who calls, and who writes, is asked of
+//! the registry (people) and oidc-front (access tokens) at each call; every call is
+//! published (`support.call`) for the proof store. `/metrics` (off by default) serves the
 //! indicator to a scraper on a private address; partners never reach it.
 
 mod clock;
@@ -22,6 +24,7 @@ mod grpc;
 mod maildir;
 mod metrics;
 mod notify;
+mod people;
 mod store;
 
 use std::net::SocketAddr;
@@ -30,8 +33,10 @@ use std::time::Duration;
 
 use relais_bus::BusConfig;
 use relais_config::DatabaseConfig;
+use relais_proto::oidc_front::v1::oidc_front_client::OidcFrontClient;
+use relais_proto::registry::v1::registry_client::RegistryClient;
 use relais_proto::support::v1::support_server::SupportServer;
-use relais_runtime::{Shutdown, Tasks};
+use relais_runtime::{LocalServices, Shutdown, Tasks};
 use tokio::net::TcpListener;
 
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -58,10 +63,11 @@ pub async fn start(
     db: &DatabaseConfig,
     bus: BusConfig,
     listener: TcpListener,
+    local: &LocalServices,
     shutdown: Shutdown,
 ) -> Result<Tasks, SupportError> {
-    let running =
-        start_with_clock(config, db, bus, listener, shutdown, Arc::new(SystemClock)).await?;
+    let clock = Arc::new(SystemClock);
+    let running = start_with_clock(config, db, bus, listener, local, shutdown, clock).await?;
     Ok(running.tasks)
 }
 
@@ -80,16 +86,21 @@ pub async fn start_with_clock(
     db: &DatabaseConfig,
     bus: BusConfig,
     listener: TcpListener,
+    local: &LocalServices,
     shutdown: Shutdown,
     clock: Arc<dyn Clock>,
 ) -> Result<Running, SupportError> {
     let (calendar, policies) = config.load()?;
     let mail = config.mail_intake()?;
+    let people = people::Directory::new(
+        RegistryClient::new(local.channel(&config.registry_url)?),
+        OidcFrontClient::new(local.channel(&config.oidc_front_url)?),
+        config.console_client_id.trim().to_owned(),
+    );
     let mail_dir = config.mail_dir()?;
     let metrics_listen = config.metrics_listen()?;
     let notifier = notify::Mailer::from_config(&config.smtp)?
-        .map(|mailer| notify::Notifier::new(mailer, &mail.contacts))
-        .transpose()?;
+        .map(|mailer| notify::Notifier::new(mailer, people.clone()));
     let maildir = mail_dir
         .as_deref()
         .map(maildir::Maildir::open)
@@ -132,10 +143,12 @@ pub async fn start_with_clock(
         policies,
         config.indicator,
         mail,
+        people,
         clock,
     ));
-    let router = relais_runtime::grpc_server()
-        .add_service(SupportServer::new(SupportService::new(desk.clone())));
+    let server = SupportServer::new(SupportService::new(desk.clone()));
+    local.add(&listener, server.clone())?;
+    let router = relais_runtime::grpc_server().add_service(server);
     let token = shutdown.clone();
     tasks.spawn("support.grpc", async move {
         if let Err(e) = relais_runtime::serve_grpc(router, listener, token).await {

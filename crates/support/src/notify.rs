@@ -8,7 +8,6 @@
 //! the event id), by which mail stores recognise the copy. That Message-ID is also
 //! recorded in the ticket's thread, so a contact's reply lands on the ticket.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use deadpool_postgres::Transaction;
@@ -23,6 +22,7 @@ use crate::SupportError;
 use crate::config::SmtpConfig;
 use crate::domain::{PartnerKind, PartnerRef, Severity};
 use crate::events::TicketEvent;
+use crate::people::Directory;
 use crate::store;
 
 /// The ticket changes that are mailed when the ticket is critical or major.
@@ -122,31 +122,16 @@ impl Header for AutoSubmitted {
     }
 }
 
-/// The consumer's handler: mails the events that call for it.
+/// The consumer's handler: mails the events that call for it to the partner's contacts
+/// as the registry lists them when the event is handled.
 pub struct Notifier {
     mailer: Mailer,
-    contacts: BTreeMap<PartnerRef, Vec<Address>>,
+    people: Directory,
 }
 
 impl Notifier {
-    /// `contacts` is the intake's map, address → partner. No I/O.
-    pub fn new(
-        mailer: Mailer,
-        contacts: &BTreeMap<String, PartnerRef>,
-    ) -> Result<Self, SupportError> {
-        let mut by_partner: BTreeMap<PartnerRef, Vec<Address>> = BTreeMap::new();
-        for (address, partner) in contacts {
-            let parsed: Address = address.parse().map_err(|e| {
-                SupportError::Config(format!(
-                    "support.contacts: {address:?} is not an e-mail address: {e}"
-                ))
-            })?;
-            by_partner.entry(partner.clone()).or_default().push(parsed);
-        }
-        Ok(Notifier {
-            mailer,
-            contacts: by_partner,
-        })
+    pub fn new(mailer: Mailer, people: Directory) -> Self {
+        Notifier { mailer, people }
     }
 
     /// The message-id (without angle brackets) of the mail sent for `event`.
@@ -234,10 +219,21 @@ impl EventHandler for Notifier {
             tracing::error!(event_id = %event.id, "ticket event names no valid partner; not mailed");
             return Ok(());
         };
-        let Some(to) = self.contacts.get(&partner) else {
+        // The registry down: the event is retried, the mail waits.
+        let mut to = Vec::new();
+        for address in self.people.contacts(&partner).await? {
+            match address.parse::<Address>() {
+                Ok(a) => to.push(a),
+                Err(e) => {
+                    tracing::error!(%partner, error = %e, "a registry contact's address is not usable")
+                }
+            }
+        }
+        if to.is_empty() {
             tracing::warn!(ticket = %ticket.ticket_id, %partner, "no contact to notify of a {} ticket", ticket.change);
             return Ok(());
-        };
+        }
+        let to = &to;
         let Some(subject) = store::ticket_subject(tx, ticket.ticket_id).await? else {
             tracing::error!(ticket = %ticket.ticket_id, "ticket of an event not found; not mailed");
             return Ok(());
@@ -338,17 +334,5 @@ mod tests {
             assert!(err.contains(field), "{err} should name {field}");
             assert!(!err.contains("s3cret"));
         }
-    }
-
-    #[test]
-    fn contacts_must_be_addresses_to_be_mailed() {
-        let mailer = Mailer::from_config(&relay()).unwrap().unwrap();
-        let partner = PartnerRef::idp("idp-a").unwrap();
-        let good = BTreeMap::from([("ops@idp-a.example".to_owned(), partner.clone())]);
-        let notifier = Notifier::new(mailer.clone(), &good).unwrap();
-        assert_eq!(notifier.contacts[&partner].len(), 1);
-        let bad = BTreeMap::from([("ops@".to_owned(), partner)]);
-        let err = Notifier::new(mailer, &bad).err().unwrap().to_string();
-        assert!(err.contains("support.contacts"), "{err}");
     }
 }

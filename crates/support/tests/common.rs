@@ -1,6 +1,6 @@
 //! A support service of the test's own: a fresh database, an exchange of its own, the
-//! real service on a free port with a hand-moved clock, a gRPC client, and observers of
-//! what it publishes.
+//! real registry (the people support asks about) and the real support service on free
+//! ports with a hand-moved clock, a gRPC client, and observers of what it publishes.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,12 +12,16 @@ use jiff::tz::TimeZoneDatabase;
 use relais_config::{DatabaseConfig, Secret};
 use relais_proto::support::v1 as pb;
 use relais_proto::support::v1::support_client::SupportClient;
-use relais_runtime::{Shutdown, Tasks};
+use relais_registry::RegistryConfig;
+use relais_runtime::{LocalServices, Shutdown, Tasks};
 use relais_support::{ManualClock, SupportConfig};
 use relais_testkit::{Listener, TestBus, TestDb};
 use tonic::transport::Channel;
 
 pub const WAIT: Duration = Duration::from_secs(20);
+
+/// What the mail tests' gateway presents to post raw mail.
+pub const INTAKE_SECRET: &str = "mail-intake-secret-of-the-tests-0123456789";
 
 /// A local Paris time.
 pub fn paris(s: &str) -> Timestamp {
@@ -39,7 +43,59 @@ pub struct Support {
     /// Where `/metrics` is served, when the config asks for it.
     pub metrics: Option<SocketAddr>,
     tasks: Tasks,
+    registry: Tasks,
+    local: LocalServices,
+    seed_file: std::path::PathBuf,
     config: SupportConfig,
+}
+
+/// The partners support tests file for, their contacts, and one staff member (whose
+/// mail is not a partner's).
+pub const PEOPLE: &str = r#"
+[[people]]
+email = "ops@idp-a.example"
+name = "Ops A"
+role = "contact"
+partner = "idp:idp-a"
+
+[[people]]
+email = "cto@idp-a.example"
+name = "CTO A"
+role = "contact"
+partner = "idp:idp-a"
+
+[[people]]
+email = "dev@sp-b.example"
+name = "Dev B"
+role = "contact"
+partner = "sp:sp-b"
+
+[[people]]
+email = "n1@relais.example"
+name = "Level One"
+role = "level1"
+"#;
+
+fn seed() -> String {
+    let mut seed = String::new();
+    for idp in ["idp-a", "idp-b", "idp-c"] {
+        seed.push_str(&format!(
+            "[[identity_providers]]\nid = \"{idp}\"\nname = \"{idp}\"\n\
+             issuer = \"https://{idp}.example\"\nclient_id = \"relais\"\n\
+             client_secret = \"secret-of-the-hub-at-{idp}\"\nacr_values = [\"eidas1\"]\n\
+             scopes = [\"openid\"]\n\n"
+        ));
+    }
+    for sp in ["sp-a", "sp-ac", "sp-b"] {
+        seed.push_str(&format!(
+            "[[service_providers]]\nclient_id = \"{sp}\"\nname = \"{sp}\"\n\
+             client_secret = \"{sp}-secret-0123456789abcdefghijklmnopqrstuvwxyz\"\n\
+             redirect_uris = [\"https://{sp}.example/cb\"]\nscopes = [\"openid\"]\n\
+             claims = []\nacr_values = [\"eidas1\"]\nidp_ids = [\"idp-a\"]\n\n"
+        ));
+    }
+    seed.push_str(PEOPLE);
+    seed
 }
 
 impl Support {
@@ -51,7 +107,34 @@ impl Support {
         let db = TestDb::create().await;
         let bus = TestBus::new();
         let clock = Arc::new(ManualClock::new(monday()));
-        Self::launch(db, bus, clock, config).await
+        let seed_file =
+            std::env::temp_dir().join(format!("relais-support-{}.toml", uuid::Uuid::new_v4()));
+        std::fs::write(&seed_file, seed()).unwrap();
+        let local = LocalServices::default();
+        let listener = relais_runtime::bind("127.0.0.1:0").await.unwrap();
+        let registry_url = relais_runtime::grpc_url(listener.local_addr().unwrap());
+        let registry = relais_registry::start(
+            RegistryConfig {
+                listen: "127.0.0.1:0".into(),
+                seed_file: Some(seed_file.display().to_string()),
+                secret_hash_key: Secret::new("support-tests-registry-hash-key-0123456789"),
+                ..RegistryConfig::default()
+            },
+            &database(&db),
+            bus.config(),
+            listener,
+            &local,
+            Shutdown::new(),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("the registry did not start: {e}"));
+        let config = SupportConfig {
+            registry_url,
+            // Access tokens are tried end to end (tests/e2e); nothing answers here.
+            oidc_front_url: "http://127.0.0.1:1".into(),
+            ..config
+        };
+        Self::launch(db, bus, clock, registry, local, seed_file, config).await
     }
 
     /// Stops the service, runs `meanwhile`, and starts it again on the same database,
@@ -59,19 +142,29 @@ impl Support {
     pub async fn restart(self, meanwhile: impl FnOnce()) -> Self {
         self.tasks.shutdown(WAIT).await;
         meanwhile();
-        Self::launch(self.db, self.bus, self.clock, self.config).await
+        let Self {
+            db,
+            bus,
+            clock,
+            registry,
+            local,
+            seed_file,
+            config,
+            ..
+        } = self;
+        Self::launch(db, bus, clock, registry, local, seed_file, config).await
     }
 
     async fn launch(
         db: TestDb,
         bus: TestBus,
         clock: Arc<ManualClock>,
+        registry: Tasks,
+        local: LocalServices,
+        seed_file: std::path::PathBuf,
         config: SupportConfig,
     ) -> Self {
-        let database = DatabaseConfig {
-            url: Secret::new(db.url()),
-            pool_size: 4,
-        };
+        let database = database(&db);
         let listener = relais_runtime::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let config = SupportConfig {
@@ -85,6 +178,7 @@ impl Support {
             &database,
             bus.config(),
             listener,
+            &local,
             Shutdown::new(),
             clock.clone(),
         )
@@ -99,12 +193,17 @@ impl Support {
             clock,
             metrics: running.metrics_addr,
             tasks: running.tasks,
+            registry,
+            local,
+            seed_file,
             config,
         }
     }
 
     pub async fn stop(self) {
         self.tasks.shutdown(WAIT).await;
+        self.registry.shutdown(WAIT).await;
+        let _ = std::fs::remove_file(&self.seed_file);
         self.bus.cleanup().await;
         self.db.cleanup().await;
     }
@@ -190,6 +289,13 @@ impl Support {
     /// What the service publishes on `routing_key`, from now on.
     pub async fn listen(&self, routing_key: &str) -> Listener {
         self.bus.listen(routing_key).await
+    }
+}
+
+fn database(db: &TestDb) -> DatabaseConfig {
+    DatabaseConfig {
+        url: Secret::new(db.url()),
+        pool_size: 4,
     }
 }
 

@@ -2,7 +2,9 @@ use relais_proto::support::v1 as pb;
 use relais_support::SupportConfig;
 use tonic::Code;
 
-use crate::common::{IDP, Support, contact, staff};
+use relais_config::Secret;
+
+use crate::common::{IDP, INTAKE_SECRET, Support, contact, staff};
 
 fn mail(from: &str, id: &str, in_reply_to: Option<&str>, body: &str) -> Vec<u8> {
     let reply = in_reply_to
@@ -22,7 +24,10 @@ Content-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n\
 async fn submit(support: &mut Support, raw: Vec<u8>) -> pb::SubmitMailResponse {
     support
         .client
-        .submit_mail(pb::SubmitMailRequest { raw })
+        .submit_mail(pb::SubmitMailRequest {
+            raw,
+            intake_secret: INTAKE_SECRET.into(),
+        })
         .await
         .unwrap()
         .into_inner()
@@ -31,11 +36,7 @@ async fn submit(support: &mut Support, raw: Vec<u8>) -> pb::SubmitMailResponse {
 #[tokio::test]
 async fn mail_opens_tickets_threads_replies_and_keeps_the_unusable_aside() {
     let config = SupportConfig {
-        contacts: [
-            ("Ops@idp-a.example".to_owned(), "idp:idp-a".to_owned()),
-            ("dev@sp-b.example".to_owned(), "sp:sp-b".to_owned()),
-        ]
-        .into(),
+        mail_intake_secret: Secret::new(INTAKE_SECRET),
         ..SupportConfig::default()
     };
     let mut support = Support::start_with(config).await;
@@ -150,4 +151,66 @@ async fn mail_opens_tickets_threads_replies_and_keeps_the_unusable_aside() {
         .unwrap_err();
     assert_eq!(refused.code(), Code::PermissionDenied);
     support.stop().await;
+}
+
+#[tokio::test]
+async fn only_the_mail_gateway_posts_mail_and_staff_mail_is_not_a_partners() {
+    let config = SupportConfig {
+        mail_intake_secret: Secret::new(INTAKE_SECRET),
+        ..SupportConfig::default()
+    };
+    let mut support = Support::start_with(config).await;
+    let raw = mail("ops@idp-a.example", "s1@idp-a.example", None, "Bonjour");
+
+    // Without the deployment's secret, or with another, nothing is taken in.
+    for secret in ["", "mail-intake-secret-of-the-tests-012345678", "x"] {
+        let refused = support
+            .client
+            .submit_mail(pb::SubmitMailRequest {
+                raw: raw.clone(),
+                intake_secret: secret.into(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), Code::Unauthenticated, "{secret:?}");
+    }
+    let none = support
+        .client
+        .list_tickets(pb::ListTicketsRequest {
+            caller: Some(staff("level1")),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .tickets;
+    assert!(none.is_empty());
+
+    // A staff member writing to the intake is kept aside: staff are nobody's contact.
+    let from_staff = submit(
+        &mut support,
+        mail("N1@relais.example", "s2@relais.example", None, "Test"),
+    )
+    .await;
+    assert_eq!(from_staff.outcome, "quarantined");
+    assert_eq!(
+        from_staff.reason,
+        "n1@relais.example is support staff, not a partner's contact"
+    );
+    let opened = submit(&mut support, raw).await;
+    assert_eq!(opened.outcome, "opened");
+    support.stop().await;
+
+    // No secret configured: the API intake is off whatever is presented.
+    let mut off = Support::start().await;
+    let refused = off
+        .client
+        .submit_mail(pb::SubmitMailRequest {
+            raw: mail("ops@idp-a.example", "s3@idp-a.example", None, "x"),
+            intake_secret: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied);
+    off.stop().await;
 }

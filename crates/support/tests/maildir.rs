@@ -95,7 +95,6 @@ async fn kept_aside(support: &mut Support) -> Vec<pb::QuarantinedMail> {
 async fn maildir_messages_are_taken_in_once_even_across_a_restart() {
     let maildir = TestMaildir::new();
     let config = SupportConfig {
-        contacts: [("ops@idp-a.example".to_owned(), "idp:idp-a".to_owned())].into(),
         mail_dir: maildir.path().display().to_string(),
         mail_poll_interval_ms: 50,
         ..SupportConfig::default()

@@ -4,18 +4,12 @@ use mail_parser::MessageParser;
 use relais_proto::support::v1 as pb;
 use relais_support::{SmtpConfig, SupportConfig};
 
-use crate::common::{IDP, Support, contact, paris, staff, text};
+use crate::common::{IDP, INTAKE_SECRET, Support, contact, paris, staff, text};
 use crate::smtp_sink::{Received, SmtpSink};
 
 fn config(sink: &SmtpSink, starttls: bool) -> SupportConfig {
     SupportConfig {
-        contacts: [
-            ("ops@idp-a.example", "idp:idp-a"),
-            ("cto@idp-a.example", "idp:idp-a"),
-            ("dev@sp-b.example", "sp:sp-b"),
-        ]
-        .map(|(a, p)| (a.to_owned(), p.to_owned()))
-        .into(),
+        mail_intake_secret: relais_config::Secret::new(INTAKE_SECRET),
         smtp: SmtpConfig {
             host: "127.0.0.1".into(),
             port: sink.port(),
@@ -170,6 +164,7 @@ In-Reply-To: <{}>\r\n\r\nStill failing for some users.\r\n",
         .client
         .submit_mail(pb::SubmitMailRequest {
             raw: reply.into_bytes(),
+            intake_secret: INTAKE_SECRET.into(),
         })
         .await
         .unwrap()

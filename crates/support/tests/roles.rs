@@ -213,6 +213,10 @@ async fn a_partner_files_and_follows_its_own_tickets_and_nobody_elses() {
             "an unknown staff role" => {
                 assert_eq!(status.code(), Code::InvalidArgument, "{what}: {status:?}");
             }
+            "no caller" => {
+                assert_eq!(status.code(), Code::Unauthenticated, "{what}: {status:?}");
+                assert_eq!(error_code(status), "invalid_token", "{what}");
+            }
             _ => {
                 assert_eq!(status.code(), Code::PermissionDenied, "{what}: {status:?}");
                 assert_eq!(error_code(status), "forbidden", "{what}");
@@ -304,5 +308,89 @@ async fn staff_handle_a_ticket_to_its_close_and_the_history_says_who_did_what() 
         ("closed", "ops@sp-a.example (sp:sp-a)"),
     ];
     assert_eq!(history, expected.map(|(a, b)| (a.to_owned(), b.to_owned())));
+    support.stop().await;
+}
+
+#[tokio::test]
+async fn every_call_is_recorded_with_its_caller_and_outcome_refusals_included() {
+    use relais_support::events::CallEvent;
+    let mut support = Support::start().await;
+    let mut calls = support.listen("support.call").await;
+    let mut next = async || -> CallEvent {
+        calls
+            .wait_for("a call record", |_| true)
+            .await
+            .payload()
+            .unwrap()
+    };
+
+    let ticket = support
+        .open(contact(IDP, "idp-a"), (IDP, "idp-a"), "one_user", 0)
+        .await;
+    let opened = next().await;
+    assert_eq!(
+        (opened.method.as_str(), opened.outcome.as_str()),
+        ("OpenTicket", "ok")
+    );
+    assert_eq!(opened.caller, "ops@idp-a.example (idp:idp-a)");
+    assert_eq!(opened.ticket_id.as_deref(), Some(ticket.id.as_str()));
+
+    // Another partner's contact reading it: refused, and the attempt is on record.
+    let refused = support
+        .client
+        .get_ticket(pb::TicketRequest {
+            caller: Some(contact(SP, "sp-b")),
+            ticket_id: ticket.id.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied);
+    let attempt = next().await;
+    assert_eq!(attempt.method, "GetTicket");
+    assert_eq!(attempt.outcome, "forbidden");
+    assert_eq!(attempt.caller, "ops@sp-b.example (sp:sp-b)");
+    assert_eq!(attempt.ticket_id.as_deref(), Some(ticket.id.as_str()));
+    assert!(attempt.detail.is_some());
+
+    // No caller at all, and an access token nobody can check (oidc-front down here):
+    // both refused and recorded; the token itself is never written down.
+    let anonymous = support
+        .client
+        .list_tickets(pb::ListTicketsRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(anonymous.code(), Code::Unauthenticated);
+    let record = next().await;
+    assert_eq!(
+        (record.caller.as_str(), record.outcome.as_str()),
+        ("unidentified caller", "invalid_token")
+    );
+    let token = "opaque-token-value-0123456789";
+    let unchecked = support
+        .client
+        .list_tickets(pb::ListTicketsRequest {
+            caller: Some(pb::Caller {
+                who: Some(pb::caller::Who::AccessToken(token.into())),
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(unchecked.code(), Code::Unavailable);
+    let record = next().await;
+    assert_eq!(record.outcome, "service_unavailable");
+    assert!(!serde_json::to_string(&record).unwrap().contains(token));
+
+    // Staff reading: recorded as who they are.
+    support.get(staff("level2"), &ticket.id).await;
+    let read = next().await;
+    assert_eq!(
+        (
+            read.method.as_str(),
+            read.caller.as_str(),
+            read.outcome.as_str()
+        ),
+        ("GetTicket", "agent-level2 (level2)", "ok")
+    );
     support.stop().await;
 }

@@ -9,7 +9,7 @@ mod store;
 
 use std::sync::Arc;
 
-use relais_bus::events::CONNECTION_EVENTS;
+use relais_bus::events::{CONNECTION_EVENTS, SUPPORT_EVENTS};
 use relais_bus::{BusConfig, Event, EventHandler, HandlerError};
 use relais_config::DatabaseConfig;
 use relais_proto::trace::v1 as pb;
@@ -153,7 +153,8 @@ pub async fn start(
         pool.clone(),
         bus.clone(),
         format!("{}.trace.connections", bus.exchange),
-        vec![CONNECTION_EVENTS.to_string()],
+        // Support's ticket changes and API calls are operator evidence too.
+        vec![CONNECTION_EVENTS.to_string(), SUPPORT_EVENTS.to_string()],
         Arc::new(Recorder),
         shutdown.clone(),
     );
