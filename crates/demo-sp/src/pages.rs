@@ -194,5 +194,26 @@ mod tests {
         assert!(!html.contains("<b>"));
         assert!(html.contains("Bonjour &lt;b&gt;Eve&lt;/b&gt;"));
         assert!(html.contains("acr obtenu : <strong>eidas2</strong> (demandé : eidas1)"));
+        assert!(
+            !html.contains("API du support"),
+            "only the console shows its token"
+        );
+    }
+
+    #[test]
+    fn the_console_shows_its_token_and_the_api_it_opens() {
+        let html = signed_in(&SignedInView {
+            display_name: "Camille",
+            acr: Some("eidas1"),
+            acr_asked: &[],
+            userinfo: None,
+            raw_id_token: "a.b.c",
+            support: Some(("tok<en>", "http://127.0.0.1:8000/api/support/v1")),
+            header: "{}",
+            payload: "{}",
+        });
+        assert!(html.contains("Bearer tok&lt;en&gt;"));
+        assert!(html.contains("http://127.0.0.1:8000/api/support/v1/tickets"));
+        assert!(html.contains("href=\"http://127.0.0.1:8000/api/support/v1/openapi.json\""));
     }
 }
