@@ -147,8 +147,10 @@ async fn contacts_and_staff_use_the_support_api_with_console_tokens_and_every_ca
     // Somebody the registry does not know, a token of another client, a revoked token,
     // no token: nothing is served.
     let karim = access_token(&stack, CONSOLE, "karim").await;
-    let (status, error, _) = call(&stack, Method::GET, "/tickets", Some(&karim), None).await;
+    let (status, error, headers) = call(&stack, Method::GET, "/tickets", Some(&karim), None).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
+    let karim_request = headers["x-request-id"].to_str().unwrap().to_owned();
+    assert_eq!(error["request_id"], karim_request.as_str());
     assert!(
         error["error_description"]
             .as_str()
@@ -240,9 +242,20 @@ Subject: Deuxieme souci\r\nMessage-ID: <e2e-1@demo-idp.test>\r\n\r\nBonjour.\r\n
     ));
     assert!(seen("camille.martin@demo-idp.test", "Acknowledge", "ok"));
     assert!(seen("unidentified caller", "ListTickets", "forbidden"));
+    assert!(
+        calls
+            .iter()
+            .any(|c| c["request_id"] == karim_request.as_str() && c["outcome"] == "forbidden"),
+        "the refusal is found by the request id the caller was given"
+    );
     assert!(seen("unidentified caller", "GetTicket", "invalid_token"));
     assert!(seen("mail gateway", "SubmitMail", "invalid_token"));
     assert!(seen("mail gateway", "SubmitMail", "ok"));
+    // Each with where the HTTP request came from, to match the gateway's logs.
+    for c in &calls {
+        assert_eq!(c["source_ip"], "127.0.0.1", "{c}");
+        assert_eq!(c["request_id"].as_str().map(str::len), Some(36), "{c}");
+    }
     // The ticket's changes are there too.
     assert!(!stack.proof_events("support.ticket.opened").await.is_empty());
     for c in &calls {

@@ -371,6 +371,20 @@ pub(crate) struct MailReceipt {
     reason: Option<String>,
 }
 
+/// A support call with the gateway's deadline and where the HTTP request came from.
+fn outbound<T>(s: &Shared, meta: &Meta, message: T) -> tonic::Request<T> {
+    let mut request = s.grpc(message);
+    for (key, value) in [
+        ("relais-source-ip", meta.source.ip.as_str()),
+        ("relais-request-id", meta.request_id.as_str()),
+    ] {
+        if let Ok(value) = tonic::metadata::MetadataValue::try_from(value) {
+            request.metadata_mut().insert(key, value);
+        }
+    }
+    request
+}
+
 /// The caller as support receives it: the bearer token, checked there.
 fn caller(headers: &HeaderMap) -> pb::Caller {
     let header = authorization(headers);
@@ -512,7 +526,7 @@ async fn list_tickets(
         partner_id: q.partner_id.unwrap_or_default(),
         limit: q.limit.unwrap_or_default(),
     };
-    let result = s.support().list_tickets(s.grpc(request)).await;
+    let result = s.support().list_tickets(outbound(&s, &meta, request)).await;
     answer(&meta, result, StatusCode::OK, |r| TicketList {
         tickets: r.tickets.into_iter().map(Ticket::from).collect(),
     })
@@ -542,7 +556,7 @@ async fn open_ticket(
         body: new.body,
         attachments: new.attachments.into_iter().map(Into::into).collect(),
     };
-    let result = s.support().open_ticket(s.grpc(request)).await;
+    let result = s.support().open_ticket(outbound(&s, &meta, request)).await;
     answer(&meta, result, StatusCode::CREATED, Ticket::from)
 }
 
@@ -563,7 +577,7 @@ async fn get_ticket(
         caller: Some(caller(&headers)),
         ticket_id: id,
     };
-    let result = s.support().get_ticket(s.grpc(request)).await;
+    let result = s.support().get_ticket(outbound(&s, &meta, request)).await;
     answer(&meta, result, StatusCode::OK, Ticket::from)
 }
 
@@ -586,7 +600,7 @@ macro_rules! change {
             Path($id): Path<String>,
         ) -> Response {
             let $caller = Some(caller(&headers));
-            let result = s.support().$rpc(s.grpc($build)).await;
+            let result = s.support().$rpc(outbound(&s, &meta, $build)).await;
             answer(&meta, result, StatusCode::OK, Ticket::from)
         }
     };
@@ -610,7 +624,7 @@ macro_rules! change {
         ) -> Response {
             let $b = json_or_400!(meta, body);
             let $caller = Some(caller(&headers));
-            let result = s.support().$rpc(s.grpc($build)).await;
+            let result = s.support().$rpc(outbound(&s, &meta, $build)).await;
             answer(&meta, result, StatusCode::OK, Ticket::from)
         }
     };
@@ -758,7 +772,10 @@ async fn indicator(
         from: period.from,
         to: period.to,
     };
-    let result = s.support().get_indicator(s.grpc(request)).await;
+    let result = s
+        .support()
+        .get_indicator(outbound(&s, &meta, request))
+        .await;
     answer(&meta, result, StatusCode::OK, |i| Indicator {
         from: i.from,
         to: i.to,
@@ -796,7 +813,10 @@ async fn quarantined_mail(
         caller: Some(caller(&headers)),
         limit: limit.limit.unwrap_or_default(),
     };
-    let result = s.support().list_quarantined_mail(s.grpc(request)).await;
+    let result = s
+        .support()
+        .list_quarantined_mail(outbound(&s, &meta, request))
+        .await;
     answer(&meta, result, StatusCode::OK, |r| QuarantinedMailList {
         mails: r
             .mails
@@ -848,7 +868,7 @@ async fn submit_mail(
         raw: raw.to_vec(),
         intake_secret: secret,
     };
-    let result = s.support().submit_mail(s.grpc(request)).await;
+    let result = s.support().submit_mail(outbound(&s, &meta, request)).await;
     answer(&meta, result, StatusCode::OK, |r| MailReceipt {
         outcome: r.outcome,
         ticket_id: some(r.ticket_id),

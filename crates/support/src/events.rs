@@ -35,6 +35,11 @@ pub struct CallEvent {
     /// The refusal's reason.
     #[serde(default)]
     pub detail: Option<String>,
+    /// The client address and request id the gateway gave the HTTP request.
+    #[serde(default)]
+    pub source_ip: Option<String>,
+    #[serde(default)]
+    pub request_id: Option<String>,
 }
 
 impl Payload for CallEvent {

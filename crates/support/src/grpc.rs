@@ -207,6 +207,30 @@ fn share(s: &Share) -> pb::Share {
 
 type Reply = Result<Response<pb::Ticket>, Status>;
 
+/// Where a call came from, as the gateway saw it (gRPC metadata `relais-source-ip`,
+/// `relais-request-id`): recorded with the call, to match the HTTP request.
+struct Origin {
+    ip: Option<String>,
+    request_id: Option<String>,
+}
+
+impl Origin {
+    fn of<T>(request: &Request<T>) -> Self {
+        let text = |key: &str| {
+            let value = request.metadata().get(key)?.to_str().ok()?;
+            // Bounded and printable: it goes into the proof store.
+            let fits = !value.is_empty()
+                && value.len() <= 64
+                && value.chars().all(|c| c.is_ascii_graphic());
+            fits.then(|| value.to_owned())
+        };
+        Origin {
+            ip: text("relais-source-ip"),
+            request_id: text("relais-request-id"),
+        }
+    }
+}
+
 /// Whether a call changes tickets: a read whose record cannot be kept is not served.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -225,6 +249,7 @@ impl SupportService {
     /// Runs one call as its caller and records it, whatever the outcome.
     async fn traced<T, F, Fut>(
         &self,
+        origin: &Origin,
         method: &'static str,
         kind: Kind,
         caller: Option<pb::Caller>,
@@ -239,7 +264,8 @@ impl SupportService {
             Ok(actor) => (actor.to_string(), work(actor).await),
             Err(e) => ("unidentified caller".to_owned(), Err(e)),
         };
-        self.record(method, kind, who, ticket, &result).await?;
+        self.record(origin, method, kind, who, ticket, &result)
+            .await?;
         result
             .map(|(answer, _)| Response::new(answer))
             .map_err(Status::from)
@@ -247,6 +273,7 @@ impl SupportService {
 
     async fn record<T>(
         &self,
+        origin: &Origin,
         method: &'static str,
         kind: Kind,
         caller: String,
@@ -263,6 +290,8 @@ impl SupportService {
             ticket_id: opened.or_else(|| (!ticket.is_empty()).then(|| ticket.to_owned())),
             outcome: outcome.to_owned(),
             detail,
+            source_ip: origin.ip.clone(),
+            request_id: origin.request_id.clone(),
         };
         if let Err(e) = self.desk.record_call(&call).await {
             tracing::error!(error = %e, method, outcome, "support call not recorded");
@@ -277,6 +306,7 @@ impl SupportService {
 
     async fn apply<F>(
         &self,
+        origin: &Origin,
         method: &'static str,
         caller: Option<pb::Caller>,
         id: &str,
@@ -290,14 +320,21 @@ impl SupportService {
             &Actor,
         ) -> Result<(), SupportError>,
     {
-        self.traced(method, Kind::Change, caller, id, |actor| async move {
-            let id = ticket_id(id)?;
-            let view = self
-                .desk
-                .change(&actor, id, |t, rules, now| change(t, rules, now, &actor))
-                .await?;
-            Ok((render(view), None))
-        })
+        self.traced(
+            origin,
+            method,
+            Kind::Change,
+            caller,
+            id,
+            |actor| async move {
+                let id = ticket_id(id)?;
+                let view = self
+                    .desk
+                    .change(&actor, id, |t, rules, now| change(t, rules, now, &actor))
+                    .await?;
+                Ok((render(view), None))
+            },
+        )
         .await
     }
 
@@ -322,31 +359,41 @@ impl SupportService {
 #[tonic::async_trait]
 impl Support for SupportService {
     async fn open_ticket(&self, request: Request<pb::OpenTicketRequest>) -> Reply {
+        let origin = Origin::of(&request);
         let req = request.into_inner();
         let caller = req.caller.clone();
-        self.traced("OpenTicket", Kind::Change, caller, "", |actor| async move {
-            let new = NewTicket {
-                partner: PartnerRef::new(partner_kind(req.partner_kind)?, req.partner_id)?,
-                scope: scope(&req.scope)?,
-                severity: match req.severity {
-                    0 => None,
-                    level => Some(severity(level)?),
-                },
-                subject: req.subject,
-                body: req.body,
-                attachments: attachments(req.attachments)?,
-            };
-            let view = self.desk.open(&actor, new).await?;
-            let id = view.ticket.id.to_string();
-            Ok((render(view), Some(id)))
-        })
+        self.traced(
+            &origin,
+            "OpenTicket",
+            Kind::Change,
+            caller,
+            "",
+            |actor| async move {
+                let new = NewTicket {
+                    partner: PartnerRef::new(partner_kind(req.partner_kind)?, req.partner_id)?,
+                    scope: scope(&req.scope)?,
+                    severity: match req.severity {
+                        0 => None,
+                        level => Some(severity(level)?),
+                    },
+                    subject: req.subject,
+                    body: req.body,
+                    attachments: attachments(req.attachments)?,
+                };
+                let view = self.desk.open(&actor, new).await?;
+                let id = view.ticket.id.to_string();
+                Ok((render(view), Some(id)))
+            },
+        )
         .await
     }
 
     async fn get_ticket(&self, request: Request<pb::TicketRequest>) -> Reply {
+        let origin = Origin::of(&request);
         let req = request.into_inner();
         let id = req.ticket_id.clone();
         self.traced(
+            &origin,
             "GetTicket",
             Kind::Read,
             req.caller,
@@ -363,55 +410,75 @@ impl Support for SupportService {
         &self,
         request: Request<pb::ListTicketsRequest>,
     ) -> Result<Response<pb::ListTicketsResponse>, Status> {
+        let origin = Origin::of(&request);
         let req = request.into_inner();
         let caller = req.caller.clone();
-        self.traced("ListTickets", Kind::Read, caller, "", |actor| async move {
-            let partner = match (req.partner_kind, req.partner_id.is_empty()) {
-                (0, true) => None,
-                (kind, _) => Some(PartnerRef::new(partner_kind(kind)?, req.partner_id)?),
-            };
-            let filter = Filter {
-                partner,
-                status: (!req.status.is_empty())
-                    .then(|| status(&req.status))
-                    .transpose()?,
-                limit: match req.limit {
-                    0 => 100,
-                    n => i64::from(n.min(500)),
-                },
-            };
-            let tickets = self
-                .desk
-                .list(&actor, filter)
-                .await?
-                .into_iter()
-                .map(render)
-                .collect();
-            Ok((pb::ListTicketsResponse { tickets }, None))
-        })
+        self.traced(
+            &origin,
+            "ListTickets",
+            Kind::Read,
+            caller,
+            "",
+            |actor| async move {
+                let partner = match (req.partner_kind, req.partner_id.is_empty()) {
+                    (0, true) => None,
+                    (kind, _) => Some(PartnerRef::new(partner_kind(kind)?, req.partner_id)?),
+                };
+                let filter = Filter {
+                    partner,
+                    status: (!req.status.is_empty())
+                        .then(|| status(&req.status))
+                        .transpose()?,
+                    limit: match req.limit {
+                        0 => 100,
+                        n => i64::from(n.min(500)),
+                    },
+                };
+                let tickets = self
+                    .desk
+                    .list(&actor, filter)
+                    .await?
+                    .into_iter()
+                    .map(render)
+                    .collect();
+                Ok((pb::ListTicketsResponse { tickets }, None))
+            },
+        )
         .await
     }
 
     async fn acknowledge(&self, request: Request<pb::TicketRequest>) -> Reply {
+        let origin = Origin::of(&request);
         let req = request.into_inner();
-        self.apply("Acknowledge", req.caller, &req.ticket_id, |t, _, now, a| {
-            t.acknowledge(a, now)
-        })
+        self.apply(
+            &origin,
+            "Acknowledge",
+            req.caller,
+            &req.ticket_id,
+            |t, _, now, a| t.acknowledge(a, now),
+        )
         .await
     }
 
     async fn comment(&self, request: Request<pb::CommentRequest>) -> Reply {
+        let origin = Origin::of(&request);
         let req = request.into_inner();
         let files = attachments(req.attachments);
-        self.apply("Comment", req.caller, &req.ticket_id, |t, _, now, a| {
-            t.comment(a, now, &req.body, files?)
-        })
+        self.apply(
+            &origin,
+            "Comment",
+            req.caller,
+            &req.ticket_id,
+            |t, _, now, a| t.comment(a, now, &req.body, files?),
+        )
         .await
     }
 
     async fn request_information(&self, request: Request<pb::TextRequest>) -> Reply {
+        let origin = Origin::of(&request);
         let req = request.into_inner();
         self.apply(
+            &origin,
             "RequestInformation",
             req.caller,
             &req.ticket_id,
@@ -421,26 +488,38 @@ impl Support for SupportService {
     }
 
     async fn set_severity(&self, request: Request<pb::SetSeverityRequest>) -> Reply {
+        let origin = Origin::of(&request);
         let req = request.into_inner();
         let level = severity(req.severity);
-        self.apply("SetSeverity", req.caller, &req.ticket_id, |t, _, now, a| {
-            t.set_severity(a, now, level?)
-        })
+        self.apply(
+            &origin,
+            "SetSeverity",
+            req.caller,
+            &req.ticket_id,
+            |t, _, now, a| t.set_severity(a, now, level?),
+        )
         .await
     }
 
     async fn assign(&self, request: Request<pb::AssignRequest>) -> Reply {
+        let origin = Origin::of(&request);
         let req = request.into_inner();
         let role = StaffRole::parse(&req.role);
-        self.apply("Assign", req.caller, &req.ticket_id, |t, _, now, a| {
-            t.assign(a, now, role?)
-        })
+        self.apply(
+            &origin,
+            "Assign",
+            req.caller,
+            &req.ticket_id,
+            |t, _, now, a| t.assign(a, now, role?),
+        )
         .await
     }
 
     async fn declare_blocking(&self, request: Request<pb::TicketRequest>) -> Reply {
+        let origin = Origin::of(&request);
         let req = request.into_inner();
         self.apply(
+            &origin,
             "DeclareBlocking",
             req.caller,
             &req.ticket_id,
@@ -450,16 +529,23 @@ impl Support for SupportService {
     }
 
     async fn resolve(&self, request: Request<pb::TextRequest>) -> Reply {
+        let origin = Origin::of(&request);
         let req = request.into_inner();
-        self.apply("Resolve", req.caller, &req.ticket_id, |t, _, now, a| {
-            t.resolve(a, now, &req.text)
-        })
+        self.apply(
+            &origin,
+            "Resolve",
+            req.caller,
+            &req.ticket_id,
+            |t, _, now, a| t.resolve(a, now, &req.text),
+        )
         .await
     }
 
     async fn confirm_resolution(&self, request: Request<pb::TextRequest>) -> Reply {
+        let origin = Origin::of(&request);
         let req = request.into_inner();
         self.apply(
+            &origin,
             "ConfirmResolution",
             req.caller,
             &req.ticket_id,
@@ -469,8 +555,10 @@ impl Support for SupportService {
     }
 
     async fn agree_to_close(&self, request: Request<pb::TextRequest>) -> Reply {
+        let origin = Origin::of(&request);
         let req = request.into_inner();
         self.apply(
+            &origin,
             "AgreeToClose",
             req.caller,
             &req.ticket_id,
@@ -483,6 +571,7 @@ impl Support for SupportService {
         &self,
         request: Request<pb::SubmitMailRequest>,
     ) -> Result<Response<pb::SubmitMailResponse>, Status> {
+        let origin = Origin::of(&request);
         let req = request.into_inner();
         let result = async {
             self.intake_allowed(&req.intake_secret)?;
@@ -503,6 +592,7 @@ impl Support for SupportService {
         }
         .await;
         self.record(
+            &origin,
             "SubmitMail",
             Kind::Change,
             "mail gateway".into(),
@@ -519,8 +609,10 @@ impl Support for SupportService {
         &self,
         request: Request<pb::ListQuarantinedMailRequest>,
     ) -> Result<Response<pb::ListQuarantinedMailResponse>, Status> {
+        let origin = Origin::of(&request);
         let req = request.into_inner();
         self.traced(
+            &origin,
             "ListQuarantinedMail",
             Kind::Read,
             req.caller,
@@ -553,30 +645,41 @@ impl Support for SupportService {
         &self,
         request: Request<pb::GetIndicatorRequest>,
     ) -> Result<Response<pb::Indicator>, Status> {
+        let origin = Origin::of(&request);
         let req = request.into_inner();
         let caller = req.caller.clone();
-        self.traced("GetIndicator", Kind::Read, caller, "", |actor| async move {
-            let from = timestamp("from", &req.from)?;
-            let to = timestamp("to", &req.to)?;
-            let report = self.desk.indicator(&actor, from, to).await?;
-            let indicator = pb::Indicator {
-                from: report.from.to_string(),
-                to: report.to.to_string(),
-                target_percent: report.target_percent,
-                resolution_business_hours: self.desk.indicator_config().resolution_business_hours,
-                overall: Some(share(&report.overall)),
-                per_partner: report
-                    .per_partner
-                    .iter()
-                    .map(|(p, s)| pb::PartnerShare {
-                        partner_kind: proto_kind(p.kind),
-                        partner_id: p.id.clone(),
-                        share: Some(share(s)),
-                    })
-                    .collect(),
-            };
-            Ok((indicator, None))
-        })
+        self.traced(
+            &origin,
+            "GetIndicator",
+            Kind::Read,
+            caller,
+            "",
+            |actor| async move {
+                let from = timestamp("from", &req.from)?;
+                let to = timestamp("to", &req.to)?;
+                let report = self.desk.indicator(&actor, from, to).await?;
+                let indicator = pb::Indicator {
+                    from: report.from.to_string(),
+                    to: report.to.to_string(),
+                    target_percent: report.target_percent,
+                    resolution_business_hours: self
+                        .desk
+                        .indicator_config()
+                        .resolution_business_hours,
+                    overall: Some(share(&report.overall)),
+                    per_partner: report
+                        .per_partner
+                        .iter()
+                        .map(|(p, s)| pb::PartnerShare {
+                            partner_kind: proto_kind(p.kind),
+                            partner_id: p.id.clone(),
+                            share: Some(share(s)),
+                        })
+                        .collect(),
+                };
+                Ok((indicator, None))
+            },
+        )
         .await
     }
 }
