@@ -81,11 +81,7 @@ impl Desk {
 
     /// Queues the record of one API call for the proof store.
     pub async fn record_call(&self, call: &CallEvent) -> Result<(), SupportError> {
-        let at = self.clock.now();
-        let occurred = time::OffsetDateTime::from_unix_timestamp_nanos(at.as_nanosecond())
-            .map_err(|e| SupportError::Invalid(format!("time out of range: {e}")))?;
-        let event =
-            relais_bus::Event::from_payload_at(Uuid::new_v4(), occurred, events::SOURCE, call)?;
+        let event = events::of_call(call, self.clock.now())?;
         let mut client = self.store.pool().get().await?;
         let tx = client.transaction().await?;
         relais_bus::enqueue(&tx, &event).await?;

@@ -104,6 +104,16 @@ fn occurred(at: jiff::Timestamp) -> Result<time::OffsetDateTime, SupportError> {
         .map_err(|e| SupportError::Invalid(format!("time out of range: {e}")))
 }
 
+/// The event that records one API call, at `at`.
+pub fn of_call(call: &CallEvent, at: jiff::Timestamp) -> Result<Event, SupportError> {
+    Ok(Event::from_payload_at(
+        Uuid::new_v4(),
+        occurred(at)?,
+        SOURCE,
+        call,
+    )?)
+}
+
 /// The events of a change: one per new history entry others hear of, and the incident
 /// start or end when the ticket started or stopped keeping an IdP disabled.
 pub fn of_change(

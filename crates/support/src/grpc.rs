@@ -231,7 +231,8 @@ impl Origin {
     }
 }
 
-/// Whether a call changes tickets: a read whose record cannot be kept is not served.
+/// Whether a call changes tickets: only a change that happened is answered when its
+/// record cannot be kept; a read or a refusal is not.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Read,
@@ -295,9 +296,9 @@ impl SupportService {
         };
         if let Err(e) = self.desk.record_call(&call).await {
             tracing::error!(error = %e, method, outcome, "support call not recorded");
-            // A change has happened and is in the ticket's history (and its events):
-            // its answer stands. A read is not served unrecorded.
-            if kind == Kind::Read {
+            // A change that happened is in the ticket's history (and its events): its
+            // answer stands. A read or a refusal is not given unrecorded.
+            if kind == Kind::Read || result.is_err() {
                 return Err(Status::from(e));
             }
         }

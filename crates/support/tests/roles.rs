@@ -394,3 +394,50 @@ async fn every_call_is_recorded_with_its_caller_and_outcome_refusals_included() 
     );
     support.stop().await;
 }
+
+#[tokio::test]
+async fn nothing_is_read_or_refused_unrecorded() {
+    let mut support = Support::start().await;
+    let ticket = support
+        .open(contact(IDP, "idp-a"), (IDP, "idp-a"), "one_user", 0)
+        .await;
+    // The outbox refuses every write from now on: no call can be recorded.
+    let sql = support.db.pool(relais_support::SCHEMA, 1).await;
+    let admin = sql.get().await.unwrap();
+    admin
+        .batch_execute("ALTER TABLE outbox ADD CONSTRAINT no_write CHECK (false) NOT VALID")
+        .await
+        .unwrap();
+
+    let read = support
+        .client
+        .get_ticket(pb::TicketRequest {
+            caller: Some(staff("level1")),
+            ticket_id: ticket.id.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        read.code(),
+        Code::Unavailable,
+        "a read is not served unrecorded"
+    );
+    // A refused change changed nothing: its refusal is not given unrecorded either.
+    let refusal = support
+        .client
+        .acknowledge(pb::TicketRequest {
+            caller: Some(contact(IDP, "idp-a")),
+            ticket_id: ticket.id.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refusal.code(), Code::Unavailable, "nor a refusal");
+
+    admin
+        .batch_execute("ALTER TABLE outbox DROP CONSTRAINT no_write")
+        .await
+        .unwrap();
+    let served = support.get(staff("level1"), &ticket.id).await;
+    assert_eq!(served.id, ticket.id);
+    support.stop().await;
+}
