@@ -56,28 +56,24 @@ pub async fn enqueue_all(client: &impl GenericClient, events: &[Event]) -> Resul
     Ok(())
 }
 
-/// Runs `change` (one INSERT whose parameters are `$1`…`$n`) and queues `events` in the
-/// same statement: atomic without a transaction, one round trip instead of four. The
-/// events are queued whatever the number of rows changed, so an UPDATE that may touch
-/// none belongs in a transaction instead. Wake the relay afterwards
-/// ([`crate::Outbox::wake`]).
-pub async fn change_with_events(
+/// The placeholders of the event columns after `n` parameters, for [`statement_with_events`].
+fn event_placeholders(n: usize) -> String {
+    format!(
+        "unnest(${}::uuid[], ${}::text[], ${}::jsonb[]) WITH ORDINALITY AS e (id, kind, body, n)",
+        n + 1,
+        n + 2,
+        n + 3
+    )
+}
+
+/// Runs `sql` with `params` followed by the columns of `events`.
+async fn statement_with_events(
     client: &impl GenericClient,
-    change: &str,
+    sql: &str,
     params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
     events: &[Event],
-) -> Result<(), BusError> {
-    let n = params.len();
-    let statement = client
-        .prepare_cached(&format!(
-            "WITH change AS ({change}) INSERT INTO outbox (id, kind, body) \
-             SELECT id, kind, body FROM unnest(${}::uuid[], ${}::text[], ${}::jsonb[]) \
-             WITH ORDINALITY AS e (id, kind, body, n) ORDER BY n",
-            n + 1,
-            n + 2,
-            n + 3
-        ))
-        .await?;
+) -> Result<Vec<tokio_postgres::Row>, BusError> {
+    let statement = client.prepare_cached(sql).await?;
     let (ids, kinds, bodies) = columns(events);
     let mut all: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = params.to_vec();
     all.extend([
@@ -85,8 +81,51 @@ pub async fn change_with_events(
         &kinds,
         &bodies,
     ]);
-    client.execute(&statement, &all).await?;
+    Ok(client.query(&statement, &all).await?)
+}
+
+/// Runs `change` (one INSERT whose parameters are `$1`…`$n`) and queues `events` in the
+/// same statement: atomic without a transaction, one round trip instead of four. The
+/// events are queued whatever the number of rows changed, so an UPDATE that may touch
+/// none belongs in [`change_if_with_events`] instead. Wake the relay afterwards
+/// ([`crate::Outbox::wake`]).
+pub async fn change_with_events(
+    client: &impl GenericClient,
+    change: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    events: &[Event],
+) -> Result<(), BusError> {
+    let sql = format!(
+        "WITH change AS ({change}) INSERT INTO outbox (id, kind, body) \
+         SELECT id, kind, body FROM {} ORDER BY n",
+        event_placeholders(params.len())
+    );
+    statement_with_events(client, &sql, params, events).await?;
     Ok(())
+}
+
+/// Runs data-modifying CTEs (`ctes`, the last one named `change` with a RETURNING
+/// clause; parameters `$1`…`$n`) and queues `events` in the same statement only if
+/// `change` returned a row: a change that may touch nothing, and its events, atomic
+/// without a transaction. Returns the rows `change` returned. Wake the relay afterwards.
+pub async fn change_if_with_events(
+    client: &impl GenericClient,
+    ctes: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    events: &[Event],
+) -> Result<u64, BusError> {
+    let sql = format!(
+        "WITH {ctes}, queued AS (INSERT INTO outbox (id, kind, body) \
+         SELECT id, kind, body FROM {} WHERE EXISTS (SELECT 1 FROM change) \
+         ORDER BY n RETURNING 1) SELECT count(*) FROM change",
+        event_placeholders(params.len())
+    );
+    let rows = statement_with_events(client, &sql, params, events).await?;
+    let count: i64 = match rows.first() {
+        Some(row) => row.try_get(0)?,
+        None => 0,
+    };
+    Ok(u64::try_from(count).unwrap_or(0))
 }
 
 /// Events waiting in the outbox: the relay's lag, worth a gauge.

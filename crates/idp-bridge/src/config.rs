@@ -1,4 +1,4 @@
-use relais_config::ConfigError;
+use relais_config::{ConfigError, Secret};
 use serde::{Deserialize, Serialize};
 
 /// Settings of the OpenID Connect client toward identity providers.
@@ -15,6 +15,9 @@ pub struct IdpBridgeConfig {
     pub logout_callback_url: String,
     /// How long an IdP's discovery document and keys are kept.
     pub metadata_cache_seconds: u32,
+    /// Keys sealing the round trips handed to oidc-front (each at least 32 characters):
+    /// the first seals, all open; rotate as `oidc_front.flow_keys`.
+    pub round_trip_keys: Vec<Secret>,
     /// How long the browser may stay at the IdP.
     pub round_trip_ttl_seconds: u32,
     /// Timeout of each call to an IdP.
@@ -33,6 +36,7 @@ impl Default for IdpBridgeConfig {
             callback_url: "http://127.0.0.1:8000/idp/callback".into(),
             logout_callback_url: "http://127.0.0.1:8000/idp/logout-callback".into(),
             metadata_cache_seconds: 300,
+            round_trip_keys: vec![Secret::new("change-me-round-trip-key-0123456789abcdef")],
             round_trip_ttl_seconds: 900,
             http_timeout_ms: 10_000,
             clock_skew_seconds: 60,
@@ -49,6 +53,14 @@ impl IdpBridgeConfig {
         ] {
             url::Url::parse(v)
                 .map_err(|_| ConfigError::invalid(field, "must be an absolute URL"))?;
+        }
+        if self.round_trip_keys.is_empty()
+            || self.round_trip_keys.iter().any(|k| k.expose().len() < 32)
+        {
+            return Err(ConfigError::invalid(
+                "idp_bridge.round_trip_keys",
+                "needs at least one key, each of at least 32 characters",
+            ));
         }
         if self.http_timeout_ms == 0 || self.round_trip_ttl_seconds == 0 {
             return Err(ConfigError::invalid(

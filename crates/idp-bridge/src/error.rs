@@ -80,24 +80,6 @@ impl BridgeError {
     }
 }
 
-impl From<tokio_postgres::Error> for BridgeError {
-    fn from(e: tokio_postgres::Error) -> Self {
-        BridgeError::Unavailable(format!("database: {e}"))
-    }
-}
-
-impl From<deadpool_postgres::PoolError> for BridgeError {
-    fn from(e: deadpool_postgres::PoolError) -> Self {
-        BridgeError::Unavailable(format!("database pool: {e}"))
-    }
-}
-
-impl From<relais_bus::BusError> for BridgeError {
-    fn from(e: relais_bus::BusError) -> Self {
-        BridgeError::Unavailable(format!("bus: {e}"))
-    }
-}
-
 impl From<BridgeError> for tonic::Status {
     fn from(e: BridgeError) -> Self {
         use tonic::Code;

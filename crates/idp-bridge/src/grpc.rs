@@ -1,53 +1,57 @@
-//! The bridge's gRPC face.
+//! The bridge's gRPC face. It writes nothing: a round trip is sealed and handed to the
+//! caller, and the steps it takes are recorded by oidc-front with the connection.
 
-use relais_bus::Event;
-use relais_bus::events::{ConnectionEvent, ConnectionStep, Outcome};
+use prost::Message;
+use relais_jose::Sealer;
 use relais_proto::idp_bridge::v1 as pb;
 use relais_proto::idp_bridge::v1::idp_bridge_server::IdpBridge;
 use relais_proto::registry::v1::registry_client::RegistryClient;
 use relais_proto::registry::v1::{self as reg, PartnerStatus};
 use relais_runtime::GrpcChannel as Channel;
 use sha2::{Digest, Sha256};
-use time::{Duration, OffsetDateTime};
+use subtle::ConstantTimeEq;
+use time::OffsetDateTime;
 use tonic::{Request, Response, Status};
 
 use crate::config::IdpBridgeConfig;
 use crate::error::BridgeError;
 use crate::idp::Idps;
-use crate::store::{RoundTrip, Store};
 
-pub const SOURCE: &str = "idp-bridge";
+/// Associated data of a sealed round trip: no other sealed box opens as one.
+const ROUND_TRIP: &str = "idp_round_trip";
 
 pub struct Bridge {
     pub config: IdpBridgeConfig,
-    pub store: Store,
     pub registry: RegistryClient<Channel>,
     pub idps: Idps,
+    pub sealer: Sealer,
+}
+
+/// One trip of a browser to an IdP and back, sealed into the caller's flow. The PKCE
+/// verifier and nonce are secrets toward the IdP, so the box is the bridge's alone.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct RoundTrip {
+    #[prost(string, tag = "1")]
+    pub flow_id: String,
+    #[prost(string, tag = "2")]
+    pub idp_id: String,
+    #[prost(string, tag = "3")]
+    pub sp_id: String,
+    /// SHA-256 of the state sent to the IdP: the callback must bring it back.
+    #[prost(bytes = "vec", tag = "4")]
+    pub state_hash: Vec<u8>,
+    #[prost(string, tag = "5")]
+    pub nonce: String,
+    #[prost(string, tag = "6")]
+    pub pkce_verifier: String,
+    #[prost(string, repeated, tag = "7")]
+    pub acr_values: Vec<String>,
+    #[prost(string, repeated, tag = "8")]
+    pub required_claims: Vec<String>,
 }
 
 fn sha256(v: &str) -> Vec<u8> {
     Sha256::digest(v.as_bytes()).to_vec()
-}
-
-struct Src<'a> {
-    ip: &'a str,
-    port: u32,
-    request_id: &'a str,
-}
-
-fn event(
-    flow_id: &str,
-    step: ConnectionStep,
-    outcome: Outcome,
-    src: &Src<'_>,
-    fill: impl FnOnce(&mut ConnectionEvent),
-) -> Result<Event, BridgeError> {
-    let mut e = ConnectionEvent::new(flow_id, step, outcome);
-    e.source_ip = Some(src.ip.to_string()).filter(|s| !s.is_empty());
-    e.source_port = u16::try_from(src.port).ok().filter(|p| *p != 0);
-    e.request_id = Some(src.request_id.to_string()).filter(|s| !s.is_empty());
-    fill(&mut e);
-    Ok(Event::from_payload(SOURCE, &e)?)
 }
 
 impl Bridge {
@@ -68,7 +72,10 @@ impl Bridge {
         Ok(idp)
     }
 
-    async fn start(&self, req: pb::StartLoginRequest) -> Result<String, BridgeError> {
+    async fn start(
+        &self,
+        req: pb::StartLoginRequest,
+    ) -> Result<pb::StartLoginResponse, BridgeError> {
         if req.flow_id.is_empty() {
             return Err(BridgeError::Invalid("flow_id is empty".into()));
         }
@@ -86,41 +93,49 @@ impl Bridge {
             )
             .await?;
         let trip = RoundTrip {
-            flow_id: req.flow_id.clone(),
-            idp_id: idp.id.clone(),
-            sp_id: req.sp_id.clone(),
+            flow_id: req.flow_id,
+            idp_id: idp.id,
+            sp_id: req.sp_id,
+            state_hash: sha256(&auth.state),
             nonce: auth.nonce,
             pkce_verifier: auth.pkce_verifier,
-            acr_values: req.acr_values.clone(),
-            required_claims: req.required_claims.clone(),
+            acr_values: req.acr_values,
+            required_claims: req.required_claims,
         };
-        let src = Src {
-            ip: &req.source_ip,
-            port: req.source_port,
-            request_id: &req.request_id,
-        };
-        let redirected = event(
-            &req.flow_id,
-            ConnectionStep::IdpRedirected,
-            Outcome::Success,
-            &src,
-            |e| {
-                e.sp_id = Some(req.sp_id.clone());
-                e.idp_id = Some(idp.id.clone());
-            },
-        )?;
-        let expires = OffsetDateTime::now_utc()
-            + Duration::seconds(i64::from(self.config.round_trip_ttl_seconds));
-        self.store
-            .insert(&sha256(&auth.state), &trip, expires, &[redirected])
-            .await?;
-        Ok(auth.url)
+        let expires = OffsetDateTime::now_utc().unix_timestamp()
+            + i64::from(self.config.round_trip_ttl_seconds);
+        let round_trip = self
+            .sealer
+            .seal(ROUND_TRIP, &trip.encode_to_vec(), expires)
+            .map_err(|e| BridgeError::Invalid(format!("sealing the round trip: {e}")))?;
+        Ok(pb::StartLoginResponse {
+            authorization_url: auth.url,
+            round_trip,
+        })
+    }
+
+    /// The round trip of this flow whose state the callback brought back: forged,
+    /// expired, another flow's or another state's, it is refused alike.
+    fn round_trip(&self, req: &pb::FinishLoginRequest) -> Result<RoundTrip, BridgeError> {
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        let plain = self
+            .sealer
+            .open(ROUND_TRIP, &req.round_trip, now)
+            .map_err(|e| {
+                tracing::info!(reason = %e, "round trip refused");
+                BridgeError::StateMismatch
+            })?;
+        let trip = RoundTrip::decode(plain.as_slice()).map_err(|_| BridgeError::StateMismatch)?;
+        let same_state = bool::from(trip.state_hash.ct_eq(&sha256(&req.state)));
+        if req.flow_id.is_empty() || trip.flow_id != req.flow_id || !same_state {
+            return Err(BridgeError::StateMismatch);
+        }
+        Ok(trip)
     }
 
     async fn finish(
         &self,
         req: &pb::FinishLoginRequest,
-        src: &Src<'_>,
         trip: &RoundTrip,
     ) -> Result<pb::FinishLoginResponse, BridgeError> {
         let idp = self.idp(&trip.idp_id).await?;
@@ -141,17 +156,6 @@ impl Bridge {
         if req.code.is_empty() {
             return Err(BridgeError::IdpError("no code in the callback".into()));
         }
-        let callback = event(
-            &trip.flow_id,
-            ConnectionStep::IdpCallback,
-            Outcome::Success,
-            src,
-            |e| {
-                e.sp_id = Some(trip.sp_id.clone());
-                e.idp_id = Some(idp.id.clone());
-            },
-        )?;
-        self.store.record(&[callback]).await?;
         let identity = self
             .idps
             .identity(
@@ -164,19 +168,6 @@ impl Bridge {
                 &trip.required_claims,
             )
             .await?;
-        let verified = event(
-            &trip.flow_id,
-            ConnectionStep::IdentityVerified,
-            Outcome::Success,
-            src,
-            |e| {
-                e.sp_id = Some(trip.sp_id.clone());
-                e.idp_id = Some(idp.id.clone());
-                e.acr = Some(identity.acr.clone());
-                e.sub_fi = Some(identity.sub.clone());
-            },
-        )?;
-        self.store.record(&[verified]).await?;
         Ok(pb::FinishLoginResponse {
             idp_id: idp.id,
             sub: identity.sub,
@@ -198,9 +189,7 @@ impl IdpBridge for Bridge {
         let req = request.into_inner();
         let idp_id = req.idp_id.clone();
         match self.start(req).await {
-            Ok(authorization_url) => {
-                Ok(Response::new(pb::StartLoginResponse { authorization_url }))
-            }
+            Ok(answer) => Ok(Response::new(answer)),
             Err(e) => {
                 tracing::warn!(idp = %idp_id, code = e.code(), error = %e, "IdP round trip not started");
                 Err(e.into())
@@ -213,18 +202,9 @@ impl IdpBridge for Bridge {
         request: Request<pb::FinishLoginRequest>,
     ) -> Result<Response<pb::FinishLoginResponse>, Status> {
         let req = request.into_inner();
-        let src = Src {
-            ip: &req.source_ip,
-            port: req.source_port,
-            request_id: &req.request_id,
-        };
-        // The state must be one this browser's flow sent (login CSRF, replay).
-        let trip = match self.store.take(&sha256(&req.state), &req.flow_id).await {
-            Ok(Some(t)) => t,
-            Ok(None) => return Err(BridgeError::StateMismatch.into()),
-            Err(e) => return Err(e.into()),
-        };
-        match self.finish(&req, &src, &trip).await {
+        // The state must be the one this browser's flow sent (login CSRF, mix of flows).
+        let trip = self.round_trip(&req)?;
+        match self.finish(&req, &trip).await {
             Ok(r) => Ok(Response::new(r)),
             Err(e) => {
                 tracing::warn!(idp = %trip.idp_id, code = e.code(), error = %e, "IdP sign-in refused");

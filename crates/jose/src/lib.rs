@@ -1,7 +1,10 @@
 //! JOSE for the hub: signing keys (ES256 and RS256) with RFC 7638 thumbprint `kid`s, the
 //! public JWKS, compact JWS signing of JWT claims, and verification of JWTs against a key
 //! set with an allow-list of algorithms (never `none`, never HMAC with a public key).
-//! It owns no storage: callers persist keys as private JWK JSON.
+//! It owns no storage: callers persist keys as private JWK JSON. [`sealed`] seals state
+//! that the hub hands to browsers instead of storing it.
+
+pub mod sealed;
 
 use std::fmt;
 
@@ -12,6 +15,8 @@ use josekit::jws::{ES256, JwsHeader, JwsSigner, JwsVerifier, RS256};
 use josekit::jwt::{self, JwtPayload};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
+
+pub use sealed::{SealError, Sealer};
 
 #[derive(Debug, thiserror::Error)]
 pub enum JoseError {

@@ -14,6 +14,10 @@ pub struct OidcFrontConfig {
     /// Key of the HMAC deriving per-SP subjects (at least 32 characters). Changing it
     /// changes every subject: keep it for the life of the deployment.
     pub subject_key: Secret,
+    /// Keys sealing the browser's flow cookie (each at least 32 characters): the first
+    /// seals, all open. To rotate, add the new key second on every replica, then put it
+    /// first, then drop the old one after `flow_ttl_seconds`.
+    pub flow_keys: Vec<Secret>,
     /// Assurance levels, lowest first.
     pub acr_levels: Vec<String>,
     pub code_ttl_seconds: u32,
@@ -41,6 +45,7 @@ impl Default for OidcFrontConfig {
             registry_url: "http://127.0.0.1:7101".into(),
             idp_bridge_url: "http://127.0.0.1:7103".into(),
             subject_key: Secret::new("change-me-subject-key-0123456789abcdef"),
+            flow_keys: vec![Secret::new("change-me-flow-key-0123456789abcdefghij")],
             acr_levels: vec!["eidas1".into(), "eidas2".into(), "eidas3".into()],
             code_ttl_seconds: 60,
             access_token_ttl_seconds: 1800,
@@ -77,6 +82,12 @@ impl OidcFrontConfig {
             return Err(ConfigError::invalid(
                 "oidc_front.subject_key",
                 "must be at least 32 characters",
+            ));
+        }
+        if self.flow_keys.is_empty() || self.flow_keys.iter().any(|k| k.expose().len() < 32) {
+            return Err(ConfigError::invalid(
+                "oidc_front.flow_keys",
+                "needs at least one key, each of at least 32 characters",
             ));
         }
         if self.acr_levels.is_empty() {

@@ -64,6 +64,8 @@ pub enum FrontError {
     InvalidMaxAge,
     #[error("this sign-in has expired or was already completed; start again from the service")]
     FlowExpired,
+    #[error("state, nonce and login_hint are too long together to be carried through the sign-in")]
+    FlowTooLarge,
     #[error("the form was not sent by this browser's sign-in page")]
     CsrfMismatch,
     #[error("this identity provider cannot be chosen for this sign-in")]
@@ -307,6 +309,13 @@ impl FrontError {
                 Page,
                 "Cette connexion a expiré ou est déjà terminée. Recommencez depuis le service.",
             ),
+            E::FlowTooLarge => (
+                "flow_too_large",
+                "invalid_request",
+                400,
+                Redirect,
+                "state, nonce et login_hint sont trop longs ensemble pour être portés par la connexion.",
+            ),
             E::CsrfMismatch => (
                 "csrf_mismatch",
                 "invalid_request",
@@ -541,6 +550,23 @@ impl From<relais_bus::BusError> for FrontError {
     }
 }
 
+/// To a gRPC caller: the stable code and the SP-facing words, never a database message.
+impl From<FrontError> for tonic::Status {
+    fn from(e: FrontError) -> Self {
+        use tonic::Code;
+        let code = match &e {
+            FrontError::Unavailable(_) => Code::Unavailable,
+            FrontError::Internal(_) => Code::Internal,
+            FrontError::InvalidToken => Code::Unauthenticated,
+            _ => Code::InvalidArgument,
+        };
+        if matches!(e, FrontError::Unavailable(_) | FrontError::Internal(_)) {
+            tracing::error!(error = %e, "a call failed");
+        }
+        relais_runtime::status_with_code(code, e.description(), e.info().code)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -576,6 +602,7 @@ mod tests {
             FrontError::PkceMethodUnsupported,
             FrontError::InvalidMaxAge,
             FrontError::FlowExpired,
+            FrontError::FlowTooLarge,
             FrontError::CsrfMismatch,
             FrontError::IdpNotAvailable,
             FrontError::ClientAuthFailed,

@@ -1,17 +1,24 @@
 //! The OpenID Provider that service providers see: discovery, JWKS, authorize (with the
 //! IdP chooser), token, userinfo and RP-initiated logout; per-SP subjects; acr; data
 //! minimisation to the SP's habilitation. It owns the `oidc_front` schema: accounts,
-//! flows, sessions, codes and tokens (codes, tokens and cookies stored only as SHA-256),
-//! signing keys. It never speaks HTTP (the gateway does), never talks to an IdP (the
+//! sessions, codes and tokens (codes, tokens and cookies stored only as SHA-256), signing
+//! keys. A sign-in in progress is stored nowhere: it travels sealed in the browser's flow
+//! cookie, and is written once, with every step of its proof, when the IdP answers. It never speaks HTTP (the gateway does), never talks to an IdP (the
 //! bridge does), and never logs a code, a token or identity data.
 
 mod config;
 pub mod domain;
 pub mod error;
+mod events;
+mod flow;
+mod front;
 mod grpc;
+mod keys;
+mod logout;
 mod partners;
 mod responses;
 mod store;
+mod tokens;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,7 +35,8 @@ use tokio::net::TcpListener;
 
 pub use config::OidcFrontConfig;
 pub use error::FrontError;
-pub use grpc::{Front, Keys};
+pub use front::Front;
+pub use keys::Keys;
 
 pub const SCHEMA: &str = "oidc_front";
 
@@ -64,8 +72,12 @@ pub async fn start(
         registry,
         Duration::from_secs(u64::from(config.partner_cache_seconds)),
     );
+    let flow_keys: Vec<&str> = config.flow_keys.iter().map(|k| k.expose()).collect();
+    let sealer = relais_jose::Sealer::new(&flow_keys)
+        .map_err(|e| FrontError::Internal(format!("oidc_front.flow_keys: {e}")))?;
     let front = Front {
-        discovery_json: Front::discovery(&config),
+        discovery_json: keys::discovery(&config),
+        sealer,
         ladder: domain::acr::AcrLadder::new(config.acr_levels.clone()),
         config,
         store: store.clone(),

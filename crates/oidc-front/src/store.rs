@@ -21,25 +21,6 @@ pub struct Store {
 }
 
 #[derive(Clone, Debug)]
-pub struct Flow {
-    pub id_hash: Vec<u8>,
-    pub connection_id: Uuid,
-    pub client_id: String,
-    pub redirect_uri: String,
-    pub state: String,
-    pub nonce: String,
-    pub scopes: Vec<String>,
-    pub acr_min: String,
-    pub login_hint: Option<String>,
-    pub code_challenge: Option<String>,
-    pub locale: String,
-    pub csrf: String,
-    pub idp_id: Option<String>,
-    pub status: String,
-    pub expires_at: OffsetDateTime,
-}
-
-#[derive(Clone, Debug)]
 pub struct Session {
     pub sid: Uuid,
     pub connection_id: Uuid,
@@ -73,7 +54,18 @@ pub struct Grant {
     pub sub_fi: String,
     pub sub_fs: String,
     pub claims: Value,
+    /// Already redeemed once.
+    pub used: bool,
     pub expires_at: OffsetDateTime,
+}
+
+/// What the one durable write of a sign-in stores, built once the account is known.
+pub struct Completion {
+    pub session_hash: Vec<u8>,
+    pub session: Session,
+    pub auth_time: OffsetDateTime,
+    pub grant: Grant,
+    pub events: Vec<Event>,
 }
 
 /// A token as introspection sees it, live or not.
@@ -97,37 +89,8 @@ pub struct AccessToken {
     pub claims: Value,
 }
 
-/// What consuming a code found.
-pub enum Consumed {
-    /// First use: the grant.
-    Fresh(Grant),
-    /// Already used: its tokens have just been revoked.
-    Reused(Grant),
-    Missing,
-}
-
 async fn enqueue_all(tx: &Transaction<'_>, events: &[Event]) -> Result<(), FrontError> {
     Ok(relais_bus::enqueue_all(tx, events).await?)
-}
-
-fn flow_from_row(r: &Row) -> Result<Flow, FrontError> {
-    Ok(Flow {
-        id_hash: r.try_get("id_hash")?,
-        connection_id: r.try_get("connection_id")?,
-        client_id: r.try_get("client_id")?,
-        redirect_uri: r.try_get("redirect_uri")?,
-        state: r.try_get("state")?,
-        nonce: r.try_get("nonce")?,
-        scopes: r.try_get("scopes")?,
-        acr_min: r.try_get("acr_min")?,
-        login_hint: r.try_get("login_hint")?,
-        code_challenge: r.try_get("code_challenge")?,
-        locale: r.try_get("locale")?,
-        csrf: r.try_get("csrf")?,
-        idp_id: r.try_get("idp_id")?,
-        status: r.try_get("status")?,
-        expires_at: r.try_get("expires_at")?,
-    })
 }
 
 fn session_from_row(r: &Row) -> Result<Session, FrontError> {
@@ -166,6 +129,7 @@ fn grant_from_row(r: &Row) -> Result<Grant, FrontError> {
         sub_fi: r.try_get("sub_fi")?,
         sub_fs: r.try_get("sub_fs")?,
         claims: r.try_get("claims")?,
+        used: r.try_get::<_, Option<OffsetDateTime>>("used_at")?.is_some(),
         expires_at: r.try_get("expires_at")?,
     })
 }
@@ -215,95 +179,6 @@ impl Store {
         Ok(keys)
     }
 
-    pub async fn insert_flow(&self, flow: &Flow, events: &[Event]) -> Result<(), FrontError> {
-        let client = self.pool.get().await?;
-        relais_bus::change_with_events(
-            &client,
-            "INSERT INTO flows (id_hash, connection_id, client_id, redirect_uri, state, nonce, \
-             scopes, acr_min, login_hint, code_challenge, locale, csrf, idp_id, status, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
-            &[
-                &flow.id_hash,
-                &flow.connection_id,
-                &flow.client_id,
-                &flow.redirect_uri,
-                &flow.state,
-                &flow.nonce,
-                &flow.scopes,
-                &flow.acr_min,
-                &flow.login_hint,
-                &flow.code_challenge,
-                &flow.locale,
-                &flow.csrf,
-                &flow.idp_id,
-                &flow.status,
-                &flow.expires_at,
-            ],
-            events,
-        )
-        .await?;
-        self.outbox.wake();
-        Ok(())
-    }
-
-    /// A live flow (not expired) by the hash of its cookie.
-    pub async fn flow(&self, id_hash: &[u8]) -> Result<Option<Flow>, FrontError> {
-        let client = self.pool.get().await?;
-        let stmt = client
-            .prepare_cached("SELECT * FROM flows WHERE id_hash = $1 AND expires_at > now()")
-            .await?;
-        client
-            .query_opt(&stmt, &[&id_hash])
-            .await?
-            .map(|r| flow_from_row(&r))
-            .transpose()
-    }
-
-    /// Moves a flow from `from` to `to` status; false if it was not in `from` (a replay).
-    pub async fn advance_flow(
-        &self,
-        id_hash: &[u8],
-        from: &str,
-        to: &str,
-        idp_id: Option<&str>,
-        events: &[Event],
-    ) -> Result<bool, FrontError> {
-        let mut client = self.pool.get().await?;
-        let tx = client.transaction().await?;
-        let n = tx
-            .run(
-                "UPDATE flows SET status = $3, idp_id = COALESCE($4, idp_id) \
-                 WHERE id_hash = $1 AND status = $2",
-                &[&id_hash, &from, &to, &idp_id],
-            )
-            .await?;
-        if n == 1 {
-            enqueue_all(&tx, events).await?;
-        }
-        self.outbox.commit(tx).await?;
-        Ok(n == 1)
-    }
-
-    /// Records failure events (and fails the flow if one is named).
-    pub async fn record_failure(
-        &self,
-        flow_hash: Option<&[u8]>,
-        events: &[Event],
-    ) -> Result<(), FrontError> {
-        let mut client = self.pool.get().await?;
-        let tx = client.transaction().await?;
-        if let Some(h) = flow_hash {
-            tx.run(
-                "UPDATE flows SET status = 'failed' WHERE id_hash = $1",
-                &[&h],
-            )
-            .await?;
-        }
-        enqueue_all(&tx, events).await?;
-        self.outbox.commit(tx).await?;
-        Ok(())
-    }
-
     pub async fn record_events(&self, events: &[Event]) -> Result<(), FrontError> {
         let client = self.pool.get().await?;
         relais_bus::enqueue_all(&client, events).await?;
@@ -311,158 +186,151 @@ impl Store {
         Ok(())
     }
 
-    /// The account of an IdP subject, created on first sign-in.
-    pub async fn account_for(&self, idp_id: &str, sub_fi: &str) -> Result<Uuid, FrontError> {
-        let client = self.pool.get().await?;
-        let stmt = client
-            .prepare_cached(
+    /// The one durable write of a sign-in: the account of the IdP subject (created on
+    /// first sign-in), then what `build` makes for it (the session, the code's grant and
+    /// every step of the connection), in one transaction. False, and nothing written,
+    /// when the connection was already completed (a replayed callback).
+    pub async fn complete_sign_in<F>(
+        &self,
+        idp_id: &str,
+        sub_fi: &str,
+        build: F,
+    ) -> Result<bool, FrontError>
+    where
+        F: FnOnce(Uuid) -> Result<Completion, FrontError>,
+    {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let rows = tx
+            .all(
                 "WITH ins AS (INSERT INTO accounts (id, idp_id, sub_fi) VALUES ($1, $2, $3) \
                  ON CONFLICT (idp_id, sub_fi) DO NOTHING RETURNING id) \
                  SELECT id FROM ins UNION ALL \
                  SELECT id FROM accounts WHERE idp_id = $2 AND sub_fi = $3",
+                &[&Uuid::new_v4(), &idp_id, &sub_fi],
             )
             .await?;
-        let rows = client
-            .query(&stmt, &[&Uuid::new_v4(), &idp_id, &sub_fi])
-            .await?;
-        let row = rows
+        let account_id: Uuid = rows
             .first()
-            .ok_or_else(|| FrontError::Internal("account upsert returned nothing".into()))?;
-        Ok(row.try_get(0)?)
-    }
-
-    /// Completes a flow: the session, the code's grant, the flow marked done, and the
-    /// events, in one transaction. False if the flow was not at the IdP (a replay).
-    #[allow(clippy::too_many_arguments)]
-    pub async fn complete_flow(
-        &self,
-        flow_hash: &[u8],
-        session_hash: &[u8],
-        session: &Session,
-        auth_time: OffsetDateTime,
-        grant: &Grant,
-        events: &[Event],
-    ) -> Result<bool, FrontError> {
-        let mut client = self.pool.get().await?;
-        let tx = client.transaction().await?;
-        let n = tx
-            .run(
-                "UPDATE flows SET status = 'done' WHERE id_hash = $1 AND status = 'at_idp'",
-                &[&flow_hash],
-            )
-            .await?;
-        if n != 1 {
+            .ok_or_else(|| FrontError::Internal("account upsert returned nothing".into()))?
+            .try_get(0)?;
+        let c = build(account_id)?;
+        let (s, g) = (&c.session, &c.grant);
+        let written = relais_bus::change_if_with_events(
+            &tx,
+            "s AS (INSERT INTO sessions (id_hash, sid, connection_id, account_id, idp_id, \
+             sub_fi, idp_id_token, acr, auth_time, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+             ON CONFLICT (connection_id) DO NOTHING RETURNING sid), \
+             change AS (INSERT INTO grants (code_hash, connection_id, sid, client_id, \
+             redirect_uri, nonce, scopes, code_challenge, acr, amr, auth_time, account_id, \
+             idp_id, sub_fi, sub_fs, claims, expires_at) \
+             SELECT $11::bytea, $3::uuid, sid, $12::text, $13::text, $14::text, $15::text[], \
+             $16::text, $8::text, $17::text[], $9::timestamptz, $4::uuid, $5::text, $6::text, \
+             $18::text, $19::jsonb, $20::timestamptz FROM s RETURNING code_hash)",
+            &[
+                &c.session_hash,
+                &s.sid,
+                &s.connection_id,
+                &s.account_id,
+                &s.idp_id,
+                &s.sub_fi,
+                &s.idp_id_token,
+                &s.acr,
+                &c.auth_time,
+                &s.expires_at,
+                &g.code_hash,
+                &g.client_id,
+                &g.redirect_uri,
+                &g.nonce,
+                &g.scopes,
+                &g.code_challenge,
+                &g.amr,
+                &g.sub_fs,
+                &g.claims,
+                &g.expires_at,
+            ],
+            &c.events,
+        )
+        .await?;
+        if written == 0 {
             return Ok(false);
         }
-        tx.run(
-            "INSERT INTO sessions (id_hash, sid, connection_id, account_id, idp_id, sub_fi, \
-             idp_id_token, acr, auth_time, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-            &[
-                &session_hash,
-                &session.sid,
-                &session.connection_id,
-                &session.account_id,
-                &session.idp_id,
-                &session.sub_fi,
-                &session.idp_id_token,
-                &session.acr,
-                &auth_time,
-                &session.expires_at,
-            ],
-        )
-        .await?;
-        tx.run(
-            "INSERT INTO grants (code_hash, connection_id, sid, client_id, redirect_uri, nonce, \
-             scopes, code_challenge, acr, amr, auth_time, account_id, idp_id, sub_fi, sub_fs, \
-             claims, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
-            &[
-                &grant.code_hash,
-                &grant.connection_id,
-                &grant.sid,
-                &grant.client_id,
-                &grant.redirect_uri,
-                &grant.nonce,
-                &grant.scopes,
-                &grant.code_challenge,
-                &grant.acr,
-                &grant.amr,
-                &grant.auth_time,
-                &grant.account_id,
-                &grant.idp_id,
-                &grant.sub_fi,
-                &grant.sub_fs,
-                &grant.claims,
-                &grant.expires_at,
-            ],
-        )
-        .await?;
-        enqueue_all(&tx, events).await?;
         self.outbox.commit(tx).await?;
         Ok(true)
     }
 
-    /// Marks a code used, exactly once. A second use revokes every token of the code.
-    /// Each statement stands alone: `used_at` only ever goes from empty to set.
-    pub async fn consume_code(&self, code_hash: &[u8]) -> Result<Consumed, FrontError> {
+    /// The grant of a code, used or not.
+    pub async fn grant(&self, code_hash: &[u8]) -> Result<Option<Grant>, FrontError> {
         let client = self.pool.get().await?;
-        if let Some(row) = client
-            .opt(
-                "UPDATE grants SET used_at = now() WHERE code_hash = $1 AND used_at IS NULL \
-                 RETURNING *",
-                &[&code_hash],
-            )
-            .await?
-        {
-            return Ok(Consumed::Fresh(grant_from_row(&row)?));
-        }
-        let Some(row) = client
+        client
             .opt("SELECT * FROM grants WHERE code_hash = $1", &[&code_hash])
             .await?
-        else {
-            return Ok(Consumed::Missing);
-        };
-        client
-            .run(
-                "UPDATE access_tokens SET revoked_at = now() \
-                 WHERE code_hash = $1 AND revoked_at IS NULL",
-                &[&code_hash],
-            )
-            .await?;
-        Ok(Consumed::Reused(grant_from_row(&row)?))
+            .map(|r| grant_from_row(&r))
+            .transpose()
     }
 
-    pub async fn insert_access_token(
+    /// Marks a code of `client_id` used without issuing anything.
+    pub async fn burn_code(&self, code_hash: &[u8], client_id: &str) -> Result<(), FrontError> {
+        let client = self.pool.get().await?;
+        client
+            .run(
+                "UPDATE grants SET used_at = COALESCE(used_at, now()) \
+                 WHERE code_hash = $1 AND client_id = $2",
+                &[&code_hash, &client_id],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Redeems a code of `client_id`: marks it used and stores its access token with
+    /// the events, in one statement. False when the code was already used: another
+    /// redemption got there first, and nothing was written.
+    pub async fn redeem_code(
         &self,
+        code_hash: &[u8],
+        client_id: &str,
         token_hash: &[u8],
-        grant: &Grant,
         expires_at: OffsetDateTime,
         events: &[Event],
-    ) -> Result<(), FrontError> {
+    ) -> Result<bool, FrontError> {
         let client = self.pool.get().await?;
-        relais_bus::change_with_events(
+        let n = relais_bus::change_if_with_events(
             &client,
-            "INSERT INTO access_tokens (token_hash, code_hash, connection_id, client_id, sub_fs, \
-             account_id, idp_id, acr, claims, expires_at, scopes) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-            &[
-                &token_hash,
-                &grant.code_hash,
-                &grant.connection_id,
-                &grant.client_id,
-                &grant.sub_fs,
-                &grant.account_id,
-                &grant.idp_id,
-                &grant.acr,
-                &grant.claims,
-                &expires_at,
-                &grant.scopes,
-            ],
+            "used AS (UPDATE grants SET used_at = now() \
+             WHERE code_hash = $1 AND client_id = $2 AND used_at IS NULL \
+             RETURNING code_hash, connection_id, client_id, sub_fs, account_id, idp_id, acr, \
+             claims, scopes), \
+             change AS (INSERT INTO access_tokens (token_hash, code_hash, connection_id, \
+             client_id, sub_fs, account_id, idp_id, acr, claims, expires_at, scopes) \
+             SELECT $3::bytea, code_hash, connection_id, client_id, sub_fs, account_id, idp_id, \
+             acr, claims, $4::timestamptz, scopes FROM used RETURNING token_hash)",
+            &[&code_hash, &client_id, &token_hash, &expires_at],
             events,
         )
         .await?;
         self.outbox.wake();
+        Ok(n == 1)
+    }
+
+    /// A code of `client_id` presented again: it stays used and every token issued from
+    /// it is revoked. Run after the first redemption's statement (which stored its token
+    /// with the code's use), so that token is found.
+    pub async fn revoke_code_tokens(
+        &self,
+        code_hash: &[u8],
+        client_id: &str,
+    ) -> Result<(), FrontError> {
+        let client = self.pool.get().await?;
+        client
+            .run(
+                "WITH g AS (UPDATE grants SET used_at = COALESCE(used_at, now()) \
+                 WHERE code_hash = $1 AND client_id = $2 RETURNING code_hash) \
+                 UPDATE access_tokens SET revoked_at = now() \
+                 WHERE code_hash IN (SELECT code_hash FROM g) AND revoked_at IS NULL",
+                &[&code_hash, &client_id],
+            )
+            .await?;
         Ok(())
     }
 
@@ -735,14 +603,11 @@ impl Store {
             == 1)
     }
 
-    /// Deletes what has expired: flows, ended or expired sessions, grants (their tokens
+    /// Deletes what has expired: ended or expired sessions, grants (their tokens
     /// go with them). Returns the number of rows deleted.
     pub async fn purge_expired(&self) -> Result<u64, FrontError> {
         let client = self.pool.get().await?;
         let mut n = client
-            .run("DELETE FROM flows WHERE expires_at < now()", &[])
-            .await?;
-        n += client
             .run(
                 "DELETE FROM access_tokens WHERE expires_at < now() - interval '1 day'",
                 &[],

@@ -193,16 +193,11 @@ pub async fn start_bound(
                     .await
                     .map_err(|e| failed(s, e))?
             }
-            Service::IdpBridge => relais_idp_bridge::start(
-                config.idp_bridge.clone(),
-                db,
-                bus,
-                listener,
-                &local,
-                token,
-            )
-            .await
-            .map_err(|e| failed(s, e))?,
+            Service::IdpBridge => {
+                relais_idp_bridge::start(config.idp_bridge.clone(), listener, &local, token)
+                    .await
+                    .map_err(|e| failed(s, e))?
+            }
             Service::OidcFront => relais_oidc_front::start(
                 config.oidc_front.clone(),
                 db,

@@ -4,5 +4,6 @@ pub mod acr;
 pub mod authorize;
 pub mod claims;
 pub mod client_auth;
+pub mod flow;
 pub mod secrets;
 pub mod throttle;

@@ -1,0 +1,94 @@
+//! What the front publishes about connections: each step with its own time and the
+//! address the browser or the SP spoke from.
+
+use relais_bus::Event;
+use relais_bus::events::{ConnectionEvent, ConnectionStep, Outcome};
+use relais_proto::oidc_front::v1 as pb;
+use time::OffsetDateTime;
+
+use crate::domain::flow::{Flow, Step};
+use crate::error::FrontError;
+
+pub const SOURCE: &str = "oidc-front";
+
+/// Unix milliseconds of `t`, as flows keep them.
+pub fn millis(t: OffsetDateTime) -> i64 {
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+fn event_at(
+    at: OffsetDateTime,
+    mut e: ConnectionEvent,
+    ip: &str,
+    port: u32,
+    request_id: &str,
+) -> Result<Event, FrontError> {
+    e.source_ip = Some(ip.to_string()).filter(|s| !s.is_empty());
+    e.source_port = u16::try_from(port).ok().filter(|p| *p != 0);
+    e.request_id = Some(request_id.to_string()).filter(|s| !s.is_empty());
+    Ok(Event::from_payload_at(
+        uuid::Uuid::new_v4(),
+        at,
+        SOURCE,
+        &e,
+    )?)
+}
+
+/// A step taken now, for a request from `source`.
+pub fn now(
+    connection_id: &str,
+    step: ConnectionStep,
+    outcome: Outcome,
+    source: &pb::Source,
+    fill: impl FnOnce(&mut ConnectionEvent),
+) -> Result<Event, FrontError> {
+    at(
+        OffsetDateTime::now_utc(),
+        connection_id,
+        step,
+        outcome,
+        source,
+        fill,
+    )
+}
+
+/// A step taken at `when`, for a request from `source`.
+pub fn at(
+    when: OffsetDateTime,
+    connection_id: &str,
+    step: ConnectionStep,
+    outcome: Outcome,
+    source: &pb::Source,
+    fill: impl FnOnce(&mut ConnectionEvent),
+) -> Result<Event, FrontError> {
+    let mut e = ConnectionEvent::new(connection_id, step, outcome);
+    fill(&mut e);
+    event_at(when, e, &source.ip, source.port, &source.request_id)
+}
+
+/// The steps a flow carried, as events of their own time and address. Each names the
+/// SP, and the IdP from the step where it was chosen on.
+pub fn timeline(flow: &Flow) -> Result<Vec<Event>, FrontError> {
+    let mut chosen = false;
+    flow.steps
+        .iter()
+        .filter_map(|s| step_of(s).map(|kind| (s, kind)))
+        .map(|(s, kind)| {
+            chosen |= kind == ConnectionStep::IdpChosen;
+            let mut e = ConnectionEvent::new(&flow.connection_id, kind, Outcome::Success);
+            e.sp_id = Some(flow.client_id.clone());
+            if chosen {
+                e.idp_id = flow.idp_id.clone();
+            }
+            let when = OffsetDateTime::from_unix_timestamp_nanos(i128::from(s.at_ms) * 1_000_000)
+                .map_err(|_| FrontError::Internal("a flow step has no valid time".into()))?;
+            event_at(when, e, &s.ip, s.port, &s.request_id)
+        })
+        .collect()
+}
+
+fn step_of(s: &Step) -> Option<ConnectionStep> {
+    ConnectionStep::ALL
+        .into_iter()
+        .find(|k| k.as_str() == s.step)
+}

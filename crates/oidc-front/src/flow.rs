@@ -1,0 +1,507 @@
+//! The browser's sign-in: authorize, the chooser, the IdP round trip and its answer.
+//! Nothing is written until the IdP answers; then the account, the session, the code's
+//! grant and every step of the connection are one transaction.
+
+use relais_bus::events::{ConnectionStep, Outcome};
+use relais_proto::idp_bridge::v1 as bridge;
+use relais_proto::oidc_front::v1 as pb;
+use relais_proto::registry::v1 as reg;
+use serde_json::{Map, Value};
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
+
+use crate::domain::authorize::{self, Params};
+use crate::domain::claims;
+use crate::domain::flow::{Flow, Stage};
+use crate::domain::secrets::{constant_time_eq, random_token, sha256, subject_for};
+use crate::error::{FrontError, Surface};
+use crate::events::{self, millis};
+use crate::front::{Front, bridge_error, cookie, params_of, remove_cookie};
+use crate::responses::{error_page, error_redirect, redirect, with_query};
+use crate::store::{Completion, Grant, Session};
+
+/// Why an authorization request stops, and how the SP hears of it.
+enum Refusal {
+    Page(FrontError),
+    Redirect(FrontError, String, Option<String>),
+}
+
+impl From<FrontError> for Refusal {
+    fn from(e: FrontError) -> Self {
+        Refusal::Page(e)
+    }
+}
+
+impl Refusal {
+    fn error(&self) -> &FrontError {
+        match self {
+            Refusal::Page(e) | Refusal::Redirect(e, _, _) => e,
+        }
+    }
+}
+
+fn locale_of(source: &pb::Source) -> String {
+    authorize::locale(&Params::new(Vec::new()), &source.accept_language)
+}
+
+impl Front {
+    pub async fn authorize(&self, req: pb::AuthorizeRequest) -> pb::FlowResponse {
+        let source = req.source.unwrap_or_default();
+        let params = params_of(req.params);
+        let locale = authorize::locale(&params, &source.accept_language);
+        // Until the client and its redirect URI are known, nothing is recorded: anyone
+        // may send anything to /authorize.
+        let sp = match self.trusted_client(&params).await {
+            Ok(sp) => sp,
+            Err(e) => return error_page(&e, &locale, &source.request_id),
+        };
+        let mut flow = Flow {
+            connection_id: Uuid::new_v4().to_string(),
+            client_id: sp.client_id.clone(),
+            locale,
+            ..Default::default()
+        };
+        let now = OffsetDateTime::now_utc();
+        flow.push(
+            ConnectionStep::AuthorizeInitiated,
+            millis(now),
+            &source.ip,
+            source.port,
+            &source.request_id,
+        );
+        match self
+            .authorize_flow(&params, &sp, &mut flow, &source, now)
+            .await
+        {
+            Ok(r) => r,
+            Err(refusal) => {
+                self.record_failed_flow(&flow, refusal.error(), &source)
+                    .await;
+                match refusal {
+                    Refusal::Redirect(err, uri, state) => error_redirect(
+                        &err,
+                        &uri,
+                        state.as_deref(),
+                        &self.config.issuer,
+                        &source.request_id,
+                    ),
+                    Refusal::Page(err) => error_page(&err, &flow.locale, &source.request_id),
+                }
+            }
+        }
+    }
+
+    /// The SP of an authorization request, active, with the exact redirect URI it
+    /// registered; errors here are pages (the redirect URI cannot be trusted).
+    async fn trusted_client(
+        &self,
+        params: &Params,
+    ) -> Result<std::sync::Arc<reg::ServiceProvider>, FrontError> {
+        let (client_id, redirect_uri) = authorize::client_and_redirect(params)?;
+        let sp = self.active_sp(&client_id).await?;
+        if !sp.redirect_uris.contains(&redirect_uri) {
+            return Err(FrontError::RedirectUriMismatch);
+        }
+        Ok(sp)
+    }
+
+    async fn authorize_flow(
+        &self,
+        params: &Params,
+        sp: &reg::ServiceProvider,
+        flow: &mut Flow,
+        source: &pb::Source,
+        now: OffsetDateTime,
+    ) -> Result<pb::FlowResponse, Refusal> {
+        let (_, redirect_uri) = authorize::client_and_redirect(params)?;
+        let to_sp = |e: FrontError| {
+            if e.info().surface == Surface::Page && !matches!(e, FrontError::Unavailable(_)) {
+                Refusal::Page(e)
+            } else {
+                Refusal::Redirect(e, redirect_uri.clone(), authorize::echo_state(params))
+            }
+        };
+        let default_acr = self.ladder.levels().first().cloned().unwrap_or_default();
+        let request =
+            authorize::validate(params, sp, redirect_uri.clone(), &self.ladder, &default_acr)
+                .map_err(to_sp)?;
+        // A hint must be an ID token this hub issued to this client.
+        if let Some(hint) = params.single("id_token_hint").map_err(to_sp)? {
+            let for_this_client = self.verify_hint(hint).is_ok_and(|c| match c.get("aud") {
+                Some(Value::String(a)) => *a == sp.client_id,
+                Some(Value::Array(list)) => list.iter().any(|a| *a == sp.client_id.as_str()),
+                _ => false,
+            });
+            if !for_this_client {
+                return Err(Refusal::Redirect(
+                    FrontError::InvalidIdTokenHint,
+                    redirect_uri.clone(),
+                    authorize::echo_state(params),
+                ));
+            }
+        }
+        flow.redirect_uri = request.redirect_uri;
+        flow.state = request.state;
+        flow.nonce = request.nonce;
+        flow.scopes = request.scopes;
+        flow.acr_min = request.acr_min;
+        flow.login_hint = request.login_hint;
+        flow.code_challenge = request.code_challenge;
+        flow.csrf = random_token();
+        flow.stage = Stage::Choosing as i32;
+        flow.expires_at =
+            (now + Duration::seconds(i64::from(self.config.flow_ttl_seconds))).unix_timestamp();
+        let idps = self.partners.idps().await.map_err(to_sp)?;
+        let visible = self.visible_idps(sp, &idps);
+        let hinted = request.idp_hint.as_deref().and_then(|h| {
+            visible
+                .iter()
+                .find(|i| i.id == h && self.ladder.any_reaches(&i.acr_values, &flow.acr_min))
+        });
+        if let Some(idp) = hinted {
+            return self.send_to_idp(flow, sp, idp, source).await;
+        }
+        flow.push(
+            ConnectionStep::ChooserShown,
+            millis(now),
+            &source.ip,
+            source.port,
+            &source.request_id,
+        );
+        let sealed = flow.seal(&self.sealer).map_err(to_sp)?;
+        let mut response = self.chooser(flow, sp, &visible);
+        response.flow_cookie = cookie(sealed, self.config.flow_ttl_seconds);
+        Ok(response)
+    }
+
+    fn chooser(
+        &self,
+        flow: &Flow,
+        sp: &reg::ServiceProvider,
+        visible: &[&reg::IdentityProvider],
+    ) -> pb::FlowResponse {
+        let idps = visible
+            .iter()
+            .map(|i| {
+                let available = self.ladder.any_reaches(&i.acr_values, &flow.acr_min);
+                pb::ChooserIdp {
+                    id: i.id.clone(),
+                    name: i.name.clone(),
+                    available,
+                    unavailable_reason: if available {
+                        String::new()
+                    } else {
+                        "acr_not_supported".into()
+                    },
+                }
+            })
+            .collect();
+        pb::FlowResponse {
+            outcome: Some(pb::flow_response::Outcome::Chooser(pb::Chooser {
+                csrf: flow.csrf.clone(),
+                sp_name: sp.name.clone(),
+                locale: flow.locale.clone(),
+                idps,
+                acr_asked: flow.acr_min.clone(),
+            })),
+            ..Default::default()
+        }
+    }
+
+    /// Asks the bridge for the IdP round trip and sends the browser there, the flow (with
+    /// the bridge's sealed round trip) in its cookie.
+    async fn send_to_idp(
+        &self,
+        flow: &mut Flow,
+        sp: &reg::ServiceProvider,
+        idp: &reg::IdentityProvider,
+        source: &pb::Source,
+    ) -> Result<pb::FlowResponse, Refusal> {
+        let chosen_at = OffsetDateTime::now_utc();
+        flow.idp_id = Some(idp.id.clone());
+        flow.push(
+            ConnectionStep::IdpChosen,
+            millis(chosen_at),
+            &source.ip,
+            source.port,
+            &source.request_id,
+        );
+        let answer = self
+            .bridge
+            .clone()
+            .start_login(bridge::StartLoginRequest {
+                flow_id: flow.connection_id.clone(),
+                idp_id: idp.id.clone(),
+                sp_id: sp.client_id.clone(),
+                sp_name: sp.name.clone(),
+                acr_values: self.ladder.at_least(&flow.acr_min),
+                login_hint: flow.login_hint.clone().unwrap_or_default(),
+                scopes: flow.scopes.clone(),
+                source_ip: source.ip.clone(),
+                source_port: source.port,
+                request_id: source.request_id.clone(),
+                required_claims: claims::required_from_idp(&claims::released_claims(
+                    &flow.scopes,
+                    &sp.claims,
+                )),
+            })
+            .await
+            .map_err(|s| Refusal::Page(bridge_error(&s)))?
+            .into_inner();
+        flow.stage = Stage::AtIdp as i32;
+        flow.round_trip = answer.round_trip;
+        flow.push(
+            ConnectionStep::IdpRedirected,
+            millis(OffsetDateTime::now_utc()),
+            &source.ip,
+            source.port,
+            &source.request_id,
+        );
+        let sealed = flow.seal(&self.sealer)?;
+        let mut response = redirect(answer.authorization_url);
+        response.flow_cookie = cookie(sealed, self.config.flow_ttl_seconds);
+        Ok(response)
+    }
+
+    pub async fn choose(&self, req: pb::ChooseIdpRequest) -> pb::FlowResponse {
+        let source = req.source.clone().unwrap_or_default();
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        // From the chooser, or back to it from the IdP: a new round trip either way.
+        let mut flow = match Flow::open(&self.sealer, &req.flow, now) {
+            Ok(f) => f,
+            Err(e) => return error_page(&e, &locale_of(&source), &source.request_id),
+        };
+        // Not failures of the sign-in: the chooser can be used again.
+        if !constant_time_eq(&req.csrf, &flow.csrf) {
+            return error_page(&FrontError::CsrfMismatch, &flow.locale, &source.request_id);
+        }
+        let result = async {
+            let sp = self.active_sp(&flow.client_id).await?;
+            let idps = self.partners.idps().await?;
+            let visible = self.visible_idps(&sp, &idps);
+            let idp = visible
+                .iter()
+                .find(|i| {
+                    i.id == req.idp_id && self.ladder.any_reaches(&i.acr_values, &flow.acr_min)
+                })
+                .ok_or(Refusal::Page(FrontError::IdpNotAvailable))?;
+            self.send_to_idp(&mut flow, &sp, idp, &source).await
+        }
+        .await;
+        match result {
+            Ok(r) => r,
+            Err(Refusal::Page(FrontError::IdpNotAvailable)) => error_page(
+                &FrontError::IdpNotAvailable,
+                &flow.locale,
+                &source.request_id,
+            ),
+            Err(refusal) => {
+                let err = refusal.error();
+                self.record_failed_flow(&flow, err, &source).await;
+                let mut page = error_page(err, &flow.locale, &source.request_id);
+                page.flow_cookie = remove_cookie();
+                page
+            }
+        }
+    }
+
+    pub async fn callback(&self, req: pb::IdpCallbackRequest) -> pb::FlowResponse {
+        let source = req.source.clone().unwrap_or_default();
+        let now = OffsetDateTime::now_utc();
+        let mut flow = match Flow::open(&self.sealer, &req.flow, now.unix_timestamp()) {
+            Ok(f) if f.at(Stage::AtIdp) => f,
+            Ok(_) => {
+                return error_page(
+                    &FrontError::FlowExpired,
+                    &locale_of(&source),
+                    &source.request_id,
+                );
+            }
+            Err(e) => return error_page(&e, &locale_of(&source), &source.request_id),
+        };
+        flow.push(
+            ConnectionStep::IdpCallback,
+            millis(now),
+            &source.ip,
+            source.port,
+            &source.request_id,
+        );
+        let params = params_of(req.params);
+        let mut response = match self.finish(&flow, &params, &source).await {
+            Ok(r) => r,
+            Err(e) => {
+                self.record_failed_flow(&flow, &e, &source).await;
+                error_page(&e, &flow.locale, &source.request_id)
+            }
+        };
+        response.flow_cookie = remove_cookie();
+        response
+    }
+
+    async fn finish(
+        &self,
+        flow: &Flow,
+        params: &Params,
+        source: &pb::Source,
+    ) -> Result<pb::FlowResponse, FrontError> {
+        let get = |n: &str| -> Result<String, FrontError> {
+            Ok(params.single(n)?.unwrap_or("").to_string())
+        };
+        let identity = self
+            .bridge
+            .clone()
+            .finish_login(bridge::FinishLoginRequest {
+                flow_id: flow.connection_id.clone(),
+                state: get("state")?,
+                code: get("code")?,
+                iss: get("iss")?,
+                error: get("error")?,
+                error_description: get("error_description")?,
+                source_ip: source.ip.clone(),
+                source_port: source.port,
+                request_id: source.request_id.clone(),
+                round_trip: flow.round_trip.clone(),
+            })
+            .await
+            .map_err(|s| bridge_error(&s))?
+            .into_inner();
+        let verified_at = OffsetDateTime::now_utc();
+        // The bridge checked the acr; checked again here as the SP relies on it.
+        let reached = self
+            .ladder
+            .rank(&identity.acr)
+            .zip(self.ladder.rank(&flow.acr_min))
+            .is_some_and(|(got, min)| got >= min);
+        if !reached || Some(identity.idp_id.as_str()) != flow.idp_id.as_deref() {
+            return Err(FrontError::Idp {
+                code: "idp_acr_too_low".into(),
+                message: "the assurance level obtained is below the one asked".into(),
+            });
+        }
+        let sp = self.active_sp(&flow.client_id).await?;
+        let connection_id = Uuid::parse_str(&flow.connection_id)
+            .map_err(|_| FrontError::Internal("a flow without a connection id".into()))?;
+        let released = claims::released_claims(&flow.scopes, &sp.claims);
+        let idp_claims: Map<String, Value> =
+            serde_json::from_str(&identity.claims_json).unwrap_or_default();
+        let mut granted = Map::new();
+        for name in &released {
+            match name.as_str() {
+                "sub" => {}
+                "idp_id" => {
+                    granted.insert(name.clone(), Value::from(identity.idp_id.clone()));
+                }
+                "idp_acr" => {
+                    granted.insert(name.clone(), Value::from(identity.acr.clone()));
+                }
+                _ => {
+                    if let Some(v) = idp_claims.get(name) {
+                        granted.insert(name.clone(), v.clone());
+                    }
+                }
+            }
+        }
+        let now = OffsetDateTime::now_utc();
+        let auth_time = OffsetDateTime::from_unix_timestamp(identity.auth_time)
+            .ok()
+            .filter(|_| identity.auth_time > 0)
+            .unwrap_or(now);
+        let session_cookie = random_token();
+        let code = random_token();
+        let subject_key = self.config.subject_key.expose().as_bytes();
+        let build = |account_id: Uuid| -> Result<Completion, FrontError> {
+            let sub_fs = subject_for(subject_key, &account_id.to_string(), &sp.sector_identifier);
+            let session = Session {
+                sid: Uuid::new_v4(),
+                connection_id,
+                account_id,
+                idp_id: identity.idp_id.clone(),
+                sub_fi: identity.sub.clone(),
+                idp_id_token: identity.id_token.clone(),
+                acr: identity.acr.clone(),
+                ended: false,
+                expires_at: now + Duration::seconds(i64::from(self.config.session_ttl_seconds)),
+                logout_redirect_uri: None,
+                logout_client_state: None,
+                logout_client_id: None,
+            };
+            let grant = Grant {
+                code_hash: sha256(&code),
+                connection_id,
+                sid: session.sid,
+                client_id: sp.client_id.clone(),
+                redirect_uri: flow.redirect_uri.clone(),
+                nonce: flow.nonce.clone(),
+                scopes: flow.scopes.clone(),
+                code_challenge: flow.code_challenge.clone(),
+                acr: identity.acr.clone(),
+                amr: identity.amr.clone(),
+                auth_time,
+                account_id,
+                idp_id: identity.idp_id.clone(),
+                sub_fi: identity.sub.clone(),
+                sub_fs: sub_fs.clone(),
+                claims: Value::Object(granted.clone()),
+                used: false,
+                expires_at: now + Duration::seconds(i64::from(self.config.code_ttl_seconds)),
+            };
+            let mut all = events::timeline(flow)?;
+            all.push(events::at(
+                verified_at,
+                &flow.connection_id,
+                ConnectionStep::IdentityVerified,
+                Outcome::Success,
+                source,
+                |e| {
+                    e.sp_id = Some(sp.client_id.clone());
+                    e.idp_id = Some(identity.idp_id.clone());
+                    e.acr = Some(identity.acr.clone());
+                    e.sub_fi = Some(identity.sub.clone());
+                },
+            )?);
+            all.push(events::at(
+                now,
+                &flow.connection_id,
+                ConnectionStep::CodeIssued,
+                Outcome::Success,
+                source,
+                |e| {
+                    e.sp_id = Some(sp.client_id.clone());
+                    e.idp_id = Some(identity.idp_id.clone());
+                    e.acr = Some(identity.acr.clone());
+                    e.sub_fi = Some(identity.sub.clone());
+                    e.sub_fs = Some(sub_fs.clone());
+                    e.account_id = Some(account_id.to_string());
+                    e.session_id = Some(session.sid.to_string());
+                },
+            )?);
+            Ok(Completion {
+                session_hash: sha256(&session_cookie),
+                auth_time,
+                session,
+                grant,
+                events: all,
+            })
+        };
+        // A replayed callback of a completed flow finds its connection taken.
+        if !self
+            .store
+            .complete_sign_in(&identity.idp_id, &identity.sub, build)
+            .await?
+        {
+            return Err(FrontError::FlowExpired);
+        }
+        let url = with_query(
+            &flow.redirect_uri,
+            &[
+                ("code", &code),
+                ("state", &flow.state),
+                ("iss", &self.config.issuer),
+            ],
+        )?;
+        let mut response = redirect(url);
+        // A new session id after the IdP callback: no fixation.
+        response.session_cookie = cookie(session_cookie, self.config.session_ttl_seconds);
+        Ok(response)
+    }
+}

@@ -1,0 +1,157 @@
+//! The front's state and what its flows, token endpoints and logout share.
+
+use std::sync::Arc;
+
+use relais_bus::events::{ConnectionStep, Outcome};
+use relais_jose::Sealer;
+use relais_proto::idp_bridge::v1::idp_bridge_client::IdpBridgeClient;
+use relais_proto::oidc_front::v1 as pb;
+use relais_proto::registry::v1::{self as reg, PartnerStatus};
+use relais_runtime::GrpcChannel as Channel;
+use serde_json::{Map, Value};
+use time::OffsetDateTime;
+
+use crate::config::OidcFrontConfig;
+use crate::domain::acr::AcrLadder;
+use crate::domain::authorize::Params;
+use crate::domain::flow::Flow;
+use crate::error::FrontError;
+use crate::events;
+use crate::keys::Keys;
+use crate::partners::{Partners, error_code, unavailable};
+use crate::store::Store;
+
+pub struct Front {
+    pub config: OidcFrontConfig,
+    pub store: Store,
+    pub partners: Partners,
+    pub bridge: IdpBridgeClient<Channel>,
+    pub keys: Arc<Keys>,
+    pub ladder: AcrLadder,
+    pub discovery_json: String,
+    /// Seals the browsers' flow cookies.
+    pub sealer: Sealer,
+}
+
+pub fn params_of(list: Vec<pb::Param>) -> Params {
+    Params::new(list.into_iter().map(|p| (p.name, p.value)).collect())
+}
+
+pub fn cookie(value: String, max_age: u32) -> Option<pb::CookieUpdate> {
+    Some(pb::CookieUpdate {
+        value,
+        remove: false,
+        max_age_seconds: i64::from(max_age),
+    })
+}
+
+pub fn remove_cookie() -> Option<pb::CookieUpdate> {
+    Some(pb::CookieUpdate {
+        value: String::new(),
+        remove: true,
+        max_age_seconds: 0,
+    })
+}
+
+pub fn ts(t: OffsetDateTime) -> i64 {
+    t.unix_timestamp()
+}
+
+/// The stable code the bridge put on a failure, as a front error.
+pub fn bridge_error(status: &tonic::Status) -> FrontError {
+    match error_code(status) {
+        Some(code) => FrontError::Idp {
+            code,
+            message: status.message().to_string(),
+        },
+        None => unavailable("identity provider bridge", status),
+    }
+}
+
+impl Front {
+    pub fn visible_idps<'a>(
+        &self,
+        sp: &reg::ServiceProvider,
+        idps: &'a [reg::IdentityProvider],
+    ) -> Vec<&'a reg::IdentityProvider> {
+        idps.iter()
+            .filter(|i| i.status == PartnerStatus::Active as i32)
+            .filter(|i| sp.idp_ids.contains(&i.id))
+            .collect()
+    }
+
+    pub async fn active_sp(
+        &self,
+        client_id: &str,
+    ) -> Result<Arc<reg::ServiceProvider>, FrontError> {
+        let sp = self.partners.sp(client_id).await?;
+        if sp.status != PartnerStatus::Active as i32 {
+            return Err(FrontError::ClientSuspended);
+        }
+        Ok(sp)
+    }
+
+    /// A sign-in that failed: the steps it took and the failure, in one durable write.
+    /// Best effort: the refusal is shown either way.
+    pub async fn record_failed_flow(&self, flow: &Flow, err: &FrontError, source: &pb::Source) {
+        let result = async {
+            let mut all = events::timeline(flow)?;
+            all.push(events::now(
+                &flow.connection_id,
+                ConnectionStep::Failed,
+                Outcome::Failure,
+                source,
+                |e| {
+                    e.error_code = Some(err.code());
+                    e.sp_id = Some(flow.client_id.clone());
+                    e.idp_id = flow.idp_id.clone();
+                },
+            )?);
+            self.store.record_events(&all).await
+        }
+        .await;
+        if let Err(e) = result {
+            tracing::error!(error = %e, "could not record a failed sign-in");
+        }
+    }
+
+    /// A failure of a later request of a connection (token endpoint); best effort.
+    pub async fn record_failure(
+        &self,
+        connection_id: &str,
+        err: &FrontError,
+        source: &pb::Source,
+        sp_id: &str,
+    ) {
+        let result = async {
+            let failed = events::now(
+                connection_id,
+                ConnectionStep::Failed,
+                Outcome::Failure,
+                source,
+                |e| {
+                    e.error_code = Some(err.code());
+                    e.sp_id = Some(sp_id.to_string());
+                },
+            )?;
+            self.store.record_events(&[failed]).await
+        }
+        .await;
+        if let Err(e) = result {
+            tracing::error!(error = %e, "could not record a failed step");
+        }
+    }
+
+    /// The claims of an ID token this hub issued (signature and issuer checked).
+    pub fn verify_hint(&self, token: &str) -> Result<Map<String, Value>, FrontError> {
+        let claims = self
+            .keys
+            .public
+            .verify(token)
+            .map_err(|_| FrontError::InvalidIdTokenHint)?;
+        if claims.get("iss").and_then(Value::as_str) != Some(self.config.issuer.as_str()) {
+            return Err(FrontError::InvalidIdTokenHint);
+        }
+        Ok(claims)
+    }
+}

@@ -1,0 +1,217 @@
+//! RP-initiated logout: the hub session ends, the IdP is asked to end its own, and the
+//! browser comes back to the SP.
+
+use relais_bus::events::{ConnectionEvent, ConnectionStep, Outcome};
+use relais_proto::idp_bridge::v1 as bridge;
+use relais_proto::oidc_front::v1 as pb;
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::domain::authorize::{self, Params};
+use crate::domain::secrets::{random_token, sha256};
+use crate::error::FrontError;
+use crate::events;
+use crate::front::{Front, params_of, remove_cookie};
+use crate::responses::{error_page, notice, redirect, with_query};
+
+impl Front {
+    pub async fn end_session(&self, req: pb::EndSessionRequest) -> pb::FlowResponse {
+        let source = req.source.clone().unwrap_or_default();
+        let params = params_of(req.params);
+        let locale = authorize::locale(&params, &source.accept_language);
+        match self
+            .end_session_inner(&params, &req.session, &source, &locale)
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => error_page(&e, &locale, &source.request_id),
+        }
+    }
+
+    async fn end_session_inner(
+        &self,
+        params: &Params,
+        session_cookie: &str,
+        source: &pb::Source,
+        locale: &str,
+    ) -> Result<pb::FlowResponse, FrontError> {
+        params.check_no_duplicates()?;
+        let hint = match params.single("id_token_hint")? {
+            Some(h) => Some(self.verify_hint(h)?),
+            None => None,
+        };
+        let hint_client = hint.as_ref().and_then(|c| match c.get("aud") {
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(Value::Array(a)) => a.first().and_then(Value::as_str).map(str::to_string),
+            _ => None,
+        });
+        let client_id = match (params.single("client_id")?, hint_client) {
+            (Some(c), Some(h)) if c != h => return Err(FrontError::InvalidIdTokenHint),
+            (Some(c), _) => Some(c.to_string()),
+            (None, h) => h,
+        };
+        let back = match params.single("post_logout_redirect_uri")? {
+            Some(uri) => {
+                let client = client_id
+                    .as_deref()
+                    .ok_or(FrontError::PostLogoutRedirectUriMismatch)?;
+                let sp = self.partners.sp(client).await?;
+                if !sp.post_logout_redirect_uris.iter().any(|u| u == uri) {
+                    return Err(FrontError::PostLogoutRedirectUriMismatch);
+                }
+                Some(uri.to_string())
+            }
+            None => None,
+        };
+        let sp_state = params.single("state")?.map(str::to_string);
+        let by_cookie = if session_cookie.is_empty() {
+            None
+        } else {
+            self.store
+                .session_by_cookie(&sha256(session_cookie))
+                .await?
+        };
+        let session = match by_cookie {
+            Some(s) => Some(s),
+            None => match hint
+                .as_ref()
+                .and_then(|c| c.get("sid"))
+                .and_then(Value::as_str)
+                .and_then(|s| Uuid::parse_str(s).ok())
+            {
+                Some(sid) => self.store.session_by_sid(sid).await?,
+                None => None,
+            },
+        };
+        let done = |back: Option<String>| -> Result<pb::FlowResponse, FrontError> {
+            let mut r = match back {
+                Some(uri) => {
+                    let mut pairs = Vec::new();
+                    if let Some(s) = &sp_state {
+                        pairs.push(("state", s.as_str()));
+                    }
+                    redirect(with_query(&uri, &pairs)?)
+                }
+                None => notice("signed_out", signed_out_message(locale), locale),
+            };
+            r.session_cookie = remove_cookie();
+            Ok(r)
+        };
+        let Some(session) = session.filter(|s| !s.ended) else {
+            return done(back);
+        };
+        let requested = events::now(
+            &session.connection_id.to_string(),
+            ConnectionStep::LogoutRequested,
+            Outcome::Success,
+            source,
+            |e| {
+                e.sp_id = client_id.clone();
+                e.idp_id = Some(session.idp_id.clone());
+                e.session_id = Some(session.sid.to_string());
+                e.account_id = Some(session.account_id.to_string());
+            },
+        )?;
+        let logout_state = random_token();
+        let idp_url = self
+            .bridge
+            .clone()
+            .logout_url(bridge::LogoutUrlRequest {
+                idp_id: session.idp_id.clone(),
+                id_token_hint: session.idp_id_token.clone(),
+                state: logout_state.clone(),
+            })
+            .await
+            .map(|r| r.into_inner().url)
+            .unwrap_or_else(|s| {
+                // The hub session still ends; the IdP's may outlive it.
+                tracing::warn!(error = %s.message(), "IdP logout URL unavailable");
+                String::new()
+            });
+        if idp_url.is_empty() {
+            let ended = events::now(
+                &session.connection_id.to_string(),
+                ConnectionStep::SessionEnded,
+                Outcome::Success,
+                source,
+                |e| {
+                    e.sp_id = client_id.clone();
+                    e.session_id = Some(session.sid.to_string());
+                },
+            )?;
+            self.store
+                .end_session(session.sid, None, None, None, None, &[requested, ended])
+                .await?;
+            return done(back);
+        }
+        self.store
+            .end_session(
+                session.sid,
+                Some(&sha256(&logout_state)),
+                back.as_deref(),
+                sp_state.as_deref(),
+                client_id.as_deref(),
+                &[requested],
+            )
+            .await?;
+        let mut r = redirect(idp_url);
+        r.session_cookie = remove_cookie();
+        Ok(r)
+    }
+
+    pub async fn logout_callback(&self, req: pb::LogoutCallbackRequest) -> pb::FlowResponse {
+        let source = req.source.clone().unwrap_or_default();
+        let params = params_of(req.params);
+        let locale = authorize::locale(&params, &source.accept_language);
+        let result = async {
+            let state = params.single("state")?.ok_or(FrontError::FlowExpired)?;
+            let session = self
+                .store
+                .take_logout(&sha256(state))
+                .await?
+                .ok_or(FrontError::FlowExpired)?;
+            let fill = |e: &mut ConnectionEvent| {
+                e.sp_id = session.logout_client_id.clone();
+                e.idp_id = Some(session.idp_id.clone());
+                e.session_id = Some(session.sid.to_string());
+            };
+            let propagated = events::now(
+                &session.connection_id.to_string(),
+                ConnectionStep::LogoutPropagated,
+                Outcome::Success,
+                &source,
+                fill,
+            )?;
+            let ended = events::now(
+                &session.connection_id.to_string(),
+                ConnectionStep::SessionEnded,
+                Outcome::Success,
+                &source,
+                fill,
+            )?;
+            self.store.record_events(&[propagated, ended]).await?;
+            let mut r = match &session.logout_redirect_uri {
+                Some(uri) => {
+                    let mut pairs = Vec::new();
+                    if let Some(s) = &session.logout_client_state {
+                        pairs.push(("state", s.as_str()));
+                    }
+                    redirect(with_query(uri, &pairs)?)
+                }
+                None => notice("signed_out", signed_out_message(&locale), &locale),
+            };
+            r.session_cookie = remove_cookie();
+            Ok::<_, FrontError>(r)
+        }
+        .await;
+        result.unwrap_or_else(|e| error_page(&e, &locale, &source.request_id))
+    }
+}
+
+fn signed_out_message(locale: &str) -> &'static str {
+    if locale == "en" {
+        "You are signed out of Relais."
+    } else {
+        "Vous êtes déconnecté de Relais."
+    }
+}

@@ -1,0 +1,493 @@
+//! The SP's back channel: token, userinfo, revocation, introspection, client
+//! authentication and the brute-force guard in front of them.
+
+use std::sync::Arc;
+
+use relais_bus::events::{ConnectionStep, Outcome};
+use relais_jose::KeySet;
+use relais_proto::oidc_front::v1 as pb;
+use relais_proto::registry::v1::{self as reg, PartnerStatus};
+use serde_json::{Map, Value, json};
+use time::{Duration, OffsetDateTime};
+
+use crate::domain::authorize::Params;
+use crate::domain::client_auth::{PRIVATE_KEY_JWT, client_credentials};
+use crate::domain::secrets::{at_hash, constant_time_eq, pkce_s256, random_token, sha256};
+use crate::error::FrontError;
+use crate::events;
+use crate::front::{Front, params_of, ts};
+use crate::responses::{json_error, json_ok};
+use crate::store::Grant;
+
+impl Front {
+    /// A back-channel call (token, revocation, introspection) behind the brute-force
+    /// guard: a blocked client or address is refused before anything else, and each
+    /// failure that looks like guessing counts toward a block.
+    async fn guarded<F, Fut>(&self, req: pb::TokenRequest, call: F) -> pb::ApiResponse
+    where
+        F: FnOnce(pb::TokenRequest, pb::Source) -> Fut,
+        Fut: std::future::Future<Output = Result<Value, FrontError>>,
+    {
+        let source = req.source.clone().unwrap_or_default();
+        let basic = req.authorization.trim_start().starts_with("Basic ");
+        let params = params_of(req.params.clone());
+        let mut subjects = Vec::new();
+        if let Ok((client_id, _, _)) = client_credentials(&req.authorization, &params) {
+            subjects.push(format!("client:{client_id}"));
+        }
+        if !source.ip.is_empty() {
+            subjects.push(format!("ip:{}", source.ip));
+        }
+        let result = match self.store.blocked_until(&subjects).await {
+            Ok(Some(until)) => Err(blocked_for(until)),
+            Ok(None) => call(req, source.clone()).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = &result
+            && e.counts_as_attack()
+        {
+            match self
+                .store
+                .record_auth_failure(&subjects, &self.config.throttle_limits())
+                .await
+            {
+                Ok(Some(until)) => {
+                    tracing::warn!(subjects = ?subjects, until = %until, "blocked after repeated failures")
+                }
+                Ok(None) => {}
+                Err(err) => tracing::error!(error = %err, "could not count a failure"),
+            }
+        }
+        match result {
+            Ok(v) => json_ok(&v),
+            Err(e) => json_error(&e, basic.then_some("Basic"), &source.request_id),
+        }
+    }
+
+    /// A code presented again: every token issued from it is revoked, and the attempt
+    /// recorded.
+    async fn code_replayed(&self, grant: &Grant, source: &pb::Source) -> FrontError {
+        let err = FrontError::CodeReused;
+        if let Err(e) = self
+            .store
+            .revoke_code_tokens(&grant.code_hash, &grant.client_id)
+            .await
+        {
+            return e;
+        }
+        self.record_failure(
+            &grant.connection_id.to_string(),
+            &err,
+            source,
+            &grant.client_id,
+        )
+        .await;
+        err
+    }
+
+    pub async fn token(&self, req: pb::TokenRequest) -> pb::ApiResponse {
+        self.guarded(req, |req, source| async move {
+            self.token_inner(req, &source).await
+        })
+        .await
+    }
+
+    async fn token_inner(
+        &self,
+        req: pb::TokenRequest,
+        source: &pb::Source,
+    ) -> Result<Value, FrontError> {
+        let params = params_of(req.params);
+        let sp = self.authenticate(&req.authorization, &params).await?;
+        let client_id = sp.client_id.clone();
+        match params.single("grant_type")? {
+            Some("authorization_code") => {}
+            _ => return Err(FrontError::UnsupportedGrantType),
+        }
+        let code = params.single("code")?.ok_or(FrontError::CodeMissing)?;
+        let code_hash = sha256(code);
+        let grant = self
+            .store
+            .grant(&code_hash)
+            .await?
+            .ok_or(FrontError::CodeInvalid)?;
+        // Another client's code is refused before anything is burnt or revoked: a client
+        // must not be able to spoil the codes of another.
+        if grant.client_id != sp.client_id {
+            let err = FrontError::CodeClientMismatch;
+            self.record_failure(&grant.connection_id.to_string(), &err, source, &client_id)
+                .await;
+            return Err(err);
+        }
+        if grant.used {
+            return Err(self.code_replayed(&grant, source).await);
+        }
+        let now = OffsetDateTime::now_utc();
+        if grant.expires_at <= now {
+            return Err(FrontError::CodeInvalid);
+        }
+        // A wrong redirect URI or verifier burns the code: whoever holds it is not the
+        // client that asked for it.
+        let checked = if params.single("redirect_uri")? != Some(grant.redirect_uri.as_str()) {
+            Err(FrontError::TokenRedirectUriMismatch)
+        } else {
+            match (&grant.code_challenge, params.single("code_verifier")?) {
+                (None, None) => Ok(()),
+                (Some(challenge), Some(verifier))
+                    if (43..=128).contains(&verifier.len())
+                        && constant_time_eq(&pkce_s256(verifier), challenge) =>
+                {
+                    Ok(())
+                }
+                _ => Err(FrontError::PkceFailed),
+            }
+        };
+        if let Err(e) = checked {
+            self.store.burn_code(&code_hash, &client_id).await?;
+            return Err(e);
+        }
+        let access_token = random_token();
+        let at_ttl = i64::from(self.config.access_token_ttl_seconds);
+        let key = self.keys.for_alg(&sp.id_token_signed_response_alg);
+        let mut c = Map::new();
+        c.insert("iss".into(), Value::from(self.config.issuer.clone()));
+        c.insert("sub".into(), Value::from(grant.sub_fs.clone()));
+        c.insert("aud".into(), Value::from(sp.client_id.clone()));
+        c.insert(
+            "exp".into(),
+            Value::from(ts(now) + i64::from(self.config.id_token_ttl_seconds)),
+        );
+        c.insert("iat".into(), Value::from(ts(now)));
+        c.insert("auth_time".into(), Value::from(ts(grant.auth_time)));
+        c.insert("nonce".into(), Value::from(grant.nonce.clone()));
+        c.insert("acr".into(), Value::from(grant.acr.clone()));
+        if !grant.amr.is_empty() {
+            c.insert("amr".into(), Value::from(grant.amr.clone()));
+        }
+        c.insert("sid".into(), Value::from(grant.sid.to_string()));
+        c.insert("at_hash".into(), Value::from(at_hash(&access_token)));
+        let id_token = key.sign(&c, "JWT")?;
+        let id_token = if sp.id_token_encrypted_response_alg.is_empty() {
+            id_token
+        } else {
+            relais_jose::encrypt(
+                id_token.as_bytes(),
+                Some("JWT"),
+                &sp.jwks,
+                &sp.id_token_encrypted_response_alg,
+                &sp.id_token_encrypted_response_enc,
+            )?
+        };
+        let issued = events::now(
+            &grant.connection_id.to_string(),
+            ConnectionStep::TokenIssued,
+            Outcome::Success,
+            source,
+            |e| {
+                e.sp_id = Some(sp.client_id.clone());
+                e.idp_id = Some(grant.idp_id.clone());
+                e.acr = Some(grant.acr.clone());
+                e.sub_fs = Some(grant.sub_fs.clone());
+                e.account_id = Some(grant.account_id.to_string());
+                e.session_id = Some(grant.sid.to_string());
+            },
+        )?;
+        // The code is used and its token stored in one statement: a replay at any moment
+        // after it finds the token to revoke.
+        if !self
+            .store
+            .redeem_code(
+                &code_hash,
+                &client_id,
+                &sha256(&access_token),
+                now + Duration::seconds(at_ttl),
+                &[issued],
+            )
+            .await?
+        {
+            return Err(self.code_replayed(&grant, source).await);
+        }
+        Ok(json!({
+            "access_token": access_token,
+            "token_type": "Bearer",
+            "expires_in": at_ttl,
+            "id_token": id_token,
+            "scope": grant.scopes.join(" "),
+        }))
+    }
+
+    /// Userinfo as the SP registered it: JSON, a signed JWT, encrypted, or both.
+    fn userinfo_answer(
+        &self,
+        mut claims: Map<String, Value>,
+        sp: &reg::ServiceProvider,
+    ) -> Result<pb::ApiResponse, FrontError> {
+        let signed = !sp.userinfo_signed_response_alg.is_empty();
+        let encrypted = !sp.userinfo_encrypted_response_alg.is_empty();
+        if !signed && !encrypted {
+            return Ok(json_ok(&Value::Object(claims)));
+        }
+        let (payload, cty) = if signed {
+            claims.insert("iss".into(), Value::from(self.config.issuer.clone()));
+            claims.insert("aud".into(), Value::from(sp.client_id.clone()));
+            claims.insert("iat".into(), Value::from(ts(OffsetDateTime::now_utc())));
+            let key = self.keys.for_alg(&sp.userinfo_signed_response_alg);
+            (key.sign(&claims, "JWT")?, Some("JWT"))
+        } else {
+            (Value::Object(claims).to_string(), None)
+        };
+        let body = if encrypted {
+            relais_jose::encrypt(
+                payload.as_bytes(),
+                cty,
+                &sp.jwks,
+                &sp.userinfo_encrypted_response_alg,
+                &sp.userinfo_encrypted_response_enc,
+            )?
+        } else {
+            payload
+        };
+        Ok(pb::ApiResponse {
+            http_status: 200,
+            content_type: "application/jwt".into(),
+            body,
+            www_authenticate: String::new(),
+            retry_after_seconds: 0,
+        })
+    }
+
+    /// The client calling a back-channel endpoint, authenticated by the registry.
+    async fn authenticate(
+        &self,
+        authorization: &str,
+        params: &Params,
+    ) -> Result<Arc<reg::ServiceProvider>, FrontError> {
+        params.check_no_duplicates()?;
+        let (client_id, secret, method) = client_credentials(authorization, params)?;
+        if method == PRIVATE_KEY_JWT {
+            return self.verify_assertion(&client_id, &secret).await;
+        }
+        self.partners
+            .authenticate(&client_id, &secret, method)
+            .await
+    }
+
+    /// private_key_jwt (RFC 7523): the assertion is signed by a key the SP registered,
+    /// names the SP as `iss` and `sub`, is meant for this hub, is short-lived, and its
+    /// `jti` is used once.
+    async fn verify_assertion(
+        &self,
+        client_id: &str,
+        assertion: &str,
+    ) -> Result<Arc<reg::ServiceProvider>, FrontError> {
+        let sp = match self.partners.sp(client_id).await {
+            Ok(sp) => sp,
+            Err(FrontError::UnknownClient) => return Err(FrontError::ClientAuthFailed),
+            Err(e) => return Err(e),
+        };
+        if sp.token_endpoint_auth_method != PRIVATE_KEY_JWT {
+            return Err(FrontError::ClientAuthMethodMismatch(
+                sp.token_endpoint_auth_method.clone(),
+            ));
+        }
+        let keys = KeySet::from_jwks_json(&sp.jwks).map_err(|_| FrontError::ClientAuthFailed)?;
+        let claims = keys
+            .verify(assertion)
+            .map_err(|_| FrontError::ClientAuthFailed)?;
+        let text = |n: &str| claims.get(n).and_then(Value::as_str);
+        let issuer = &self.config.issuer;
+        let audience_ok = match claims.get("aud") {
+            Some(Value::String(a)) => a == issuer || *a == format!("{issuer}/token"),
+            Some(Value::Array(list)) => list.iter().any(|a| {
+                a.as_str()
+                    .is_some_and(|a| a == issuer || a == format!("{issuer}/token"))
+            }),
+            _ => false,
+        };
+        let now = ts(OffsetDateTime::now_utc());
+        let exp = claims.get("exp").and_then(Value::as_i64).unwrap_or(0);
+        // Short-lived: an assertion valid for hours could be replayed once its jti is purged.
+        let fresh = exp > now && exp <= now + 600;
+        let jti = text("jti").filter(|j| !j.is_empty() && j.len() <= 256);
+        if text("iss") != Some(client_id)
+            || text("sub") != Some(client_id)
+            || !audience_ok
+            || !fresh
+        {
+            return Err(FrontError::ClientAuthFailed);
+        }
+        let Some(jti) = jti else {
+            return Err(FrontError::ClientAuthFailed);
+        };
+        let expires =
+            OffsetDateTime::from_unix_timestamp(exp).map_err(|_| FrontError::ClientAuthFailed)?;
+        if !self
+            .store
+            .use_assertion(
+                &sha256(&format!("{client_id}\u{0}{jti}")),
+                client_id,
+                expires,
+            )
+            .await?
+        {
+            return Err(FrontError::ClientAuthFailed);
+        }
+        if sp.status != PartnerStatus::Active as i32 {
+            return Err(FrontError::ClientSuspended);
+        }
+        Ok(sp)
+    }
+
+    /// The `token` of a revocation or introspection request, and its hint checked.
+    fn presented_token(params: &Params) -> Result<String, FrontError> {
+        match params.single("token_type_hint")? {
+            None | Some("access_token") | Some("refresh_token") => {}
+            Some(_) => return Err(FrontError::UnsupportedTokenType),
+        }
+        Ok(params
+            .single("token")?
+            .ok_or(FrontError::TokenParamMissing)?
+            .to_string())
+    }
+
+    pub async fn revoke(&self, req: pb::TokenRequest) -> pb::ApiResponse {
+        self.guarded(req, |req, source| async move {
+            let params = params_of(req.params);
+            let sp = self.authenticate(&req.authorization, &params).await?;
+            let token = Self::presented_token(&params)?;
+            // RFC 7009 §2.2: an unknown or foreign token is answered as a success.
+            if let Some(connection) = self
+                .store
+                .revoke_token(&sha256(&token), &sp.client_id)
+                .await?
+            {
+                let revoked = events::now(
+                    &connection.to_string(),
+                    ConnectionStep::TokenRevoked,
+                    Outcome::Success,
+                    &source,
+                    |e| e.sp_id = Some(sp.client_id.clone()),
+                )?;
+                self.store.record_events(&[revoked]).await?;
+            }
+            Ok(json!({}))
+        })
+        .await
+    }
+
+    pub async fn introspect(&self, req: pb::TokenRequest) -> pb::ApiResponse {
+        self.guarded(req, |req, _source| async move {
+            let params = params_of(req.params);
+            let sp = self.authenticate(&req.authorization, &params).await?;
+            let token = Self::presented_token(&params)?;
+            // Only the client a token was issued to learns anything about it.
+            let record = self
+                .store
+                .token_record(&sha256(&token), &sp.client_id)
+                .await?;
+            Ok(match record {
+                Some(r) if r.active => json!({
+                    "active": true,
+                    "scope": r.scopes.join(" "),
+                    "client_id": r.token.client_id,
+                    "token_type": "Bearer",
+                    "exp": ts(r.expires_at),
+                    "iat": ts(r.issued_at),
+                    "sub": r.token.sub_fs,
+                    "aud": r.token.client_id,
+                    "iss": self.config.issuer,
+                    "acr": r.token.acr,
+                }),
+                _ => json!({ "active": false }),
+            })
+        })
+        .await
+    }
+
+    pub async fn userinfo(&self, req: pb::UserInfoRequest) -> pb::ApiResponse {
+        let source = req.source.clone().unwrap_or_default();
+        match self.userinfo_inner(req, &source).await {
+            Ok(answer) => answer,
+            Err(e) => json_error(&e, Some("Bearer"), &source.request_id),
+        }
+    }
+
+    async fn userinfo_inner(
+        &self,
+        req: pb::UserInfoRequest,
+        source: &pb::Source,
+    ) -> Result<pb::ApiResponse, FrontError> {
+        let params = params_of(req.params);
+        let header = req
+            .authorization
+            .trim()
+            .strip_prefix("Bearer ")
+            .map(str::trim);
+        let token = match (header, params.single("access_token")?) {
+            (Some(_), Some(_)) => return Err(FrontError::MultipleClientAuth),
+            (Some(t), None) | (None, Some(t)) => t.to_string(),
+            (None, None) => return Err(FrontError::InvalidToken),
+        };
+        let at = self
+            .store
+            .access_token(&sha256(&token))
+            .await?
+            .ok_or(FrontError::InvalidToken)?;
+        // A suspended SP's tokens stop working at once.
+        let sp = self
+            .active_sp(&at.client_id)
+            .await
+            .map_err(|_| FrontError::InvalidToken)?;
+        let mut body = match at.claims {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        };
+        body.insert("sub".into(), Value::from(at.sub_fs.clone()));
+        let served = events::now(
+            &at.connection_id.to_string(),
+            ConnectionStep::UserinfoServed,
+            Outcome::Success,
+            source,
+            |e| {
+                e.sp_id = Some(at.client_id.clone());
+                e.idp_id = Some(at.idp_id.clone());
+                e.acr = Some(at.acr.clone());
+                e.sub_fs = Some(at.sub_fs.clone());
+                e.account_id = Some(at.account_id.to_string());
+            },
+        )?;
+        self.store.record_events(&[served]).await?;
+        self.userinfo_answer(body, &sp)
+    }
+
+    /// The hub's own resource servers (support) ask whether a token is live and was
+    /// issued to `client_id`.
+    pub async fn verify_access_token(
+        &self,
+        req: pb::VerifyAccessTokenRequest,
+    ) -> Result<pb::VerifiedAccessToken, FrontError> {
+        let at = self
+            .store
+            .access_token(&sha256(&req.token))
+            .await?
+            .ok_or(FrontError::InvalidToken)?;
+        // Only the client it was issued to, and only while that client is active.
+        if req.client_id.is_empty() || at.client_id != req.client_id {
+            return Err(FrontError::InvalidToken);
+        }
+        self.active_sp(&at.client_id)
+            .await
+            .map_err(|_| FrontError::InvalidToken)?;
+        Ok(pb::VerifiedAccessToken {
+            sub: at.sub_fs,
+            acr: at.acr,
+            idp_id: at.idp_id,
+            claims_json: at.claims.to_string(),
+        })
+    }
+}
+
+fn blocked_for(until: OffsetDateTime) -> FrontError {
+    let secs = (until - OffsetDateTime::now_utc()).whole_seconds().max(1);
+    FrontError::ClientBlocked(u32::try_from(secs).unwrap_or(u32::MAX))
+}
