@@ -1,0 +1,281 @@
+//! The sign-in's in-flight state lives in a sealed cookie: each attack on that cookie or on
+//! the IdP round trip is tried and refused, and a code raced against itself issues one
+//! token, revoked.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use prost::Message;
+use relais_oidc_front::domain::flow::{Flow, PURPOSE};
+use reqwest::StatusCode;
+use reqwest::cookie::CookieStore;
+
+use crate::harness::*;
+
+/// A browser whose cookies the test can read and plant.
+fn browser_with_jar() -> (Browser, Arc<reqwest::cookie::Jar>) {
+    let jar = Arc::new(reqwest::cookie::Jar::default());
+    let http = reqwest::Client::builder()
+        .cookie_provider(jar.clone())
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    (Browser { http }, jar)
+}
+
+fn flow_cookie(jar: &reqwest::cookie::Jar, hub: &str) -> String {
+    let header = jar.cookies(&hub.parse().unwrap()).expect("no cookie");
+    header
+        .to_str()
+        .unwrap()
+        .split("; ")
+        .find_map(|c| c.strip_prefix("relais_flow="))
+        .expect("no flow cookie")
+        .to_string()
+}
+
+/// From an authorization request to the IdP's callback URL (state and code), without
+/// following it.
+async fn callback_url(stack: &Stack, browser: &Browser, req: &AuthRequest) -> String {
+    let (_, chooser) = browser.get(&req.url(&stack.hub)).await.page();
+    let (_, login) = browser
+        .choose(&stack.hub, &chooser, "demo-idp")
+        .await
+        .page();
+    let r = browser
+        .http
+        .post(format!("{}/authorize/login", stack.idp.issuer()))
+        .form(&[
+            (
+                "request_id",
+                input_value(&login, "request_id").unwrap().as_str(),
+            ),
+            ("identity", "camille"),
+            ("scenario", "none"),
+            ("action", "login"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    r.headers()["location"].to_str().unwrap().to_string()
+}
+
+/// A request with exactly this flow cookie and nothing else.
+async fn with_flow_cookie(url: &str, cookie: &str) -> Ending {
+    let r = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(url)
+        .header("cookie", format!("relais_flow={cookie}"))
+        .send()
+        .await
+        .unwrap();
+    Browser::new().follow(r).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_completed_flow_replayed_with_its_cookie_issues_no_second_code() {
+    let stack = Stack::start().await;
+    let (browser, jar) = browser_with_jar();
+    let req = AuthRequest::new(SP_A, REDIRECT_A, "openid email");
+    let callback = callback_url(&stack, &browser, &req).await;
+    let stolen = flow_cookie(&jar, &stack.hub);
+    let back = browser.get(&callback).await.at_sp();
+    let code = query(&back, "code").unwrap();
+    // The same callback with the cookie it came with, from anywhere: refused.
+    let (status, page) = with_flow_cookie(&callback, &stolen).await.page();
+    assert!(
+        status.is_client_error() || status.is_server_error(),
+        "{status}: {page}"
+    );
+    let (status, _) = token(&stack.hub, SP_A, SECRET_A, &code, REDIRECT_A, true).await;
+    assert_eq!(status, StatusCode::OK);
+    // One code was issued for the connection, whatever the replay did.
+    for _ in 0..100 {
+        if stack.proof_events("connection.failed").await.len() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The failure was recorded after the code: every code issued is in the store now.
+    let issued = stack.proof_events("connection.code_issued").await;
+    assert_eq!(issued.len(), 1, "{issued:?}");
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_foreign_or_expired_flow_cookie_is_refused() {
+    let stack = Stack::start_with(Options {
+        tweak: |c| c.oidc_front.flow_ttl_seconds = 2,
+        ..Options::default()
+    })
+    .await;
+    let (browser, jar) = browser_with_jar();
+    let req = AuthRequest::new(SP_A, REDIRECT_A, "openid email");
+    let (_, chooser) = browser.get(&req.url(&stack.hub)).await.page();
+    let csrf = input_value(&chooser, "csrf").unwrap();
+    let cookie = flow_cookie(&jar, &stack.hub);
+    let choose = |cookie: String| {
+        let hub = stack.hub.clone();
+        let csrf = csrf.clone();
+        async move {
+            let r = reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap()
+                .post(format!("{hub}/chooser"))
+                .header("cookie", format!("relais_flow={cookie}"))
+                .form(&[("csrf", csrf.as_str()), ("idp", "demo-idp")])
+                .send()
+                .await
+                .unwrap();
+            (r.status(), r.text().await.unwrap())
+        }
+    };
+    // What the test seals with the hub's own key for the flow's purpose opens, so the
+    // refusals below are the cookie's, not the test's.
+    let key = relais::RelaisConfig::default().oidc_front.flow_keys[0]
+        .expose()
+        .to_string();
+    let own = relais_jose::Sealer::new(&[key.as_str()]).unwrap();
+    let exp = time_now() + 60;
+    let mut flow = Flow::decode(own.open(PURPOSE, &cookie, time_now()).unwrap().as_slice())
+        .expect("the cookie holds a flow");
+    flow.expires_at = exp;
+    let resealed = own.seal(PURPOSE, &flow.encode_to_vec(), exp).unwrap();
+    assert_eq!(choose(resealed).await.0, StatusCode::SEE_OTHER);
+
+    // One character changed.
+    let mut forged = cookie.clone().into_bytes();
+    let i = forged.len() / 2;
+    forged[i] = if forged[i] == b'A' { b'B' } else { b'A' };
+    let forged = String::from_utf8(forged).unwrap();
+    // The same flow sealed for another purpose (the bridge's round trips), or by a key
+    // this hub does not hold.
+    let swapped = own
+        .seal("idp_round_trip", &flow.encode_to_vec(), exp)
+        .unwrap();
+    let other = relais_jose::Sealer::new(&["another-deployment-flow-key-0123456789"]).unwrap();
+    let foreign = other.seal(PURPOSE, &flow.encode_to_vec(), exp).unwrap();
+    for bad in [forged, swapped, foreign, String::new()] {
+        let (status, page) = choose(bad).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{page}");
+        assert!(page.contains("flow_expired"), "{page}");
+    }
+    // The genuine cookie, once its two seconds are over.
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    let (status, page) = choose(cookie).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{page}");
+    assert!(page.contains("flow_expired"), "{page}");
+    stack.stop().await;
+}
+
+fn time_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_callback_carrying_another_browsers_state_is_refused() {
+    let stack = Stack::start().await;
+    let victim = Browser::new();
+    let attacker = Browser::new();
+    let req = AuthRequest::new(SP_A, REDIRECT_A, "openid email");
+    // The attacker signs in at the IdP and has the victim's browser deliver the answer
+    // (login CSRF); the victim's own flow is waiting at the IdP.
+    let _ = callback_url(&stack, &victim, &req).await;
+    let attackers = callback_url(&stack, &attacker, &req).await;
+    let (_, page) = victim.get(&attackers).await.page();
+    assert!(page.contains("idp_state_mismatch"), "{page}");
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_redemptions_of_one_code_racing_issue_one_token_and_revoke_it() {
+    // Each replay counts toward blocking the client; not what this test is about.
+    let stack = Stack::start_with(Options {
+        tweak: |c| c.oidc_front.brute_force_max_failures = 1_000,
+        ..Options::default()
+    })
+    .await;
+    for round in 0..20 {
+        let browser = Browser::new();
+        let req = AuthRequest::new(SP_A, REDIRECT_A, "openid email");
+        let code = query(
+            &sign_in(&stack, &browser, &req, "camille").await.at_sp(),
+            "code",
+        )
+        .unwrap();
+        let (a, b) = tokio::join!(
+            token(&stack.hub, SP_A, SECRET_A, &code, REDIRECT_A, true),
+            token(&stack.hub, SP_A, SECRET_A, &code, REDIRECT_A, true),
+        );
+        let (won, lost) = match (a.0, b.0) {
+            (StatusCode::OK, StatusCode::BAD_REQUEST) => (a.1, b.1),
+            (StatusCode::BAD_REQUEST, StatusCode::OK) => (b.1, a.1),
+            other => panic!("round {round}: not one success and one refusal: {other:?}"),
+        };
+        assert_eq!(lost["error_code"], "code_reused", "round {round}");
+        let access = won["access_token"].as_str().unwrap();
+        let (status, body) = userinfo(&stack.hub, access).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "round {round}: {body}");
+    }
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anothers_code_is_refused_without_spoiling_it() {
+    let stack = Stack::start().await;
+    let browser = Browser::new();
+    let req = AuthRequest::new(SP_A, REDIRECT_A, "openid email");
+    let code = query(
+        &sign_in(&stack, &browser, &req, "camille").await.at_sp(),
+        "code",
+    )
+    .unwrap();
+    for _ in 0..2 {
+        let (status, body) = token(&stack.hub, SP_B, SECRET_B, &code, REDIRECT_A, false).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(body["error_code"], "code_client_mismatch");
+    }
+    let (status, tokens) = token(&stack.hub, SP_A, SECRET_A, &code, REDIRECT_A, true).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    let (status, _) = userinfo(&stack.hub, tokens["access_token"].as_str().unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_clients_and_unregistered_redirects_leave_no_proof() {
+    let stack = Stack::start().await;
+    let browser = Browser::new();
+    for req in [
+        AuthRequest::new("nobody", REDIRECT_A, "openid"),
+        AuthRequest::new(SP_A, "http://127.0.0.1:9/elsewhere", "openid"),
+        AuthRequest::new(SP_A, REDIRECT_B, "openid"),
+    ] {
+        let (status, _) = browser.get(&req.url(&stack.hub)).await.page();
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+    }
+    // A refusal of a known client at its own redirect URI is recorded: once it is in the
+    // proof store, anything written before it is too.
+    let req = AuthRequest::new(SP_A, REDIRECT_A, "openid unknown_scope");
+    let back = browser.get(&req.url(&stack.hub)).await.at_sp();
+    assert_eq!(query(&back, "error").as_deref(), Some("invalid_scope"));
+    let mut failed = Vec::new();
+    for _ in 0..100 {
+        failed = stack.proof_events("connection.failed").await;
+        if !failed.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    let started = stack.proof_events("connection.authorize_initiated").await;
+    assert_eq!(started.len(), 1, "{started:?}");
+    assert_eq!(started[0]["connection_id"], failed[0]["connection_id"]);
+    stack.stop().await;
+}
