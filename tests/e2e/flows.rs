@@ -274,8 +274,15 @@ async fn unknown_clients_and_unregistered_redirects_leave_no_proof() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(failed.len(), 1, "{failed:?}");
-    let started = stack.proof_events("connection.authorize_initiated").await;
-    assert_eq!(started.len(), 1, "{started:?}");
-    assert_eq!(started[0]["connection_id"], failed[0]["connection_id"]);
+    assert_eq!(failed[0]["sp_id"], SP_A);
+    assert_eq!(failed[0]["error_code"], "unknown_scope");
+    assert_eq!(failed[0]["timeline"][0]["step"], "authorize_initiated");
+    // The sign-in is one record: no step of it stands alone.
+    assert!(
+        stack
+            .proof_events("connection.authorize_initiated")
+            .await
+            .is_empty()
+    );
     stack.stop().await;
 }

@@ -9,18 +9,10 @@ use tokio::time::Instant;
 
 use crate::stack::Stack;
 
-/// The steps every successful sign-in leaves in the trace store.
-pub const FULL_FLOW: &[&str] = &[
-    "authorize_initiated",
-    "chooser_shown",
-    "idp_chosen",
-    "idp_redirected",
-    "idp_callback",
-    "identity_verified",
-    "code_issued",
-    "token_issued",
-    "userinfo_served",
-];
+/// The records every successful sign-in leaves in the trace store: the sign-in itself
+/// (`code_issued`, every earlier step in its timeline), then the SP's token and userinfo
+/// requests.
+pub const FULL_FLOW: &[&str] = &["code_issued", "token_issued", "userinfo_served"];
 
 /// What waits between the hub and the trace store.
 #[derive(Clone, Debug, Default, Serialize)]

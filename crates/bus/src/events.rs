@@ -15,8 +15,11 @@ pub const INCIDENT_EVENTS: &str = "support.incident.*";
 /// Binding pattern for every partner change (SPs and IdPs).
 pub const PARTNER_EVENTS: &str = "registry.*.updated";
 
-/// One step of a sign-in, published by the service that performed it; the trace service
-/// keeps them as proof. Kind: `connection.<step>`.
+/// A record of a connection, published by the service that performed its step; the trace
+/// service keeps them as proof. Kind: `connection.<step>`. A sign-in is one record (its
+/// `code_issued`, or its `failed`) carrying every step before it in `timeline`; later
+/// requests of the connection (token, userinfo, logout) are records of their own, linked
+/// by `connection_id`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConnectionEvent {
     /// Ties together every step of one sign-in.
@@ -36,6 +39,23 @@ pub struct ConnectionEvent {
     /// The subject given to the SP ("SUB FS").
     pub sub_fs: Option<String>,
     pub account_id: Option<String>,
+    pub request_id: Option<String>,
+    /// The lowest acr the SP accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acr_asked: Option<String>,
+    /// The steps taken before this one, oldest first, each with its own time and address.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub timeline: Vec<TimelineStep>,
+}
+
+/// One step of a sign-in inside its record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimelineStep {
+    pub step: ConnectionStep,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: time::OffsetDateTime,
+    pub source_ip: Option<String>,
+    pub source_port: Option<u16>,
     pub request_id: Option<String>,
 }
 
@@ -57,6 +77,8 @@ impl ConnectionEvent {
             sub_fs: None,
             account_id: None,
             request_id: None,
+            acr_asked: None,
+            timeline: Vec::new(),
         }
     }
 }

@@ -2,7 +2,7 @@
 //! address the browser or the SP spoke from.
 
 use relais_bus::Event;
-use relais_bus::events::{ConnectionEvent, ConnectionStep, Outcome};
+use relais_bus::events::{ConnectionEvent, ConnectionStep, Outcome, TimelineStep};
 use relais_proto::oidc_front::v1 as pb;
 use time::OffsetDateTime;
 
@@ -66,29 +66,35 @@ pub fn at(
     event_at(when, e, &source.ip, source.port, &source.request_id)
 }
 
-/// The steps a flow carried, as events of their own time and address. Each names the
-/// SP, and the IdP from the step where it was chosen on.
-pub fn timeline(flow: &Flow) -> Result<Vec<Event>, FrontError> {
-    let mut chosen = false;
-    flow.steps
-        .iter()
-        .filter_map(|s| step_of(s).map(|kind| (s, kind)))
-        .map(|(s, kind)| {
-            chosen |= kind == ConnectionStep::IdpChosen;
-            let mut e = ConnectionEvent::new(&flow.connection_id, kind, Outcome::Success);
-            e.sp_id = Some(flow.client_id.clone());
-            if chosen {
-                e.idp_id = flow.idp_id.clone();
-            }
-            let when = OffsetDateTime::from_unix_timestamp_nanos(i128::from(s.at_ms) * 1_000_000)
-                .map_err(|_| FrontError::Internal("a flow step has no valid time".into()))?;
-            event_at(when, e, &s.ip, s.port, &s.request_id)
-        })
-        .collect()
+/// The record of a sign-in at its last step (`code_issued`, or `failed`): every step the
+/// flow took before it, with its own time and address, in one event.
+pub fn sign_in_record(
+    flow: &Flow,
+    when: OffsetDateTime,
+    step: ConnectionStep,
+    outcome: Outcome,
+    source: &pb::Source,
+    fill: impl FnOnce(&mut ConnectionEvent),
+) -> Result<Event, FrontError> {
+    at(when, &flow.connection_id, step, outcome, source, |e| {
+        e.sp_id = Some(flow.client_id.clone());
+        e.idp_id = flow.idp_id.clone();
+        e.acr_asked = Some(flow.acr_min.clone()).filter(|a| !a.is_empty());
+        e.timeline = flow.steps.iter().filter_map(timeline_step).collect();
+        fill(e);
+    })
 }
 
-fn step_of(s: &Step) -> Option<ConnectionStep> {
-    ConnectionStep::ALL
+fn timeline_step(s: &Step) -> Option<TimelineStep> {
+    let step = ConnectionStep::ALL
         .into_iter()
-        .find(|k| k.as_str() == s.step)
+        .find(|k| k.as_str() == s.step)?;
+    let at = OffsetDateTime::from_unix_timestamp_nanos(i128::from(s.at_ms) * 1_000_000).ok()?;
+    Some(TimelineStep {
+        step,
+        at,
+        source_ip: Some(s.ip.clone()).filter(|ip| !ip.is_empty()),
+        source_port: u16::try_from(s.port).ok().filter(|p| *p != 0),
+        request_id: Some(s.request_id.clone()).filter(|r| !r.is_empty()),
+    })
 }

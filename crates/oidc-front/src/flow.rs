@@ -445,28 +445,21 @@ impl Front {
                 used: false,
                 expires_at: now + Duration::seconds(i64::from(self.config.code_ttl_seconds)),
             };
-            let mut all = events::timeline(flow)?;
-            all.push(events::at(
-                verified_at,
-                &flow.connection_id,
+            let mut flow = flow.clone();
+            flow.push(
                 ConnectionStep::IdentityVerified,
-                Outcome::Success,
-                source,
-                |e| {
-                    e.sp_id = Some(sp.client_id.clone());
-                    e.idp_id = Some(identity.idp_id.clone());
-                    e.acr = Some(identity.acr.clone());
-                    e.sub_fi = Some(identity.sub.clone());
-                },
-            )?);
-            all.push(events::at(
+                millis(verified_at),
+                &source.ip,
+                source.port,
+                &source.request_id,
+            );
+            let record = events::sign_in_record(
+                &flow,
                 now,
-                &flow.connection_id,
                 ConnectionStep::CodeIssued,
                 Outcome::Success,
                 source,
                 |e| {
-                    e.sp_id = Some(sp.client_id.clone());
                     e.idp_id = Some(identity.idp_id.clone());
                     e.acr = Some(identity.acr.clone());
                     e.sub_fi = Some(identity.sub.clone());
@@ -474,13 +467,13 @@ impl Front {
                     e.account_id = Some(account_id.to_string());
                     e.session_id = Some(session.sid.to_string());
                 },
-            )?);
+            )?;
             Ok(Completion {
                 session_hash: sha256(&session_cookie),
                 auth_time,
                 session,
                 grant,
-                events: all,
+                events: vec![record],
             })
         };
         // A replayed callback of a completed flow finds its connection taken.

@@ -91,23 +91,19 @@ impl Front {
         Ok(sp)
     }
 
-    /// A sign-in that failed: the steps it took and the failure, in one durable write.
+    /// A sign-in that failed: its record, with the steps it took, in one durable write.
     /// Best effort: the refusal is shown either way.
     pub async fn record_failed_flow(&self, flow: &Flow, err: &FrontError, source: &pb::Source) {
         let result = async {
-            let mut all = events::timeline(flow)?;
-            all.push(events::now(
-                &flow.connection_id,
+            let record = events::sign_in_record(
+                flow,
+                OffsetDateTime::now_utc(),
                 ConnectionStep::Failed,
                 Outcome::Failure,
                 source,
-                |e| {
-                    e.error_code = Some(err.code());
-                    e.sp_id = Some(flow.client_id.clone());
-                    e.idp_id = flow.idp_id.clone();
-                },
-            )?);
-            self.store.record_events(&all).await
+                |e| e.error_code = Some(err.code()),
+            )?;
+            self.store.record_events(&[record]).await
         }
         .await;
         if let Err(e) = result {

@@ -114,11 +114,37 @@ pub async fn append(tx: &Transaction<'_>, events: &[&Event]) -> Result<(), Trace
     Ok(())
 }
 
+/// Where a connection was asked from: the browser's address at `/authorize`, which a
+/// record's timeline carries, or else the step's own when the browser took it.
+fn browser_address(s: &ConnectionEvent) -> (Option<String>, Option<u16>, bool) {
+    if let Some(first) = s
+        .timeline
+        .iter()
+        .find(|t| t.step == ConnectionStep::AuthorizeInitiated)
+    {
+        return (first.source_ip.clone(), first.source_port, true);
+    }
+    if from_browser(s.step) {
+        (
+            s.source_ip.clone(),
+            s.source_port,
+            s.step == ConnectionStep::AuthorizeInitiated,
+        )
+    } else {
+        (None, None, false)
+    }
+}
+
 async fn fold(
     tx: &Transaction<'_>,
     at: OffsetDateTime,
     s: &ConnectionEvent,
 ) -> Result<(), TraceError> {
+    let started = s
+        .timeline
+        .iter()
+        .map(|t| t.at)
+        .fold(at, OffsetDateTime::min);
     let outcome = match (s.step, s.outcome) {
         (ConnectionStep::Failed, _) | (_, Outcome::Failure) => "failed",
         (
@@ -130,22 +156,16 @@ async fn fold(
         (ConnectionStep::SessionEnded, _) => "logged_out",
         _ => "in_progress",
     };
-    let browser = from_browser(s.step);
-    let authoritative = s.step == ConnectionStep::AuthorizeInitiated;
-    let ip = if browser { s.source_ip.clone() } else { None };
-    let port = if browser {
-        s.source_port.map(i32::from)
-    } else {
-        None
-    };
+    let (ip, port, authoritative) = browser_address(s);
+    let port = port.map(i32::from);
     // Outcomes only move forward: in_progress < failed/succeeded < logged_out; a late
     // failure (a replayed code) does not undo a success but keeps its code.
     tx.run(
         "INSERT INTO connections AS c (connection_id, started_at, updated_at, source_ip, \
          source_port, sp_id, idp_id, acr, sub_fi, sub_fs, account_id, session_id, outcome, \
-         error_code) VALUES ($1, $2, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+         error_code) VALUES ($1, $15, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
          ON CONFLICT (connection_id) DO UPDATE SET \
-         started_at = LEAST(c.started_at, $2), updated_at = GREATEST(c.updated_at, $2), \
+         started_at = LEAST(c.started_at, $15), updated_at = GREATEST(c.updated_at, $2), \
          source_ip = CASE WHEN $14 AND $3::text IS NOT NULL THEN $3 ELSE COALESCE(c.source_ip, $3) END, \
          source_port = CASE WHEN $14 AND $4::int IS NOT NULL THEN $4 ELSE COALESCE(c.source_port, $4) END, \
          sp_id = COALESCE(c.sp_id, $5), idp_id = COALESCE($6, c.idp_id), \
@@ -174,6 +194,7 @@ async fn fold(
             &outcome,
             &s.error_code,
             &authoritative,
+            &started,
         ],
     )
     .await?;
@@ -236,6 +257,18 @@ impl Store {
             let step = event.payload::<ConnectionEvent>().ok();
             let kind: String = r.try_get("kind")?;
             let id: uuid::Uuid = r.try_get("event_id")?;
+            // A sign-in's record: the steps it carries first, each named by the record
+            // and its place in it.
+            for (i, t) in step.iter().flat_map(|s| s.timeline.iter()).enumerate() {
+                c.steps.push(pb::Step {
+                    event_id: format!("{id}#{}", i + 1),
+                    kind: t.step.as_str().to_string(),
+                    occurred_at: rfc3339(t.at),
+                    source_ip: t.source_ip.clone().unwrap_or_default(),
+                    source_port: t.source_port.map(u32::from).unwrap_or(0),
+                    outcome: "success".into(),
+                });
+            }
             c.steps.push(pb::Step {
                 event_id: id.to_string(),
                 kind: kind.trim_start_matches("connection.").to_string(),

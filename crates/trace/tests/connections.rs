@@ -323,3 +323,67 @@ async fn a_failure_after_success_keeps_the_success_and_records_the_code() {
 
     trace.stop().await;
 }
+
+#[tokio::test]
+async fn a_sign_in_recorded_as_one_record_lists_each_step_with_its_own_time_and_address() {
+    use relais_bus::events::TimelineStep;
+    let mut trace = Trace::start().await;
+    let base = base_time();
+    let at = |secs: i64, port: u16, step| TimelineStep {
+        step,
+        at: base + Duration::seconds(secs),
+        source_ip: Some(BROWSER_IP.to_string()),
+        source_port: Some(port),
+        request_id: Some(format!("req-{port}")),
+    };
+    let record = step(
+        "cnx-record",
+        ConnectionStep::CodeIssued,
+        Outcome::Success,
+        base,
+        30,
+        (BROWSER_IP, 50_010),
+        |e| {
+            e.sp_id = Some("sp-a".to_owned());
+            e.idp_id = Some("idp-a".to_owned());
+            e.acr_asked = Some("eidas1".to_owned());
+            e.acr = Some("eidas2".to_owned());
+            e.sub_fi = Some("fi-1".to_owned());
+            e.sub_fs = Some("fs-1".to_owned());
+            e.account_id = Some("acct-1".to_owned());
+            e.timeline = vec![
+                at(0, 50_000, ConnectionStep::AuthorizeInitiated),
+                at(0, 50_000, ConnectionStep::ChooserShown),
+                at(5, 50_001, ConnectionStep::IdpChosen),
+                at(5, 50_001, ConnectionStep::IdpRedirected),
+                at(29, 50_010, ConnectionStep::IdpCallback),
+                at(30, 50_010, ConnectionStep::IdentityVerified),
+            ];
+        },
+    );
+    trace.record(&[&record]).await;
+    let c = trace.connection("cnx-record").await;
+    // Started when the browser came to /authorize, from where it came.
+    assert_eq!(c.started_at, rfc3339(base));
+    assert_eq!(c.source_ip, BROWSER_IP);
+    assert_eq!(c.source_port, 50_000);
+    assert_eq!(c.outcome, "succeeded");
+    assert_eq!(c.sub_fi, "fi-1");
+    assert_eq!(
+        kinds(&c),
+        [
+            "authorize_initiated",
+            "chooser_shown",
+            "idp_chosen",
+            "idp_redirected",
+            "idp_callback",
+            "identity_verified",
+            "code_issued"
+        ]
+    );
+    assert_eq!(c.steps[2].occurred_at, rfc3339(base + Duration::seconds(5)));
+    assert_eq!(c.steps[2].source_port, 50_001);
+    // One record in the chain: its steps are named by it and their place.
+    assert_eq!(c.steps[0].event_id, format!("{}#1", record.id));
+    assert_eq!(c.steps[6].event_id, record.id.to_string());
+}
