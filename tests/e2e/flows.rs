@@ -286,3 +286,42 @@ async fn unknown_clients_and_unregistered_redirects_leave_no_proof() {
     );
     stack.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shorter_states_pass_only_where_the_registry_allows_them() {
+    let stack = Stack::start().await;
+    let browser = Browser::new();
+    let short = "s".repeat(27);
+    // Service A keeps the terms' 256 bits.
+    let mut req = AuthRequest::new(SP_A, REDIRECT_A, "openid");
+    req.state = short.clone();
+    let back = browser.get(&req.url(&stack.hub)).await.at_sp();
+    assert!(
+        query(&back, "error_description")
+            .unwrap()
+            .contains("state_too_short")
+    );
+    let mut req = AuthRequest::new(SP_A, REDIRECT_A, "openid");
+    req.nonce = short.clone();
+    let back = browser.get(&req.url(&stack.hub)).await.at_sp();
+    assert!(
+        query(&back, "error_description")
+            .unwrap()
+            .contains("nonce_too_short")
+    );
+    // Service B is registered with 27: its chooser, and not one character less.
+    let mut req = AuthRequest::new(SP_B, REDIRECT_B, "openid email");
+    req.state = short.clone();
+    req.nonce = short.clone();
+    let (status, chooser) = browser.get(&req.url(&stack.hub)).await.page();
+    assert_eq!(status, StatusCode::OK);
+    assert!(input_value(&chooser, "csrf").is_some(), "{chooser}");
+    req.state = "s".repeat(26);
+    let back = browser.get(&req.url(&stack.hub)).await.at_sp();
+    assert!(
+        query(&back, "error_description")
+            .unwrap()
+            .contains("state_too_short")
+    );
+    stack.stop().await;
+}

@@ -415,6 +415,8 @@ scopes = ["openid", "given_name", "usual_name", "email", "uid", "idp_id", "idp_a
 claims = ["given_name", "usual_name", "email", "uid", "idp_id", "idp_acr"]
 acr_values = ["eidas1", "eidas2"]
 idp_ids = ["demo-idp", "weak-idp"]
+sso = true
+sso_acr_values = ["eidas1", "eidas2"]
 
 [[service_providers]]
 client_id = "{SP_B}"
@@ -427,6 +429,8 @@ acr_values = ["eidas1", "eidas2", "eidas3"]
 idp_ids = ["demo-idp"]
 id_token_signed_response_alg = "RS256"
 token_endpoint_auth_method = "client_secret_post"
+# Admits RPs sending 160-bit states (27 base64url characters), as mod_auth_openidc does.
+min_random_length = 27
 
 [[service_providers]]
 client_id = "{SP_C}"

@@ -10,4 +10,5 @@ mod outage;
 mod rejections;
 mod security;
 mod signin;
+mod sso;
 mod support_api;

@@ -43,6 +43,9 @@ pub struct ConnectionEvent {
     /// The lowest acr the SP accepted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub acr_asked: Option<String>,
+    /// A sign-in answered from the hub session, without the IdP (single sign-on).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sso: bool,
     /// The steps taken before this one, oldest first, each with its own time and address.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub timeline: Vec<TimelineStep>,
@@ -78,6 +81,7 @@ impl ConnectionEvent {
             account_id: None,
             request_id: None,
             acr_asked: None,
+            sso: false,
             timeline: Vec::new(),
         }
     }

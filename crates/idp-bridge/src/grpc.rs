@@ -90,6 +90,10 @@ impl Bridge {
                 &req.login_hint,
                 &req.sp_id,
                 &req.sp_name,
+                crate::idp::Freshness {
+                    force_login: req.force_login,
+                    max_age: req.max_age,
+                },
             )
             .await?;
         let trip = RoundTrip {

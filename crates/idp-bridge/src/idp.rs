@@ -6,10 +6,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use openidconnect::core::{
-    CoreAuthDisplay, CoreAuthenticationFlow, CoreClaimName, CoreClaimType, CoreClient,
-    CoreClientAuthMethod, CoreGenderClaim, CoreGrantType, CoreIdToken, CoreIdTokenClaims,
-    CoreJsonWebKey, CoreJweContentEncryptionAlgorithm, CoreJweKeyManagementAlgorithm,
-    CoreResponseMode, CoreResponseType, CoreSubjectIdentifierType,
+    CoreAuthDisplay, CoreAuthPrompt, CoreAuthenticationFlow, CoreClaimName, CoreClaimType,
+    CoreClient, CoreClientAuthMethod, CoreGenderClaim, CoreGrantType, CoreIdToken,
+    CoreIdTokenClaims, CoreJsonWebKey, CoreJweContentEncryptionAlgorithm,
+    CoreJweKeyManagementAlgorithm, CoreResponseMode, CoreResponseType, CoreSubjectIdentifierType,
 };
 use openidconnect::{
     AccessToken, AccessTokenHash, AdditionalClaims, AdditionalProviderMetadata, AuthType,
@@ -80,6 +80,15 @@ pub struct Idps {
     metadata: Arc<RwLock<HashMap<String, Cached>>>,
     /// When each issuer's keys were last fetched for an unknown `kid`.
     refreshed: Arc<std::sync::Mutex<HashMap<String, Instant>>>,
+}
+
+/// How recent the IdP's authentication must be.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Freshness {
+    /// `prompt=login`: authenticate again whatever the IdP's session.
+    pub force_login: bool,
+    /// `max_age` in seconds.
+    pub max_age: Option<i64>,
 }
 
 /// What the browser is sent to the IdP with.
@@ -185,6 +194,7 @@ impl Idps {
         login_hint: &str,
         sp_id: &str,
         sp_name: &str,
+        fresh: Freshness,
     ) -> Result<Authorization, BridgeError> {
         let client = self.client(idp, callback_url).await?;
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256_len(32);
@@ -209,6 +219,13 @@ impl Idps {
         }
         if !login_hint.is_empty() {
             request = request.set_login_hint(LoginHint::new(login_hint.to_string()));
+        }
+        // What the SP asked of the authentication, asked of the IdP in turn.
+        if fresh.force_login {
+            request = request.add_prompt(CoreAuthPrompt::Login);
+        }
+        if let Some(max_age) = fresh.max_age.and_then(|m| u64::try_from(m).ok()) {
+            request = request.set_max_age(Duration::from_secs(max_age));
         }
         let (url, state, nonce) = request.url();
         Ok(Authorization {

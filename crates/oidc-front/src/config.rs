@@ -26,6 +26,10 @@ pub struct OidcFrontConfig {
     /// From /authorize to the IdP's callback.
     pub flow_ttl_seconds: u32,
     pub session_ttl_seconds: u32,
+    /// Single sign-on in this deployment: a live hub session signs the user in at SPs
+    /// registered with `sso`, for the acr levels they allow, without the chooser or the
+    /// IdP. Off by default, as AgentConnect's terms have it.
+    pub sso_enabled: bool,
     /// How long partner records are cached; changes announced on the bus apply at once.
     pub partner_cache_seconds: u32,
     /// Failed client authentications or bad codes, per client and per source address,
@@ -52,6 +56,7 @@ impl Default for OidcFrontConfig {
             id_token_ttl_seconds: 600,
             flow_ttl_seconds: 900,
             session_ttl_seconds: 1800,
+            sso_enabled: false,
             partner_cache_seconds: 30,
             brute_force_max_failures: 10,
             brute_force_window_seconds: 600,

@@ -38,11 +38,15 @@ pub enum FrontError {
     ScopeNotAllowed(String),
     #[error("state is missing")]
     StateMissing,
-    #[error("state must carry 256 bits of entropy (43 or more characters)")]
+    #[error(
+        "state is shorter than this client's minimum (43 characters, 256 bits, unless registered otherwise)"
+    )]
     StateTooShort,
     #[error("nonce is missing")]
     NonceMissing,
-    #[error("nonce must carry 256 bits of entropy (43 or more characters)")]
+    #[error(
+        "nonce is shorter than this client's minimum (43 characters, 256 bits, unless registered otherwise)"
+    )]
     NonceTooShort,
     #[error("unknown acr value {0}")]
     UnknownAcr(String),
@@ -56,6 +60,10 @@ pub enum FrontError {
     RequestUriNotSupported,
     #[error("prompt=none cannot be honoured: the user must sign in")]
     LoginRequired,
+    #[error(
+        "prompt=none cannot be honoured: single sign-on is not open to this service, the user must choose how to sign in"
+    )]
+    InteractionRequired,
     #[error("unsupported prompt value {0}")]
     UnsupportedPrompt(String),
     #[error("code_challenge_method must be S256")]
@@ -66,6 +74,10 @@ pub enum FrontError {
     FlowExpired,
     #[error("state, nonce and login_hint are too long together to be carried through the sign-in")]
     FlowTooLarge,
+    #[error(
+        "the identity provider did not authenticate the user as recently as the service asked (prompt=login or max_age)"
+    )]
+    StaleAuthentication,
     #[error("the form was not sent by this browser's sign-in page")]
     CsrfMismatch,
     #[error("this identity provider cannot be chosen for this sign-in")]
@@ -281,6 +293,13 @@ impl FrontError {
                 Redirect,
                 "L'usager doit s'authentifier.",
             ),
+            E::InteractionRequired => (
+                "interaction_required",
+                "interaction_required",
+                400,
+                Redirect,
+                "L'usager doit choisir comment s'authentifier.",
+            ),
             E::UnsupportedPrompt(_) => (
                 "prompt_unsupported",
                 "invalid_request",
@@ -315,6 +334,13 @@ impl FrontError {
                 400,
                 Redirect,
                 "state, nonce et login_hint sont trop longs ensemble pour être portés par la connexion.",
+            ),
+            E::StaleAuthentication => (
+                "idp_authentication_not_fresh",
+                "login_required",
+                502,
+                Page,
+                "Le fournisseur d'identité ne vous a pas authentifié aussi récemment que le service le demandait.",
             ),
             E::CsrfMismatch => (
                 "csrf_mismatch",
@@ -598,11 +624,13 @@ mod tests {
             FrontError::RequestNotSupported,
             FrontError::RequestUriNotSupported,
             FrontError::LoginRequired,
+            FrontError::InteractionRequired,
             FrontError::UnsupportedPrompt(String::new()),
             FrontError::PkceMethodUnsupported,
             FrontError::InvalidMaxAge,
             FrontError::FlowExpired,
             FrontError::FlowTooLarge,
+            FrontError::StaleAuthentication,
             FrontError::CsrfMismatch,
             FrontError::IdpNotAvailable,
             FrontError::ClientAuthFailed,

@@ -47,6 +47,7 @@ fn locale_of(source: &pb::Source) -> String {
 impl Front {
     pub async fn authorize(&self, req: pb::AuthorizeRequest) -> pb::FlowResponse {
         let source = req.source.unwrap_or_default();
+        let session_cookie = req.session;
         let params = params_of(req.params);
         let locale = authorize::locale(&params, &source.accept_language);
         // Until the client and its redirect URI are known, nothing is recorded: anyone
@@ -70,7 +71,7 @@ impl Front {
             &source.request_id,
         );
         match self
-            .authorize_flow(&params, &sp, &mut flow, &source, now)
+            .authorize_flow(&params, &sp, &mut flow, &session_cookie, &source, now)
             .await
         {
             Ok(r) => r,
@@ -110,6 +111,7 @@ impl Front {
         params: &Params,
         sp: &reg::ServiceProvider,
         flow: &mut Flow,
+        session_cookie: &str,
         source: &pb::Source,
         now: OffsetDateTime,
     ) -> Result<pb::FlowResponse, Refusal> {
@@ -126,31 +128,54 @@ impl Front {
             authorize::validate(params, sp, redirect_uri.clone(), &self.ladder, &default_acr)
                 .map_err(to_sp)?;
         // A hint must be an ID token this hub issued to this client.
-        if let Some(hint) = params.single("id_token_hint").map_err(to_sp)? {
-            let for_this_client = self.verify_hint(hint).is_ok_and(|c| match c.get("aud") {
-                Some(Value::String(a)) => *a == sp.client_id,
-                Some(Value::Array(list)) => list.iter().any(|a| *a == sp.client_id.as_str()),
-                _ => false,
-            });
-            if !for_this_client {
-                return Err(Refusal::Redirect(
-                    FrontError::InvalidIdTokenHint,
-                    redirect_uri.clone(),
-                    authorize::echo_state(params),
-                ));
+        let hint = match params.single("id_token_hint").map_err(to_sp)? {
+            Some(hint) => {
+                let claims = self.verify_hint(hint).ok().filter(|c| match c.get("aud") {
+                    Some(Value::String(a)) => *a == sp.client_id,
+                    Some(Value::Array(list)) => list.iter().any(|a| *a == sp.client_id.as_str()),
+                    _ => false,
+                });
+                let Some(claims) = claims else {
+                    return Err(Refusal::Redirect(
+                        FrontError::InvalidIdTokenHint,
+                        redirect_uri.clone(),
+                        authorize::echo_state(params),
+                    ));
+                };
+                Some(claims)
             }
-        }
-        flow.redirect_uri = request.redirect_uri;
-        flow.state = request.state;
-        flow.nonce = request.nonce;
-        flow.scopes = request.scopes;
-        flow.acr_min = request.acr_min;
-        flow.login_hint = request.login_hint;
-        flow.code_challenge = request.code_challenge;
+            None => None,
+        };
+        flow.redirect_uri = request.redirect_uri.clone();
+        flow.state = request.state.clone();
+        flow.nonce = request.nonce.clone();
+        flow.scopes = request.scopes.clone();
+        flow.acr_min = request.acr_min.clone();
+        flow.login_hint = request.login_hint.clone();
+        flow.code_challenge = request.code_challenge.clone();
         flow.csrf = random_token();
         flow.stage = Stage::Choosing as i32;
         flow.expires_at =
             (now + Duration::seconds(i64::from(self.config.flow_ttl_seconds))).unix_timestamp();
+        flow.force_login = request.prompt.login;
+        flow.max_age = request.max_age;
+        // The hub session answers when it may; prompt=none must be answered by it.
+        if request.prompt.none || self.sso_open(sp) {
+            match self
+                .usable_session(session_cookie, sp, &request, hint.as_ref(), now)
+                .await
+                .map_err(to_sp)?
+            {
+                Ok(session) => {
+                    return self
+                        .sso_sign_in(flow, sp, &session, source, now)
+                        .await
+                        .map_err(to_sp);
+                }
+                Err(why) if request.prompt.none => return Err(to_sp(why)),
+                Err(_) => {}
+            }
+        }
         let idps = self.partners.idps().await.map_err(to_sp)?;
         let visible = self.visible_idps(sp, &idps);
         let hinted = request.idp_hint.as_deref().and_then(|h| {
@@ -244,6 +269,8 @@ impl Front {
                     &flow.scopes,
                     &sp.claims,
                 )),
+                force_login: flow.force_login,
+                max_age: flow.max_age,
             })
             .await
             .map_err(|s| Refusal::Page(bridge_error(&s)))?
@@ -384,28 +411,15 @@ impl Front {
         let released = claims::released_claims(&flow.scopes, &sp.claims);
         let idp_claims: Map<String, Value> =
             serde_json::from_str(&identity.claims_json).unwrap_or_default();
-        let mut granted = Map::new();
-        for name in &released {
-            match name.as_str() {
-                "sub" => {}
-                "idp_id" => {
-                    granted.insert(name.clone(), Value::from(identity.idp_id.clone()));
-                }
-                "idp_acr" => {
-                    granted.insert(name.clone(), Value::from(identity.acr.clone()));
-                }
-                _ => {
-                    if let Some(v) = idp_claims.get(name) {
-                        granted.insert(name.clone(), v.clone());
-                    }
-                }
-            }
-        }
+        let granted = claims::granted(&released, &identity.idp_id, &identity.acr, &idp_claims);
         let now = OffsetDateTime::now_utc();
         let auth_time = OffsetDateTime::from_unix_timestamp(identity.auth_time)
             .ok()
             .filter(|_| identity.auth_time > 0)
             .unwrap_or(now);
+        if !fresh_enough(flow, identity.auth_time, now) {
+            return Err(FrontError::StaleAuthentication);
+        }
         let session_cookie = random_token();
         let code = random_token();
         let subject_key = self.config.subject_key.expose().as_bytes();
@@ -419,6 +433,9 @@ impl Front {
                 sub_fi: identity.sub.clone(),
                 idp_id_token: identity.id_token.clone(),
                 acr: identity.acr.clone(),
+                amr: identity.amr.clone(),
+                auth_time,
+                idp_claims: Value::Object(idp_claims.clone()),
                 ended: false,
                 expires_at: now + Duration::seconds(i64::from(self.config.session_ttl_seconds)),
                 logout_redirect_uri: None,
@@ -470,7 +487,6 @@ impl Front {
             )?;
             Ok(Completion {
                 session_hash: sha256(&session_cookie),
-                auth_time,
                 session,
                 grant,
                 events: vec![record],
@@ -497,4 +513,21 @@ impl Front {
         response.session_cookie = cookie(session_cookie, self.config.session_ttl_seconds);
         Ok(response)
     }
+}
+
+/// Leeway for the IdP's clock in `auth_time`.
+const AUTH_TIME_SKEW_SECONDS: i64 = 60;
+
+/// Whether the IdP's `auth_time` (unix seconds, 0 if it gave none) is as recent as the SP
+/// asked: after the sign-in started for `prompt=login`, within `max_age`.
+fn fresh_enough(flow: &Flow, auth_time: i64, now: OffsetDateTime) -> bool {
+    if !flow.force_login && flow.max_age.is_none() {
+        return true;
+    }
+    let started = flow.steps.first().map_or(0, |s| s.at_ms / 1000);
+    let after_start = !flow.force_login || auth_time + AUTH_TIME_SKEW_SECONDS >= started;
+    let within_max_age = flow
+        .max_age
+        .is_none_or(|m| now.unix_timestamp() - auth_time <= m + AUTH_TIME_SKEW_SECONDS);
+    auth_time > 0 && after_start && within_max_age
 }

@@ -81,7 +81,7 @@ pub fn discovery(config: &OidcFrontConfig) -> String {
             "request_uri_parameter_supported": false,
             "require_request_uri_registration": false,
             "authorization_response_iss_parameter_supported": true,
-            "prompt_values_supported": ["login", "consent", "select_account"],
+            "prompt_values_supported": ["none", "login", "consent", "select_account"],
             "ui_locales_supported": ["fr", "en"],
             "claim_types_supported": ["normal"],
             "frontchannel_logout_supported": false,

@@ -17,6 +17,7 @@ mod keys;
 mod logout;
 mod partners;
 mod responses;
+mod sso;
 mod store;
 mod tokens;
 

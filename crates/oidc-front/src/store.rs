@@ -29,6 +29,10 @@ pub struct Session {
     pub sub_fi: String,
     pub idp_id_token: String,
     pub acr: String,
+    pub amr: Vec<String>,
+    pub auth_time: OffsetDateTime,
+    /// The claims the IdP gave, for single sign-on at other SPs.
+    pub idp_claims: Value,
     pub ended: bool,
     pub expires_at: OffsetDateTime,
     pub logout_redirect_uri: Option<String>,
@@ -63,7 +67,6 @@ pub struct Grant {
 pub struct Completion {
     pub session_hash: Vec<u8>,
     pub session: Session,
-    pub auth_time: OffsetDateTime,
     pub grant: Grant,
     pub events: Vec<Event>,
 }
@@ -103,6 +106,9 @@ fn session_from_row(r: &Row) -> Result<Session, FrontError> {
         sub_fi: r.try_get("sub_fi")?,
         idp_id_token: r.try_get("idp_id_token")?,
         acr: r.try_get("acr")?,
+        amr: r.try_get("amr")?,
+        auth_time: r.try_get("auth_time")?,
+        idp_claims: r.try_get("idp_claims")?,
         ended: ended.is_some(),
         expires_at: r.try_get("expires_at")?,
         logout_redirect_uri: r.try_get("logout_redirect_uri")?,
@@ -135,7 +141,8 @@ fn grant_from_row(r: &Row) -> Result<Grant, FrontError> {
 }
 
 const SESSION_COLUMNS: &str = "sid, connection_id, account_id, idp_id, sub_fi, idp_id_token, \
-    acr, ended_at, expires_at, logout_redirect_uri, logout_client_state, logout_client_id";
+    acr, amr, auth_time, idp_claims, ended_at, expires_at, logout_redirect_uri, \
+    logout_client_state, logout_client_id";
 
 impl Store {
     pub fn new(pool: Pool, outbox: Outbox) -> Self {
@@ -219,8 +226,8 @@ impl Store {
         let written = relais_bus::change_if_with_events(
             &tx,
             "s AS (INSERT INTO sessions (id_hash, sid, connection_id, account_id, idp_id, \
-             sub_fi, idp_id_token, acr, auth_time, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+             sub_fi, idp_id_token, acr, auth_time, expires_at, amr, idp_claims) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $17, $21) \
              ON CONFLICT (connection_id) DO NOTHING RETURNING sid), \
              change AS (INSERT INTO grants (code_hash, connection_id, sid, client_id, \
              redirect_uri, nonce, scopes, code_challenge, acr, amr, auth_time, account_id, \
@@ -237,7 +244,7 @@ impl Store {
                 &s.sub_fi,
                 &s.idp_id_token,
                 &s.acr,
-                &c.auth_time,
+                &s.auth_time,
                 &s.expires_at,
                 &g.code_hash,
                 &g.client_id,
@@ -249,6 +256,7 @@ impl Store {
                 &g.sub_fs,
                 &g.claims,
                 &g.expires_at,
+                &s.idp_claims,
             ],
             &c.events,
         )
@@ -258,6 +266,42 @@ impl Store {
         }
         self.outbox.commit(tx).await?;
         Ok(true)
+    }
+
+    /// A single sign-on: a code's grant under an existing session, with its record, in
+    /// one statement.
+    pub async fn insert_grant(&self, g: &Grant, events: &[Event]) -> Result<(), FrontError> {
+        let client = self.pool.get().await?;
+        relais_bus::change_with_events(
+            &client,
+            "INSERT INTO grants (code_hash, connection_id, sid, client_id, redirect_uri, nonce, \
+             scopes, code_challenge, acr, amr, auth_time, account_id, idp_id, sub_fi, sub_fs, \
+             claims, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+            &[
+                &g.code_hash,
+                &g.connection_id,
+                &g.sid,
+                &g.client_id,
+                &g.redirect_uri,
+                &g.nonce,
+                &g.scopes,
+                &g.code_challenge,
+                &g.acr,
+                &g.amr,
+                &g.auth_time,
+                &g.account_id,
+                &g.idp_id,
+                &g.sub_fi,
+                &g.sub_fs,
+                &g.claims,
+                &g.expires_at,
+            ],
+            events,
+        )
+        .await?;
+        self.outbox.wake();
+        Ok(())
     }
 
     /// The grant of a code, used or not.

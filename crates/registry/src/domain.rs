@@ -77,6 +77,25 @@ pub struct ServiceProviderSeed {
     pub userinfo_encrypted_response_alg: String,
     #[serde(default)]
     pub userinfo_encrypted_response_enc: String,
+    /// Single sign-on: a live hub session may sign the user in here without the IdP,
+    /// when the deployment allows it too.
+    #[serde(default)]
+    pub sso: bool,
+    /// The acr levels a session may serve here by single sign-on (a subset of
+    /// `acr_values`; empty: every one the SP may ask).
+    #[serde(default)]
+    pub sso_acr_values: Vec<String>,
+    /// Fewest characters of `state` and `nonce` (43 = 256 bits in base64url, as the
+    /// terms require; lower only to admit a widely used RP, e.g. 27 for 160 bits).
+    #[serde(default = "default_min_random_length")]
+    pub min_random_length: u32,
+}
+
+/// The terms' 256 bits, in base64url characters.
+pub const DEFAULT_MIN_RANDOM_LENGTH: u32 = 43;
+
+fn default_min_random_length() -> u32 {
+    DEFAULT_MIN_RANDOM_LENGTH
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -310,6 +329,21 @@ impl ServiceProviderSeed {
                 ));
             }
         }
+        if let Some(a) = self
+            .sso_acr_values
+            .iter()
+            .find(|a| !self.acr_values.contains(a))
+        {
+            return Err(sp(format!(
+                "sso_acr_values: {a} is not one of its acr_values"
+            )));
+        }
+        // Below 128 bits (22 base64url characters) a state can be guessed.
+        if !(22..=DEFAULT_MIN_RANDOM_LENGTH).contains(&self.min_random_length) {
+            return Err(sp(format!(
+                "min_random_length must be between 22 and {DEFAULT_MIN_RANDOM_LENGTH}"
+            )));
+        }
         if !["", "ES256", "RS256"].contains(&self.userinfo_signed_response_alg.as_str()) {
             return Err(sp(
                 "userinfo_signed_response_alg must be ES256 or RS256".into()
@@ -471,5 +505,48 @@ idp_ids = ["idp"]
             .replace("idp_ids = [\"idp\"]", "idp_ids = [\"nope\"]");
         let err = Seed::parse(&unknown).unwrap_err().to_string();
         assert!(err.contains("unknown identity provider nope"), "{err}");
+    }
+
+    #[test]
+    fn single_sign_on_levels_and_state_length_are_checked() {
+        let base = r#"
+[[identity_providers]]
+id = "idp"
+name = "IdP"
+issuer = "http://127.0.0.1:1"
+client_id = "hub"
+client_secret = "x"
+acr_values = ["eidas1"]
+scopes = ["openid"]
+
+[[service_providers]]
+client_id = "sp"
+name = "SP"
+client_secret = "0123456789012345678901234567890123456789abcd"
+redirect_uris = ["https://sp/cb"]
+scopes = ["openid"]
+claims = []
+acr_values = ["eidas1", "eidas2"]
+idp_ids = ["idp"]
+"#;
+        let seed = Seed::parse(base).unwrap();
+        let sp = &seed.service_providers[0];
+        assert!(!sp.sso, "single sign-on is asked for, never assumed");
+        assert_eq!(sp.min_random_length, 43);
+        let ok =
+            format!("{base}sso = true\nsso_acr_values = [\"eidas1\"]\nmin_random_length = 27\n");
+        let sp = &Seed::parse(&ok).unwrap().service_providers[0];
+        assert!(sp.sso);
+        assert_eq!(sp.min_random_length, 27);
+        let err = Seed::parse(&format!("{base}sso_acr_values = [\"eidas3\"]\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("sso_acr_values"), "{err}");
+        for bad in [21, 44] {
+            let err = Seed::parse(&format!("{base}min_random_length = {bad}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("min_random_length"), "{err}");
+        }
     }
 }

@@ -34,7 +34,7 @@ const SP_COLUMNS: &str = "client_id, name, sector_identifier, secret_hash, secre
     id_token_signed_response_alg, token_endpoint_auth_method, status, jwks, \
     userinfo_signed_response_alg, id_token_encrypted_response_alg, \
     id_token_encrypted_response_enc, userinfo_encrypted_response_alg, \
-    userinfo_encrypted_response_enc";
+    userinfo_encrypted_response_enc, sso, sso_acr_values, min_random_length";
 const IDP_COLUMNS: &str = "id, name, issuer, client_id, client_secret, acr_values, scopes, \
     token_endpoint_auth_method, status";
 
@@ -68,6 +68,10 @@ fn sp_from_row(row: &Row) -> Result<StoredSp, RegistryError> {
             id_token_encrypted_response_enc: row.try_get("id_token_encrypted_response_enc")?,
             userinfo_encrypted_response_alg: row.try_get("userinfo_encrypted_response_alg")?,
             userinfo_encrypted_response_enc: row.try_get("userinfo_encrypted_response_enc")?,
+            sso: row.try_get("sso")?,
+            sso_acr_values: row.try_get("sso_acr_values")?,
+            min_random_length: u32::try_from(row.try_get::<_, i32>("min_random_length")?)
+                .unwrap_or(crate::domain::DEFAULT_MIN_RANDOM_LENGTH),
         },
         secret_hash: row.try_get("secret_hash")?,
         secret_expires_at: row.try_get("secret_expires_at")?,
@@ -218,8 +222,9 @@ impl Store {
                  acr_values, idp_ids, id_token_signed_response_alg, token_endpoint_auth_method, \
                  status, jwks, userinfo_signed_response_alg, id_token_encrypted_response_alg, \
                  id_token_encrypted_response_enc, userinfo_encrypted_response_alg, \
-                 userinfo_encrypted_response_enc) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, \
-                 $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20) \
+                 userinfo_encrypted_response_enc, sso, sso_acr_values, min_random_length) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, \
+                 $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23) \
                  ON CONFLICT (client_id) DO UPDATE SET name = $2, sector_identifier = $3, \
                  secret_expires_at = CASE WHEN service_providers.secret_hash = $4 \
                    THEN service_providers.secret_expires_at ELSE $5 END, \
@@ -229,6 +234,7 @@ impl Store {
                  jwks = $15, userinfo_signed_response_alg = $16, \
                  id_token_encrypted_response_alg = $17, id_token_encrypted_response_enc = $18, \
                  userinfo_encrypted_response_alg = $19, userinfo_encrypted_response_enc = $20, \
+                 sso = $21, sso_acr_values = $22, min_random_length = $23, \
                  updated_at = now() \
                  WHERE (service_providers.name, service_providers.sector_identifier, \
                    service_providers.secret_hash, service_providers.redirect_uris, \
@@ -240,8 +246,11 @@ impl Store {
                    service_providers.id_token_encrypted_response_alg, \
                    service_providers.id_token_encrypted_response_enc, \
                    service_providers.userinfo_encrypted_response_alg, \
-                   service_providers.userinfo_encrypted_response_enc) IS DISTINCT FROM \
-                   ($2, $3, $4, $6, $7, $8, $9, $10, $11, $12, $13, $15, $16, $17, $18, $19, $20)",
+                   service_providers.userinfo_encrypted_response_enc, service_providers.sso, \
+                   service_providers.sso_acr_values, service_providers.min_random_length) \
+                   IS DISTINCT FROM \
+                   ($2, $3, $4, $6, $7, $8, $9, $10, $11, $12, $13, $15, $16, $17, $18, $19, $20, \
+                   $21, $22, $23)",
                 &[
                     &sp.client_id,
                     &sp.name,
@@ -269,6 +278,9 @@ impl Store {
                         &sp.userinfo_encrypted_response_alg,
                         &sp.userinfo_encrypted_response_enc,
                     ),
+                    &sp.sso,
+                    &sp.sso_acr_values,
+                    &i32::try_from(sp.min_random_length).unwrap_or(i32::MAX),
                 ],
             )
             .await?;

@@ -39,6 +39,10 @@ fn expected_sp_basic() -> ServiceProvider {
         id_token_encrypted_response_enc: String::new(),
         userinfo_encrypted_response_alg: String::new(),
         userinfo_encrypted_response_enc: String::new(),
+        // Single sign-on is never assumed; the terms' 256-bit state and nonce.
+        sso: false,
+        sso_acr_values: Vec::new(),
+        min_random_length: 43,
     }
 }
 

@@ -8,8 +8,17 @@ use crate::domain::claims;
 use crate::error::FrontError;
 
 const MAX_PARAM_LEN: usize = 2048;
-/// 256 bits in base64url.
+/// 256 bits in base64url: the terms' minimum, unless the SP is registered with less.
 pub const MIN_RANDOM_LEN: usize = 43;
+
+/// What `prompt` asks of the sign-in.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Prompt {
+    /// Answer from the hub session or fail: never show a page.
+    pub none: bool,
+    /// Authenticate again at the IdP, whatever the session.
+    pub login: bool,
+}
 
 /// Request parameters as received, duplicates kept.
 #[derive(Clone, Debug, Default)]
@@ -107,6 +116,7 @@ pub struct AuthorizeRequest {
     pub idp_hint: Option<String>,
     pub code_challenge: Option<String>,
     pub max_age: Option<i64>,
+    pub prompt: Prompt,
 }
 
 /// What is known before the redirect URI is trusted: errors here are shown as pages.
@@ -161,21 +171,32 @@ pub fn validate(
         Some(_) => return Err(FrontError::UnsupportedResponseMode),
     }
     let scopes = scopes(params.single("scope")?, sp)?;
+    // Records registered before the setting carry 0: the terms' minimum.
+    let min_random = match usize::try_from(sp.min_random_length).unwrap_or(MIN_RANDOM_LEN) {
+        0 => MIN_RANDOM_LEN,
+        n => n,
+    };
     let state = params.single("state")?.ok_or(FrontError::StateMissing)?;
-    if state.len() < MIN_RANDOM_LEN {
+    if state.len() < min_random {
         return Err(FrontError::StateTooShort);
     }
     let nonce = params.single("nonce")?.ok_or(FrontError::NonceMissing)?;
-    if nonce.len() < MIN_RANDOM_LEN {
+    if nonce.len() < min_random {
         return Err(FrontError::NonceTooShort);
     }
-    for prompt in params.single("prompt")?.unwrap_or("").split(' ') {
-        match prompt {
-            "" | "login" | "consent" | "select_account" => {}
-            // Single sign-on is not offered, so a silent sign-in can never succeed.
-            "none" => return Err(FrontError::LoginRequired),
+    let mut prompt = Prompt::default();
+    let raw_prompt = params.single("prompt")?.unwrap_or("");
+    for value in raw_prompt.split(' ') {
+        match value {
+            "" | "consent" | "select_account" => {}
+            "login" => prompt.login = true,
+            "none" => prompt.none = true,
             other => return Err(FrontError::UnsupportedPrompt(other.to_string())),
         }
+    }
+    // OIDC Core §3.1.2.1: `none` stands alone.
+    if prompt.none && raw_prompt.split(' ').filter(|v| !v.is_empty()).count() > 1 {
+        return Err(FrontError::UnsupportedPrompt(raw_prompt.to_string()));
     }
     let max_age = match params.single("max_age")? {
         None => None,
@@ -207,6 +228,7 @@ pub fn validate(
         idp_hint: params.single("idp_hint")?.map(str::to_string),
         code_challenge,
         max_age,
+        prompt,
     })
 }
 
@@ -379,7 +401,7 @@ mod tests {
             (&[("acr_values", "eidas3")], "acr_not_allowed"),
             (&[("acr_values", "loa4")], "acr_unknown"),
             (&[("claims", "{not json")], "claims_malformed"),
-            (&[("prompt", "none")], "login_required"),
+            (&[("prompt", "none login")], "prompt_unsupported"),
             (&[("prompt", "bogus")], "prompt_unsupported"),
             (&plain, "pkce_method_unsupported"),
             (&no_method, "pkce_method_unsupported"),

@@ -141,3 +141,32 @@ mod tests {
         );
     }
 }
+
+/// The claims an SP receives: those `released` to it, from what the IdP said (`idp_claims`),
+/// and the hub's own `idp_id` and `idp_acr`.
+pub fn granted(
+    released: &[String],
+    idp_id: &str,
+    acr: &str,
+    idp_claims: &serde_json::Map<String, serde_json::Value>,
+) -> serde_json::Map<String, serde_json::Value> {
+    use serde_json::Value;
+    let mut out = serde_json::Map::new();
+    for name in released {
+        match name.as_str() {
+            "sub" => {}
+            "idp_id" => {
+                out.insert(name.clone(), Value::from(idp_id));
+            }
+            "idp_acr" => {
+                out.insert(name.clone(), Value::from(acr));
+            }
+            _ => {
+                if let Some(v) = idp_claims.get(name) {
+                    out.insert(name.clone(), v.clone());
+                }
+            }
+        }
+    }
+    out
+}

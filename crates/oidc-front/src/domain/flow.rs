@@ -84,6 +84,12 @@ pub struct Flow {
     /// Unix seconds; also sealed into the box's header.
     #[prost(int64, tag = "16")]
     pub expires_at: i64,
+    /// `prompt=login`: the IdP must authenticate the user again.
+    #[prost(bool, tag = "17")]
+    pub force_login: bool,
+    /// The SP's `max_age`, in seconds.
+    #[prost(int64, optional, tag = "18")]
+    pub max_age: Option<i64>,
 }
 
 impl Flow {

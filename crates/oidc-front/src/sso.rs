@@ -1,0 +1,155 @@
+//! Single sign-on (OIDC Core §3.1.2.1): a live hub session answers an authorization
+//! request without the chooser or the IdP, when the deployment and the SP allow it and the
+//! session satisfies the request (acr, `max_age`, `prompt`, `id_token_hint`, claims).
+
+use relais_bus::events::{ConnectionStep, Outcome};
+use relais_proto::oidc_front::v1 as pb;
+use relais_proto::registry::v1 as reg;
+use serde_json::{Map, Value};
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
+
+use crate::domain::authorize::AuthorizeRequest;
+use crate::domain::claims;
+use crate::domain::flow::Flow;
+use crate::domain::secrets::{random_token, sha256, subject_for};
+use crate::error::FrontError;
+use crate::events;
+use crate::front::Front;
+use crate::responses::{redirect, with_query};
+use crate::store::{Grant, Session};
+
+impl Front {
+    /// Whether single sign-on is open to `sp` at all; when it is not, the session is not
+    /// even looked up (unless `prompt=none` needs the reason).
+    pub fn sso_open(&self, sp: &reg::ServiceProvider) -> bool {
+        self.config.sso_enabled && sp.sso
+    }
+
+    /// The browser's session, if it may answer this request; otherwise the error a
+    /// `prompt=none` request gets. The outer error is a failure to look.
+    pub async fn usable_session(
+        &self,
+        cookie: &str,
+        sp: &reg::ServiceProvider,
+        request: &AuthorizeRequest,
+        hint: Option<&Map<String, Value>>,
+        now: OffsetDateTime,
+    ) -> Result<Result<Session, FrontError>, FrontError> {
+        let session = if cookie.is_empty() {
+            None
+        } else {
+            self.store.session_by_cookie(&sha256(cookie)).await?
+        };
+        let Some(session) = session.filter(|s| !s.ended && s.expires_at > now) else {
+            return Ok(Err(FrontError::LoginRequired));
+        };
+        if !self.sso_open(sp) {
+            return Ok(Err(FrontError::InteractionRequired));
+        }
+        let allowed = if sp.sso_acr_values.is_empty() {
+            &sp.acr_values
+        } else {
+            &sp.sso_acr_values
+        };
+        let acr_ok = allowed.contains(&session.acr)
+            && self
+                .ladder
+                .rank(&session.acr)
+                .zip(self.ladder.rank(&request.acr_min))
+                .is_some_and(|(got, min)| got >= min);
+        let recent = request
+            .max_age
+            .is_none_or(|m| (now - session.auth_time).whole_seconds() <= m);
+        // The hint names the person at this SP: the session must be theirs.
+        let same_person = hint.is_none_or(|c| {
+            c.get("sub").and_then(Value::as_str) == Some(self.subject(&session, sp).as_str())
+        });
+        let idp_claims = session.idp_claims.as_object();
+        let has_claims =
+            claims::required_from_idp(&claims::released_claims(&request.scopes, &sp.claims))
+                .iter()
+                .all(|c| idp_claims.is_some_and(|m| m.contains_key(c)));
+        if request.prompt.login || !acr_ok || !recent || !same_person || !has_claims {
+            return Ok(Err(FrontError::LoginRequired));
+        }
+        Ok(Ok(session))
+    }
+
+    fn subject(&self, session: &Session, sp: &reg::ServiceProvider) -> String {
+        subject_for(
+            self.config.subject_key.expose().as_bytes(),
+            &session.account_id.to_string(),
+            &sp.sector_identifier,
+        )
+    }
+
+    /// Signs the user in at `sp` from `session`: a code under the session and the
+    /// connection's record (marked as single sign-on), in one statement.
+    pub async fn sso_sign_in(
+        &self,
+        flow: &Flow,
+        sp: &reg::ServiceProvider,
+        session: &Session,
+        source: &pb::Source,
+        now: OffsetDateTime,
+    ) -> Result<pb::FlowResponse, FrontError> {
+        let connection_id = Uuid::parse_str(&flow.connection_id)
+            .map_err(|_| FrontError::Internal("a flow without a connection id".into()))?;
+        let released = claims::released_claims(&flow.scopes, &sp.claims);
+        let empty = Map::new();
+        let granted = claims::granted(
+            &released,
+            &session.idp_id,
+            &session.acr,
+            session.idp_claims.as_object().unwrap_or(&empty),
+        );
+        let sub_fs = self.subject(session, sp);
+        let code = random_token();
+        let grant = Grant {
+            code_hash: sha256(&code),
+            connection_id,
+            sid: session.sid,
+            client_id: sp.client_id.clone(),
+            redirect_uri: flow.redirect_uri.clone(),
+            nonce: flow.nonce.clone(),
+            scopes: flow.scopes.clone(),
+            code_challenge: flow.code_challenge.clone(),
+            acr: session.acr.clone(),
+            amr: session.amr.clone(),
+            auth_time: session.auth_time,
+            account_id: session.account_id,
+            idp_id: session.idp_id.clone(),
+            sub_fi: session.sub_fi.clone(),
+            sub_fs: sub_fs.clone(),
+            claims: Value::Object(granted),
+            used: false,
+            expires_at: now + Duration::seconds(i64::from(self.config.code_ttl_seconds)),
+        };
+        let record = events::sign_in_record(
+            flow,
+            now,
+            ConnectionStep::CodeIssued,
+            Outcome::Success,
+            source,
+            |e| {
+                e.sso = true;
+                e.idp_id = Some(session.idp_id.clone());
+                e.acr = Some(session.acr.clone());
+                e.sub_fi = Some(session.sub_fi.clone());
+                e.sub_fs = Some(sub_fs.clone());
+                e.account_id = Some(session.account_id.to_string());
+                e.session_id = Some(session.sid.to_string());
+            },
+        )?;
+        self.store.insert_grant(&grant, &[record]).await?;
+        Ok(redirect(with_query(
+            &flow.redirect_uri,
+            &[
+                ("code", &code),
+                ("state", &flow.state),
+                ("iss", &self.config.issuer),
+            ],
+        )?))
+    }
+}
