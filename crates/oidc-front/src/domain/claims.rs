@@ -117,31 +117,6 @@ pub fn released_claims(scopes: &[String], allowed: &[String]) -> Vec<String> {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn v(items: &[&str]) -> Vec<String> {
-        items.iter().map(|s| s.to_string()).collect()
-    }
-
-    #[test]
-    fn release_is_scope_and_habilitation() {
-        let got = released_claims(
-            &v(&["openid", "profile", "email", "chorusdt"]),
-            &v(&["given_name", "email", "chorusdt:matricule"]),
-        );
-        assert_eq!(
-            got,
-            v(&["sub", "given_name", "email", "chorusdt:matricule"])
-        );
-        assert_eq!(
-            released_claims(&v(&["openid"]), &v(&["email"])),
-            v(&["sub"])
-        );
-    }
-}
-
 /// The claims an SP receives: those `released` to it, from what the IdP said (`idp_claims`),
 /// and the hub's own `idp_id` and `idp_acr`.
 pub fn granted(
@@ -169,4 +144,29 @@ pub fn granted(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(items: &[&str]) -> Vec<String> {
+        items.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn release_is_scope_and_habilitation() {
+        let got = released_claims(
+            &v(&["openid", "profile", "email", "chorusdt"]),
+            &v(&["given_name", "email", "chorusdt:matricule"]),
+        );
+        assert_eq!(
+            got,
+            v(&["sub", "given_name", "email", "chorusdt:matricule"])
+        );
+        assert_eq!(
+            released_claims(&v(&["openid"]), &v(&["email"])),
+            v(&["sub"])
+        );
+    }
 }
