@@ -325,3 +325,46 @@ async fn shorter_states_pass_only_where_the_registry_allows_them() {
     );
     stack.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_serve_one_sign_in_alternately() {
+    let stack = Stack::start().await;
+    let other = stack.replica().await;
+    let browser = Browser::new();
+    let req = AuthRequest::new(SP_A, REDIRECT_A, "openid email");
+    // The flow sealed by this front, the IdP round trip started by the other replica's
+    // front and bridge, the IdP's answer taken by this front and bridge.
+    let (_, chooser) = browser.get(&req.url(&stack.hub)).await.page();
+    let (status, login) = browser
+        .choose(&other.hub, &chooser, "demo-idp")
+        .await
+        .page();
+    assert_eq!(status, StatusCode::OK, "{login}");
+    let back = browser
+        .login(stack.idp.issuer(), &login, "camille", "none")
+        .await
+        .at_sp();
+    let code = query(&back, "code").unwrap();
+    // The code redeemed at the other replica, its token used at this one.
+    let (status, tokens) = token(&other.hub, SP_A, SECRET_A, &code, REDIRECT_A, true).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    let access = tokens["access_token"].as_str().unwrap();
+    let (status, info) = userinfo(&stack.hub, access).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(info["email"], "camille.martin@demo-idp.test");
+    // And the other way round: a flow of the other replica finished here.
+    let browser = Browser::new();
+    let req = AuthRequest::new(SP_A, REDIRECT_A, "openid email");
+    let (_, chooser) = browser.get(&req.url(&other.hub)).await.page();
+    let (_, login) = browser
+        .choose(&stack.hub, &chooser, "demo-idp")
+        .await
+        .page();
+    let back = browser
+        .login(stack.idp.issuer(), &login, "camille", "none")
+        .await
+        .at_sp();
+    assert!(query(&back, "code").is_some());
+    drop(other);
+    stack.stop().await;
+}

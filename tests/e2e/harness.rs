@@ -81,6 +81,9 @@ pub struct Stack {
     pub front_addr: SocketAddr,
     pub support: SupportClient<tonic::transport::Channel>,
     pub sp_c: SpCKeys,
+    /// The configuration the hub was started with, for replicas.
+    config: RelaisConfig,
+    support_addr: SocketAddr,
     running: Option<Running>,
     dir: PathBuf,
     db: TestDb,
@@ -197,6 +200,7 @@ impl Stack {
         let registry_addr: SocketAddr = config.registry.listen.parse().unwrap();
         let trace_addr: SocketAddr = config.trace.listen.parse().unwrap();
 
+        let kept = config.clone();
         let running = match options.mode {
             Mode::AllInOne => {
                 let token = CancellationToken::new();
@@ -251,6 +255,8 @@ impl Stack {
             front_addr,
             support: SupportClient::new(connect(support_addr).await),
             sp_c,
+            config: kept,
+            support_addr,
             proxy,
             running: Some(running),
             dir,
@@ -261,9 +267,70 @@ impl Stack {
         stack
     }
 
+    /// A second gateway, oidc-front and idp-bridge, each a process on ports of its own,
+    /// sharing this hub's database, bus, registry and keys: the other replica a load
+    /// balancer may send any request of a sign-in to. Its gateway's URL is `hub`; the
+    /// issuer and the IdP's callback stay this hub's.
+    pub async fn replica(&self) -> Replica {
+        let free = || async {
+            tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .unwrap()
+                .local_addr()
+                .unwrap()
+        };
+        let (gateway, front, bridge) = (free().await, free().await, free().await);
+        let mut c = self.config.clone();
+        c.gateway.listen = gateway.to_string();
+        c.gateway.oidc_front_url = format!("http://{front}");
+        c.gateway.support_url = format!("http://{}", self.support_addr);
+        c.oidc_front.listen = front.to_string();
+        c.oidc_front.registry_url = format!("http://{}", self.registry_addr);
+        c.oidc_front.idp_bridge_url = format!("http://{bridge}");
+        c.idp_bridge.listen = bridge.to_string();
+        c.idp_bridge.registry_url = format!("http://{}", self.registry_addr);
+        let file = self
+            .dir
+            .join(format!("replica-{}.toml", uuid::Uuid::new_v4()));
+        std::fs::write(&file, toml::to_string(&c).unwrap()).unwrap();
+        let mut children = Vec::new();
+        for s in [Service::IdpBridge, Service::OidcFront, Service::Gateway] {
+            children.push(
+                tokio::process::Command::new(env!("CARGO_BIN_EXE_relais"))
+                    .arg(s.name())
+                    .arg("--config")
+                    .arg(&file)
+                    .env("RUST_LOG", "warn")
+                    .stdout(Stdio::null())
+                    .kill_on_drop(true)
+                    .spawn()
+                    .unwrap(),
+            );
+        }
+        let replica = Replica {
+            hub: format!("http://{gateway}"),
+            children,
+        };
+        wait_for(&replica.hub).await;
+        replica
+    }
+
     async fn wait_ready(&self) {
+        wait_for(&self.hub).await;
+    }
+}
+
+/// The other replica of the sign-in path (see [`Stack::replica`]); stopped when dropped.
+pub struct Replica {
+    pub hub: String,
+    #[allow(dead_code)]
+    children: Vec<tokio::process::Child>,
+}
+
+async fn wait_for(hub: &str) {
+    {
         let client = reqwest::Client::new();
-        let url = format!("{}/.well-known/openid-configuration", self.hub);
+        let url = format!("{hub}/.well-known/openid-configuration");
         for _ in 0..300 {
             if let Ok(r) = client.get(&url).send().await
                 && r.status() == StatusCode::OK
@@ -272,9 +339,11 @@ impl Stack {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        panic!("the hub did not come up at {}", self.hub);
+        panic!("the hub did not come up at {hub}");
     }
+}
 
+impl Stack {
     pub async fn stop(mut self) {
         match self.running.take() {
             Some(Running::InProcess(hub)) => hub.stop(Duration::from_secs(5)).await,
