@@ -462,7 +462,7 @@ issuer = "{idp_issuer}"
 client_id = "relais-hub"
 client_secret = "{IDP_SECRET}"
 acr_values = ["eidas1", "eidas2", "eidas3"]
-scopes = ["openid", "given_name", "usual_name", "family_name", "email", "uid", "siret", "phone", "chorusdt", "profile"]
+scopes = ["openid", "given_name", "usual_name", "family_name", "email", "uid", "siret", "phone", "chorusdt", "profile", "identite_pivot"]
 
 [[identity_providers]]
 id = "weak-idp"
@@ -471,7 +471,7 @@ issuer = "{idp_issuer}"
 client_id = "relais-hub"
 client_secret = "{IDP_SECRET}"
 acr_values = ["eidas1"]
-scopes = ["openid", "given_name", "usual_name", "email", "uid"]
+scopes = ["openid", "given_name", "usual_name", "email", "uid", "identite_pivot"]
 token_endpoint_auth_method = "client_secret_post"
 
 [[service_providers]]

@@ -192,3 +192,47 @@ async fn subjects_are_per_sp_and_stable() {
     assert_ne!(subs[0], subs[2], "two SPs never share a subject");
     stack.stop().await;
 }
+
+/// SP A's subject for `who` signing in through `idp`.
+async fn subject_through(stack: &Stack, idp: &str, who: &str) -> String {
+    let browser = Browser::new();
+    let req = AuthRequest::new(SP_A, REDIRECT_A, "openid email");
+    let (_, chooser) = browser.get(&req.url(&stack.hub)).await.page();
+    let (status, login) = browser.choose(&stack.hub, &chooser, idp).await.page();
+    assert_eq!(status, StatusCode::OK, "{login}");
+    let back = browser
+        .login(stack.idp.issuer(), &login, who, "none")
+        .await
+        .at_sp();
+    let code = query(&back, "code").unwrap();
+    let (status, tokens) = token(&stack.hub, SP_A, SECRET_A, &code, REDIRECT_A, true).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    let claims = verify_id_token(&stack.hub, tokens["id_token"].as_str().unwrap(), SP_A).await;
+    claims["sub"].as_str().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accounts_follow_the_idp_subject_or_the_pivot_identity_as_the_deployment_says() {
+    // ProConnect's way, the default: each IdP's account of a person is an account.
+    let stack = Stack::start().await;
+    let a = subject_through(&stack, "demo-idp", "camille").await;
+    let b = subject_through(&stack, "weak-idp", "camille").await;
+    assert_ne!(a, b);
+    stack.stop().await;
+
+    // FranceConnect's way: the same person through any IdP is one account, one subject.
+    let stack = Stack::start_with(Options {
+        tweak: |c| {
+            c.oidc_front.accounts =
+                relais_oidc_front::domain::accounts::AccountMapping::PivotIdentity
+        },
+        ..Options::default()
+    })
+    .await;
+    let a = subject_through(&stack, "demo-idp", "camille").await;
+    let b = subject_through(&stack, "weak-idp", "camille").await;
+    assert_eq!(a, b);
+    let other = subject_through(&stack, "demo-idp", "jean").await;
+    assert_ne!(a, other);
+    stack.stop().await;
+}

@@ -182,6 +182,7 @@ pub fn identity_by_email(hint: &str) -> Option<&'static TestIdentity> {
 pub const SCOPES: &[&str] = &[
     "openid",
     "profile",
+    "identite_pivot",
     "email",
     "given_name",
     "usual_name",
@@ -210,6 +211,15 @@ pub fn claims_of_scope(scope: &str) -> &'static [&'static str] {
             "birthdate",
             "gender",
             "preferred_username",
+        ],
+        // FranceConnect's pivot identity.
+        "identite_pivot" => &[
+            "given_name",
+            "family_name",
+            "birthdate",
+            "gender",
+            "birthplace",
+            "birthcountry",
         ],
         "phone" => &["phone_number"],
         "chorusdt" => &["chorusdt:matricule", "chorusdt:societe"],

@@ -135,7 +135,7 @@ pub(crate) fn chooser(chooser: &Chooser) -> askama::Result<String> {
     ChooserPage {
         t,
         sp_name: &chooser.sp_name,
-        acr: acr_in_words(t, &chooser.acr_asked),
+        acr: acr_in_words(t, chooser),
         csrf: &chooser.csrf,
         idps: chooser
             .idps
@@ -209,17 +209,16 @@ pub(crate) fn gateway_message(locale: Locale, code: &str) -> &'static str {
     }
 }
 
-/// `eidas2` → "substantial (eidas2)"; values it does not know are shown as they are.
-fn acr_in_words(t: &Texts, acr: &str) -> String {
-    acr.split_whitespace()
-        .map(|value| match value {
-            "eidas1" => format!("{} ({value})", t.levels[0]),
-            "eidas2" => format!("{} ({value})", t.levels[1]),
-            "eidas3" => format!("{} ({value})", t.levels[2]),
-            other => other.to_string(),
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
+/// `eidas2` → "substantial (eidas2)": the words of its place on the deployment's ladder,
+/// as oidc-front tells it (the lowest of three is low, the highest high); a ladder of
+/// another length, or a level it does not place, is shown as it is.
+fn acr_in_words(t: &Texts, chooser: &Chooser) -> String {
+    let value = &chooser.acr_asked;
+    let rank = usize::try_from(chooser.acr_rank).unwrap_or(0);
+    match (chooser.acr_levels, rank) {
+        (3, 1..=3) => format!("{} ({value})", t.levels[rank - 1]),
+        _ => value.clone(),
+    }
 }
 
 /// One error code of the documentation.

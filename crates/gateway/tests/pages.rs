@@ -12,6 +12,8 @@ fn chooser(locale: &str) -> FlowResponse {
             sp_name: "Mairie <de> \"Test\"".into(),
             locale: locale.into(),
             acr_asked: "eidas2".into(),
+            acr_rank: 2,
+            acr_levels: 3,
             idps: vec![
                 ChooserIdp {
                     id: "idp-a".into(),
@@ -40,6 +42,33 @@ async fn page(gw: &support::Harness) -> (reqwest::StatusCode, reqwest::header::H
     let status = r.status();
     let headers = r.headers().clone();
     (status, headers, r.text().await.unwrap())
+}
+
+/// The words of a level come from its place on the ladder oidc-front names, not from its
+/// name: a deployment with other level names gets them too, and an unplaced level is shown
+/// as it is.
+#[tokio::test]
+async fn the_level_asked_is_put_in_words_from_its_place_on_the_ladder() {
+    let gw = support::start(|_| {}).await;
+    let mut answer = chooser("en");
+    if let Some(Outcome::Chooser(c)) = answer.outcome.as_mut() {
+        c.acr_asked = "https://example.gouv.fr/loa/high".into();
+        c.acr_rank = 3;
+    }
+    gw.fake.answer_flow(answer.clone());
+    let (_, _, html) = page(&gw).await;
+    assert!(
+        html.contains("high (https://example.gouv.fr/loa/high)"),
+        "{html}"
+    );
+    if let Some(Outcome::Chooser(c)) = answer.outcome.as_mut() {
+        c.acr_asked = "eidas2".into();
+        c.acr_rank = 0;
+    }
+    gw.fake.answer_flow(answer);
+    let (_, _, html) = page(&gw).await;
+    assert!(!html.contains("substantial"), "{html}");
+    assert!(html.contains("eidas2"), "{html}");
 }
 
 #[tokio::test]

@@ -30,6 +30,9 @@ pub struct OidcFrontConfig {
     /// registered with `sso`, for the acr levels they allow, without the chooser or the
     /// IdP. Off by default, as AgentConnect's terms have it.
     pub sso_enabled: bool,
+    /// Whose account an IdP identity is: `idp_subject` (one per IdP account) or
+    /// `pivot_identity` (one per person, from the pivot identity every IdP must then give).
+    pub accounts: crate::domain::accounts::AccountMapping,
     /// How long partner records are cached; changes announced on the bus apply at once.
     pub partner_cache_seconds: u32,
     /// Failed client authentications or bad codes, per client and per source address,
@@ -57,6 +60,7 @@ impl Default for OidcFrontConfig {
             flow_ttl_seconds: 900,
             session_ttl_seconds: 1800,
             sso_enabled: false,
+            accounts: crate::domain::accounts::AccountMapping::IdpSubject,
             partner_cache_seconds: 30,
             brute_force_max_failures: 10,
             brute_force_window_seconds: 600,

@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
+use crate::domain::accounts::{self, AccountMapping};
 use crate::domain::authorize::{self, Params};
 use crate::domain::claims;
 use crate::domain::flow::{Flow, Stage};
@@ -228,6 +229,12 @@ impl Front {
                 locale: flow.locale.clone(),
                 idps,
                 acr_asked: flow.acr_min.clone(),
+                acr_rank: self
+                    .ladder
+                    .rank(&flow.acr_min)
+                    .and_then(|r| u32::try_from(r + 1).ok())
+                    .unwrap_or(0),
+                acr_levels: u32::try_from(self.ladder.levels().len()).unwrap_or(0),
             })),
             ..Default::default()
         }
@@ -261,14 +268,11 @@ impl Front {
                 sp_name: sp.name.clone(),
                 acr_values: self.ladder.at_least(&flow.acr_min),
                 login_hint: flow.login_hint.clone().unwrap_or_default(),
-                scopes: flow.scopes.clone(),
+                scopes: self.idp_scopes(&flow.scopes),
                 source_ip: source.ip.clone(),
                 source_port: source.port,
                 request_id: source.request_id.clone(),
-                required_claims: claims::required_from_idp(&claims::released_claims(
-                    &flow.scopes,
-                    &sp.claims,
-                )),
+                required_claims: self.required_from_idp(&flow.scopes, sp),
                 force_login: flow.force_login,
                 max_age: flow.max_age,
             })
@@ -288,6 +292,32 @@ impl Front {
         let mut response = redirect(answer.authorization_url);
         response.flow_cookie = cookie(sealed, self.config.flow_ttl_seconds);
         Ok(response)
+    }
+
+    /// The scopes asked of the IdP: the SP's, and the pivot identity when accounts are
+    /// mapped from it.
+    fn idp_scopes(&self, scopes: &[String]) -> Vec<String> {
+        let mut out = scopes.to_vec();
+        if self.config.accounts == AccountMapping::PivotIdentity
+            && !out.iter().any(|s| s == accounts::PIVOT_SCOPE)
+        {
+            out.push(accounts::PIVOT_SCOPE.to_string());
+        }
+        out
+    }
+
+    /// The claims the IdP must give: those the SP will receive, and the pivot identity
+    /// when accounts are mapped from it.
+    fn required_from_idp(&self, scopes: &[String], sp: &reg::ServiceProvider) -> Vec<String> {
+        let mut out = claims::required_from_idp(&claims::released_claims(scopes, &sp.claims));
+        if self.config.accounts == AccountMapping::PivotIdentity {
+            for c in accounts::pivot_required() {
+                if !out.iter().any(|o| o == c) {
+                    out.push(c.to_string());
+                }
+            }
+        }
+        out
     }
 
     pub async fn choose(&self, req: pb::ChooseIdpRequest) -> pb::FlowResponse {
@@ -420,6 +450,16 @@ impl Front {
         if !fresh_enough(flow, identity.auth_time, now) {
             return Err(FrontError::StaleAuthentication);
         }
+        let pivot = match self.config.accounts {
+            AccountMapping::IdpSubject => None,
+            AccountMapping::PivotIdentity => Some(
+                accounts::pivot_key(self.config.subject_key.expose().as_bytes(), &idp_claims)
+                    .ok_or_else(|| FrontError::Idp {
+                        code: "idp_claim_missing".into(),
+                        message: "the pivot identity is incomplete".into(),
+                    })?,
+            ),
+        };
         let session_cookie = random_token();
         let code = random_token();
         let subject_key = self.config.subject_key.expose().as_bytes();
@@ -495,7 +535,7 @@ impl Front {
         // A replayed callback of a completed flow finds its connection taken.
         if !self
             .store
-            .complete_sign_in(&identity.idp_id, &identity.sub, build)
+            .complete_sign_in(&identity.idp_id, &identity.sub, pivot.as_deref(), build)
             .await?
         {
             return Err(FrontError::FlowExpired);

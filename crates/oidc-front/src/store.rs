@@ -201,6 +201,7 @@ impl Store {
         &self,
         idp_id: &str,
         sub_fi: &str,
+        pivot: Option<&[u8]>,
         build: F,
     ) -> Result<bool, FrontError>
     where
@@ -208,15 +209,34 @@ impl Store {
     {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
-        let rows = tx
-            .all(
-                "WITH ins AS (INSERT INTO accounts (id, idp_id, sub_fi) VALUES ($1, $2, $3) \
-                 ON CONFLICT (idp_id, sub_fi) DO NOTHING RETURNING id) \
-                 SELECT id FROM ins UNION ALL \
-                 SELECT id FROM accounts WHERE idp_id = $2 AND sub_fi = $3",
-                &[&Uuid::new_v4(), &idp_id, &sub_fi],
-            )
-            .await?;
+        // By the pivot identity's hash when the deployment maps accounts so (the IdP and
+        // subject that first brought the person are kept), else by the IdP's subject.
+        let rows = match pivot {
+            Some(hash) => {
+                tx.all(
+                    "WITH ins AS (INSERT INTO accounts (id, idp_id, sub_fi, pivot_hash) \
+                     VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (pivot_hash) WHERE pivot_hash IS NOT NULL DO NOTHING \
+                     RETURNING id) \
+                     SELECT id FROM ins UNION ALL \
+                     SELECT id FROM accounts WHERE pivot_hash = $4",
+                    &[&Uuid::new_v4(), &idp_id, &sub_fi, &hash],
+                )
+                .await?
+            }
+            None => {
+                tx.all(
+                    "WITH ins AS (INSERT INTO accounts (id, idp_id, sub_fi) VALUES ($1, $2, $3) \
+                     ON CONFLICT (idp_id, sub_fi) WHERE pivot_hash IS NULL DO NOTHING \
+                     RETURNING id) \
+                     SELECT id FROM ins UNION ALL \
+                     SELECT id FROM accounts \
+                     WHERE idp_id = $2 AND sub_fi = $3 AND pivot_hash IS NULL",
+                    &[&Uuid::new_v4(), &idp_id, &sub_fi],
+                )
+                .await?
+            }
+        };
         let account_id: Uuid = rows
             .first()
             .ok_or_else(|| FrontError::Internal("account upsert returned nothing".into()))?

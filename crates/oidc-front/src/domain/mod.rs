@@ -1,5 +1,6 @@
 //! The front's rules, with no I/O.
 
+pub mod accounts;
 pub mod acr;
 pub mod authorize;
 pub mod claims;
