@@ -157,8 +157,9 @@ async fn idp_failures_end_cleanly() {
     })
     .await;
     stack.idp.set_delay(std::time::Duration::from_millis(3_000));
+    // The IdP's own `access_denied` (error_response) goes back to the SP instead:
+    // `failures_lead_back_to_the_sp_or_to_another_account`.
     let cases = [
-        ("error_response", "idp_error"),
         ("token_error", "idp_token_request_failed"),
         ("delay", "idp_token_request_failed"),
         ("bad_signature", "idp_signature_invalid"),
@@ -235,5 +236,89 @@ async fn idp_hint_skips_the_chooser_and_callbacks_are_bound_to_the_browser() {
     // And the same callback again is refused.
     let (_, page) = browser.get(&callback).await.page();
     assert!(page.contains("flow_expired"), "{page}");
+    stack.stop().await;
+}
+
+/// Once the SP's redirect URI is trusted, no failure is a dead end: the IdP's own refusal
+/// goes back to the SP, any other failure offers the way back (with the OAuth error,
+/// state, iss and the stable code) and another account.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_lead_back_to_the_sp_or_to_another_account() {
+    let stack = Stack::start().await;
+    // The user cancels at the IdP.
+    let browser = Browser::new();
+    let req = AuthRequest::new(SP_A, REDIRECT_A, "openid email");
+    let (_, chooser) = browser.get(&req.url(&stack.hub)).await.page();
+    let (_, login) = browser
+        .choose(&stack.hub, &chooser, "demo-idp")
+        .await
+        .page();
+    let r = browser
+        .http
+        .post(format!("{}/authorize/login", stack.idp.issuer()))
+        .form(&[
+            (
+                "request_id",
+                input_value(&login, "request_id").unwrap().as_str(),
+            ),
+            ("identity", ""),
+            ("scenario", "none"),
+            ("action", "cancel"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let back = browser.follow(r).await.at_sp();
+    assert_eq!(query(&back, "error").as_deref(), Some("access_denied"));
+    assert_eq!(query(&back, "state").as_deref(), Some(req.state.as_str()));
+    assert_eq!(query(&back, "iss").as_deref(), Some(stack.hub.as_str()));
+    assert!(
+        query(&back, "error_description")
+            .unwrap()
+            .contains("idp_access_denied")
+    );
+
+    // The IdP gives too low a level: a page with both ways out.
+    stack.set_scenario(parse_demo_scenario("lower_acr"));
+    let browser = Browser::new();
+    let req = AuthRequest::new(SP_A, REDIRECT_A, "openid email").with("acr_values", "eidas2");
+    let (status, page) = sign_in(&stack, &browser, &req, "jean").await.page();
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{page}");
+    assert!(page.contains("Retour à Service A"), "{page}");
+    let link = regex::Regex::new(r#"<a href="([^"]+)">Retour à"#).unwrap();
+    let back: url::Url = link.captures(&page).unwrap()[1]
+        .replace("&amp;", "&")
+        .parse()
+        .unwrap();
+    assert_eq!(back.host_str(), Some("127.0.0.1"));
+    assert_eq!(back.path(), "/a/callback");
+    assert_eq!(
+        query(&back, "error").as_deref(),
+        Some("unmet_authentication_requirements")
+    );
+    assert_eq!(query(&back, "state").as_deref(), Some(req.state.as_str()));
+    assert_eq!(query(&back, "iss").as_deref(), Some(stack.hub.as_str()));
+    assert!(
+        query(&back, "error_description")
+            .unwrap()
+            .contains("idp_acr_too_low")
+    );
+    // Another account: the chooser again, and this time the IdP gives the level.
+    assert!(page.contains(r#"<a href="/chooser">"#), "{page}");
+    stack.set_scenario(parse_demo_scenario("none"));
+    let (status, chooser) = browser.get(&format!("{}/chooser", stack.hub)).await.page();
+    assert_eq!(status, StatusCode::OK, "{chooser}");
+    let (_, login) = browser
+        .choose(&stack.hub, &chooser, "demo-idp")
+        .await
+        .page();
+    let back = browser
+        .login(stack.idp.issuer(), &login, "jean", "none")
+        .await
+        .at_sp();
+    assert_eq!(query(&back, "state").as_deref(), Some(req.state.as_str()));
+    let code = query(&back, "code").unwrap();
+    let (status, _) = token(&stack.hub, SP_A, SECRET_A, &code, REDIRECT_A, true).await;
+    assert_eq!(status, StatusCode::OK);
     stack.stop().await;
 }

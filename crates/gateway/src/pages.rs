@@ -46,6 +46,8 @@ struct Texts {
     error_code: &'static str,
     request_id: &'static str,
     error_doc: &'static str,
+    back_to: &'static str,
+    retry: &'static str,
     levels: [&'static str; 3],
     acr_not_supported: &'static str,
     disabled: &'static str,
@@ -69,6 +71,8 @@ static FR: Texts = Texts {
     error_code: "Code d’erreur",
     request_id: "Identifiant de la requête",
     error_doc: "Comprendre cette erreur",
+    back_to: "Retour à",
+    retry: "Choisir un autre compte",
     levels: ["faible", "renforcé", "élevé"],
     acr_not_supported: "ne peut pas fournir le niveau de garantie demandé",
     disabled: "momentanément indisponible",
@@ -92,6 +96,8 @@ static EN: Texts = Texts {
     error_code: "Error code",
     request_id: "Request id",
     error_doc: "About this error",
+    back_to: "Back to",
+    retry: "Choose another account",
     levels: ["low", "substantial", "high"],
     acr_not_supported: "cannot provide the assurance level asked",
     disabled: "temporarily unavailable",
@@ -128,6 +134,18 @@ struct ErrorPage<'a> {
     message: &'a str,
     code: &'a str,
     request_id: &'a str,
+    back_url: &'a str,
+    sp_name: &'a str,
+    retry_url: &'a str,
+}
+
+/// The ways on from an error of a sign-in oidc-front trusts: back to the service (its
+/// redirect URI with the OAuth error), or the chooser again.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct WaysOut<'a> {
+    pub(crate) back_url: &'a str,
+    pub(crate) sp_name: &'a str,
+    pub(crate) retry_url: &'a str,
 }
 
 pub(crate) fn chooser(chooser: &Chooser) -> askama::Result<String> {
@@ -183,8 +201,11 @@ pub(crate) fn error(
     code: &str,
     message: &str,
     request_id: &str,
+    ways: WaysOut<'_>,
 ) -> askama::Result<String> {
     let t = locale.texts();
+    // Only web addresses become links; a path of the hub for the chooser.
+    let web = |u: &str| u.starts_with("https://") || u.starts_with("http://");
     ErrorPage {
         t,
         message: if message.is_empty() {
@@ -194,6 +215,17 @@ pub(crate) fn error(
         },
         code,
         request_id,
+        back_url: if web(ways.back_url) {
+            ways.back_url
+        } else {
+            ""
+        },
+        sp_name: ways.sp_name,
+        retry_url: if ways.retry_url == "/chooser" {
+            ways.retry_url
+        } else {
+            ""
+        },
     }
     .render()
 }

@@ -46,6 +46,11 @@ pub(crate) fn flow(
                     &page.code,
                     &page.message,
                     request_id,
+                    pages::WaysOut {
+                        back_url: &page.back_url,
+                        sp_name: &page.sp_name,
+                        retry_url: &page.retry_url,
+                    },
                 ),
             )
         }
@@ -119,7 +124,13 @@ pub(crate) fn error_page(meta: &Meta, err: &GatewayError) -> Response {
     let message = pages::gateway_message(meta.locale, code);
     let mut response = html(
         err.status(),
-        pages::error(meta.locale, code, message, &meta.request_id),
+        pages::error(
+            meta.locale,
+            code,
+            message,
+            &meta.request_id,
+            pages::WaysOut::default(),
+        ),
     );
     no_store(&mut response);
     response

@@ -19,7 +19,7 @@ use http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use relais_proto::oidc_front::v1::oidc_front_client::OidcFrontClient;
 use relais_proto::oidc_front::v1::{
     AuthorizeRequest, ChooseIdpRequest, Empty, EndSessionRequest, IdpCallbackRequest,
-    LogoutCallbackRequest, Param, TokenRequest, UserInfoRequest,
+    LogoutCallbackRequest, Param, ShowChooserRequest, TokenRequest, UserInfoRequest,
 };
 use relais_proto::support::v1::support_client::SupportClient;
 use relais_runtime::GrpcChannel as Channel;
@@ -140,7 +140,7 @@ pub(crate) fn router(state: Shared) -> Router {
         .route("/.well-known/openid-configuration", get(discovery))
         .route("/jwks", get(jwks))
         .route("/authorize", get(authorize_get).post(authorize_post))
-        .route("/chooser", post(choose_idp))
+        .route("/chooser", get(show_chooser).post(choose_idp))
         .route("/idp/callback", get(idp_callback))
         .route("/token", post(token))
         .route("/revoke", post(revoke))
@@ -265,6 +265,19 @@ async fn choose_idp(
             source: Some(meta.source.clone()),
         };
         let answer = s.front().choose_idp(s.grpc(request)).await?;
+        render::flow(answer.into_inner(), &meta, s.https)
+    }
+    .await;
+    page(&meta, result)
+}
+
+async fn show_chooser(State(s): State<Shared>, meta: Meta, headers: HeaderMap) -> Response {
+    let result: Result<Response, GatewayError> = async {
+        let request = ShowChooserRequest {
+            flow: cookie(&headers, FLOW_COOKIE),
+            source: Some(meta.source.clone()),
+        };
+        let answer = s.front().show_chooser(s.grpc(request)).await?;
         render::flow(answer.into_inner(), &meta, s.https)
     }
     .await;

@@ -147,6 +147,27 @@ async fn chooser_post_sends_csrf_idp_and_the_flow_cookie() {
     assert!(req.source.is_some());
 }
 
+/// "Choose another account": the chooser shown again from the browser's flow cookie.
+#[tokio::test]
+async fn the_chooser_is_shown_again_from_the_flow_cookie() {
+    let gw = support::start(|_| {}).await;
+    gw.fake
+        .answer_flow(redirect("https://idp.example/authorize"));
+    let r = support::http()
+        .get(gw.url("/chooser"))
+        .header("cookie", "relais_flow=flow-43")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let calls = gw.fake.calls();
+    let [Call::ShowChooser(req)] = calls.as_slice() else {
+        panic!("{calls:?}")
+    };
+    assert_eq!(req.flow, "flow-43");
+    assert!(req.source.is_some());
+}
+
 #[tokio::test]
 async fn callbacks_and_logout_carry_their_cookie_and_params() {
     let gw = support::start(|_| {}).await;

@@ -141,6 +141,7 @@ async fn error_page_shows_code_message_request_id_and_status() {
             request_id: "rid-7".into(),
             http_status: 400,
             locale: "fr".into(),
+            ..Default::default()
         })),
         ..Default::default()
     });
@@ -155,6 +156,42 @@ async fn error_page_shows_code_message_request_id_and_status() {
     assert!(html.contains(r#"href="/docs/errors#unknown_client""#));
 }
 
+/// A failure of a trusted sign-in offers the way back to the service and the chooser; an
+/// address that is not a web one is never made a link.
+#[tokio::test]
+async fn error_page_offers_the_way_back_and_another_account() {
+    let gw = support::start(|_| {}).await;
+    let failure = |back: &str| FlowResponse {
+        outcome: Some(Outcome::Error(ErrorPage {
+            code: "idp_acr_too_low".into(),
+            message: "Niveau insuffisant.".into(),
+            request_id: "rid-8".into(),
+            http_status: 502,
+            locale: "fr".into(),
+            back_url: back.into(),
+            sp_name: "Mairie <A>".into(),
+            retry_url: "/chooser".into(),
+        })),
+        ..Default::default()
+    };
+    gw.fake.answer_flow(failure(
+        "https://sp.example/cb?error=access_denied&state=s1",
+    ));
+    let (status, _, html) = page(&gw).await;
+    assert_eq!(status, 502);
+    assert!(
+        html.contains(r#"<a href="https://sp.example/cb?error=access_denied&amp;state=s1">Retour à Mairie &lt;A&gt;</a>"#),
+        "{html}"
+    );
+    assert!(
+        html.contains(r#"<a href="/chooser">Choisir un autre compte</a>"#),
+        "{html}"
+    );
+    gw.fake.answer_flow(failure("javascript:alert(1)"));
+    let (_, _, html) = page(&gw).await;
+    assert!(!html.contains("javascript:"), "{html}");
+}
+
 #[tokio::test]
 async fn error_page_without_request_id_uses_the_gateways() {
     let gw = support::start(|_| {}).await;
@@ -165,6 +202,7 @@ async fn error_page_without_request_id_uses_the_gateways() {
             request_id: String::new(),
             http_status: 403,
             locale: "en".into(),
+            ..Default::default()
         })),
         ..Default::default()
     });

@@ -25,6 +25,7 @@ pub enum Call {
     Jwks,
     Authorize(AuthorizeRequest),
     ChooseIdp(ChooseIdpRequest),
+    ShowChooser(relais_proto::oidc_front::v1::ShowChooserRequest),
     IdpCallback(IdpCallbackRequest),
     Token(TokenRequest),
     Revoke(TokenRequest),
@@ -100,6 +101,13 @@ impl OidcFront for Fake {
         r: Request<ChooseIdpRequest>,
     ) -> Result<Response<FlowResponse>, Status> {
         self.record(Call::ChooseIdp(r.into_inner())).await;
+        self.flow()
+    }
+    async fn show_chooser(
+        &self,
+        r: Request<relais_proto::oidc_front::v1::ShowChooserRequest>,
+    ) -> Result<Response<FlowResponse>, Status> {
+        self.record(Call::ShowChooser(r.into_inner())).await;
         self.flow()
     }
     async fn idp_callback(

@@ -14,6 +14,8 @@ pub enum BridgeError {
     IssuerMismatch,
     #[error("identity provider answered with an error: {0}")]
     IdpError(String),
+    #[error("the user declined at the identity provider: {0}")]
+    Denied(String),
     #[error("the code could not be exchanged at the identity provider: {0}")]
     TokenRequest(String),
     #[error("identity provider returned no ID token")]
@@ -59,6 +61,7 @@ impl BridgeError {
             BridgeError::StateMismatch => "idp_state_mismatch",
             BridgeError::IssuerMismatch => "idp_issuer_mismatch",
             BridgeError::IdpError(_) => "idp_error",
+            BridgeError::Denied(_) => "idp_access_denied",
             BridgeError::TokenRequest(_) => "idp_token_request_failed",
             BridgeError::NoIdToken => "idp_id_token_missing",
             BridgeError::Signature(_) => "idp_signature_invalid",
@@ -110,6 +113,7 @@ mod tests {
             BridgeError::StateMismatch,
             BridgeError::IssuerMismatch,
             BridgeError::IdpError(String::new()),
+            BridgeError::Denied(String::new()),
             BridgeError::TokenRequest(String::new()),
             BridgeError::NoIdToken,
             BridgeError::Signature(String::new()),

@@ -155,7 +155,12 @@ impl Bridge {
                 text.push_str(": ");
                 text.push_str(&req.error_description);
             }
-            return Err(BridgeError::IdpError(text.chars().take(300).collect()));
+            let text: String = text.chars().take(300).collect();
+            return Err(if req.error == "access_denied" {
+                BridgeError::Denied(text)
+            } else {
+                BridgeError::IdpError(text)
+            });
         }
         if req.code.is_empty() {
             return Err(BridgeError::IdpError("no code in the callback".into()));

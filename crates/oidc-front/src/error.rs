@@ -542,6 +542,25 @@ impl FrontError {
         }
     }
 
+    /// The OAuth error an SP receives when the user goes back to it after this failure
+    /// of the sign-in (OIDC Core §3.1.2.6 and OpenID Connect Unmet Authentication
+    /// Requirements 1.0).
+    pub fn sp_error(&self) -> &'static str {
+        match self {
+            FrontError::Idp { code, .. } => match code.as_str() {
+                "idp_acr_too_low" => "unmet_authentication_requirements",
+                "idp_unreachable"
+                | "idp_token_request_failed"
+                | "idp_userinfo_failed"
+                | "service_unavailable" => "temporarily_unavailable",
+                _ => "access_denied",
+            },
+            FrontError::StaleAuthentication => "unmet_authentication_requirements",
+            FrontError::Unavailable(_) => "temporarily_unavailable",
+            _ => "access_denied",
+        }
+    }
+
     /// The `error_description` sent to SPs: English, precise, no secrets.
     pub fn description(&self) -> String {
         match self {

@@ -37,6 +37,15 @@ impl OidcFront for Front {
         Ok(Response::new(self.choose(request.into_inner()).await))
     }
 
+    async fn show_chooser(
+        &self,
+        request: Request<pb::ShowChooserRequest>,
+    ) -> Result<Response<pb::FlowResponse>, Status> {
+        Ok(Response::new(
+            Front::show_chooser(self, request.into_inner()).await,
+        ))
+    }
+
     async fn idp_callback(
         &self,
         request: Request<pb::IdpCallbackRequest>,

@@ -21,6 +21,7 @@ pub fn error_page(err: &FrontError, locale: &str, request_id: &str) -> pb::FlowR
             request_id: request_id.to_string(),
             http_status: u32::from(err.info().http_status),
             locale: locale.to_string(),
+            ..Default::default()
         })),
         ..Default::default()
     }

@@ -90,11 +90,28 @@ pub struct Flow {
     /// The SP's `max_age`, in seconds.
     #[prost(int64, optional, tag = "18")]
     pub max_age: Option<i64>,
+    /// For the way back to it on an error page.
+    #[prost(string, tag = "19")]
+    pub sp_name: String,
 }
 
 impl Flow {
     pub fn at(&self, stage: Stage) -> bool {
         self.stage == stage as i32
+    }
+
+    /// After a failed attempt, the same request tried again from the chooser: a new
+    /// connection that started with the same authorization request.
+    pub fn retried(&self, connection_id: String, csrf: String) -> Flow {
+        Flow {
+            connection_id,
+            csrf,
+            idp_id: None,
+            stage: Stage::Choosing as i32,
+            round_trip: String::new(),
+            steps: self.steps.first().cloned().into_iter().collect(),
+            ..self.clone()
+        }
     }
 
     pub fn push(
