@@ -5,6 +5,7 @@
 //! `idp_bridge` schema (round trips) and the IdPs' metadata cache. It never issues
 //! anything to SPs and never logs tokens or identity data.
 
+pub mod access;
 mod claims;
 mod config;
 pub mod error;
@@ -18,7 +19,7 @@ use relais_bus::BusConfig;
 use relais_config::DatabaseConfig;
 use relais_proto::idp_bridge::v1::idp_bridge_server::IdpBridgeServer;
 use relais_proto::registry::v1::registry_client::RegistryClient;
-use relais_runtime::{LocalServices, Shutdown, Tasks};
+use relais_runtime::{LocalServices, Role, Shutdown, Tasks};
 use tokio::net::TcpListener;
 
 pub use config::IdpBridgeConfig;
@@ -36,7 +37,7 @@ pub async fn start(
     config: IdpBridgeConfig,
     db: &DatabaseConfig,
     bus: BusConfig,
-    listener: TcpListener,
+    listener: Option<TcpListener>,
     local: &LocalServices,
     shutdown: Shutdown,
 ) -> Result<Tasks, BridgeError> {
@@ -49,7 +50,11 @@ pub async fn start(
         .map_err(runtime_err)?;
     let relay = relais_bus::start_outbox(&pool, bus, shutdown.clone()).await?;
     let store = store::Store::new(pool.clone(), relay.outbox.clone());
-    let registry = RegistryClient::new(local.channel(&config.registry_url).map_err(runtime_err)?);
+    let registry = RegistryClient::new(
+        local
+            .channel(Role::Registry, &config.registry_url)
+            .map_err(runtime_err)?,
+    );
     let idps = idp::Idps::new(idp::Settings {
         timeout: Duration::from_millis(config.http_timeout_ms),
         ttl: Duration::from_secs(u64::from(config.metadata_cache_seconds)),
@@ -65,14 +70,9 @@ pub async fn start(
     };
     let mut tasks = Tasks::new(shutdown.clone());
     let server = IdpBridgeServer::new(bridge);
-    local.add(&listener, server.clone()).map_err(runtime_err)?;
-    let router = relais_runtime::grpc_server().add_service(server);
-    let token = shutdown.clone();
-    tasks.spawn("idp-bridge.grpc", async move {
-        if let Err(e) = relais_runtime::serve_grpc(router, listener, token).await {
-            tracing::error!(error = %e, "idp-bridge gRPC server stopped");
-        }
-    });
+    local
+        .serve(&mut tasks, listener, server, access::allowed)
+        .map_err(runtime_err)?;
     tasks.spawn("idp-bridge.outbox", relay.wait());
     tasks.spawn_every("idp-bridge.purge", Duration::from_secs(300), move || {
         let store = store.clone();
