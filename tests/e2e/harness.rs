@@ -85,10 +85,9 @@ pub struct Stack {
     pub support: SupportClient<GrpcChannel>,
     /// Every service's gRPC address.
     pub grpc_addrs: Vec<(Service, SocketAddr)>,
-    /// The hub's mTLS settings; `pki` holds the CA (`ca.pem`, `ca.key`) and every
-    /// identity's certificate (`<service>.pem`, `operator.pem`).
+    /// The hub's mTLS settings: a CA of this stack's own (`ca.pem`) and every identity's
+    /// certificate (`<service>.pem`, `operator.pem`).
     pub grpc: relais_config::GrpcConfig,
-    pub pki: PathBuf,
     pub sp_c: SpCKeys,
     running: Option<Running>,
     dir: PathBuf,
@@ -225,7 +224,19 @@ impl Stack {
         let running = match options.mode {
             Mode::AllInOne => {
                 let token = CancellationToken::new();
-                let held = held.into_iter().map(|(s, l)| (s, Some(l))).collect();
+                // A service whose `listen` the test emptied gets no port.
+                let served = |s: Service| match s {
+                    Service::Registry => !config.registry.listen.is_empty(),
+                    Service::OidcFront => !config.oidc_front.listen.is_empty(),
+                    Service::IdpBridge => !config.idp_bridge.listen.is_empty(),
+                    Service::Trace => !config.trace.listen.is_empty(),
+                    Service::Support => !config.support.listen.is_empty(),
+                    Service::Gateway => true,
+                };
+                let held = held
+                    .into_iter()
+                    .map(|(s, l)| (s, served(s).then_some(l)))
+                    .collect();
                 let hub = relais::start_bound(config, held, token.clone())
                     .await
                     .unwrap();
@@ -278,7 +289,6 @@ impl Stack {
             support: SupportClient::new(connect(Role::Support, support_addr)),
             grpc_addrs,
             grpc,
-            pki,
             sp_c,
             proxy,
             running: Some(running),
