@@ -283,3 +283,40 @@ async fn check_config_names_the_plaintext_switch_off_loopback_and_missing_certif
     let (ok, err) = run(&public[..1]);
     assert!(ok, "plaintext on loopback is allowed: {err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_an_operator_names_the_support_caller_instead_of_a_token() {
+    use relais_proto::support::v1 as support;
+    use relais_proto::support::v1::support_client::SupportClient;
+    let stack = Stack::start().await;
+    let url = relais_runtime::grpc_url(
+        stack
+            .grpc_addrs
+            .iter()
+            .find(|(s, _)| *s == Service::Support)
+            .unwrap()
+            .1,
+    );
+    let staff = || support::ListTicketsRequest {
+        caller: Some(support::Caller {
+            who: Some(support::caller::Who::Staff(support::Staff {
+                role: "level3".into(),
+                name: "mallory".into(),
+            })),
+        }),
+        ..Default::default()
+    };
+    // The gateway may call support, but only with the person's access token.
+    let gateway = LocalServices::new(&stack.grpc)
+        .for_service(Role::Gateway)
+        .channel(Role::Support, &url)
+        .unwrap();
+    let status = SupportClient::new(gateway)
+        .list_tickets(staff())
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+    assert_eq!(relais_runtime::error_code(&status), Some("forbidden"));
+    stack.support.clone().list_tickets(staff()).await.unwrap();
+    stack.stop().await;
+}

@@ -151,8 +151,8 @@ impl Stack {
         // The services authenticate each other as a deployment's do (mTLS, their own CA).
         let pki = self.dir.join("pki");
         relais_runtime::pki::init(&pki, 2, 2)?;
-        let operator = relais_runtime::Peer::operator("bench")
-            .ok_or_else(|| anyhow!("bad operator name"))?;
+        let operator =
+            relais_runtime::Peer::operator("bench").ok_or_else(|| anyhow!("bad operator name"))?;
         relais_runtime::pki::issue_into(&pki, &operator, 1)?;
         self.grpc = relais_config::GrpcConfig {
             ca_file: pki.join("ca.pem").display().to_string(),
