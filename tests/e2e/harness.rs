@@ -185,8 +185,10 @@ impl Stack {
         let sp_c = SpCKeys::generate();
         std::fs::write(&seed, partners(&issuer, &sp_c.jwks())).unwrap();
 
-        let mut config = RelaisConfig::default();
-        config.grpc = grpc.clone();
+        let mut config = RelaisConfig {
+            grpc: grpc.clone(),
+            ..RelaisConfig::default()
+        };
         config.database.url = Secret::new(db.url());
         config.database.pool_size = 4;
         config.bus = match &proxy {

@@ -160,8 +160,10 @@ impl Stack {
             key_file: pki.join("{service}.key").display().to_string(),
             ..relais_config::GrpcConfig::default()
         };
-        let mut config = RelaisConfig::default();
-        config.grpc = self.grpc.clone();
+        let mut config = RelaisConfig {
+            grpc: self.grpc.clone(),
+            ..RelaisConfig::default()
+        };
         // Loopback only: plain HTTP, asked for explicitly.
         config.gateway.allow_plain_http = true;
         config.database.url = Secret::new(self.db.url.clone());
