@@ -21,6 +21,8 @@ use crate::RuntimeError;
 use crate::peer::{Peer, PeerConnection, Transport};
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Handshakes in progress at most; beyond, connections wait in the listen backlog.
+const MAX_HANDSHAKES: usize = 256;
 
 /// Where one identity's files are.
 #[derive(Clone, Debug)]
@@ -284,15 +286,24 @@ impl PlainConn {
 }
 
 /// Accepts TCP connections and completes their handshakes concurrently (a slow or silent
-/// client holds only its own task); handshakes that fail are dropped and logged.
+/// client holds only its own task, [`MAX_HANDSHAKES`] at a time); handshakes that fail are
+/// dropped and logged.
 pub fn accept_tls(
     listener: TcpListener,
     material: Arc<Material>,
     shutdown: CancellationToken,
 ) -> tokio::sync::mpsc::Receiver<TlsConn> {
     let (tx, rx) = tokio::sync::mpsc::channel(64);
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES));
     tokio::spawn(async move {
         loop {
+            let slot = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                slot = slots.clone().acquire_owned() => match slot {
+                    Ok(slot) => slot,
+                    Err(_) => return,
+                },
+            };
             let accepted = tokio::select! {
                 _ = shutdown.cancelled() => return,
                 accepted = listener.accept() => accepted,
@@ -310,6 +321,7 @@ pub fn accept_tls(
             let acceptor = tokio_rustls::TlsAcceptor::from(material.server_config());
             let tx = tx.clone();
             tokio::spawn(async move {
+                let _slot = slot;
                 match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                     Ok(Ok(tls)) => {
                         let peer = tls
