@@ -205,6 +205,9 @@ pub async fn start_bound(
     }
     let mut tasks = Tasks::new(shutdown.clone());
     let mut addrs = Vec::new();
+    if config.grpc.insecure_plaintext {
+        tracing::warn!("grpc.insecure_plaintext: gRPC links unauthenticated, for development only");
+    }
     let links = relais_runtime::LocalServices::new(&config.grpc);
     for (s, listener, addr) in listeners {
         let token = shutdown.clone();
