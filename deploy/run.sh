@@ -10,6 +10,12 @@ if [ "$db_exists" != "1" ]; then
   psql -h 127.0.0.1 -U postgres -d postgres -qc "CREATE DATABASE relais_demo" >/dev/null
 fi
 
+# The services' mTLS certificates (deploy/relais.toml, [grpc]), made once.
+if [ ! -f deploy/dev-pki/ca.pem ]; then
+  "$bin/relais" admin pki init --config deploy/relais.toml
+  "$bin/relais" admin pki issue operator dev --config deploy/relais.toml
+fi
+
 pids=()
 stop() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
 trap stop EXIT INT TERM

@@ -14,6 +14,7 @@ use relais_proto::registry::v1::registry_client::RegistryClient;
 use relais_proto::support::v1::support_client::SupportClient;
 use relais_proto::trace::v1 as trace;
 use relais_proto::trace::v1::trace_client::TraceClient;
+use relais_runtime::{GrpcChannel, LocalServices, Peer, Role};
 use relais_testkit::{TcpProxy, TestBus, TestDb};
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -69,17 +70,24 @@ enum Running {
     Processes(Vec<tokio::process::Child>),
 }
 
+/// The test's clients call the hub's gRPC services as an operator (certificate
+/// `e2e.operator.relais.internal` from the stack's own CA).
 pub struct Stack {
     pub hub: String,
     pub idp: DemoIdpHandle,
-    pub registry: RegistryClient<tonic::transport::Channel>,
-    pub trace: TraceClient<tonic::transport::Channel>,
-    pub front: OidcFrontClient<tonic::transport::Channel>,
+    pub registry: RegistryClient<GrpcChannel>,
+    pub trace: TraceClient<GrpcChannel>,
+    pub front: OidcFrontClient<GrpcChannel>,
     pub proxy: Option<TcpProxy>,
     /// gRPC addresses of the registry and the front, for operator commands.
     pub registry_addr: SocketAddr,
     pub front_addr: SocketAddr,
-    pub support: SupportClient<tonic::transport::Channel>,
+    pub support: SupportClient<GrpcChannel>,
+    /// Every service's gRPC address.
+    pub grpc_addrs: Vec<(Service, SocketAddr)>,
+    /// The hub's mTLS settings: a CA of this stack's own (`ca.pem`) and every identity's
+    /// certificate (`<service>.pem`, `operator.pem`).
+    pub grpc: relais_config::GrpcConfig,
     pub sp_c: SpCKeys,
     /// The configuration the hub was started with, for replicas.
     config: RelaisConfig,
@@ -140,12 +148,11 @@ impl Stack {
                 tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
             ));
         }
-        let port_of = |s: Service| -> u16 {
-            held.iter()
-                .find(|(h, _)| *h == s)
-                .map(|(_, l)| l.local_addr().unwrap().port())
-                .unwrap()
-        };
+        let ports: Vec<(Service, u16)> = held
+            .iter()
+            .map(|(s, l)| (*s, l.local_addr().unwrap().port()))
+            .collect();
+        let port_of = |s: Service| -> u16 { ports.iter().find(|(h, _)| *h == s).unwrap().1 };
         let hub_port = port_of(Service::Gateway);
         let hub = format!("http://127.0.0.1:{hub_port}");
 
@@ -167,11 +174,24 @@ impl Stack {
 
         let dir = std::env::temp_dir().join(format!("relais-e2e-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).unwrap();
+        // A CA of this stack's own, every service's certificate and the tests' operator's.
+        let pki = dir.join("pki");
+        relais_runtime::pki::init(&pki, 2, 2).unwrap();
+        relais_runtime::pki::issue_into(&pki, &Peer::operator("e2e").unwrap(), 1).unwrap();
+        let grpc = relais_config::GrpcConfig {
+            ca_file: pki.join("ca.pem").display().to_string(),
+            cert_file: pki.join("{service}.pem").display().to_string(),
+            key_file: pki.join("{service}.key").display().to_string(),
+            ..relais_config::GrpcConfig::default()
+        };
         let seed = dir.join("partners.toml");
         let sp_c = SpCKeys::generate();
         std::fs::write(&seed, partners(&issuer, &sp_c.jwks())).unwrap();
 
-        let mut config = RelaisConfig::default();
+        let mut config = RelaisConfig {
+            grpc: grpc.clone(),
+            ..RelaisConfig::default()
+        };
         config.database.url = Secret::new(db.url());
         config.database.pool_size = 4;
         config.bus = match &proxy {
@@ -199,11 +219,30 @@ impl Stack {
         let front_addr: SocketAddr = config.oidc_front.listen.parse().unwrap();
         let registry_addr: SocketAddr = config.registry.listen.parse().unwrap();
         let trace_addr: SocketAddr = config.trace.listen.parse().unwrap();
+        let grpc_addrs: Vec<(Service, SocketAddr)> = Service::ALL
+            .into_iter()
+            .filter(|s| *s != Service::Gateway)
+            .map(|s| (s, format!("127.0.0.1:{}", port_of(s)).parse().unwrap()))
+            .collect();
+        let grpc = config.grpc.clone();
 
         let kept = config.clone();
         let running = match options.mode {
             Mode::AllInOne => {
                 let token = CancellationToken::new();
+                // A service whose `listen` the test emptied gets no port.
+                let served = |s: Service| match s {
+                    Service::Registry => !config.registry.listen.is_empty(),
+                    Service::OidcFront => !config.oidc_front.listen.is_empty(),
+                    Service::IdpBridge => !config.idp_bridge.listen.is_empty(),
+                    Service::Trace => !config.trace.listen.is_empty(),
+                    Service::Support => !config.support.listen.is_empty(),
+                    Service::Gateway => true,
+                };
+                let held = held
+                    .into_iter()
+                    .map(|(s, l)| (s, served(s).then_some(l)))
+                    .collect();
                 let hub = relais::start_bound(config, held, token.clone())
                     .await
                     .unwrap();
@@ -239,21 +278,23 @@ impl Stack {
             }
         };
 
-        let registry = connect(registry_addr).await;
-        let trace = TraceClient::new(
-            tonic::transport::Endpoint::from_shared(format!("http://{trace_addr}"))
+        let operator = LocalServices::new(&grpc).for_service(Role::Operator);
+        let connect = |to: Role, addr: SocketAddr| {
+            operator
+                .channel(to, &relais_runtime::grpc_url(addr))
                 .unwrap()
-                .connect_lazy(),
-        );
+        };
         let stack = Stack {
             hub,
             idp,
-            registry: RegistryClient::new(registry),
-            trace,
-            front: OidcFrontClient::new(connect(front_addr).await),
+            registry: RegistryClient::new(connect(Role::Registry, registry_addr)),
+            trace: TraceClient::new(connect(Role::Trace, trace_addr)),
+            front: OidcFrontClient::new(connect(Role::OidcFront, front_addr)),
             registry_addr,
             front_addr,
-            support: SupportClient::new(connect(support_addr).await),
+            support: SupportClient::new(connect(Role::Support, support_addr)),
+            grpc_addrs,
+            grpc,
             sp_c,
             config: kept,
             support_addr,
@@ -370,6 +411,9 @@ impl Stack {
                 "RELAIS__GATEWAY__OIDC_FRONT_URL",
                 format!("http://{}", self.front_addr),
             )
+            .env("RELAIS__GRPC__CA_FILE", &self.grpc.ca_file)
+            .env("RELAIS__GRPC__CERT_FILE", &self.grpc.cert_file)
+            .env("RELAIS__GRPC__KEY_FILE", &self.grpc.key_file)
             .output()
             .await
             .unwrap();
@@ -444,12 +488,6 @@ impl Stack {
             .unwrap()
             .into_inner()
     }
-}
-
-async fn connect(addr: SocketAddr) -> tonic::transport::Channel {
-    tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect_lazy()
 }
 
 fn partners(idp_issuer: &str, sp_c_jwks: &str) -> String {

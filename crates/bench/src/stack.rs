@@ -75,6 +75,8 @@ pub struct Stack {
     pub db: Database,
     pub bus: Bus,
     pub trace_addr: SocketAddr,
+    /// The hub's mTLS settings (a CA of the bench's own; `operator.pem` reads the traces).
+    pub grpc: relais_config::GrpcConfig,
     /// Child processes of the hub: name and pid.
     pub children: Vec<(String, u32)>,
     pub setup_seconds: f64,
@@ -111,6 +113,7 @@ impl Stack {
             db,
             bus,
             trace_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            grpc: relais_config::GrpcConfig::default(),
             children: Vec::new(),
             setup_seconds: 0.0,
             running: None,
@@ -145,7 +148,22 @@ impl Stack {
         let seed_path = self.dir.join("partners.toml");
         std::fs::write(&seed_path, toml::to_string(&seed)?)?;
 
-        let mut config = RelaisConfig::default();
+        // The services authenticate each other as a deployment's do (mTLS, their own CA).
+        let pki = self.dir.join("pki");
+        relais_runtime::pki::init(&pki, 2, 2)?;
+        let operator =
+            relais_runtime::Peer::operator("bench").ok_or_else(|| anyhow!("bad operator name"))?;
+        relais_runtime::pki::issue_into(&pki, &operator, 1)?;
+        self.grpc = relais_config::GrpcConfig {
+            ca_file: pki.join("ca.pem").display().to_string(),
+            cert_file: pki.join("{service}.pem").display().to_string(),
+            key_file: pki.join("{service}.key").display().to_string(),
+            ..relais_config::GrpcConfig::default()
+        };
+        let mut config = RelaisConfig {
+            grpc: self.grpc.clone(),
+            ..RelaisConfig::default()
+        };
         // Loopback only: plain HTTP, asked for explicitly.
         config.gateway.allow_plain_http = true;
         config.database.url = Secret::new(self.db.url.clone());

@@ -237,7 +237,13 @@ pub struct Chain {
 pub async fn verify_chain(stack: &Stack) -> anyhow::Result<Chain> {
     use relais_proto::trace::v1::VerifyChainRequest;
     use relais_proto::trace::v1::trace_client::TraceClient;
-    let mut client = TraceClient::connect(format!("http://{}", stack.trace_addr)).await?;
+    let channel = relais_runtime::LocalServices::new(&stack.grpc)
+        .for_service(relais_runtime::Role::Operator)
+        .channel(
+            relais_runtime::Role::Trace,
+            &relais_runtime::grpc_url(stack.trace_addr),
+        )?;
+    let mut client = TraceClient::new(channel);
     let answer = client
         .verify_chain(VerifyChainRequest {})
         .await?

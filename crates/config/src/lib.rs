@@ -198,6 +198,109 @@ impl DatabaseConfig {
     }
 }
 
+/// How the services' gRPC links are secured, shared by every service of the hub.
+///
+/// Each service presents its own certificate (identity `<service>.relais.internal` in the
+/// SAN) from the deployment's CA and checks its peer's; `{service}` in `cert_file` and
+/// `key_file` is replaced by the service's name (`operator` for `relais admin`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GrpcConfig {
+    /// PEM file of the deployment's CA (the only issuer a peer certificate may have).
+    pub ca_file: String,
+    /// PEM certificate chain of the service, e.g. `/etc/relais/tls/{service}.pem`.
+    pub cert_file: String,
+    /// PEM private key of the service, e.g. `/etc/relais/tls/{service}.key`.
+    pub key_file: String,
+    /// Plain HTTP/2 between services, no certificate and no caller identity: development
+    /// on loopback only (refused when the issuer or a listen address is not loopback).
+    pub insecure_plaintext: bool,
+    /// How often the three files are read again (a renewed certificate or CA is used for
+    /// the connections opened after that).
+    pub reload_seconds: u32,
+}
+
+impl Default for GrpcConfig {
+    fn default() -> Self {
+        GrpcConfig {
+            ca_file: String::new(),
+            cert_file: String::new(),
+            key_file: String::new(),
+            insecure_plaintext: false,
+            reload_seconds: 60,
+        }
+    }
+}
+
+impl GrpcConfig {
+    /// `issuer` is the hub's public URL; `listens` the gRPC addresses served (`[section, addr]`).
+    pub fn validate(&self, issuer: &str, listens: &[(&str, &str)]) -> Result<(), ConfigError> {
+        if self.insecure_plaintext {
+            if !is_loopback_host(url_host(issuer)) {
+                return Err(ConfigError::invalid(
+                    "grpc.insecure_plaintext",
+                    format!("is for development on loopback only, and the issuer {issuer} is not"),
+                ));
+            }
+            for (field, addr) in listens {
+                let host = addr.rsplit_once(':').map_or(*addr, |(h, _)| h);
+                if !addr.is_empty() && !is_loopback_host(host) {
+                    return Err(ConfigError::invalid(
+                        "grpc.insecure_plaintext",
+                        format!("is for development on loopback only, and {field} is {addr}"),
+                    ));
+                }
+            }
+            return Ok(());
+        }
+        for (field, value) in [
+            ("grpc.ca_file", &self.ca_file),
+            ("grpc.cert_file", &self.cert_file),
+            ("grpc.key_file", &self.key_file),
+        ] {
+            if value.trim().is_empty() {
+                return Err(ConfigError::invalid(
+                    field,
+                    "must be set: services authenticate each other with certificates \
+                     (`relais admin pki init DIR` makes them; grpc.insecure_plaintext is for \
+                     development on loopback)",
+                ));
+            }
+        }
+        if self.reload_seconds == 0 {
+            return Err(ConfigError::invalid(
+                "grpc.reload_seconds",
+                "must be at least 1",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The path of `template` (`cert_file` or `key_file`) for `service`.
+    pub fn path_for(template: &str, service: &str) -> String {
+        template.replace("{service}", service)
+    }
+}
+
+/// The host of `http(s)://host[:port]/…`, without IPv6 brackets.
+fn url_host(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+    let authority = authority.rsplit_once('@').map_or(authority, |(_, a)| a);
+    if let Some(v6) = authority.strip_prefix('[') {
+        return v6.split(']').next().unwrap_or(v6);
+    }
+    authority.split(':').next().unwrap_or(authority)
+}
+
+fn is_loopback_host(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -279,6 +382,55 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .contains("database.url")
+        );
+    }
+
+    #[test]
+    fn plaintext_grpc_is_refused_off_loopback_and_tls_needs_its_files() {
+        let tls = GrpcConfig::default();
+        let err = tls.validate("https://relais.example", &[]).unwrap_err();
+        assert!(err.to_string().contains("grpc.ca_file"), "{err}");
+        let plain = GrpcConfig {
+            insecure_plaintext: true,
+            ..GrpcConfig::default()
+        };
+        for issuer in [
+            "http://127.0.0.1:8000",
+            "http://localhost",
+            "http://[::1]:80/x",
+        ] {
+            plain
+                .validate(issuer, &[("registry.listen", "127.0.0.1:7101")])
+                .unwrap();
+        }
+        for issuer in [
+            "https://relais.example",
+            "http://10.0.0.1:8000",
+            "http://127.0.0.1.example",
+        ] {
+            let err = plain.validate(issuer, &[]).unwrap_err();
+            assert!(
+                err.to_string().contains("grpc.insecure_plaintext"),
+                "{issuer}: {err}"
+            );
+        }
+        let err = plain
+            .validate(
+                "http://127.0.0.1:8000",
+                &[("registry.listen", "0.0.0.0:7101")],
+            )
+            .unwrap_err();
+        assert!(err.to_string().contains("registry.listen"), "{err}");
+        let files = GrpcConfig {
+            ca_file: "ca.pem".into(),
+            cert_file: "{service}.pem".into(),
+            key_file: "{service}.key".into(),
+            ..GrpcConfig::default()
+        };
+        files.validate("https://relais.example", &[]).unwrap();
+        assert_eq!(
+            GrpcConfig::path_for(&files.cert_file, "registry"),
+            "registry.pem"
         );
     }
 }

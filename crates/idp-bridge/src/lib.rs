@@ -6,6 +6,7 @@
 //! browser's flow; it keeps only the IdPs' metadata cache. It never issues anything to
 //! SPs and never logs tokens or identity data.
 
+pub mod access;
 mod claims;
 mod config;
 pub mod error;
@@ -16,7 +17,7 @@ use std::time::Duration;
 
 use relais_proto::idp_bridge::v1::idp_bridge_server::IdpBridgeServer;
 use relais_proto::registry::v1::registry_client::RegistryClient;
-use relais_runtime::{LocalServices, Shutdown, Tasks};
+use relais_runtime::{LocalServices, Role, Shutdown, Tasks};
 use tokio::net::TcpListener;
 
 pub use config::IdpBridgeConfig;
@@ -26,7 +27,7 @@ pub use grpc::Bridge;
 /// Starts the bridge: gRPC on `listener`.
 pub async fn start(
     config: IdpBridgeConfig,
-    listener: TcpListener,
+    listener: Option<TcpListener>,
     local: &LocalServices,
     shutdown: Shutdown,
 ) -> Result<Tasks, BridgeError> {
@@ -34,7 +35,11 @@ pub async fn start(
         .validate()
         .map_err(|e| BridgeError::Invalid(e.to_string()))?;
     let runtime_err = |e: relais_runtime::RuntimeError| BridgeError::Unavailable(e.to_string());
-    let registry = RegistryClient::new(local.channel(&config.registry_url).map_err(runtime_err)?);
+    let registry = RegistryClient::new(
+        local
+            .channel(Role::Registry, &config.registry_url)
+            .map_err(runtime_err)?,
+    );
     let idps = idp::Idps::new(idp::Settings {
         timeout: Duration::from_millis(config.http_timeout_ms),
         ttl: Duration::from_secs(u64::from(config.metadata_cache_seconds)),
@@ -53,13 +58,8 @@ pub async fn start(
     };
     let mut tasks = Tasks::new(shutdown.clone());
     let server = IdpBridgeServer::new(bridge);
-    local.add(&listener, server.clone()).map_err(runtime_err)?;
-    let router = relais_runtime::grpc_server().add_service(server);
-    let token = shutdown.clone();
-    tasks.spawn("idp-bridge.grpc", async move {
-        if let Err(e) = relais_runtime::serve_grpc(router, listener, token).await {
-            tracing::error!(error = %e, "idp-bridge gRPC server stopped");
-        }
-    });
+    local
+        .serve(&mut tasks, listener, server, access::allowed)
+        .map_err(runtime_err)?;
     Ok(tasks)
 }

@@ -6,6 +6,7 @@
 //! cookie, and is written once, with every step of its proof, when the IdP answers. It never speaks HTTP (the gateway does), never talks to an IdP (the
 //! bridge does), and never logs a code, a token or identity data.
 
+pub mod access;
 mod config;
 pub mod domain;
 pub mod error;
@@ -31,7 +32,7 @@ use relais_jose::Alg;
 use relais_proto::idp_bridge::v1::idp_bridge_client::IdpBridgeClient;
 use relais_proto::oidc_front::v1::oidc_front_server::OidcFrontServer;
 use relais_proto::registry::v1::registry_client::RegistryClient;
-use relais_runtime::{LocalServices, Shutdown, Tasks};
+use relais_runtime::{LocalServices, Role, Shutdown, Tasks};
 use tokio::net::TcpListener;
 
 pub use config::OidcFrontConfig;
@@ -51,7 +52,7 @@ pub async fn start(
     config: OidcFrontConfig,
     db: &DatabaseConfig,
     bus: BusConfig,
-    listener: TcpListener,
+    listener: Option<TcpListener>,
     local: &LocalServices,
     shutdown: Shutdown,
 ) -> Result<Tasks, FrontError> {
@@ -67,8 +68,16 @@ pub async fn start(
     let keys = Arc::new(Keys::new(
         store.signing_keys(&[Alg::Es256, Alg::Rs256]).await?,
     )?);
-    let registry = RegistryClient::new(local.channel(&config.registry_url).map_err(runtime_err)?);
-    let bridge = IdpBridgeClient::new(local.channel(&config.idp_bridge_url).map_err(runtime_err)?);
+    let registry = RegistryClient::new(
+        local
+            .channel(Role::Registry, &config.registry_url)
+            .map_err(runtime_err)?,
+    );
+    let bridge = IdpBridgeClient::new(
+        local
+            .channel(Role::IdpBridge, &config.idp_bridge_url)
+            .map_err(runtime_err)?,
+    );
     let partners = partners::Partners::new(
         registry,
         Duration::from_secs(u64::from(config.partner_cache_seconds)),
@@ -88,14 +97,9 @@ pub async fn start(
     };
     let mut tasks = Tasks::new(shutdown.clone());
     let server = OidcFrontServer::new(front);
-    local.add(&listener, server.clone()).map_err(runtime_err)?;
-    let router = relais_runtime::grpc_server().add_service(server);
-    let token = shutdown.clone();
-    tasks.spawn("oidc-front.grpc", async move {
-        if let Err(e) = relais_runtime::serve_grpc(router, listener, token).await {
-            tracing::error!(error = %e, "oidc-front gRPC server stopped");
-        }
-    });
+    local
+        .serve(&mut tasks, listener, server, access::allowed)
+        .map_err(runtime_err)?;
     tasks.spawn("oidc-front.outbox", relay.wait());
     let consumer = relais_bus::spawn_consumer(
         pool,

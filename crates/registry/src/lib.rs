@@ -4,6 +4,7 @@
 //! gRPC and hear of changes on the bus. It owns the `registry` schema; it never stores a
 //! client secret in clear and never answers "unknown client" differently from "bad secret".
 
+pub mod access;
 mod config;
 pub mod domain;
 mod grpc;
@@ -150,12 +151,12 @@ async fn prepare(db: &DatabaseConfig) -> Result<Pool, RegistryError> {
     Ok(relais_runtime::service_pool(db, SCHEMA, embedded::migrations::runner()).await?)
 }
 
-/// Starts the registry: seeds partners, serves gRPC on `listener`, relays its events.
+/// Starts the registry: seeds partners, serves gRPC (on `listener` if any), relays its events.
 pub async fn start(
     config: RegistryConfig,
     db: &DatabaseConfig,
     bus: BusConfig,
-    listener: TcpListener,
+    listener: Option<TcpListener>,
     local: &LocalServices,
     shutdown: Shutdown,
 ) -> Result<Tasks, RegistryError> {
@@ -193,14 +194,7 @@ pub async fn start(
         hasher,
         config.secret_lifetime_days,
     ));
-    local.add(&listener, service.clone())?;
-    let router = relais_runtime::grpc_server().add_service(service);
-    let token = shutdown.clone();
-    tasks.spawn("registry.grpc", async move {
-        if let Err(e) = relais_runtime::serve_grpc(router, listener, token).await {
-            tracing::error!(error = %e, "registry gRPC server stopped");
-        }
-    });
+    local.serve(&mut tasks, listener, service, access::allowed)?;
     let outbox = relay.outbox.clone();
     tasks.spawn("registry.outbox", relay.wait());
     let incidents = relais_bus::spawn_consumer(

@@ -190,8 +190,8 @@ pub async fn launch(
         config,
         &database,
         bus.config(),
-        listener,
-        &Default::default(),
+        Some(listener),
+        &relais_runtime::LocalServices::default().for_service(relais_runtime::Role::Registry),
         Shutdown::new(),
     )
     .await?;

@@ -1,4 +1,10 @@
-//! `relais admin …`: operator actions over the services' gRPC APIs.
+//! `relais admin …`: operator actions over the services' gRPC APIs (as the operator
+//! identity: `grpc.cert_file` with `{service}` = `operator`), and the deployment's
+//! certificates (`pki`).
+
+use std::path::{Path, PathBuf};
+
+use relais_runtime::{LocalServices, Peer, Role, pki};
 
 use relais_proto::oidc_front::v1 as front;
 use relais_proto::oidc_front::v1::oidc_front_client::OidcFrontClient;
@@ -13,7 +19,16 @@ relais admin suspend-idp <idp_id> <reason>
 relais admin reactivate-idp <idp_id> <reason>
 relais admin rotate-secret <client_id> [overlap_seconds]   (prints the new secret once)
 relais admin blocks
-relais admin unblock <client:ID | ip:ADDRESS>";
+relais admin unblock <client:ID | ip:ADDRESS>
+relais admin pki init [--dir DIR]                  (a CA and every service's certificate)
+relais admin pki issue <service> [--dir DIR]       (renews one service's certificate)
+relais admin pki issue operator <name> [--dir DIR] (operator.pem for relais admin)
+DIR defaults to the directory of grpc.ca_file.";
+
+/// Days a CA, a service's and an operator's certificate are valid.
+const CA_DAYS: i64 = 10 * 365;
+const SERVICE_DAYS: i64 = 365;
+const OPERATOR_DAYS: i64 = 90;
 
 /// Runs one operator command; the answer is printed, errors returned as text.
 pub async fn run(config: &RelaisConfig, args: &[String]) -> Result<(), String> {
@@ -22,15 +37,21 @@ pub async fn run(config: &RelaisConfig, args: &[String]) -> Result<(), String> {
             .map(String::as_str)
             .ok_or_else(|| format!("missing argument\n{USAGE}"))
     };
+    if arg(0)? == "pki" {
+        return run_pki(config, &args[1..]);
+    }
+    let links = LocalServices::new(&config.grpc).for_service(Role::Operator);
     let registry = || -> Result<RegistryClient<relais_runtime::GrpcChannel>, String> {
         Ok(RegistryClient::new(
-            relais_runtime::grpc_channel(&config.oidc_front.registry_url)
+            links
+                .channel(Role::Registry, &config.oidc_front.registry_url)
                 .map_err(|e| e.to_string())?,
         ))
     };
     let front = || -> Result<OidcFrontClient<relais_runtime::GrpcChannel>, String> {
         Ok(OidcFrontClient::new(
-            relais_runtime::grpc_channel(&config.gateway.oidc_front_url)
+            links
+                .channel(Role::OidcFront, &config.gateway.oidc_front_url)
                 .map_err(|e| e.to_string())?,
         ))
     };
@@ -118,4 +139,53 @@ fn status_name(status: i32) -> &'static str {
         Ok(reg::PartnerStatus::Suspended) => "suspended",
         _ => "unknown",
     }
+}
+
+/// `pki init|issue`: files in DIR (`--dir`, else where `grpc.ca_file` is).
+fn run_pki(config: &RelaisConfig, args: &[String]) -> Result<(), String> {
+    let mut dir = None;
+    let mut words = Vec::new();
+    let mut i = 0;
+    while i < args.len() {
+        if args[i] == "--dir" {
+            dir =
+                Some(PathBuf::from(args.get(i + 1).ok_or_else(|| {
+                    format!("--dir needs a directory\n{USAGE}")
+                })?));
+            i += 1;
+        } else {
+            words.push(args[i].as_str());
+        }
+        i += 1;
+    }
+    let dir = match dir {
+        Some(d) => d,
+        None if !config.grpc.ca_file.is_empty() => Path::new(&config.grpc.ca_file)
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default(),
+        None => return Err(format!("no --dir and no grpc.ca_file\n{USAGE}")),
+    };
+    let shown = dir.display();
+    match words.as_slice() {
+        ["init"] => {
+            pki::init(&dir, CA_DAYS, SERVICE_DAYS).map_err(|e| e.to_string())?;
+            println!("CA and service certificates written to {shown} (keep ca.key offline)");
+        }
+        ["issue", "operator", name] => {
+            let peer = Peer::operator(name)
+                .ok_or_else(|| format!("an operator's name is one DNS label: {name}"))?;
+            pki::issue_into(&dir, &peer, OPERATOR_DAYS).map_err(|e| e.to_string())?;
+            println!("{} written to {shown}/operator.pem", peer.dns_name());
+        }
+        ["issue", service] => {
+            let role = Role::parse(service)
+                .filter(|r| *r != Role::Operator)
+                .ok_or_else(|| format!("unknown service {service}\n{USAGE}"))?;
+            pki::issue_into(&dir, &Peer::service(role), SERVICE_DAYS).map_err(|e| e.to_string())?;
+            println!("{} written to {shown}/{service}.pem", role.dns_name());
+        }
+        _ => return Err(format!("unknown pki command\n{USAGE}")),
+    }
+    Ok(())
 }

@@ -1,7 +1,7 @@
 //! The whole hub's configuration: one section per service plus what they share.
 
 use relais_bus::BusConfig;
-use relais_config::{ConfigError, DatabaseConfig};
+use relais_config::{ConfigError, DatabaseConfig, GrpcConfig};
 use relais_gateway::GatewayConfig;
 use relais_idp_bridge::IdpBridgeConfig;
 use relais_oidc_front::OidcFrontConfig;
@@ -16,6 +16,8 @@ use serde::{Deserialize, Serialize};
 pub struct RelaisConfig {
     pub database: DatabaseConfig,
     pub bus: BusConfig,
+    /// How the services' gRPC links are authenticated (mTLS, or plaintext on loopback).
+    pub grpc: GrpcConfig,
     pub telemetry: TelemetryConfig,
     pub gateway: GatewayConfig,
     pub oidc_front: OidcFrontConfig,
@@ -36,6 +38,16 @@ impl RelaisConfig {
         self.oidc_front.validate()?;
         self.idp_bridge.validate()?;
         self.registry.validate()?;
+        self.grpc.validate(
+            &self.oidc_front.issuer,
+            &[
+                ("registry.listen", &self.registry.listen),
+                ("oidc_front.listen", &self.oidc_front.listen),
+                ("idp_bridge.listen", &self.idp_bridge.listen),
+                ("trace.listen", &self.trace.listen),
+                ("support.listen", &self.support.listen),
+            ],
+        )?;
         if self.oidc_front.issuer != self.gateway.public_url.trim_end_matches('/') {
             return Err(ConfigError::invalid(
                 "oidc_front.issuer",

@@ -1,8 +1,9 @@
 //! Starts Relais services: one per process (`relais <service>`), or all of them in one
 //! process (`relais all`). In one process, a service calls another through its gRPC
-//! contract in-process (`relais_runtime::LocalServices`: the same generated server and
-//! encoding, no socket) and events still go over RabbitMQ, so the all-in-one hub behaves
-//! as the split one. Every gRPC port is served either way. It holds no protocol or
+//! contract in-process (`relais_runtime::LocalServices`: the same generated server,
+//! encoding and authorisation table, no socket) and events still go over RabbitMQ, so the
+//! all-in-one hub behaves as the split one; there a gRPC port is served only for a service
+//! whose `listen` is set. Between processes, gRPC runs over mTLS. It holds no protocol or
 //! business rules.
 
 pub mod admin;
@@ -13,7 +14,7 @@ use std::time::Duration;
 
 use relais_proto::oidc_front::v1::oidc_front_client::OidcFrontClient;
 use relais_proto::support::v1::support_client::SupportClient;
-use relais_runtime::{Shutdown, Tasks};
+use relais_runtime::{Role, Shutdown, Tasks};
 
 pub use config::RelaisConfig;
 
@@ -51,6 +52,18 @@ impl Service {
         })
     }
 
+    /// Its identity on gRPC links.
+    pub fn role(self) -> Role {
+        match self {
+            Service::Gateway => Role::Gateway,
+            Service::OidcFront => Role::OidcFront,
+            Service::IdpBridge => Role::IdpBridge,
+            Service::Registry => Role::Registry,
+            Service::Trace => Role::Trace,
+            Service::Support => Role::Support,
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Service::Gateway => "gateway",
@@ -79,7 +92,7 @@ fn failed(service: Service, reason: impl ToString) -> StartError {
     }
 }
 
-/// Running services and where they listen.
+/// Running services and where they listen (services without a port are not listed).
 pub struct Hub {
     pub addrs: Vec<(Service, SocketAddr)>,
     tasks: Tasks,
@@ -116,7 +129,8 @@ fn listen_of(config: &RelaisConfig, service: Service) -> &str {
 }
 
 /// Starts `services` in dependency order. Listeners are bound first, so a port 0 in
-/// the config becomes a real port that the other services are then pointed at.
+/// the config becomes a real port that the other services are then pointed at. A service
+/// whose `listen` is empty gets no port: only services of this process can call it.
 pub async fn start(
     config: RelaisConfig,
     services: &[Service],
@@ -124,19 +138,29 @@ pub async fn start(
 ) -> Result<Hub, StartError> {
     let mut listeners = Vec::new();
     for s in Service::ALL.iter().filter(|s| services.contains(s)) {
-        let listener = relais_runtime::bind(listen_of(&config, *s))
-            .await
-            .map_err(|e| failed(*s, e))?;
+        let listen = listen_of(&config, *s);
+        let listener = if listen.trim().is_empty() {
+            if services.len() == 1 || *s == Service::Gateway {
+                return Err(failed(*s, "its `listen` is empty: nothing could reach it"));
+            }
+            None
+        } else {
+            Some(
+                relais_runtime::bind(listen)
+                    .await
+                    .map_err(|e| failed(*s, e))?,
+            )
+        };
         listeners.push((*s, listener));
     }
     start_bound(config, listeners, shutdown).await
 }
 
-/// Starts the services of already bound listeners (their `listen` settings are
-/// ignored), so a caller can hold its ports from the start.
+/// Starts the given services, each on its already bound listener if it has one (their
+/// `listen` settings are ignored), so a caller can hold its ports from the start.
 pub async fn start_bound(
     mut config: RelaisConfig,
-    bound: Vec<(Service, tokio::net::TcpListener)>,
+    bound: Vec<(Service, Option<tokio::net::TcpListener>)>,
     shutdown: Shutdown,
 ) -> Result<Hub, StartError> {
     let mut listeners = Vec::new();
@@ -145,18 +169,25 @@ pub async fn start_bound(
             listeners.push(pos);
         }
     }
-    let mut bound: Vec<Option<(Service, tokio::net::TcpListener)>> =
+    let mut bound: Vec<Option<(Service, Option<tokio::net::TcpListener>)>> =
         bound.into_iter().map(Some).collect();
     let mut ordered = Vec::new();
     for pos in listeners {
         if let Some((s, listener)) = bound[pos].take() {
-            let addr = listener.local_addr().map_err(|e| failed(s, e))?;
+            let addr = listener
+                .as_ref()
+                .map(|l| l.local_addr().map_err(|e| failed(s, e)))
+                .transpose()?;
             ordered.push((s, listener, addr));
         }
     }
     let listeners = ordered;
     let url = |addr: SocketAddr| relais_runtime::grpc_url(addr);
-    for (s, _, addr) in &listeners {
+    // A service without a port is reached in-process whatever its URL says.
+    for (s, addr) in listeners
+        .iter()
+        .filter_map(|(s, _, a)| a.as_ref().map(|a| (s, a)))
+    {
         match s {
             Service::Registry => {
                 config.oidc_front.registry_url = url(*addr);
@@ -174,45 +205,57 @@ pub async fn start_bound(
     }
     let mut tasks = Tasks::new(shutdown.clone());
     let mut addrs = Vec::new();
-    let local = relais_runtime::LocalServices::default();
+    if config.grpc.insecure_plaintext {
+        tracing::warn!("grpc.insecure_plaintext: gRPC links unauthenticated, for development only");
+    }
+    let links = relais_runtime::LocalServices::new(&config.grpc);
     for (s, listener, addr) in listeners {
         let token = shutdown.clone();
         let db = &config.database;
         let bus = config.bus.clone();
+        let local = links.for_service(s.role());
+        let local = &local;
         let started = match s {
             Service::Registry => {
-                relais_registry::start(config.registry.clone(), db, bus, listener, &local, token)
+                relais_registry::start(config.registry.clone(), db, bus, listener, local, token)
                     .await
                     .map_err(|e| failed(s, e))?
             }
-            Service::Trace => relais_trace::start(config.trace.clone(), db, bus, listener, token)
-                .await
-                .map_err(|e| failed(s, e))?,
+            Service::Trace => {
+                relais_trace::start(config.trace.clone(), db, bus, listener, local, token)
+                    .await
+                    .map_err(|e| failed(s, e))?
+            }
             Service::Support => {
-                relais_support::start(config.support.clone(), db, bus, listener, &local, token)
+                relais_support::start(config.support.clone(), db, bus, listener, local, token)
                     .await
                     .map_err(|e| failed(s, e))?
             }
             Service::IdpBridge => {
-                relais_idp_bridge::start(config.idp_bridge.clone(), listener, &local, token)
+                relais_idp_bridge::start(config.idp_bridge.clone(), listener, local, token)
                     .await
                     .map_err(|e| failed(s, e))?
             }
-            Service::OidcFront => relais_oidc_front::start(
-                config.oidc_front.clone(),
-                db,
-                bus,
-                listener,
-                &local,
-                token,
-            )
-            .await
-            .map_err(|e| failed(s, e))?,
+            Service::OidcFront => {
+                relais_oidc_front::start(config.oidc_front.clone(), db, bus, listener, local, token)
+                    .await
+                    .map_err(|e| failed(s, e))?
+            }
             Service::Gateway => {
-                let channel = |url: &str| local.channel(url).map_err(|e| failed(s, e));
+                let Some(listener) = listener else {
+                    return Err(failed(s, "the gateway needs its listener"));
+                };
+                let channel =
+                    |to: Role, url: &str| local.channel(to, url).map_err(|e| failed(s, e));
                 let backends = relais_gateway::Backends {
-                    oidc_front: OidcFrontClient::new(channel(&config.gateway.oidc_front_url)?),
-                    support: SupportClient::new(channel(&config.gateway.support_url)?),
+                    oidc_front: OidcFrontClient::new(channel(
+                        Role::OidcFront,
+                        &config.gateway.oidc_front_url,
+                    )?),
+                    support: SupportClient::new(channel(
+                        Role::Support,
+                        &config.gateway.support_url,
+                    )?),
                 };
                 let handle = relais_gateway::start(
                     config.gateway.clone(),
@@ -229,9 +272,14 @@ pub async fn start_bound(
                 t
             }
         };
-        tracing::info!(service = s.name(), %addr, "service started");
+        match addr {
+            Some(addr) => {
+                tracing::info!(service = s.name(), %addr, "service started");
+                addrs.push((s, addr));
+            }
+            None => tracing::info!(service = s.name(), "service started (in-process only)"),
+        }
         tasks.extend(started);
-        addrs.push((s, addr));
     }
     Ok(Hub { addrs, tasks })
 }

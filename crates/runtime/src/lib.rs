@@ -1,13 +1,17 @@
 //! What every Relais service process needs to run and stop cleanly: a set of named tasks
 //! under one shutdown token, PostgreSQL pools bound to the service's own schema with its
 //! migrations applied, gRPC serving on a pre-bound listener, and gRPC client channels
-//! (over the network, or in-process between services of one process). It holds no
-//! business rules and no global state.
+//! (over the network with mTLS, or in-process between services of one process), and the
+//! authorisation of each call by its caller's identity. It holds no business rules and no
+//! global state.
 
-use std::collections::HashMap;
+mod links;
+pub mod peer;
+pub mod pki;
+pub mod tls;
+
 use std::net::SocketAddr;
 use std::str::FromStr;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
@@ -16,6 +20,8 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+pub use links::LocalServices;
+pub use peer::{Access, Caller, Peer, Role};
 pub use tokio_util::sync::CancellationToken as Shutdown;
 
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +36,8 @@ pub enum RuntimeError {
     Endpoint(String),
     #[error("gRPC server: {0}")]
     Serve(String),
+    #[error("gRPC TLS: {0}")]
+    Tls(String),
 }
 
 /// Named tasks of one service (or of the whole hub), stopped together.
@@ -230,85 +238,27 @@ pub type GrpcChannel = tower::util::BoxCloneSyncService<
     tonic::transport::Error,
 >;
 
-/// A lazily connecting gRPC channel to another service (`http://127.0.0.1:7001`).
+/// A lazily connecting plaintext gRPC channel to another service (`http://127.0.0.1:7001`);
+/// services reach each other through [`LocalServices::channel`], which adds mTLS.
 pub fn grpc_channel(endpoint: &str) -> Result<GrpcChannel, RuntimeError> {
-    let ep = tonic::transport::Endpoint::from_shared(endpoint.to_string())
-        .map_err(|_| RuntimeError::Endpoint(endpoint.to_string()))?
-        .connect_timeout(Duration::from_secs(3))
-        .timeout(Duration::from_secs(30))
-        .tcp_nodelay(true)
-        .http2_keep_alive_interval(Duration::from_secs(30));
-    Ok(GrpcChannel::new(ep.connect_lazy()))
+    Ok(GrpcChannel::new(self::endpoint(endpoint)?.connect_lazy()))
 }
 
-/// The gRPC services running in this process, by the URL the other services know them
-/// by. When `relais all` runs every service in one process, a call between two of them
-/// goes through the same generated server code and protobuf encoding as over the
-/// network, but skips HTTP/2 and the loopback socket (a third of a sign-in's CPU was
-/// kernel time spent on such hops). Services in other processes are still reached over
-/// the network.
-#[derive(Clone, Default)]
-pub struct LocalServices {
-    services: Arc<Mutex<HashMap<String, GrpcChannel>>>,
-}
-
-impl LocalServices {
-    /// Makes `service`, also served on `listener`, callable in-process.
-    pub fn add<S>(&self, listener: &TcpListener, service: S) -> Result<(), RuntimeError>
-    where
-        S: tower::Service<
-                http::Request<tonic::body::Body>,
-                Response = http::Response<tonic::body::Body>,
-                Error = std::convert::Infallible,
-            > + Clone
-            + Send
-            + Sync
-            + 'static,
-        S::Future: Send + 'static,
-    {
-        use tower::ServiceExt;
-        let addr = listener
-            .local_addr()
-            .map_err(|e| RuntimeError::Serve(format!("listener without an address: {e}")))?;
-        let channel = GrpcChannel::new(service.map_err(|never| match never {}));
-        self.lock().insert(grpc_url(addr), channel);
-        Ok(())
-    }
-
-    /// A channel to `endpoint`: in-process when a service of this process answers there.
-    pub fn channel(&self, endpoint: &str) -> Result<GrpcChannel, RuntimeError> {
-        match self.lock().get(endpoint) {
-            Some(local) => Ok(local.clone()),
-            None => grpc_channel(endpoint),
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, GrpcChannel>> {
-        // The map is only inserted into whole: a panic elsewhere cannot leave it half-written.
-        self.services
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
+/// The client settings of every gRPC link.
+fn endpoint(endpoint: &str) -> Result<tonic::transport::Endpoint, RuntimeError> {
+    Ok(
+        tonic::transport::Endpoint::from_shared(endpoint.to_string())
+            .map_err(|_| RuntimeError::Endpoint(endpoint.to_string()))?
+            .connect_timeout(Duration::from_secs(3))
+            .timeout(Duration::from_secs(30))
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(Duration::from_secs(30)),
+    )
 }
 
 /// The URL other services use to reach a listener bound on `addr`.
 pub fn grpc_url(addr: SocketAddr) -> String {
     format!("http://{addr}")
-}
-
-/// Serves a tonic router on an already bound listener until `shutdown`.
-pub async fn serve_grpc(
-    router: tonic::transport::server::Router,
-    listener: TcpListener,
-    shutdown: CancellationToken,
-) -> Result<(), RuntimeError> {
-    // Nagle's algorithm would hold each small gRPC frame for a delayed ACK (~40 ms a hop);
-    // the builder's tcp_nodelay does not apply to a listener passed in like this one.
-    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-    router
-        .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
-        .await
-        .map_err(|e| RuntimeError::Serve(e.to_string()))
 }
 
 /// The gRPC metadata key carrying a failure's stable code (documented in docs/errors.md),
@@ -402,53 +352,4 @@ pub trait Prepared: deadpool_postgres::GenericClient {
 impl<T: deadpool_postgres::GenericClient> Prepared for T {}
 
 #[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-
-    use super::*;
-    use tower::ServiceExt;
-
-    fn request() -> http::Request<tonic::body::Body> {
-        http::Request::builder()
-            .uri("/relais.test.v1.Test/Call")
-            .body(tonic::body::Body::empty())
-            .unwrap()
-    }
-
-    #[tokio::test]
-    async fn a_service_of_this_process_is_called_without_the_network() {
-        // Bound but never served: only an in-process call can be answered.
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = grpc_url(listener.local_addr().unwrap());
-        let local = LocalServices::default();
-        let service = tower::service_fn(|req: http::Request<tonic::body::Body>| async move {
-            let answer = http::Response::builder()
-                .header("grpc-status", "0")
-                .header("x-path", req.uri().path())
-                .body(tonic::body::Body::empty())
-                .unwrap();
-            Ok::<_, std::convert::Infallible>(answer)
-        });
-        local.add(&listener, service).unwrap();
-        let answer = local
-            .channel(&url)
-            .unwrap()
-            .oneshot(request())
-            .await
-            .unwrap();
-        assert_eq!(answer.headers()["x-path"], "/relais.test.v1.Test/Call");
-
-        // Any other address goes over the network: nothing listens there.
-        let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let elsewhere = grpc_url(closed.local_addr().unwrap());
-        drop(closed);
-        assert!(
-            local
-                .channel(&elsewhere)
-                .unwrap()
-                .oneshot(request())
-                .await
-                .is_err()
-        );
-    }
-}
+mod tests;

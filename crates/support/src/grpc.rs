@@ -212,6 +212,9 @@ type Reply = Result<Response<pb::Ticket>, Status>;
 struct Origin {
     ip: Option<String>,
     request_id: Option<String>,
+    /// Whether the caller may name the person it acts for instead of giving their access
+    /// token: an operator's tool, or anyone on a plaintext (development) link.
+    names_callers: bool,
 }
 
 impl Origin {
@@ -224,9 +227,17 @@ impl Origin {
                 && value.chars().all(|c| c.is_ascii_graphic());
             fits.then(|| value.to_owned())
         };
+        let names_callers = match relais_runtime::peer::caller(request) {
+            Some(relais_runtime::Caller::Verified(peer)) => {
+                peer.role == relais_runtime::Role::Operator
+            }
+            Some(relais_runtime::Caller::Unverified) => true,
+            None => false,
+        };
         Origin {
             ip: text("relais-source-ip"),
             request_id: text("relais-request-id"),
+            names_callers,
         }
     }
 }
@@ -240,9 +251,18 @@ enum Kind {
 }
 
 impl SupportService {
-    async fn actor(&self, caller: Option<pb::Caller>) -> Result<Actor, SupportError> {
+    async fn actor(
+        &self,
+        origin: &Origin,
+        caller: Option<pb::Caller>,
+    ) -> Result<Actor, SupportError> {
         match credential(caller)? {
-            Credential::Direct(actor) => Ok(actor),
+            Credential::Direct(actor) if origin.names_callers => Ok(actor),
+            // The gateway passes access tokens; anyone else naming a contact or a staff
+            // member would act as them.
+            Credential::Direct(_) => Err(SupportError::Forbidden(
+                "only an operator's tool names the caller; send the access token".into(),
+            )),
             Credential::Token(token) => self.desk.people().bearer(&token).await,
         }
     }
@@ -261,7 +281,7 @@ impl SupportService {
         F: FnOnce(Actor) -> Fut,
         Fut: std::future::Future<Output = Result<(T, Option<String>), SupportError>>,
     {
-        let (who, result) = match self.actor(caller).await {
+        let (who, result) = match self.actor(origin, caller).await {
             Ok(actor) => (actor.to_string(), work(actor).await),
             Err(e) => ("unidentified caller".to_owned(), Err(e)),
         };

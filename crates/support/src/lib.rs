@@ -14,6 +14,7 @@
 //! published (`support.call`) for the proof store. `/metrics` (off by default) serves the
 //! indicator to a scraper on a private address; partners never reach it.
 
+pub mod access;
 mod clock;
 mod config;
 mod desk;
@@ -36,7 +37,7 @@ use relais_config::DatabaseConfig;
 use relais_proto::oidc_front::v1::oidc_front_client::OidcFrontClient;
 use relais_proto::registry::v1::registry_client::RegistryClient;
 use relais_proto::support::v1::support_server::SupportServer;
-use relais_runtime::{LocalServices, Shutdown, Tasks};
+use relais_runtime::{LocalServices, Role, Shutdown, Tasks};
 use tokio::net::TcpListener;
 
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -62,7 +63,7 @@ pub async fn start(
     config: SupportConfig,
     db: &DatabaseConfig,
     bus: BusConfig,
-    listener: TcpListener,
+    listener: Option<TcpListener>,
     local: &LocalServices,
     shutdown: Shutdown,
 ) -> Result<Tasks, SupportError> {
@@ -85,7 +86,7 @@ pub async fn start_with_clock(
     config: SupportConfig,
     db: &DatabaseConfig,
     bus: BusConfig,
-    listener: TcpListener,
+    listener: Option<TcpListener>,
     local: &LocalServices,
     shutdown: Shutdown,
     clock: Arc<dyn Clock>,
@@ -93,8 +94,8 @@ pub async fn start_with_clock(
     let (calendar, policies) = config.load()?;
     let mail = config.mail_intake()?;
     let people = people::Directory::new(
-        RegistryClient::new(local.channel(&config.registry_url)?),
-        OidcFrontClient::new(local.channel(&config.oidc_front_url)?),
+        RegistryClient::new(local.channel(Role::Registry, &config.registry_url)?),
+        OidcFrontClient::new(local.channel(Role::OidcFront, &config.oidc_front_url)?),
         config.console_client_id.trim().to_owned(),
     );
     let mail_dir = config.mail_dir()?;
@@ -147,14 +148,7 @@ pub async fn start_with_clock(
         clock,
     ));
     let server = SupportServer::new(SupportService::new(desk.clone()));
-    local.add(&listener, server.clone())?;
-    let router = relais_runtime::grpc_server().add_service(server);
-    let token = shutdown.clone();
-    tasks.spawn("support.grpc", async move {
-        if let Err(e) = relais_runtime::serve_grpc(router, listener, token).await {
-            tracing::error!(error = %e, "support gRPC server stopped");
-        }
-    });
+    local.serve(&mut tasks, listener, server, access::allowed)?;
     if let Some(listener) = metrics_listener {
         let (desk, token) = (desk.clone(), shutdown.clone());
         let days = config.metrics_window_days;

@@ -13,7 +13,7 @@ use relais_config::{DatabaseConfig, Secret};
 use relais_proto::support::v1 as pb;
 use relais_proto::support::v1::support_client::SupportClient;
 use relais_registry::RegistryConfig;
-use relais_runtime::{LocalServices, Shutdown, Tasks};
+use relais_runtime::{LocalServices, Role, Shutdown, Tasks};
 use relais_support::{ManualClock, SupportConfig};
 use relais_testkit::{Listener, TestBus, TestDb};
 use tonic::transport::Channel;
@@ -122,8 +122,8 @@ impl Support {
             },
             &database(&db),
             bus.config(),
-            listener,
-            &local,
+            Some(listener),
+            &local.for_service(Role::Registry),
             Shutdown::new(),
         )
         .await
@@ -177,8 +177,8 @@ impl Support {
             config.clone(),
             &database,
             bus.config(),
-            listener,
-            &local,
+            Some(listener),
+            &local.for_service(Role::Support),
             Shutdown::new(),
             clock.clone(),
         )

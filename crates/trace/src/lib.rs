@@ -4,6 +4,7 @@
 //! use require (source IP and port, time, SP, IdP, acr, SUB FI, SUB FS, account,
 //! outcome). It owns the `trace` schema and never modifies a stored event.
 
+pub mod access;
 mod config;
 mod store;
 
@@ -14,7 +15,7 @@ use relais_bus::{BusConfig, Event, EventHandler, HandlerError};
 use relais_config::DatabaseConfig;
 use relais_proto::trace::v1 as pb;
 use relais_proto::trace::v1::trace_server::{Trace, TraceServer};
-use relais_runtime::{Shutdown, Tasks};
+use relais_runtime::{LocalServices, Shutdown, Tasks};
 use tokio::net::TcpListener;
 use tonic::{Request, Response, Status};
 
@@ -138,7 +139,8 @@ pub async fn start(
     config: TraceConfig,
     db: &DatabaseConfig,
     bus: BusConfig,
-    listener: TcpListener,
+    listener: Option<TcpListener>,
+    local: &LocalServices,
     shutdown: Shutdown,
 ) -> Result<Tasks, TraceError> {
     tracing::debug!(listen = %config.listen, "trace starting");
@@ -166,12 +168,6 @@ pub async fn start(
     let service = TraceServer::new(TraceService {
         store: Store::new(pool),
     });
-    let router = relais_runtime::grpc_server().add_service(service);
-    let token = shutdown.clone();
-    tasks.spawn("trace.grpc", async move {
-        if let Err(e) = relais_runtime::serve_grpc(router, listener, token).await {
-            tracing::error!(error = %e, "trace gRPC server stopped");
-        }
-    });
+    local.serve(&mut tasks, listener, service, access::allowed)?;
     Ok(tasks)
 }

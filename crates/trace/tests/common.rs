@@ -60,7 +60,8 @@ impl Trace {
             relais_trace::TraceConfig::default(),
             &database,
             bus.config(),
-            listener,
+            Some(listener),
+            &relais_runtime::LocalServices::default().for_service(relais_runtime::Role::Trace),
             shutdown.child_token(),
         )
         .await

@@ -1,0 +1,17 @@
+//! Who may call each front method: the browser and SP endpoints only through the gateway
+//! (it gives the source address), brute-force blocks only by an operator, access tokens
+//! checked for support's API.
+
+use relais_runtime::Role;
+
+pub fn allowed(method: &str) -> &'static [Role] {
+    match method {
+        "Discovery" | "Jwks" | "Authorize" | "ChooseIdp" | "ShowChooser" | "IdpCallback"
+        | "Token" | "UserInfo" | "Revoke" | "Introspect" | "EndSession" | "LogoutCallback" => {
+            &[Role::Gateway]
+        }
+        "ListBlocks" | "ClearBlock" => &[Role::Operator],
+        "VerifyAccessToken" => &[Role::Support],
+        _ => &[],
+    }
+}
