@@ -368,3 +368,43 @@ async fn two_replicas_serve_one_sign_in_alternately() {
     drop(other);
     stack.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_replica_hears_of_a_suspension_at_once() {
+    let stack = Stack::start().await;
+    let other = stack.replica().await;
+    let browser = Browser::new();
+    let requests = [
+        AuthRequest::new(SP_A, REDIRECT_A, "openid email"),
+        AuthRequest::new(SP_B, REDIRECT_B, "openid email"),
+    ];
+    // Both SPs cached by both fronts.
+    for hub in [&stack.hub, &other.hub] {
+        for req in &requests {
+            let (status, _) = browser.get(&req.url(hub)).await.page();
+            assert_eq!(status, StatusCode::OK);
+        }
+    }
+    // Two changes: on one shared queue each front would hear only one of them.
+    for sp in [SP_A, SP_B] {
+        let (ok, out) = stack.admin(&["suspend-sp", sp, "e2e"]).await;
+        assert!(ok, "{out}");
+    }
+    // Well within the 30 s the cache would otherwise keep them.
+    for hub in [&stack.hub, &other.hub] {
+        for req in &requests {
+            let mut page = String::new();
+            for _ in 0..50 {
+                let (_, p) = browser.get(&req.url(hub)).await.page();
+                page = p;
+                if page.contains("client_suspended") {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            assert!(page.contains("client_suspended"), "{hub}: {page}");
+        }
+    }
+    drop(other);
+    stack.stop().await;
+}

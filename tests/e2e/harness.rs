@@ -126,12 +126,9 @@ impl Stack {
     pub async fn start_with(options: Options) -> Stack {
         let db = TestDb::create().await;
         let bus = TestBus::new();
-        // The services' own queues, so the bus's cleanup removes them too.
-        for name in [
-            "trace.connections",
-            "oidc-front.partners",
-            "registry.incidents",
-        ] {
+        // The services' own queues, so the bus's cleanup removes them too (each front's
+        // partner queue is its own and goes with its connection).
+        for name in ["trace.connections", "registry.incidents"] {
             bus.queue(name);
         }
         let proxy = if options.proxied_bus {

@@ -154,6 +154,28 @@ pub fn spawn_consumer(
     }
 }
 
+/// Like [`spawn_consumer`], for what every process must hear, each replica included (a
+/// cache to forget): a queue of this process alone (`queue` and a unique suffix) that the
+/// broker removes with its connection. What is published while it is disconnected is
+/// not kept for it, so what it invalidates must expire on its own too.
+pub fn spawn_broadcast_consumer(
+    pool: Pool,
+    config: BusConfig,
+    queue: impl Into<String>,
+    bindings: Vec<String>,
+    handler: Arc<dyn EventHandler>,
+    shutdown: CancellationToken,
+) -> ConsumerHandle {
+    let queue = format!("{}.{}", queue.into(), Uuid::new_v4().simple());
+    let mut consumer = Consumer::new(pool, config, queue, bindings, handler);
+    consumer.per_process = true;
+    let stats = consumer.stats();
+    ConsumerHandle {
+        task: tokio::spawn(consumer.run(shutdown)),
+        stats,
+    }
+}
+
 /// For each delivery: parse, record in the inbox and handle in one transaction, commit,
 /// then acknowledge. A redelivered event finds itself in the inbox and is only acknowledged.
 pub struct Consumer {
@@ -163,6 +185,8 @@ pub struct Consumer {
     bindings: Vec<String>,
     handler: Arc<dyn EventHandler>,
     stats: Arc<ConsumerStats>,
+    /// The queue is this process's alone and goes with its connection.
+    per_process: bool,
 }
 
 impl Consumer {
@@ -180,6 +204,7 @@ impl Consumer {
             bindings,
             handler,
             stats: Arc::default(),
+            per_process: false,
         }
     }
 
@@ -237,7 +262,9 @@ impl Consumer {
             .queue_declare(
                 &self.queue,
                 QueueDeclareOptions {
-                    durable: true,
+                    durable: !self.per_process,
+                    exclusive: self.per_process,
+                    auto_delete: self.per_process,
                     ..QueueDeclareOptions::default()
                 },
                 FieldTable::default(),

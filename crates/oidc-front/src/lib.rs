@@ -101,7 +101,8 @@ pub async fn start(
         .serve(&mut tasks, listener, server, access::allowed)
         .map_err(runtime_err)?;
     tasks.spawn("oidc-front.outbox", relay.wait());
-    let consumer = relais_bus::spawn_consumer(
+    // Every replica's cache must forget a changed partner: a queue of its own.
+    let consumer = relais_bus::spawn_broadcast_consumer(
         pool,
         bus.clone(),
         format!("{}.oidc-front.partners", bus.exchange),
