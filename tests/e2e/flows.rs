@@ -408,3 +408,28 @@ async fn every_replica_hears_of_a_suspension_at_once() {
     drop(other);
     stack.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_address_sending_many_unknown_clients_is_slowed_and_the_others_are_not() {
+    let stack = Stack::start_with(Options {
+        tweak: |c| c.oidc_front.authorize_refusals_per_minute = 3,
+        ..Options::default()
+    })
+    .await;
+    let browser = Browser::new();
+    let unknown = AuthRequest::new("nobody", REDIRECT_A, "openid");
+    for _ in 0..3 {
+        let (status, page) = browser.get(&unknown.url(&stack.hub)).await.page();
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(page.contains("unknown_client"), "{page}");
+    }
+    let (status, page) = browser.get(&unknown.url(&stack.hub)).await.page();
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{page}");
+    assert!(page.contains("too_many_refusals"), "{page}");
+    // A registered client from the same address is served as ever.
+    let req = AuthRequest::new(SP_A, REDIRECT_A, "openid email");
+    let (status, chooser) = browser.get(&req.url(&stack.hub)).await.page();
+    assert_eq!(status, StatusCode::OK);
+    assert!(input_value(&chooser, "csrf").is_some(), "{chooser}");
+    stack.stop().await;
+}

@@ -35,6 +35,10 @@ pub struct OidcFrontConfig {
     pub accounts: crate::domain::accounts::AccountMapping,
     /// How long partner records are cached; changes announced on the bus apply at once.
     pub partner_cache_seconds: u32,
+    /// Authorization requests refused before their client is known (unknown client,
+    /// unregistered redirect URI) one address may send per minute, per replica; past it,
+    /// `too_many_refusals`.
+    pub authorize_refusals_per_minute: u32,
     /// Failed client authentications or bad codes, per client and per source address,
     /// within `brute_force_window_seconds`, that block the subject.
     pub brute_force_max_failures: u32,
@@ -62,6 +66,7 @@ impl Default for OidcFrontConfig {
             sso_enabled: false,
             accounts: crate::domain::accounts::AccountMapping::IdpSubject,
             partner_cache_seconds: 30,
+            authorize_refusals_per_minute: 60,
             brute_force_max_failures: 10,
             brute_force_window_seconds: 600,
             brute_force_block_seconds: 60,
@@ -127,6 +132,10 @@ impl OidcFrontConfig {
             ("oidc_front.id_token_ttl_seconds", self.id_token_ttl_seconds),
             ("oidc_front.flow_ttl_seconds", self.flow_ttl_seconds),
             ("oidc_front.session_ttl_seconds", self.session_ttl_seconds),
+            (
+                "oidc_front.authorize_refusals_per_minute",
+                self.authorize_refusals_per_minute,
+            ),
             (
                 "oidc_front.brute_force_max_failures",
                 self.brute_force_max_failures,

@@ -112,6 +112,8 @@ pub enum FrontError {
     TokenParamMissing,
     #[error("too many failures from this client or address; retry in {0} seconds")]
     ClientBlocked(u32),
+    #[error("too many refused authorization requests from this address; retry in {0} seconds")]
+    TooManyRefusals(u32),
     #[error("token_type_hint must be access_token or refresh_token")]
     UnsupportedTokenType,
     #[error("id_token_hint is not an ID token issued by this hub")]
@@ -454,6 +456,13 @@ impl FrontError {
                 Page,
                 "Trop d'échecs depuis ce client ou cette adresse ; réessayez plus tard.",
             ),
+            E::TooManyRefusals(_) => (
+                "too_many_refusals",
+                "invalid_request",
+                429,
+                Page,
+                "Trop de demandes refusées depuis cette adresse ; réessayez plus tard.",
+            ),
             E::TokenParamMissing => (
                 "token_missing",
                 "invalid_request",
@@ -666,6 +675,7 @@ mod tests {
             FrontError::InvalidToken,
             FrontError::TokenParamMissing,
             FrontError::ClientBlocked(1),
+            FrontError::TooManyRefusals(1),
             FrontError::UnsupportedTokenType,
             FrontError::InvalidIdTokenHint,
             FrontError::PostLogoutRedirectUriMismatch,

@@ -14,6 +14,7 @@ use crate::domain::accounts::{self, AccountMapping};
 use crate::domain::authorize::{self, Params};
 use crate::domain::claims;
 use crate::domain::flow::{Flow, Stage};
+use crate::domain::refusals::Verdict;
 use crate::domain::secrets::{constant_time_eq, random_token, sha256, subject_for};
 use crate::error::{FrontError, Surface};
 use crate::events::{self, millis};
@@ -55,7 +56,7 @@ impl Front {
         // may send anything to /authorize.
         let sp = match self.trusted_client(&params).await {
             Ok(sp) => sp,
-            Err(e) => return error_page(&e, &locale, &source.request_id),
+            Err(e) => return self.untrusted_refusal(e, &locale, &source),
         };
         let mut flow = Flow {
             connection_id: Uuid::new_v4().to_string(),
@@ -90,6 +91,40 @@ impl Front {
                     ),
                     Refusal::Page(err) => error_page(&err, &flow.locale, &source.request_id),
                 }
+            }
+        }
+    }
+
+    /// A refusal before the client is known: nothing written, counted per address, and an
+    /// address sending too many is told to wait.
+    fn untrusted_refusal(
+        &self,
+        e: FrontError,
+        locale: &str,
+        source: &pb::Source,
+    ) -> pb::FlowResponse {
+        if matches!(e, FrontError::Unavailable(_) | FrontError::Internal(_)) {
+            return error_page(&e, locale, &source.request_id);
+        }
+        let address = if source.ip.is_empty() {
+            "unknown"
+        } else {
+            &source.ip
+        };
+        match self.refusals.count(address, std::time::Instant::now()) {
+            Verdict::Refuse => error_page(&e, locale, &source.request_id),
+            Verdict::Slow(seconds) => {
+                let (refused, limited) = self.refusals.totals();
+                tracing::warn!(
+                    refused,
+                    limited,
+                    "an address sends many refused authorization requests"
+                );
+                error_page(
+                    &FrontError::TooManyRefusals(seconds),
+                    locale,
+                    &source.request_id,
+                )
             }
         }
     }

@@ -31,6 +31,8 @@ pub struct Front {
     pub discovery_json: String,
     /// Seals the browsers' flow cookies.
     pub sealer: Sealer,
+    /// Authorization requests refused before their client is known, per address.
+    pub refusals: crate::domain::refusals::Refusals,
 }
 
 pub fn params_of(list: Vec<pb::Param>) -> Params {

@@ -88,6 +88,10 @@ pub async fn start(
     let front = Front {
         discovery_json: keys::discovery(&config),
         sealer,
+        refusals: domain::refusals::Refusals::new(
+            config.authorize_refusals_per_minute,
+            Duration::from_secs(60),
+        ),
         ladder: domain::acr::AcrLadder::new(config.acr_levels.clone()),
         config,
         store: store.clone(),

@@ -6,5 +6,6 @@ pub mod authorize;
 pub mod claims;
 pub mod client_auth;
 pub mod flow;
+pub mod refusals;
 pub mod secrets;
 pub mod throttle;
