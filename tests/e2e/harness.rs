@@ -103,6 +103,8 @@ pub struct Options {
     /// Route the hub's RabbitMQ link through a proxy the test can cut.
     pub proxied_bus: bool,
     pub idp_timeout_ms: u64,
+    /// The demo IdP keeps a session per browser (and answers from it).
+    pub idp_sessions: bool,
     /// Last changes to the hub's configuration.
     pub tweak: fn(&mut RelaisConfig),
 }
@@ -113,6 +115,7 @@ impl Default for Options {
             mode: Mode::AllInOne,
             proxied_bus: false,
             idp_timeout_ms: 10_000,
+            idp_sessions: false,
             tweak: |_| {},
         }
     }
@@ -156,12 +159,14 @@ impl Stack {
         let idp_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let idp_config: DemoIdpConfig = toml::from_str(&format!(
             r#"
+            sessions = {sessions}
             [[clients]]
             client_id = "relais-hub"
             client_secret = "{IDP_SECRET}"
             redirect_uris = ["{hub}/idp/callback"]
             post_logout_redirect_uris = ["{hub}/idp/logout-callback"]
-            "#
+            "#,
+            sessions = options.idp_sessions,
         ))
         .unwrap();
         let idp = relais_demo_idp::start(idp_config, idp_listener, CancellationToken::new())

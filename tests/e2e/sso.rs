@@ -205,3 +205,51 @@ async fn single_sign_on_is_off_unless_the_deployment_turns_it_on() {
     );
     stack.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_level_above_the_session_sends_the_user_back_to_the_idp_to_authenticate_again() {
+    // The demo IdP keeps its sessions and answers from them whatever acr is asked, unless
+    // told prompt=login: the IdP a hub's step-up must cope with.
+    let stack = Stack::start_with(Options {
+        idp_sessions: true,
+        ..Options::default()
+    })
+    .await;
+    let browser = Browser::new();
+    let first = signed_in(&stack, &browser, "camille").await;
+    assert_eq!(first["acr"], "eidas1");
+
+    // The same level again: the IdP answers from its session, no login page.
+    let req = AuthRequest::new(SP_A, REDIRECT_A, "openid email");
+    let chooser = is_chooser(browser.get(&req.url(&stack.hub)).await);
+    let to_idp = idp_url(&stack, &browser, &chooser).await;
+    assert_eq!(query(&to_idp, "prompt"), None);
+    let back = browser.get(to_idp.as_str()).await.at_sp();
+    assert!(query(&back, "code").is_some(), "{back}");
+
+    // A higher level than the session's: the IdP is asked to authenticate again, and
+    // for the level as an essential claim.
+    let req = AuthRequest::new(SP_A, REDIRECT_A, "openid email").with("acr_values", "eidas2");
+    let chooser = is_chooser(browser.get(&req.url(&stack.hub)).await);
+    let to_idp = idp_url(&stack, &browser, &chooser).await;
+    assert_eq!(query(&to_idp, "prompt").as_deref(), Some("login"));
+    let claims: serde_json::Value =
+        serde_json::from_str(&query(&to_idp, "claims").expect("no claims parameter")).unwrap();
+    assert_eq!(claims["id_token"]["acr"]["essential"], true);
+    assert_eq!(claims["id_token"]["acr"]["values"][0], "eidas2");
+    let (status, login) = browser.get(to_idp.as_str()).await.page();
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        input_value(&login, "request_id").is_some(),
+        "no login page: {login}"
+    );
+    let back = browser
+        .login(stack.idp.issuer(), &login, "jean", "none")
+        .await
+        .at_sp();
+    let code = query(&back, "code").unwrap();
+    let (_, tokens) = token(&stack.hub, SP_A, SECRET_A, &code, REDIRECT_A, true).await;
+    let stepped = verify_id_token(&stack.hub, tokens["id_token"].as_str().unwrap(), SP_A).await;
+    assert_eq!(stepped["acr"], "eidas2");
+    stack.stop().await;
+}

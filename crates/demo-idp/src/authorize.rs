@@ -14,8 +14,8 @@ use crate::identities::{Acr, TEST_IDENTITIES, identity_by_email, identity_by_id}
 use crate::keys::{random_token, sha256};
 use crate::scenario::Scenario;
 use crate::state::{
-    AppState, BROWSER_COOKIE, CodeRecord, LOGIN_PAGE_LIFETIME, PendingLogin, cookie, lock,
-    parse_params, unix_now,
+    AppState, BROWSER_COOKIE, CodeRecord, IdpSession, LOGIN_PAGE_LIFETIME, PendingLogin, cookie,
+    lock, parse_params, unix_now,
 };
 
 /// A refusal shown in the browser, for when no redirect_uri can be trusted.
@@ -166,19 +166,62 @@ pub(crate) async fn authorize(
             );
         }
     };
-    if get("prompt").is_some_and(|prompt| prompt.split(' ').any(|p| p == "none")) {
-        // No single sign-on here: every login shows the form.
+    let prompt = |value: &str| get("prompt").is_some_and(|p| p.split(' ').any(|p| p == value));
+    // acr_values, or an essential acr in `claims`, lists what the client accepts; the
+    // lowest known one is what it requires.
+    let from_claims: Vec<String> = get("claims")
+        .and_then(|c| serde_json::from_str::<serde_json::Value>(c).ok())
+        .and_then(|c| c.pointer("/id_token/acr/values").cloned())
+        .and_then(|v| serde_json::from_value(v).ok())
+        .unwrap_or_default();
+    let acr_asked = get("acr_values")
+        .unwrap_or("")
+        .split(' ')
+        .map(str::to_owned)
+        .chain(from_claims)
+        .filter_map(|a| Acr::parse(&a))
+        .min();
+    let existing = cookie(&headers, BROWSER_COOKIE);
+    // With sessions, a browser that signed in here is answered at once, whatever acr is
+    // asked, unless prompt=login or max_age asks for a new authentication.
+    let max_age = get("max_age").and_then(|m| m.parse::<i64>().ok());
+    let session = existing
+        .as_ref()
+        .filter(|_| app.config.sessions && !prompt("login"))
+        .and_then(|b| lock(&app.sessions).get(b).copied())
+        .filter(|s| max_age.is_none_or(|m| unix_now() - s.auth_time <= m));
+    if let Some(session) = session {
+        let scenario = app.setting().scenario;
+        let code = issue_code(
+            &app,
+            CodeRecord {
+                client_id: client_id.to_owned(),
+                redirect_uri: redirect_uri.to_owned(),
+                identity: session.identity,
+                scopes,
+                nonce: nonce.to_owned(),
+                acr_asked: None,
+                code_challenge,
+                auth_time: session.auth_time,
+                sid: random_token(16),
+                scenario,
+                expires: Instant::now(),
+                redeemed: None,
+            },
+        );
+        tracing::info!(client_id, "answered from the session");
+        return redirect_back(
+            redirect_uri,
+            &app.issuer,
+            &[("code", &code), ("state", state)],
+        );
+    }
+    if prompt("none") {
         return fail(
             "login_required",
             "prompt=none cannot be honoured: a login is needed",
         );
     }
-    // acr_values lists what the client accepts; the lowest known one is what it requires.
-    let acr_asked = get("acr_values")
-        .unwrap_or("")
-        .split(' ')
-        .filter_map(Acr::parse)
-        .min();
 
     let login_hint = get("login_hint");
     let preselected = login_hint
@@ -190,7 +233,6 @@ pub(crate) async fn authorize(
         })
         .unwrap_or(&TEST_IDENTITIES[0]);
 
-    let existing = cookie(&headers, BROWSER_COOKIE);
     let browser = existing.clone().unwrap_or_else(|| random_token(32));
     let request_id = random_token(32);
     app.purge();
@@ -295,10 +337,18 @@ pub(crate) async fn login(
         );
     }
 
-    let code = random_token(32);
-    let lifetime = Duration::from_secs(app.config.code_lifetime_secs);
-    lock(&app.codes).insert(
-        sha256(&code),
+    let auth_time = unix_now();
+    if app.config.sessions {
+        lock(&app.sessions).insert(
+            pending.browser.clone(),
+            IdpSession {
+                identity,
+                auth_time,
+            },
+        );
+    }
+    let code = issue_code(
+        &app,
         CodeRecord {
             client_id: pending.client_id,
             redirect_uri: pending.redirect_uri.clone(),
@@ -307,10 +357,10 @@ pub(crate) async fn login(
             nonce: pending.nonce,
             acr_asked: pending.acr_asked,
             code_challenge: pending.code_challenge,
-            auth_time: unix_now(),
+            auth_time,
             sid: random_token(16),
             scenario,
-            expires: Instant::now() + lifetime,
+            expires: Instant::now(),
             redeemed: None,
         },
     );
@@ -320,4 +370,12 @@ pub(crate) async fn login(
         &app.issuer,
         &[("code", &code), ("state", &pending.state)],
     )
+}
+
+/// Stores a code for `record` (its lifetime counted from now) and returns the code.
+fn issue_code(app: &AppState, mut record: CodeRecord) -> String {
+    let code = random_token(32);
+    record.expires = Instant::now() + Duration::from_secs(app.config.code_lifetime_secs);
+    lock(&app.codes).insert(sha256(&code), record);
+    code
 }

@@ -28,6 +28,11 @@ pub struct DemoIdpConfig {
     pub scenario: Scenario,
     /// The wait of the `delay` scenario before the token response, in milliseconds.
     pub delay_ms: u64,
+    /// Keep a session per browser after a login, as most IdPs do, and answer the next
+    /// authorization requests from it without the login page, whatever acr they ask,
+    /// unless `prompt=login` (or `max_age` exceeded) asks to authenticate again: the
+    /// IdP a hub's step-up must cope with.
+    pub sessions: bool,
 }
 
 impl Default for DemoIdpConfig {
@@ -41,6 +46,7 @@ impl Default for DemoIdpConfig {
             id_token_lifetime_secs: 300,
             scenario: Scenario::None,
             delay_ms: 3000,
+            sessions: false,
         }
     }
 }

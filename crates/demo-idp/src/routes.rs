@@ -52,7 +52,7 @@ async fn discovery(State(app): State<Arc<AppState>>) -> Response {
         "scopes_supported": SCOPES,
         "claims_supported": claims_supported(),
         "acr_values_supported": Acr::ALL.map(Acr::as_str),
-        "claims_parameter_supported": false,
+        "claims_parameter_supported": true,
         "request_parameter_supported": false,
         "request_uri_parameter_supported": false,
         "authorization_response_iss_parameter_supported": true,
@@ -86,7 +86,15 @@ async fn jwks(State(app): State<Arc<AppState>>) -> Response {
 }
 
 /// RP-initiated logout: back to the client only if the hint is ours and the URI registered.
-async fn end_session(State(app): State<Arc<AppState>>, RawQuery(query): RawQuery) -> Response {
+async fn end_session(
+    State(app): State<Arc<AppState>>,
+    headers: axum::http::HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    // Whatever the request, this browser's session here ends.
+    if let Some(browser) = crate::state::cookie(&headers, crate::state::BROWSER_COOKIE) {
+        crate::state::lock(&app.sessions).remove(&browser);
+    }
     let signed_out = || {
         (
             StatusCode::OK,

@@ -34,6 +34,15 @@ pub(crate) struct AppState {
     pub pending: Mutex<HashMap<String, PendingLogin>>,
     pub codes: Mutex<HashMap<[u8; 32], CodeRecord>>,
     pub tokens: Mutex<HashMap<[u8; 32], TokenRecord>>,
+    /// With `sessions`: who signed in in each browser, and when.
+    pub sessions: Mutex<HashMap<String, IdpSession>>,
+}
+
+/// A browser's session at this IdP.
+#[derive(Clone, Copy)]
+pub(crate) struct IdpSession {
+    pub identity: &'static TestIdentity,
+    pub auth_time: i64,
 }
 
 /// An authorization request waiting for the person to pick an identity.
@@ -98,6 +107,7 @@ impl AppState {
             pending: Mutex::new(HashMap::new()),
             codes: Mutex::new(HashMap::new()),
             tokens: Mutex::new(HashMap::new()),
+            sessions: Mutex::new(HashMap::new()),
         }
     }
 

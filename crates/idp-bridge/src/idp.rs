@@ -217,6 +217,23 @@ impl Idps {
         if let Some(acr) = acr_values.iter().find(|a| idp.acr_values.contains(a)) {
             request = request.add_auth_context_value(AuthenticationContextClass::new(acr.clone()));
         }
+        // And, where it reads the claims parameter, as an essential claim: a compliant
+        // IdP must then authenticate the user again rather than answer a lower level.
+        let acceptable: Vec<&String> = acr_values
+            .iter()
+            .filter(|a| idp.acr_values.contains(a))
+            .collect();
+        let reads_claims = self
+            .metadata(&idp.issuer)
+            .await?
+            .claims_parameter_supported()
+            .unwrap_or(false);
+        if reads_claims && !acceptable.is_empty() {
+            let claims = serde_json::json!({
+                "id_token": { "acr": { "essential": true, "values": acceptable } }
+            });
+            request = request.add_extra_param("claims", claims.to_string());
+        }
         if !login_hint.is_empty() {
             request = request.set_login_hint(LoginHint::new(login_hint.to_string()));
         }

@@ -197,22 +197,26 @@ impl Front {
         flow.force_login = request.prompt.login;
         flow.max_age = request.max_age;
         // The hub session answers when it may; prompt=none must be answered by it.
+        let session = self
+            .live_session(session_cookie, now)
+            .await
+            .map_err(to_sp)?;
         if request.prompt.none || self.sso_open(sp) {
-            match self
-                .usable_session(session_cookie, sp, &request, hint.as_ref(), now)
-                .await
-                .map_err(to_sp)?
-            {
-                Ok(session) => {
-                    return self
-                        .sso_sign_in(flow, sp, &session, source, now)
-                        .await
-                        .map_err(to_sp);
+            match self.usable_session(session.as_ref(), sp, &request, hint.as_ref(), now) {
+                Ok(()) => {
+                    if let Some(session) = &session {
+                        return self
+                            .sso_sign_in(flow, sp, session, source, now)
+                            .await
+                            .map_err(to_sp);
+                    }
                 }
                 Err(why) if request.prompt.none => return Err(to_sp(why)),
                 Err(_) => {}
             }
         }
+        // Step-up: the IdP of a lower session is asked to authenticate again.
+        flow.lower_at_idp = self.lower_at_idp(session.as_ref(), &flow.acr_min);
         let idps = self.partners.idps().await.map_err(to_sp)?;
         let visible = self.visible_idps(sp, &idps);
         let hinted = request.idp_hint.as_deref().and_then(|h| {
@@ -309,7 +313,8 @@ impl Front {
                 source_port: source.port,
                 request_id: source.request_id.clone(),
                 required_claims: self.required_from_idp(&flow.scopes, sp),
-                force_login: flow.force_login,
+                force_login: flow.force_login
+                    || flow.lower_at_idp.as_deref() == Some(idp.id.as_str()),
                 max_age: flow.max_age,
             })
             .await

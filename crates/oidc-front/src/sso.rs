@@ -26,26 +26,37 @@ impl Front {
         self.config.sso_enabled && sp.sso
     }
 
-    /// The browser's session, if it may answer this request; otherwise the error a
-    /// `prompt=none` request gets. The outer error is a failure to look.
-    pub async fn usable_session(
+    /// The browser's live hub session, if its cookie names one.
+    pub async fn live_session(
         &self,
         cookie: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<Session>, FrontError> {
+        if cookie.is_empty() {
+            return Ok(None);
+        }
+        Ok(self
+            .store
+            .session_by_cookie(&sha256(cookie))
+            .await?
+            .filter(|s| !s.ended && s.expires_at > now))
+    }
+
+    /// The session, if it may answer this request; otherwise the error a `prompt=none`
+    /// request gets.
+    pub fn usable_session(
+        &self,
+        session: Option<&Session>,
         sp: &reg::ServiceProvider,
         request: &AuthorizeRequest,
         hint: Option<&Map<String, Value>>,
         now: OffsetDateTime,
-    ) -> Result<Result<Session, FrontError>, FrontError> {
-        let session = if cookie.is_empty() {
-            None
-        } else {
-            self.store.session_by_cookie(&sha256(cookie)).await?
-        };
-        let Some(session) = session.filter(|s| !s.ended && s.expires_at > now) else {
-            return Ok(Err(FrontError::LoginRequired));
+    ) -> Result<(), FrontError> {
+        let Some(session) = session else {
+            return Err(FrontError::LoginRequired);
         };
         if !self.sso_open(sp) {
-            return Ok(Err(FrontError::InteractionRequired));
+            return Err(FrontError::InteractionRequired);
         }
         let allowed = if sp.sso_acr_values.is_empty() {
             &sp.acr_values
@@ -63,7 +74,7 @@ impl Front {
             .is_none_or(|m| (now - session.auth_time).whole_seconds() <= m);
         // The hint names the person at this SP: the session must be theirs.
         let same_person = hint.is_none_or(|c| {
-            c.get("sub").and_then(Value::as_str) == Some(self.subject(&session, sp).as_str())
+            c.get("sub").and_then(Value::as_str) == Some(self.subject(session, sp).as_str())
         });
         let idp_claims = session.idp_claims.as_object();
         let has_claims =
@@ -71,9 +82,20 @@ impl Front {
                 .iter()
                 .all(|c| idp_claims.is_some_and(|m| m.contains_key(c)));
         if request.prompt.login || !acr_ok || !recent || !same_person || !has_claims {
-            return Ok(Err(FrontError::LoginRequired));
+            return Err(FrontError::LoginRequired);
         }
-        Ok(Ok(session))
+        Ok(())
+    }
+
+    /// The IdP where `session` is known to be of a lower level than `acr_min`.
+    pub fn lower_at_idp(&self, session: Option<&Session>, acr_min: &str) -> Option<String> {
+        let s = session?;
+        let lower = self
+            .ladder
+            .rank(&s.acr)
+            .zip(self.ladder.rank(acr_min))
+            .is_some_and(|(got, min)| got < min);
+        lower.then(|| s.idp_id.clone())
     }
 
     fn subject(&self, session: &Session, sp: &reg::ServiceProvider) -> String {

@@ -93,6 +93,10 @@ pub struct Flow {
     /// For the way back to it on an error page.
     #[prost(string, tag = "19")]
     pub sp_name: String,
+    /// The IdP where this browser's hub session is of a lower level than asked: sent
+    /// there, the user must authenticate again (step-up).
+    #[prost(string, optional, tag = "20")]
+    pub lower_at_idp: Option<String>,
 }
 
 impl Flow {
