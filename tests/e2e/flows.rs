@@ -43,20 +43,8 @@ async fn callback_url(stack: &Stack, browser: &Browser, req: &AuthRequest) -> St
         .await
         .page();
     let r = browser
-        .http
-        .post(format!("{}/authorize/login", stack.idp.issuer()))
-        .form(&[
-            (
-                "request_id",
-                input_value(&login, "request_id").unwrap().as_str(),
-            ),
-            ("identity", "camille"),
-            ("scenario", "none"),
-            ("action", "login"),
-        ])
-        .send()
-        .await
-        .unwrap();
+        .submit_login(stack.idp.issuer(), &login, "camille", "none", "login")
+        .await;
     r.headers()["location"].to_str().unwrap().to_string()
 }
 

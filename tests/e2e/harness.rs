@@ -704,20 +704,34 @@ impl Browser {
         identity: &str,
         scenario: &str,
     ) -> Ending {
-        let request_id = input_value(page, "request_id").expect("not the IdP's login page");
         let r = self
-            .http
+            .submit_login(idp_issuer, page, identity, scenario, "login")
+            .await;
+        self.follow(r).await
+    }
+
+    /// On the demo IdP's login page, `action` (`login` or `cancel`) as `identity`; the
+    /// IdP's answer is not followed.
+    pub async fn submit_login(
+        &self,
+        idp_issuer: &str,
+        page: &str,
+        identity: &str,
+        scenario: &str,
+        action: &str,
+    ) -> reqwest::Response {
+        let request_id = input_value(page, "request_id").expect("not the IdP's login page");
+        self.http
             .post(format!("{idp_issuer}/authorize/login"))
             .form(&[
                 ("request_id", request_id.as_str()),
                 ("identity", identity),
                 ("scenario", scenario),
-                ("action", "login"),
+                ("action", action),
             ])
             .send()
             .await
-            .unwrap();
-        self.follow(r).await
+            .unwrap()
     }
 }
 

@@ -212,20 +212,8 @@ async fn idp_hint_skips_the_chooser_and_callbacks_are_bound_to_the_browser() {
 
     // The IdP's answer replayed in another browser (no flow cookie) is refused.
     let r = browser
-        .http
-        .post(format!("{}/authorize/login", stack.idp.issuer()))
-        .form(&[
-            (
-                "request_id",
-                input_value(&login, "request_id").unwrap().as_str(),
-            ),
-            ("identity", "camille"),
-            ("scenario", "none"),
-            ("action", "login"),
-        ])
-        .send()
-        .await
-        .unwrap();
+        .submit_login(stack.idp.issuer(), &login, "camille", "none", "login")
+        .await;
     let callback = r.headers()["location"].to_str().unwrap().to_string();
     let (status, page) = Browser::new().get(&callback).await.page();
     assert_eq!(status, StatusCode::BAD_REQUEST);
@@ -254,20 +242,8 @@ async fn failures_lead_back_to_the_sp_or_to_another_account() {
         .await
         .page();
     let r = browser
-        .http
-        .post(format!("{}/authorize/login", stack.idp.issuer()))
-        .form(&[
-            (
-                "request_id",
-                input_value(&login, "request_id").unwrap().as_str(),
-            ),
-            ("identity", ""),
-            ("scenario", "none"),
-            ("action", "cancel"),
-        ])
-        .send()
-        .await
-        .unwrap();
+        .submit_login(stack.idp.issuer(), &login, "", "none", "cancel")
+        .await;
     let back = browser.follow(r).await.at_sp();
     assert_eq!(query(&back, "error").as_deref(), Some("access_denied"));
     assert_eq!(query(&back, "state").as_deref(), Some(req.state.as_str()));

@@ -146,12 +146,7 @@ pub fn spawn_consumer(
     handler: Arc<dyn EventHandler>,
     shutdown: CancellationToken,
 ) -> ConsumerHandle {
-    let consumer = Consumer::new(pool, config, queue, bindings, handler);
-    let stats = consumer.stats();
-    ConsumerHandle {
-        task: tokio::spawn(consumer.run(shutdown)),
-        stats,
-    }
+    Consumer::new(pool, config, queue, bindings, handler).spawn(shutdown)
 }
 
 /// Like [`spawn_consumer`], for what every process must hear, each replica included (a
@@ -169,11 +164,7 @@ pub fn spawn_broadcast_consumer(
     let queue = format!("{}.{}", queue.into(), Uuid::new_v4().simple());
     let mut consumer = Consumer::new(pool, config, queue, bindings, handler);
     consumer.per_process = true;
-    let stats = consumer.stats();
-    ConsumerHandle {
-        task: tokio::spawn(consumer.run(shutdown)),
-        stats,
-    }
+    consumer.spawn(shutdown)
 }
 
 /// For each delivery: parse, record in the inbox and handle in one transaction, commit,
@@ -210,6 +201,14 @@ impl Consumer {
 
     pub fn stats(&self) -> Arc<ConsumerStats> {
         Arc::clone(&self.stats)
+    }
+
+    fn spawn(self, shutdown: CancellationToken) -> ConsumerHandle {
+        let stats = self.stats();
+        ConsumerHandle {
+            task: tokio::spawn(self.run(shutdown)),
+            stats,
+        }
     }
 
     /// Runs until `shutdown`; the delivery in hand is finished first, and those prefetched

@@ -18,9 +18,9 @@ use crate::domain::refusals::Verdict;
 use crate::domain::secrets::{constant_time_eq, random_token, sha256, subject_for};
 use crate::error::{FrontError, Surface};
 use crate::events::{self, millis};
-use crate::front::{Front, bridge_error, cookie, params_of, remove_cookie};
+use crate::front::{Front, bridge_error, cookie, grant_of, params_of, remove_cookie};
 use crate::responses::{error_page, error_redirect, redirect, with_query};
-use crate::store::{Completion, Grant, Session};
+use crate::store::{Completion, Session};
 
 /// Why an authorization request stops, and how the SP hears of it.
 enum Refusal {
@@ -614,26 +614,15 @@ impl Front {
                 logout_client_state: None,
                 logout_client_id: None,
             };
-            let grant = Grant {
-                code_hash: sha256(&code),
+            let grant = grant_of(
+                flow,
+                &session,
                 connection_id,
-                sid: session.sid,
-                client_id: sp.client_id.clone(),
-                redirect_uri: flow.redirect_uri.clone(),
-                nonce: flow.nonce.clone(),
-                scopes: flow.scopes.clone(),
-                code_challenge: flow.code_challenge.clone(),
-                acr: identity.acr.clone(),
-                amr: identity.amr.clone(),
-                auth_time,
-                account_id,
-                idp_id: identity.idp_id.clone(),
-                sub_fi: identity.sub.clone(),
-                sub_fs: sub_fs.clone(),
-                claims: Value::Object(granted.clone()),
-                used: false,
-                expires_at: now + Duration::seconds(i64::from(self.config.code_ttl_seconds)),
-            };
+                &code,
+                sub_fs.clone(),
+                Value::Object(granted.clone()),
+                now + Duration::seconds(i64::from(self.config.code_ttl_seconds)),
+            );
             let mut flow = flow.clone();
             flow.push(
                 ConnectionStep::IdentityVerified,

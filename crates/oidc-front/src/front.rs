@@ -19,7 +19,7 @@ use crate::error::FrontError;
 use crate::events;
 use crate::keys::Keys;
 use crate::partners::{Partners, error_code, unavailable};
-use crate::store::Store;
+use crate::store::{Grant, Session, Store};
 
 pub struct Front {
     pub config: OidcFrontConfig,
@@ -57,6 +57,39 @@ pub fn remove_cookie() -> Option<pb::CookieUpdate> {
 
 pub fn ts(t: OffsetDateTime) -> i64 {
     t.unix_timestamp()
+}
+
+/// The grant of `code` for `flow`'s request, to the person and authentication of
+/// `session`, under connection `connection_id`.
+pub fn grant_of(
+    flow: &Flow,
+    session: &Session,
+    connection_id: uuid::Uuid,
+    code: &str,
+    sub_fs: String,
+    claims: Value,
+    expires_at: OffsetDateTime,
+) -> Grant {
+    Grant {
+        code_hash: crate::domain::secrets::sha256(code),
+        connection_id,
+        sid: session.sid,
+        client_id: flow.client_id.clone(),
+        redirect_uri: flow.redirect_uri.clone(),
+        nonce: flow.nonce.clone(),
+        scopes: flow.scopes.clone(),
+        code_challenge: flow.code_challenge.clone(),
+        acr: session.acr.clone(),
+        amr: session.amr.clone(),
+        auth_time: session.auth_time,
+        account_id: session.account_id,
+        idp_id: session.idp_id.clone(),
+        sub_fi: session.sub_fi.clone(),
+        sub_fs,
+        claims,
+        used: false,
+        expires_at,
+    }
 }
 
 /// The stable code the bridge put on a failure, as a front error.

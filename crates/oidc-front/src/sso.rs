@@ -15,9 +15,9 @@ use crate::domain::flow::Flow;
 use crate::domain::secrets::{random_token, sha256, subject_for};
 use crate::error::FrontError;
 use crate::events;
-use crate::front::Front;
+use crate::front::{Front, grant_of};
 use crate::responses::{redirect, with_query};
-use crate::store::{Grant, Session};
+use crate::store::Session;
 
 impl Front {
     /// Whether single sign-on is open to `sp` at all; when it is not, the session is not
@@ -128,26 +128,15 @@ impl Front {
         );
         let sub_fs = self.subject(session, sp);
         let code = random_token();
-        let grant = Grant {
-            code_hash: sha256(&code),
+        let grant = grant_of(
+            flow,
+            session,
             connection_id,
-            sid: session.sid,
-            client_id: sp.client_id.clone(),
-            redirect_uri: flow.redirect_uri.clone(),
-            nonce: flow.nonce.clone(),
-            scopes: flow.scopes.clone(),
-            code_challenge: flow.code_challenge.clone(),
-            acr: session.acr.clone(),
-            amr: session.amr.clone(),
-            auth_time: session.auth_time,
-            account_id: session.account_id,
-            idp_id: session.idp_id.clone(),
-            sub_fi: session.sub_fi.clone(),
-            sub_fs: sub_fs.clone(),
-            claims: Value::Object(granted),
-            used: false,
-            expires_at: now + Duration::seconds(i64::from(self.config.code_ttl_seconds)),
-        };
+            &code,
+            sub_fs.clone(),
+            Value::Object(granted),
+            now + Duration::seconds(i64::from(self.config.code_ttl_seconds)),
+        );
         let record = events::sign_in_record(
             flow,
             now,

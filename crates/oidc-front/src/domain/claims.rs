@@ -1,5 +1,7 @@
 //! Scopes and the claims each one releases (the AgentConnect and FranceConnect sets).
 
+use crate::domain::accounts::{PIVOT_CLAIMS, PIVOT_SCOPE};
+
 /// Every scope the hub knows, with the claims it releases.
 pub const SCOPES: &[(&str, &[&str])] = &[
     ("openid", &["sub"]),
@@ -29,17 +31,7 @@ pub const SCOPES: &[(&str, &[&str])] = &[
             "preferred_username",
         ],
     ),
-    (
-        "identite_pivot",
-        &[
-            "given_name",
-            "family_name",
-            "birthdate",
-            "gender",
-            "birthplace",
-            "birthcountry",
-        ],
-    ),
+    (PIVOT_SCOPE, &PIVOT_CLAIMS),
     ("birth", &["birthdate", "birthplace", "birthcountry"]),
     ("family_name", &["family_name"]),
     ("birthdate", &["birthdate"]),
