@@ -140,6 +140,33 @@ impl fmt::Display for Secret {
     }
 }
 
+/// The languages the hub's pages are written in, the first being the default.
+pub const PAGE_LANGUAGES: [&str; 2] = ["fr", "en"];
+
+/// The language of a page: the first of `ui_locales` (space-separated, OIDC), then of
+/// `Accept-Language` (in its order; weights are not weighed), that the hub writes;
+/// French otherwise. The one rule the gateway and oidc-front both follow, so that a page
+/// never changes language between them.
+pub fn page_language(ui_locales: &str, accept_language: &str) -> &'static str {
+    let prefs = ui_locales.split(' ').chain(
+        accept_language
+            .split(',')
+            .map(|p| p.split(';').next().unwrap_or("")),
+    );
+    for p in prefs {
+        let lang = p
+            .trim()
+            .split(['-', '_'])
+            .next()
+            .unwrap_or("")
+            .to_lowercase();
+        if let Some(known) = PAGE_LANGUAGES.iter().find(|l| **l == lang) {
+            return known;
+        }
+    }
+    PAGE_LANGUAGES[0]
+}
+
 /// An e-mail address's shape: one local part (64 at most) and a dotted domain of letters,
 /// digits and hyphens, 254 characters in all, no spaces. Enough to refuse a typo in a
 /// setting, a seed or an IdP's claim; not a full RFC 5321 parser.
@@ -303,6 +330,16 @@ fn is_loopback_host(host: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_first_language_the_hub_writes_wins_in_the_order_given() {
+        assert_eq!(page_language("", "de,en;q=0.5,fr;q=0.9"), "en");
+        assert_eq!(page_language("", "en-GB,fr"), "en");
+        assert_eq!(page_language("", "de"), "fr");
+        assert_eq!(page_language("", ""), "fr");
+        assert_eq!(page_language("de en", "fr"), "en");
+        assert_eq!(page_language("FR", "en"), "fr");
+    }
+
     use super::*;
 
     #[derive(Debug, Default, Serialize, Deserialize)]

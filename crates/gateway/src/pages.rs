@@ -20,11 +20,10 @@ impl Locale {
         }
     }
 
-    /// For pages the gateway shows on its own: the browser's first language if English.
+    /// For pages the gateway shows on its own: by the rule oidc-front follows for its
+    /// pages, so a sign-in never changes language between the two.
     pub(crate) fn from_accept_language(header: &str) -> Self {
-        let first = header.split(',').next().unwrap_or("");
-        let tag = first.split(';').next().unwrap_or("").trim();
-        Locale::from_backend(tag)
+        Locale::from_backend(relais_config::page_language("", header))
     }
 
     fn texts(self) -> &'static Texts {

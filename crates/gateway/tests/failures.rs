@@ -162,6 +162,26 @@ async fn unknown_paths_get_a_404_page_with_security_headers() {
     assert!(gw.fake.calls().is_empty());
 }
 
+/// The gateway's own pages follow oidc-front's rule: the first language the hub writes,
+/// in the browser's order (German first, then English: English).
+#[tokio::test]
+async fn the_gateways_pages_speak_the_language_oidc_fronts_would() {
+    let gw = support::start(|_| {}).await;
+    for (header, lang) in [("de,en", "en"), ("de", "fr"), ("es;q=1,fr-CA;q=0.5", "fr")] {
+        let r = support::http()
+            .get(gw.url("/nope"))
+            .header("accept-language", header)
+            .send()
+            .await
+            .unwrap();
+        let html = r.text().await.unwrap();
+        assert!(
+            html.contains(&format!(r#"<html lang="{lang}">"#)),
+            "{header}: {html}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn unusable_backend_answers_are_not_passed_on() {
     let gw = support::start(|_| {}).await;

@@ -305,23 +305,7 @@ fn acr(
 /// The page language: `ui_locales` first, then Accept-Language, French by default.
 pub fn locale(params: &Params, accept_language: &str) -> String {
     let ui = params.single("ui_locales").ok().flatten().unwrap_or("");
-    let prefs = ui.split(' ').chain(
-        accept_language
-            .split(',')
-            .map(|p| p.split(';').next().unwrap_or("")),
-    );
-    for p in prefs {
-        let lang = p
-            .trim()
-            .split(['-', '_'])
-            .next()
-            .unwrap_or("")
-            .to_lowercase();
-        if lang == "fr" || lang == "en" {
-            return lang;
-        }
-    }
-    "fr".into()
+    relais_config::page_language(ui, accept_language).to_string()
 }
 
 #[cfg(test)]
