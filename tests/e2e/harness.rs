@@ -525,7 +525,8 @@ claims = ["given_name", "usual_name", "email", "uid", "idp_id", "idp_acr"]
 acr_values = ["eidas1", "eidas2"]
 idp_ids = ["demo-idp", "weak-idp"]
 sso = true
-sso_acr_values = ["eidas1", "eidas2"]
+# A session may sign in here for eidas1 requests only.
+sso_acr_values = ["eidas1"]
 
 [[service_providers]]
 client_id = "{SP_B}"

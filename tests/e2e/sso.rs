@@ -111,6 +111,32 @@ async fn a_session_signs_in_at_an_sp_that_allows_it_without_the_idp() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn single_sign_on_serves_only_the_levels_asked_that_the_sp_allows_it_for() {
+    let stack = Stack::start_with(with_sso()).await;
+    let browser = Browser::new();
+    // Jean's session is eidas2; Service A allows single sign-on for eidas1 requests.
+    let req = AuthRequest::new(SP_A, REDIRECT_A, "openid email").with("acr_values", "eidas2");
+    let code = query(
+        &sign_in(&stack, &browser, &req, "jean").await.at_sp(),
+        "code",
+    )
+    .unwrap();
+    let (status, _) = token(&stack.hub, SP_A, SECRET_A, &code, REDIRECT_A, true).await;
+    assert_eq!(status, StatusCode::OK);
+    let req = AuthRequest::new(SP_A, REDIRECT_A, "openid email");
+    let back = browser.get(&req.url(&stack.hub)).await.at_sp();
+    let code = query(&back, "code").unwrap();
+    let (_, tokens) = token(&stack.hub, SP_A, SECRET_A, &code, REDIRECT_A, true).await;
+    let claims = verify_id_token(&stack.hub, tokens["id_token"].as_str().unwrap(), SP_A).await;
+    // The level obtained, above the one asked.
+    assert_eq!(claims["acr"], "eidas2");
+    // An eidas2 request is not one single sign-on may serve here: the chooser.
+    let req = AuthRequest::new(SP_A, REDIRECT_A, "openid email").with("acr_values", "eidas2");
+    is_chooser(browser.get(&req.url(&stack.hub)).await);
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prompt_none_without_a_usable_session_says_login_required() {
     let stack = Stack::start_with(with_sso()).await;
     let none = |extra: &[(&'static str, &str)]| {

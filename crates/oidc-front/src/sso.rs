@@ -63,7 +63,9 @@ impl Front {
         } else {
             &sp.sso_acr_values
         };
-        let acr_ok = allowed.contains(&session.acr)
+        // FranceConnect's allowedSsoAcrs: the level the SP asks must be one single sign-on
+        // may serve, and the session's must reach it.
+        let acr_ok = allowed.contains(&request.acr_min)
             && self
                 .ladder
                 .rank(&session.acr)

@@ -81,8 +81,9 @@ pub struct ServiceProviderSeed {
     /// when the deployment allows it too.
     #[serde(default)]
     pub sso: bool,
-    /// The acr levels a session may serve here by single sign-on (a subset of
-    /// `acr_values`; empty: every one the SP may ask).
+    /// The acr levels asked that a session may serve here by single sign-on (as
+    /// FranceConnect's allowedSsoAcrs; a subset of `acr_values`; empty: every one the SP
+    /// may ask). The session's own level must reach the one asked.
     #[serde(default)]
     pub sso_acr_values: Vec<String>,
     /// Fewest characters of `state` and `nonce` (43 = 256 bits in base64url, as the
