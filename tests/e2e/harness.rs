@@ -263,20 +263,7 @@ impl Stack {
                 c.support.oidc_front_url = format!("http://{}", c.oidc_front.listen);
                 let file = dir.join("relais.toml");
                 std::fs::write(&file, toml::to_string(&c).unwrap()).unwrap();
-                let mut children = Vec::new();
-                for s in Service::ALL {
-                    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_relais"))
-                        .arg(s.name())
-                        .arg("--config")
-                        .arg(&file)
-                        .env("RUST_LOG", "warn")
-                        .stdout(Stdio::null())
-                        .kill_on_drop(true)
-                        .spawn()
-                        .unwrap();
-                    children.push(child);
-                }
-                Running::Processes(children)
+                Running::Processes(spawn_services(&Service::ALL, &file))
             }
         };
 
@@ -336,20 +323,10 @@ impl Stack {
             .dir
             .join(format!("replica-{}.toml", uuid::Uuid::new_v4()));
         std::fs::write(&file, toml::to_string(&c).unwrap()).unwrap();
-        let mut children = Vec::new();
-        for s in [Service::IdpBridge, Service::OidcFront, Service::Gateway] {
-            children.push(
-                tokio::process::Command::new(env!("CARGO_BIN_EXE_relais"))
-                    .arg(s.name())
-                    .arg("--config")
-                    .arg(&file)
-                    .env("RUST_LOG", "warn")
-                    .stdout(Stdio::null())
-                    .kill_on_drop(true)
-                    .spawn()
-                    .unwrap(),
-            );
-        }
+        let children = spawn_services(
+            &[Service::IdpBridge, Service::OidcFront, Service::Gateway],
+            &file,
+        );
         let replica = Replica {
             hub: format!("http://{gateway}"),
             children,
@@ -368,6 +345,24 @@ pub struct Replica {
     pub hub: String,
     #[allow(dead_code)]
     children: Vec<tokio::process::Child>,
+}
+
+/// `relais <service> --config <file>` for each service, stopped when dropped.
+fn spawn_services(services: &[Service], file: &std::path::Path) -> Vec<tokio::process::Child> {
+    services
+        .iter()
+        .map(|s| {
+            tokio::process::Command::new(env!("CARGO_BIN_EXE_relais"))
+                .arg(s.name())
+                .arg("--config")
+                .arg(file)
+                .env("RUST_LOG", "warn")
+                .stdout(Stdio::null())
+                .kill_on_drop(true)
+                .spawn()
+                .unwrap()
+        })
+        .collect()
 }
 
 async fn wait_for(hub: &str) {
