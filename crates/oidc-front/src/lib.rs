@@ -17,6 +17,7 @@ mod grpc;
 mod keys;
 mod logout;
 mod partners;
+mod recovery;
 mod responses;
 mod sso;
 mod store;
