@@ -56,6 +56,11 @@ pub trait EventHandler: Send + Sync {
     /// Called once the transaction of handled events has committed: a handler that queued
     /// events of its own wakes its service's relay here.
     fn committed(&self) {}
+
+    /// Called each time the consumer is bound and about to consume, after a reconnection
+    /// too: a per-process queue ([`spawn_broadcast_consumer`]) missed whatever was
+    /// published while it was away, so what it keeps in step (a cache) starts afresh here.
+    async fn connected(&self) {}
 }
 
 /// Counters for metrics; monotonic.
@@ -281,6 +286,7 @@ impl Consumer {
                 .await?;
         }
         self.stats.mark_bound();
+        self.handler.connected().await;
         let tag = format!("relais-{}", Uuid::new_v4().simple());
         let mut deliveries = channel
             .basic_consume(

@@ -193,11 +193,17 @@ pub struct Recorder {
     attempts: Mutex<Vec<Uuid>>,
     fail_once: Mutex<HashSet<Uuid>>,
     commits: std::sync::atomic::AtomicUsize,
+    /// How many times the consumer said it was (re)connected.
+    connections: std::sync::atomic::AtomicUsize,
     /// As a handler that acts outside the transaction would ask.
     one_at_a_time: bool,
 }
 
 impl Recorder {
+    pub fn connections(&self) -> usize {
+        self.connections.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     pub fn seen(&self) -> Vec<Uuid> {
         self.seen.lock().unwrap().clone()
     }
@@ -250,6 +256,11 @@ impl EventHandler for Recorder {
 
     fn committed(&self) {
         self.commits
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    async fn connected(&self) {
+        self.connections
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }
 }

@@ -4,6 +4,49 @@ use relais_bus::Event;
 
 use crate::common::{Hub, Recorder, connection_event, wait_until};
 
+/// A per-process queue goes with its connection: back from an outage the consumer says
+/// so to its handler (which must start afresh: what was published meanwhile is gone),
+/// and consumes again.
+#[tokio::test]
+async fn a_broadcast_consumer_tells_its_handler_of_each_connection() {
+    let hub = Hub::start().await;
+    let proxy = relais_testkit::TcpProxy::start(hub.bus.broker_addr()).await;
+    let recorder = Arc::new(Recorder::default());
+    let consumer = relais_bus::spawn_broadcast_consumer(
+        hub.consumer.clone(),
+        hub.bus.config_via(proxy.addr()),
+        hub.bus.queue("cache"),
+        vec!["connection.#".to_owned()],
+        Arc::clone(&recorder) as Arc<dyn relais_bus::EventHandler>,
+        hub.shutdown.child_token(),
+    );
+    wait_until("the first connection", || async {
+        recorder.connections() == 1
+    })
+    .await;
+    let first = connection_event();
+    hub.publish_raw(&first.kind, &first.to_json().unwrap())
+        .await;
+    recorder.wait_for(1).await;
+
+    proxy.cut();
+    wait_until("the consumer to lose its link", || async {
+        consumer.stats.failures() > 0
+    })
+    .await;
+    proxy.restore();
+    wait_until("the second connection", || async {
+        recorder.connections() == 2
+    })
+    .await;
+    let second = connection_event();
+    hub.publish_raw(&second.kind, &second.to_json().unwrap())
+        .await;
+    recorder.wait_for(2).await;
+    assert_eq!(recorder.seen(), vec![first.id, second.id]);
+    hub.stop(vec![consumer.task]).await;
+}
+
 #[tokio::test]
 async fn a_duplicate_delivery_is_acknowledged_without_running_the_handler_again() {
     let hub = Hub::start().await;

@@ -203,6 +203,18 @@ impl Partners {
         secrets.remove(client_id);
     }
 
+    /// Forgets every partner: after missing changes, nothing cached can be trusted.
+    pub async fn forget_all(&self) {
+        let mut sps = self.sps.write().await;
+        let mut secrets = self.secrets.write().await;
+        let mut idps = self.idps.write().await;
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        sps.clear();
+        secrets.clear();
+        *idps = None;
+    }
+
     pub async fn forget_idps(&self) {
         let mut cache = self.idps.write().await;
         self.generation
@@ -228,5 +240,10 @@ impl EventHandler for PartnerChanges {
             }
         }
         Ok(())
+    }
+
+    /// Changes published while this front's queue was away were not kept for it.
+    async fn connected(&self) {
+        self.0.forget_all().await;
     }
 }
