@@ -192,11 +192,7 @@ async fn two_redemptions_of_one_code_racing_issue_one_token_and_revoke_it() {
     for round in 0..20 {
         let browser = Browser::new();
         let req = AuthRequest::new(SP_A, REDIRECT_A, "openid email");
-        let code = query(
-            &sign_in(&stack, &browser, &req, "camille").await.at_sp(),
-            "code",
-        )
-        .unwrap();
+        let code = code_of_sign_in(&stack, &browser, &req, "camille").await;
         let (a, b) = tokio::join!(
             token(&stack.hub, SP_A, SECRET_A, &code, REDIRECT_A, true),
             token(&stack.hub, SP_A, SECRET_A, &code, REDIRECT_A, true),
@@ -219,11 +215,7 @@ async fn anothers_code_is_refused_without_spoiling_it() {
     let stack = Stack::start().await;
     let browser = Browser::new();
     let req = AuthRequest::new(SP_A, REDIRECT_A, "openid email");
-    let code = query(
-        &sign_in(&stack, &browser, &req, "camille").await.at_sp(),
-        "code",
-    )
-    .unwrap();
+    let code = code_of_sign_in(&stack, &browser, &req, "camille").await;
     for _ in 0..2 {
         let (status, body) = token(&stack.hub, SP_B, SECRET_B, &code, REDIRECT_A, false).await;
         assert_eq!(status, StatusCode::BAD_REQUEST);

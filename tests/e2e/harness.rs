@@ -795,6 +795,17 @@ pub async fn sign_in(
         .await
 }
 
+/// A whole sign-in as [`sign_in`], and the code the SP received.
+pub async fn code_of_sign_in(
+    stack: &Stack,
+    browser: &Browser,
+    req: &AuthRequest,
+    identity: &str,
+) -> String {
+    let back = sign_in(stack, browser, req, identity).await.at_sp();
+    query(&back, "code").unwrap_or_else(|| panic!("no code in {back}"))
+}
+
 /// The SP's back channel.
 pub async fn token(
     hub: &str,

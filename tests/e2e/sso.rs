@@ -18,7 +18,7 @@ fn with_sso() -> Options {
 /// Signs in at SP A as `who` and returns the ID token's claims.
 async fn signed_in(stack: &Stack, browser: &Browser, who: &str) -> serde_json::Value {
     let req = AuthRequest::new(SP_A, REDIRECT_A, "openid email");
-    let code = query(&sign_in(stack, browser, &req, who).await.at_sp(), "code").unwrap();
+    let code = code_of_sign_in(stack, browser, &req, who).await;
     let (status, tokens) = token(&stack.hub, SP_A, SECRET_A, &code, REDIRECT_A, true).await;
     assert_eq!(status, StatusCode::OK, "{tokens}");
     let id_token = tokens["id_token"].as_str().unwrap().to_string();
@@ -116,11 +116,7 @@ async fn single_sign_on_serves_only_the_levels_asked_that_the_sp_allows_it_for()
     let browser = Browser::new();
     // Jean's session is eidas2; Service A allows single sign-on for eidas1 requests.
     let req = AuthRequest::new(SP_A, REDIRECT_A, "openid email").with("acr_values", "eidas2");
-    let code = query(
-        &sign_in(&stack, &browser, &req, "jean").await.at_sp(),
-        "code",
-    )
-    .unwrap();
+    let code = code_of_sign_in(&stack, &browser, &req, "jean").await;
     let (status, _) = token(&stack.hub, SP_A, SECRET_A, &code, REDIRECT_A, true).await;
     assert_eq!(status, StatusCode::OK);
     let req = AuthRequest::new(SP_A, REDIRECT_A, "openid email");
@@ -204,11 +200,7 @@ async fn prompt_login_and_max_age_send_the_user_back_to_the_idp_and_say_so() {
 
     // Through the IdP again: a later authentication.
     let req = AuthRequest::new(SP_A, REDIRECT_A, "openid email").with("prompt", "login");
-    let code = query(
-        &sign_in(&stack, &browser, &req, "camille").await.at_sp(),
-        "code",
-    )
-    .unwrap();
+    let code = code_of_sign_in(&stack, &browser, &req, "camille").await;
     let (_, tokens) = token(&stack.hub, SP_A, SECRET_A, &code, REDIRECT_A, true).await;
     let later = verify_id_token(&stack.hub, tokens["id_token"].as_str().unwrap(), SP_A).await;
     assert!(later["auth_time"].as_i64() > first["auth_time"].as_i64());
