@@ -89,6 +89,8 @@ pub struct Stack {
     /// certificate (`<service>.pem`, `operator.pem`).
     pub grpc: relais_config::GrpcConfig,
     pub sp_c: SpCKeys,
+    /// SP A's and SP B's back-channel logout endpoints.
+    pub logouts: LogoutReceiver,
     /// The configuration the hub was started with, for replicas.
     config: RelaisConfig,
     support_addr: SocketAddr,
@@ -131,7 +133,12 @@ impl Stack {
         let bus = TestBus::new();
         // The services' own queues, so the bus's cleanup removes them too (each front's
         // partner queue is its own and goes with its connection).
-        for name in ["trace.connections", "registry.incidents"] {
+        for name in [
+            "trace.connections",
+            "registry.incidents",
+            "oidc-front.backchannel-logout",
+            "oidc-front.backchannel-logout.retry.1000ms",
+        ] {
             bus.queue(name);
         }
         let proxy = if options.proxied_bus {
@@ -188,7 +195,8 @@ impl Stack {
         };
         let seed = dir.join("partners.toml");
         let sp_c = SpCKeys::generate();
-        std::fs::write(&seed, partners(&issuer, &sp_c.jwks())).unwrap();
+        let logouts = LogoutReceiver::start().await;
+        std::fs::write(&seed, partners(&issuer, &sp_c.jwks(), &logouts.url)).unwrap();
 
         let mut config = RelaisConfig {
             grpc: grpc.clone(),
@@ -215,6 +223,8 @@ impl Stack {
         config.idp_bridge.listen = format!("127.0.0.1:{}", port_of(Service::IdpBridge));
         config.oidc_front.listen = format!("127.0.0.1:{}", port_of(Service::OidcFront));
         config.support.listen = format!("127.0.0.1:{}", port_of(Service::Support));
+        // An SP that does not take a logout token is tried again within seconds.
+        config.oidc_front.backchannel_logout_retry_seconds = vec![1, 1];
         let support_addr: SocketAddr = config.support.listen.parse().unwrap();
         (options.tweak)(&mut config);
         config.validate().unwrap();
@@ -285,6 +295,7 @@ impl Stack {
             grpc_addrs,
             grpc,
             sp_c,
+            logouts,
             config: kept,
             support_addr,
             proxy,
@@ -487,7 +498,7 @@ impl Stack {
     }
 }
 
-fn partners(idp_issuer: &str, sp_c_jwks: &str) -> String {
+fn partners(idp_issuer: &str, sp_c_jwks: &str, logouts: &str) -> String {
     format!(
         r#"
 [[identity_providers]]
@@ -515,6 +526,7 @@ name = "Service A"
 client_secret = "{SECRET_A}"
 redirect_uris = ["{REDIRECT_A}"]
 post_logout_redirect_uris = ["{LOGOUT_A}"]
+backchannel_logout_uri = "{logouts}/a"
 scopes = ["openid", "given_name", "usual_name", "email", "uid", "idp_id", "idp_acr"]
 claims = ["given_name", "usual_name", "email", "uid", "idp_id", "idp_acr"]
 acr_values = ["eidas1", "eidas2"]
@@ -536,6 +548,7 @@ id_token_signed_response_alg = "RS256"
 token_endpoint_auth_method = "client_secret_post"
 # Admits RPs sending 160-bit states (27 base64url characters), as mod_auth_openidc does.
 min_random_length = 27
+backchannel_logout_uri = "{logouts}/b"
 
 [[service_providers]]
 client_id = "{SP_C}"
@@ -575,6 +588,91 @@ role = "contact"
 partner = "sp:{SP_A}"
 "#
     )
+}
+
+/// The back-channel logout endpoints of SP A (`<url>/a`) and SP B (`<url>/b`): each logout
+/// token POSTed is kept; the next `fail_next` requests are answered 503.
+#[derive(Clone)]
+pub struct LogoutReceiver {
+    pub url: String,
+    state: std::sync::Arc<ReceiverState>,
+}
+
+#[derive(Default)]
+struct ReceiverState {
+    /// (SP path, logout token), in arrival order.
+    received: std::sync::Mutex<Vec<(String, String)>>,
+    fail: std::sync::atomic::AtomicUsize,
+    requests: std::sync::atomic::AtomicUsize,
+}
+
+impl LogoutReceiver {
+    async fn start() -> LogoutReceiver {
+        use axum::extract::{Form, Path, State};
+        use std::sync::atomic::Ordering;
+        let state = std::sync::Arc::new(ReceiverState::default());
+        let app = axum::Router::new()
+            .route(
+                "/{sp}",
+                axum::routing::post(
+                    |State(s): State<std::sync::Arc<ReceiverState>>,
+                     Path(sp): Path<String>,
+                     Form(form): Form<std::collections::HashMap<String, String>>| async move {
+                        s.requests.fetch_add(1, Ordering::SeqCst);
+                        let failing = s
+                            .fail
+                            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                            .is_ok();
+                        if failing {
+                            return StatusCode::SERVICE_UNAVAILABLE;
+                        }
+                        let Some(token) = form.get("logout_token") else {
+                            return StatusCode::BAD_REQUEST;
+                        };
+                        s.received.lock().unwrap().push((sp, token.clone()));
+                        StatusCode::OK
+                    },
+                ),
+            )
+            .with_state(std::sync::Arc::clone(&state));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        LogoutReceiver { url, state }
+    }
+
+    /// Answers the next `n` requests 503, as an SP that is down.
+    pub fn fail_next(&self, n: usize) {
+        self.state
+            .fail
+            .store(n, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Requests received, accepted or not.
+    pub fn requests(&self) -> usize {
+        self.state
+            .requests
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// The logout tokens accepted: (`a` or `b`, token).
+    pub fn received(&self) -> Vec<(String, String)> {
+        self.state.received.lock().unwrap().clone()
+    }
+
+    /// Waits until `n` tokens were accepted (20 s at most).
+    pub async fn wait_for(&self, n: usize) -> Vec<(String, String)> {
+        for _ in 0..400 {
+            let got = self.received();
+            if got.len() >= n {
+                return got;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("{n} logout token(s) expected, got {:?}", self.received());
+    }
 }
 
 /// 32 random bytes, base64url: what a good SP sends as state and nonce.

@@ -14,7 +14,7 @@ use lapin::{
         BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
         BasicRejectOptions, QueueBindOptions, QueueDeclareOptions,
     },
-    types::FieldTable,
+    types::{AMQPValue, FieldTable},
 };
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -24,6 +24,22 @@ use crate::{
     BusConfig, BusError, Event,
     amqp::{self, Backoff},
 };
+
+/// Failed attempts so far, as the delay queues count them.
+fn attempts_of(delivery: &Delivery) -> u32 {
+    delivery
+        .properties
+        .headers()
+        .as_ref()
+        .and_then(|h| h.inner().get(ATTEMPT_HEADER))
+        .and_then(|v| match v {
+            AMQPValue::LongUInt(n) => Some(*n),
+            AMQPValue::LongInt(n) => u32::try_from(*n).ok(),
+            AMQPValue::LongLongInt(n) => u32::try_from(*n).ok(),
+            _ => None,
+        })
+        .unwrap_or(0)
+}
 
 /// What a handler may fail with: any error; the event is retried later.
 pub type HandlerError = Box<dyn std::error::Error + Send + Sync>;
@@ -57,6 +73,19 @@ pub trait EventHandler: Send + Sync {
     /// events of its own wakes its service's relay here.
     fn committed(&self) {}
 
+    /// Called when an event failed every attempt of a retry schedule
+    /// ([`spawn_retrying_consumer`]), in a transaction that marks it handled: record that
+    /// it was given up here. If this fails too, the event goes back to the queue.
+    async fn abandoned(
+        &self,
+        _tx: &Transaction<'_>,
+        _event: &Event,
+        _attempts: u32,
+        _error: &str,
+    ) -> Result<(), HandlerError> {
+        Ok(())
+    }
+
     /// Called each time the consumer is bound and about to consume, after a reconnection
     /// too: a per-process queue ([`spawn_broadcast_consumer`]) missed whatever was
     /// published while it was away, so what it keeps in step (a cache) starts afresh here.
@@ -73,6 +102,8 @@ pub struct ConsumerStats {
     duplicates: AtomicU64,
     malformed: AtomicU64,
     failures: AtomicU64,
+    retries: AtomicU64,
+    abandoned: AtomicU64,
 }
 
 impl ConsumerStats {
@@ -104,6 +135,16 @@ impl ConsumerStats {
     /// Handler or database failures (delivery requeued) and lost broker connections.
     pub fn failures(&self) -> u64 {
         self.failures.load(Ordering::Relaxed)
+    }
+
+    /// Failed events set aside for a later attempt (a retry schedule).
+    pub fn retries(&self) -> u64 {
+        self.retries.load(Ordering::Relaxed)
+    }
+
+    /// Events given up after the last attempt of their retry schedule.
+    pub fn abandoned(&self) -> u64 {
+        self.abandoned.load(Ordering::Relaxed)
     }
 
     fn count(counter: &AtomicU64) {
@@ -172,6 +213,33 @@ pub fn spawn_broadcast_consumer(
     consumer.spawn(shutdown)
 }
 
+/// Like [`spawn_consumer`], for a handler that acts outside (an HTTP call to a partner),
+/// one event at a time: an event whose handling fails waits `retries[n]` after its n-th
+/// failure in a delay queue of its own (a durable queue whose messages expire back into
+/// this one) while the queue goes on with the others; after the last, the handler is told
+/// ([`EventHandler::abandoned`]) and the event is settled.
+pub fn spawn_retrying_consumer(
+    pool: Pool,
+    config: BusConfig,
+    queue: impl Into<String>,
+    bindings: Vec<String>,
+    handler: Arc<dyn EventHandler>,
+    retries: Vec<std::time::Duration>,
+    shutdown: CancellationToken,
+) -> ConsumerHandle {
+    let mut consumer = Consumer::new(pool, config, queue, bindings, handler);
+    consumer.retries = retries;
+    consumer.spawn(shutdown)
+}
+
+/// The delay queue where a retrying consumer of `queue` parks events for `delay`.
+pub fn delay_queue(queue: &str, delay: std::time::Duration) -> String {
+    format!("{queue}.retry.{}ms", delay.as_millis())
+}
+
+/// The header that counts an event's failed attempts on its way through delay queues.
+const ATTEMPT_HEADER: &str = "relais-attempt";
+
 /// For each delivery: parse, record in the inbox and handle in one transaction, commit,
 /// then acknowledge. A redelivered event finds itself in the inbox and is only acknowledged.
 pub struct Consumer {
@@ -183,6 +251,8 @@ pub struct Consumer {
     stats: Arc<ConsumerStats>,
     /// The queue is this process's alone and goes with its connection.
     per_process: bool,
+    /// Pauses before each new attempt of a failed event; empty: requeued at once.
+    retries: Vec<std::time::Duration>,
 }
 
 impl Consumer {
@@ -201,6 +271,7 @@ impl Consumer {
             handler,
             stats: Arc::default(),
             per_process: false,
+            retries: Vec::new(),
         }
     }
 
@@ -285,6 +356,7 @@ impl Consumer {
                 )
                 .await?;
         }
+        let retry_channel = self.declare_delay_queues(connection).await?;
         self.stats.mark_bound();
         self.handler.connected().await;
         let tag = format!("relais-{}", Uuid::new_v4().simple());
@@ -317,8 +389,54 @@ impl Consumer {
                     Some(None) | None => break,
                 }
             }
-            self.deliver_batch(batch, shutdown).await?;
+            self.deliver_batch(batch, retry_channel.as_ref(), shutdown)
+                .await?;
         }
+    }
+
+    fn delay_queue(&self, delay: std::time::Duration) -> String {
+        delay_queue(&self.queue, delay)
+    }
+
+    /// The delay queues of the retry schedule, and a channel with publisher confirms to
+    /// move failed events into them; none without a schedule.
+    async fn declare_delay_queues(
+        &self,
+        connection: &lapin::Connection,
+    ) -> Result<Option<lapin::Channel>, BusError> {
+        if self.retries.is_empty() {
+            return Ok(None);
+        }
+        let channel = connection.create_channel().await?;
+        channel
+            .confirm_select(lapin::options::ConfirmSelectOptions::default())
+            .await?;
+        for delay in &self.retries {
+            let mut args = FieldTable::default();
+            let ttl = i64::try_from(delay.as_millis()).unwrap_or(i64::MAX);
+            args.insert("x-message-ttl".into(), AMQPValue::LongLongInt(ttl));
+            // Expired messages go straight back to this queue, not to the exchange: no
+            // other consumer sees a retry.
+            args.insert(
+                "x-dead-letter-exchange".into(),
+                AMQPValue::LongString("".into()),
+            );
+            args.insert(
+                "x-dead-letter-routing-key".into(),
+                AMQPValue::LongString(self.queue.clone().into()),
+            );
+            channel
+                .queue_declare(
+                    &self.delay_queue(*delay),
+                    QueueDeclareOptions {
+                        durable: true,
+                        ..QueueDeclareOptions::default()
+                    },
+                    args,
+                )
+                .await?;
+        }
+        Ok(Some(channel))
     }
 
     /// Handles deliveries together; if the batch fails, each is handled alone so that
@@ -326,11 +444,12 @@ impl Consumer {
     async fn deliver_batch(
         &self,
         batch: Vec<Delivery>,
+        retry: Option<&lapin::Channel>,
         shutdown: &CancellationToken,
     ) -> Result<(), BusError> {
-        if batch.len() == 1 || !self.handler.batches() {
+        if batch.len() == 1 || !self.handler.batches() || retry.is_some() {
             for delivery in batch {
-                self.deliver(delivery, shutdown).await?;
+                self.deliver(delivery, retry, shutdown).await?;
             }
             return Ok(());
         }
@@ -359,7 +478,7 @@ impl Consumer {
                 ConsumerStats::count(&self.stats.failures);
                 tracing::warn!(queue = %self.queue, %error, "batch failed; handling its events one by one");
                 for (delivery, _) in parsed {
-                    self.deliver(delivery, shutdown).await?;
+                    self.deliver(delivery, None, shutdown).await?;
                 }
             }
         }
@@ -389,6 +508,7 @@ impl Consumer {
     async fn deliver(
         &self,
         delivery: Delivery,
+        retry: Option<&lapin::Channel>,
         shutdown: &CancellationToken,
     ) -> Result<(), BusError> {
         let event = match Event::from_json(&delivery.data) {
@@ -410,6 +530,9 @@ impl Consumer {
                     %error,
                     "event handling failed; it goes back to the queue"
                 );
+                if let Some(channel) = retry {
+                    return self.retry_later(channel, delivery, &event, &error).await;
+                }
                 // A pause, so a failing dependency is not hammered by immediate redeliveries.
                 tokio::select! {
                     () = shutdown.cancelled() => {}
@@ -425,6 +548,83 @@ impl Consumer {
             }
         }
         delivery.ack(BasicAckOptions::default()).await?;
+        Ok(())
+    }
+
+    /// Moves a failed event to the delay queue of its next attempt, or gives it up after
+    /// the last; either way the delivery is settled and the queue goes on.
+    async fn retry_later(
+        &self,
+        channel: &lapin::Channel,
+        delivery: Delivery,
+        event: &Event,
+        error: &BusError,
+    ) -> Result<(), BusError> {
+        let failed = attempts_of(&delivery) + 1;
+        let next = usize::try_from(failed - 1)
+            .ok()
+            .and_then(|i| self.retries.get(i));
+        match next {
+            Some(delay) => {
+                let mut headers = FieldTable::default();
+                headers.insert(ATTEMPT_HEADER.into(), AMQPValue::LongUInt(failed));
+                let properties = lapin::BasicProperties::default()
+                    .with_delivery_mode(2)
+                    .with_content_type("application/json".into())
+                    .with_message_id(event.id.to_string().into())
+                    .with_headers(headers);
+                let confirm = channel
+                    .basic_publish(
+                        "",
+                        &self.delay_queue(*delay),
+                        lapin::options::BasicPublishOptions::default(),
+                        &delivery.data,
+                        properties,
+                    )
+                    .await?
+                    .await?;
+                if confirm.is_nack() {
+                    return Err(BusError::RetryRefused);
+                }
+                ConsumerStats::count(&self.stats.retries);
+            }
+            None => {
+                if let Err(e) = self.abandon(event, failed, &error.to_string()).await {
+                    tracing::warn!(queue = %self.queue, event_id = %event.id, error = %e, "giving up an event failed; it goes back to the queue");
+                    delivery
+                        .nack(BasicNackOptions {
+                            requeue: true,
+                            multiple: false,
+                        })
+                        .await?;
+                    return Ok(());
+                }
+                ConsumerStats::count(&self.stats.abandoned);
+                tracing::warn!(queue = %self.queue, event_id = %event.id, kind = %event.kind, attempts = failed, "event given up after its last attempt");
+            }
+        }
+        delivery.ack(BasicAckOptions::default()).await?;
+        Ok(())
+    }
+
+    async fn abandon(&self, event: &Event, attempts: u32, error: &str) -> Result<(), BusError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let claim = tx
+            .prepare_cached(
+                "INSERT INTO inbox (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            )
+            .await?;
+        if tx.execute(&claim, &[&self.queue, &event.id]).await? == 0 {
+            tx.rollback().await?;
+            return Ok(());
+        }
+        self.handler
+            .abandoned(&tx, event, attempts, error)
+            .await
+            .map_err(BusError::Handler)?;
+        tx.commit().await?;
+        self.handler.committed();
         Ok(())
     }
 

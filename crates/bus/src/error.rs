@@ -30,6 +30,9 @@ pub enum BusError {
     #[error("RabbitMQ refused {0} event(s) (nack); they stay in the outbox")]
     Nacked(usize),
 
+    #[error("RabbitMQ refused to keep a failed event for its next attempt; it is redelivered")]
+    RetryRefused,
+
     #[error("RabbitMQ confirmed neither way {0} event(s); they stay in the outbox")]
     ConfirmsLost(usize),
 

@@ -110,11 +110,13 @@ pub enum ConnectionStep {
     LogoutRequested,
     LogoutPropagated,
     SessionEnded,
+    /// An SP told of the logout on its back channel (or given up after every retry).
+    LogoutNotified,
     Failed,
 }
 
 impl ConnectionStep {
-    pub const ALL: [Self; 14] = [
+    pub const ALL: [Self; 15] = [
         Self::AuthorizeInitiated,
         Self::ChooserShown,
         Self::IdpChosen,
@@ -128,6 +130,7 @@ impl ConnectionStep {
         Self::LogoutRequested,
         Self::LogoutPropagated,
         Self::SessionEnded,
+        Self::LogoutNotified,
         Self::Failed,
     ];
 
@@ -147,8 +150,33 @@ impl ConnectionStep {
             Self::LogoutRequested => "logout_requested",
             Self::LogoutPropagated => "logout_propagated",
             Self::SessionEnded => "session_ended",
+            Self::LogoutNotified => "logout_notified",
             Self::Failed => "failed",
         }
+    }
+}
+
+/// Binding pattern for the back-channel logout notices the front owes to SPs.
+pub const BACKCHANNEL_LOGOUTS: &str = "logout.backchannel";
+
+/// A logout an SP registered to hear of on its back channel (OpenID Connect Back-Channel
+/// Logout 1.0), queued with the end of the session it belonged to. Kind:
+/// `logout.backchannel`; only the front consumes it (the SP's address is looked up when
+/// it is delivered, so a changed registration is followed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackchannelLogout {
+    /// The connection that signed the user in at this SP.
+    pub connection_id: String,
+    pub client_id: String,
+    /// The subject this SP knows the user by ("SUB FS").
+    pub sub: String,
+    /// The hub session, as the SP's ID tokens gave it in `sid`.
+    pub sid: String,
+}
+
+impl Payload for BackchannelLogout {
+    fn kind(&self) -> String {
+        BACKCHANNEL_LOGOUTS.to_string()
     }
 }
 

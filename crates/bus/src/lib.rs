@@ -22,8 +22,8 @@ mod store;
 
 pub use config::BusConfig;
 pub use consumer::{
-    Consumer, ConsumerHandle, ConsumerStats, EventHandler, HandlerError, spawn_broadcast_consumer,
-    spawn_consumer,
+    Consumer, ConsumerHandle, ConsumerStats, EventHandler, HandlerError, delay_queue,
+    spawn_broadcast_consumer, spawn_consumer, spawn_retrying_consumer,
 };
 pub use error::BusError;
 pub use event::{Event, Payload};

@@ -2,7 +2,7 @@
 //! that records what it is given.
 
 use std::{
-    collections::HashSet,
+    collections::HashMap,
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -79,6 +79,29 @@ impl Hub {
             vec!["connection.#".to_owned()],
             Arc::clone(recorder) as Arc<dyn EventHandler>,
             stop,
+        );
+        self.wait_for_consumer(&queue).await;
+        handle
+    }
+
+    /// A consumer with a retry schedule, its delay queues deleted with the test's.
+    pub async fn consume_retrying(
+        &self,
+        recorder: &Arc<Recorder>,
+        retries: Vec<Duration>,
+    ) -> ConsumerHandle {
+        let queue = self.bus.queue("notifier");
+        for delay in &retries {
+            self.bus.track(&relais_bus::delay_queue(&queue, *delay));
+        }
+        let handle = relais_bus::spawn_retrying_consumer(
+            self.consumer.clone(),
+            self.bus.config(),
+            queue.clone(),
+            vec!["connection.#".to_owned()],
+            Arc::clone(recorder) as Arc<dyn EventHandler>,
+            retries,
+            self.shutdown.child_token(),
         );
         self.wait_for_consumer(&queue).await;
         handle
@@ -191,7 +214,9 @@ pub fn connection_event() -> Event {
 pub struct Recorder {
     seen: Mutex<Vec<Uuid>>,
     attempts: Mutex<Vec<Uuid>>,
-    fail_once: Mutex<HashSet<Uuid>>,
+    /// Failures still to inject, per event.
+    fail: Mutex<HashMap<Uuid, usize>>,
+    abandoned: Mutex<Vec<(Uuid, u32)>>,
     commits: std::sync::atomic::AtomicUsize,
     /// How many times the consumer said it was (re)connected.
     connections: std::sync::atomic::AtomicUsize,
@@ -226,7 +251,16 @@ impl Recorder {
     }
 
     pub fn fail_once(&self, id: Uuid) {
-        self.fail_once.lock().unwrap().insert(id);
+        self.fail_times(id, 1);
+    }
+
+    pub fn fail_times(&self, id: Uuid, times: usize) {
+        self.fail.lock().unwrap().insert(id, times);
+    }
+
+    /// Events given up, with the attempts they had.
+    pub fn abandoned(&self) -> Vec<(Uuid, u32)> {
+        self.abandoned.lock().unwrap().clone()
     }
 
     pub async fn wait_for(&self, count: usize) {
@@ -243,7 +277,10 @@ impl EventHandler for Recorder {
         self.attempts.lock().unwrap().push(event.id);
         tx.execute("INSERT INTO handled (event_id) VALUES ($1)", &[&event.id])
             .await?;
-        if self.fail_once.lock().unwrap().remove(&event.id) {
+        if let Some(left) = self.fail.lock().unwrap().get_mut(&event.id)
+            && *left > 0
+        {
+            *left -= 1;
             return Err("injected failure".into());
         }
         self.seen.lock().unwrap().push(event.id);
@@ -252,6 +289,17 @@ impl EventHandler for Recorder {
 
     fn batches(&self) -> bool {
         !self.one_at_a_time
+    }
+
+    async fn abandoned(
+        &self,
+        _tx: &Transaction<'_>,
+        event: &Event,
+        attempts: u32,
+        _error: &str,
+    ) -> Result<(), HandlerError> {
+        self.abandoned.lock().unwrap().push((event.id, attempts));
+        Ok(())
     }
 
     fn committed(&self) {

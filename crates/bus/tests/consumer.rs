@@ -1,4 +1,5 @@
 use std::sync::Arc;
+use std::time::Duration;
 
 use relais_bus::Event;
 
@@ -197,6 +198,43 @@ async fn a_handler_that_cannot_be_rolled_back_gets_each_event_once() {
         assert_eq!(tries, if i == 5 { 2 } else { 1 }, "event {i}");
     }
     assert_eq!(recorder.commits(), 10);
+
+    hub.stop(vec![consumer.task]).await;
+}
+
+#[tokio::test]
+async fn a_retrying_consumer_sets_a_failing_event_aside_and_gives_it_up_after_its_schedule() {
+    let hub = Hub::start().await;
+    let recorder = Arc::new(Recorder::one_at_a_time());
+    let schedule = vec![Duration::from_millis(300), Duration::from_millis(600)];
+    let consumer = hub.consume_retrying(&recorder, schedule).await;
+
+    let (stuck, flaky, healthy) = (connection_event(), connection_event(), connection_event());
+    recorder.fail_times(stuck.id, usize::MAX);
+    recorder.fail_once(flaky.id);
+    for event in [&stuck, &flaky, &healthy] {
+        hub.publish_raw(&event.kind, &event.to_json().unwrap())
+            .await;
+    }
+
+    wait_until("the stuck event to be given up", || async {
+        consumer.stats.abandoned() == 1
+    })
+    .await;
+    // Tried once and after each pause of the schedule, then given up once.
+    let attempts = recorder.attempts();
+    assert_eq!(attempts.iter().filter(|id| **id == stuck.id).count(), 3);
+    assert_eq!(recorder.abandoned(), vec![(stuck.id, 3)]);
+    // The others did not wait behind it: both were handled before its last attempt.
+    let last_stuck = attempts.iter().rposition(|id| *id == stuck.id).unwrap();
+    for id in [flaky.id, healthy.id] {
+        let at = attempts.iter().rposition(|x| *x == id).unwrap();
+        assert!(at < last_stuck, "{id} waited behind the failing event");
+    }
+    assert_eq!(recorder.seen().len(), 2);
+    assert_eq!(consumer.stats.retries(), 3);
+    // What failed was rolled back each time: only the two handled events wrote.
+    assert_eq!(hub.handled_rows().await, 2);
 
     hub.stop(vec![consumer.task]).await;
 }

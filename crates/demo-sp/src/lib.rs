@@ -7,6 +7,7 @@
 //! RFC 9207 `iss`, PKCE, signature, audience, expiry, nonce, acr), never log a code or token, and
 //! never be used with real accounts.
 
+mod backchannel;
 mod config;
 mod error;
 mod oidc;
@@ -66,6 +67,7 @@ pub async fn start(
             .then(|| format!("{}/api/support/v1", config.issuer.trim_end_matches('/'))),
         post_logout_uri: post_logout_redirect_uri(&url),
         sessions: Mutex::new(HashMap::new()),
+        logout_jtis: Mutex::new(HashMap::new()),
     });
     let shutdown = shutdown.child_token();
     let stopped = shutdown.clone();
@@ -92,6 +94,11 @@ pub fn redirect_uri(public_url: &str) -> String {
 /// The post-logout redirect URI an SP at `public_url` registers: `<public_url>/logged-out`.
 pub fn post_logout_redirect_uri(public_url: &str) -> String {
     format!("{}/logged-out", public_url.trim_end_matches('/'))
+}
+
+/// The back-channel logout URI an SP at `public_url` registers: `<public_url>/backchannel-logout`.
+pub fn backchannel_logout_uri(public_url: &str) -> String {
+    format!("{}/backchannel-logout", public_url.trim_end_matches('/'))
 }
 
 impl DemoSpHandle {

@@ -71,6 +71,8 @@ pub(crate) struct Provider {
     pub issuer: String,
     pub end_session: Option<EndSessionUrl>,
     pub sends_iss: bool,
+    /// Where the provider publishes its keys (logout tokens are checked against them).
+    pub jwks_uri: String,
 }
 
 /// How long discovery (and so the provider's keys) is trusted before being fetched again.
@@ -100,6 +102,10 @@ impl ProviderCache {
         }
     }
 
+    pub(crate) fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
     /// The provider, discovered at most once per [`DISCOVERY_TTL`]; failures are not cached.
     pub(crate) async fn get(
         &self,
@@ -122,6 +128,7 @@ impl ProviderCache {
             .additional_metadata
             .authorization_response_iss_parameter_supported;
         let issuer = metadata.issuer().as_str().to_owned();
+        let jwks_uri = metadata.jwks_uri().url().as_str().to_owned();
         let redirect_uri = RedirectUrl::new(self.redirect_uri.clone())
             .map_err(|e| Error::Discovery(e.to_string()))?;
         let client = CoreClient::from_provider_metadata(
@@ -135,6 +142,7 @@ impl ProviderCache {
             issuer,
             end_session,
             sends_iss,
+            jwks_uri,
         });
         *cached = Some((Instant::now(), provider.clone()));
         Ok(provider)

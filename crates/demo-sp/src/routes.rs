@@ -41,6 +41,8 @@ pub(crate) struct AppState {
     pub support_api: Option<String>,
     pub post_logout_uri: String,
     pub sessions: Mutex<HashMap<String, BrowserSession>>,
+    /// Logout tokens' `jti` already used, with when (back-channel logout).
+    pub logout_jtis: Mutex<HashMap<String, Instant>>,
 }
 
 #[derive(Default)]
@@ -61,6 +63,9 @@ struct PendingLogin {
 
 struct SignedIn {
     id_token: CoreIdToken,
+    /// The provider's session and subject, as a back-channel logout names them.
+    sid: Option<String>,
+    sub: String,
     raw_id_token: String,
     header: String,
     payload: String,
@@ -79,10 +84,14 @@ pub(crate) fn router(app: Arc<AppState>) -> Router {
         .route("/callback", get(callback))
         .route("/logout", post(logout))
         .route("/logged-out", get(logged_out))
+        .route(
+            "/backchannel-logout",
+            post(crate::backchannel::backchannel_logout),
+        )
         .with_state(app)
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
@@ -140,6 +149,23 @@ impl AppState {
             .pending
             .retain(|_, p| now - p.started < LOGIN_LIFETIME);
         f(session)
+    }
+
+    /// Signs out every browser whose sign-in `matches` (provider session, subject);
+    /// returns how many.
+    pub(crate) fn sign_out_where(&self, matches: impl Fn(Option<&str>, &str) -> bool) -> usize {
+        let mut ended = 0;
+        for session in lock(&self.sessions).values_mut() {
+            if session
+                .signed_in
+                .as_ref()
+                .is_some_and(|s| matches(s.sid.as_deref(), &s.sub))
+            {
+                session.signed_in = None;
+                ended += 1;
+            }
+        }
+        ended
     }
 
     /// Like [`AppState::with_session`], but only for a browser already known.
@@ -355,8 +381,13 @@ async fn complete_login(
     let display_name = display_name(userinfo.as_ref(), claims.subject().as_str());
     let raw_id_token = id_token.to_string();
     let (header, payload) = decode_jwt_parts(&raw_id_token);
+    let sid = serde_json::from_str::<Value>(&payload)
+        .ok()
+        .and_then(|p| p.get("sid").and_then(Value::as_str).map(str::to_owned));
     let signed_in = SignedIn {
         id_token: id_token.clone(),
+        sid,
+        sub: claims.subject().as_str().to_owned(),
         raw_id_token,
         header,
         payload,

@@ -46,6 +46,14 @@ pub struct OidcFrontConfig {
     /// The first block's length; each next one doubles, up to the maximum.
     pub brute_force_block_seconds: u32,
     pub brute_force_max_block_seconds: u32,
+    /// Pauses before each new attempt to deliver a back-channel logout an SP did not
+    /// accept (unreachable, timed out, not 2xx); after the last the delivery is given up
+    /// and recorded as failed.
+    pub backchannel_logout_retry_seconds: Vec<u32>,
+    /// How long an SP's back-channel logout endpoint may take to answer.
+    pub backchannel_logout_timeout_seconds: u32,
+    /// Deliveries under way at once, per replica (a slow SP holds up only one).
+    pub backchannel_logout_workers: u32,
 }
 
 impl Default for OidcFrontConfig {
@@ -71,6 +79,9 @@ impl Default for OidcFrontConfig {
             brute_force_window_seconds: 600,
             brute_force_block_seconds: 60,
             brute_force_max_block_seconds: 3600,
+            backchannel_logout_retry_seconds: vec![10, 60, 300, 1800, 3600, 7200],
+            backchannel_logout_timeout_seconds: 5,
+            backchannel_logout_workers: 2,
         }
     }
 }
@@ -156,6 +167,25 @@ impl OidcFrontConfig {
             if v == 0 {
                 return Err(ConfigError::invalid(field, "must be positive"));
             }
+        }
+        let retries = &self.backchannel_logout_retry_seconds;
+        if retries.len() > 20 || retries.iter().any(|s| !(1..=86_400).contains(s)) {
+            return Err(ConfigError::invalid(
+                "oidc_front.backchannel_logout_retry_seconds",
+                "at most 20 pauses, each between 1 and 86400",
+            ));
+        }
+        if !(1..=30).contains(&self.backchannel_logout_timeout_seconds) {
+            return Err(ConfigError::invalid(
+                "oidc_front.backchannel_logout_timeout_seconds",
+                "must be between 1 and 30",
+            ));
+        }
+        if !(1..=16).contains(&self.backchannel_logout_workers) {
+            return Err(ConfigError::invalid(
+                "oidc_front.backchannel_logout_workers",
+                "must be between 1 and 16",
+            ));
         }
         Ok(())
     }

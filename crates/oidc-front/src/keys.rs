@@ -85,7 +85,8 @@ pub fn discovery(config: &OidcFrontConfig) -> String {
             "ui_locales_supported": ["fr", "en"],
             "claim_types_supported": ["normal"],
             "frontchannel_logout_supported": false,
-            "backchannel_logout_supported": false,
+            "backchannel_logout_supported": true,
+            "backchannel_logout_session_supported": true,
         })
         .to_string()
 }

@@ -3,10 +3,12 @@
 //! minimisation to the SP's habilitation. It owns the `oidc_front` schema: accounts,
 //! sessions, codes and tokens (codes, tokens and cookies stored only as SHA-256), signing
 //! keys. A sign-in in progress is stored nowhere: it travels sealed in the browser's flow
-//! cookie, and is written once, with every step of its proof, when the IdP answers. It never speaks HTTP (the gateway does), never talks to an IdP (the
-//! bridge does), and never logs a code, a token or identity data.
+//! cookie, and is written once, with every step of its proof, when the IdP answers. It answers no HTTP (the gateway does; its one call out is
+//! back-channel logout to an SP's registered endpoint), never talks to an IdP (the bridge
+//! does), and never logs a code, a token or identity data.
 
 pub mod access;
+mod backchannel;
 mod config;
 pub mod domain;
 pub mod error;
@@ -27,7 +29,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use relais_bus::BusConfig;
-use relais_bus::events::PARTNER_EVENTS;
+use relais_bus::events::{BACKCHANNEL_LOGOUTS, PARTNER_EVENTS};
 use relais_config::DatabaseConfig;
 use relais_jose::Alg;
 use relais_proto::idp_bridge::v1::idp_bridge_client::IdpBridgeClient;
@@ -86,6 +88,21 @@ pub async fn start(
     let flow_keys: Vec<&str> = config.flow_keys.iter().map(|k| k.expose()).collect();
     let sealer = relais_jose::Sealer::new(&flow_keys)
         .map_err(|e| FrontError::Internal(format!("oidc_front.flow_keys: {e}")))?;
+    let notifier = Arc::new(backchannel::Notifier {
+        issuer: config.issuer.clone(),
+        keys: Arc::clone(&keys),
+        partners: partners.clone(),
+        http: backchannel::Notifier::client(Duration::from_secs(u64::from(
+            config.backchannel_logout_timeout_seconds,
+        )))?,
+        outbox: relay.outbox.clone(),
+    });
+    let retries: Vec<Duration> = config
+        .backchannel_logout_retry_seconds
+        .iter()
+        .map(|s| Duration::from_secs(u64::from(*s)))
+        .collect();
+    let workers = config.backchannel_logout_workers;
     let front = Front {
         discovery_json: keys::discovery(&config),
         sealer,
@@ -98,7 +115,7 @@ pub async fn start(
         store: store.clone(),
         partners: partners.clone(),
         bridge,
-        keys,
+        keys: Arc::clone(&keys),
     };
     let mut tasks = Tasks::new(shutdown.clone());
     let server = OidcFrontServer::new(front);
@@ -108,7 +125,7 @@ pub async fn start(
     tasks.spawn("oidc-front.outbox", relay.wait());
     // Every replica's cache must forget a changed partner: a queue of its own.
     let consumer = relais_bus::spawn_broadcast_consumer(
-        pool,
+        pool.clone(),
         bus.clone(),
         format!("{}.oidc-front.partners", bus.exchange),
         vec![PARTNER_EVENTS.to_string()],
@@ -120,6 +137,23 @@ pub async fn start(
         tracing::warn!("event queue not bound yet: the broker does not answer");
     }
     tasks.spawn("oidc-front.partner-changes", consumer.wait());
+    // One durable queue shared by every replica: each notice is delivered once.
+    for n in 0..workers {
+        let worker = relais_bus::spawn_retrying_consumer(
+            pool.clone(),
+            bus.clone(),
+            format!("{}.oidc-front.backchannel-logout", bus.exchange),
+            vec![BACKCHANNEL_LOGOUTS.to_string()],
+            Arc::clone(&notifier) as Arc<dyn relais_bus::EventHandler>,
+            retries.clone(),
+            shutdown.clone(),
+        );
+        // A notice published before its queue exists would be lost (a first start).
+        if n == 0 && !worker.bound(Duration::from_secs(10)).await {
+            tracing::warn!("back-channel logout queue not bound yet: the broker does not answer");
+        }
+        tasks.spawn("oidc-front.backchannel-logout", worker.wait());
+    }
     tasks.spawn_every("oidc-front.purge", Duration::from_secs(60), move || {
         let store = store.clone();
         async move {

@@ -5,7 +5,6 @@ use relais_bus::events::{ConnectionEvent, ConnectionStep, Outcome};
 use relais_proto::idp_bridge::v1 as bridge;
 use relais_proto::oidc_front::v1 as pb;
 use serde_json::Value;
-use uuid::Uuid;
 
 use crate::domain::authorize::{self, Params};
 use crate::domain::secrets::{random_token, sha256};
@@ -64,24 +63,15 @@ impl Front {
             None => None,
         };
         let sp_state = params.single("state")?.map(str::to_string);
-        let by_cookie = if session_cookie.is_empty() {
+        // Only the browser holding the session ends it: a hint names a session, it does
+        // not prove its holder (any SP back end has one), and the IdP's own ID token
+        // rides on the redirect that follows.
+        let session = if session_cookie.is_empty() {
             None
         } else {
             self.store
                 .session_by_cookie(&sha256(session_cookie))
                 .await?
-        };
-        let session = match by_cookie {
-            Some(s) => Some(s),
-            None => match hint
-                .as_ref()
-                .and_then(|c| c.get("sid"))
-                .and_then(Value::as_str)
-                .and_then(|s| Uuid::parse_str(s).ok())
-            {
-                Some(sid) => self.store.session_by_sid(sid).await?,
-                None => None,
-            },
         };
         let done = |back: Option<String>| -> Result<pb::FlowResponse, FrontError> {
             let mut r = match back {
@@ -112,6 +102,8 @@ impl Front {
                 e.account_id = Some(session.account_id.to_string());
             },
         )?;
+        // Queued with the end of the session: delivered whatever happens next.
+        let notices = self.backchannel_notices(&session).await?;
         let logout_state = random_token();
         let idp_url = self
             .bridge
@@ -139,8 +131,10 @@ impl Front {
                     e.session_id = Some(session.sid.to_string());
                 },
             )?;
+            let mut events = vec![requested, ended];
+            events.extend(notices);
             self.store
-                .end_session(session.sid, None, None, None, None, &[requested, ended])
+                .end_session(session.sid, None, None, None, None, &events)
                 .await?;
             return done(back);
         }
@@ -151,7 +145,7 @@ impl Front {
                 back.as_deref(),
                 sp_state.as_deref(),
                 client_id.as_deref(),
-                &[requested],
+                &[vec![requested], notices].concat(),
             )
             .await?;
         let mut r = redirect(idp_url);

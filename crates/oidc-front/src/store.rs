@@ -490,16 +490,23 @@ impl Store {
             .transpose()
     }
 
-    pub async fn session_by_sid(&self, sid: Uuid) -> Result<Option<Session>, FrontError> {
+    /// Each SP the session signed the user in at, with the subject it was given and the
+    /// connection that did it (the latest, for an SP signed in at twice).
+    pub async fn session_clients(
+        &self,
+        sid: Uuid,
+    ) -> Result<Vec<(String, String, Uuid)>, FrontError> {
         let client = self.pool.get().await?;
         client
-            .opt(
-                &format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE sid = $1"),
+            .all(
+                "SELECT DISTINCT ON (client_id) client_id, sub_fs, connection_id FROM grants \
+                 WHERE sid = $1 ORDER BY client_id, expires_at DESC",
                 &[&sid],
             )
             .await?
-            .map(|r| session_from_row(&r))
-            .transpose()
+            .iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+            .collect()
     }
 
     /// Ends a session; with a logout state, remembers where to send the browser back
@@ -680,7 +687,9 @@ impl Store {
         n += client
             .run(
                 "DELETE FROM grants g WHERE g.expires_at < now() - interval '1 day' \
-                 AND NOT EXISTS (SELECT 1 FROM access_tokens t WHERE t.code_hash = g.code_hash)",
+                 AND NOT EXISTS (SELECT 1 FROM access_tokens t WHERE t.code_hash = g.code_hash) \
+                 AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.sid = g.sid \
+                   AND s.ended_at IS NULL AND s.expires_at > now())",
                 &[],
             )
             .await?;

@@ -90,6 +90,10 @@ pub struct ServiceProviderSeed {
     /// terms require; lower only to admit a widely used RP, e.g. 27 for 160 bits).
     #[serde(default = "default_min_random_length")]
     pub min_random_length: u32,
+    /// Where the hub POSTs a logout token when a session this SP signed in under ends
+    /// (OpenID Connect Back-Channel Logout 1.0); none: the SP is not told.
+    #[serde(default)]
+    pub backchannel_logout_uri: Option<String>,
 }
 
 /// The terms' 256 bits, in base64url characters.
@@ -295,6 +299,11 @@ impl ServiceProviderSeed {
             .iter()
             .chain(&self.post_logout_redirect_uris)
         {
+            check_redirect_uri(uri)?;
+        }
+        if let Some(uri) = &self.backchannel_logout_uri {
+            // The same rules as a redirect URI: absolute, no fragment (the spec's own),
+            // https unless loopback, since the hub POSTs tokens to it.
             check_redirect_uri(uri)?;
         }
         if !SIGNING_ALGS.contains(&self.id_token_signed_response_alg.as_str()) {
@@ -548,6 +557,49 @@ idp_ids = ["idp"]
                 .unwrap_err()
                 .to_string();
             assert!(err.contains("min_random_length"), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_backchannel_logout_uri_is_https_without_fragment() {
+        let base = r#"
+[[identity_providers]]
+id = "idp"
+name = "IdP"
+issuer = "http://127.0.0.1:1"
+client_id = "hub"
+client_secret = "x"
+acr_values = ["eidas1"]
+scopes = ["openid"]
+
+[[service_providers]]
+client_id = "sp"
+name = "SP"
+client_secret = "0123456789012345678901234567890123456789abcd"
+redirect_uris = ["https://sp/cb"]
+scopes = ["openid"]
+claims = []
+acr_values = ["eidas1"]
+idp_ids = ["idp"]
+"#;
+        assert!(
+            Seed::parse(base).unwrap().service_providers[0]
+                .backchannel_logout_uri
+                .is_none()
+        );
+        for good in [
+            "https://sp.example/bcl?tenant=a",
+            "http://127.0.0.1:8700/bcl",
+        ] {
+            let seed = Seed::parse(&format!("{base}backchannel_logout_uri = \"{good}\"\n"));
+            assert!(seed.is_ok(), "{good}: {seed:?}");
+        }
+        // Tokens sent in clear to the network, or to a URL the spec forbids.
+        for bad in ["http://sp.example/bcl", "https://sp.example/bcl#x", "/bcl"] {
+            let err = Seed::parse(&format!("{base}backchannel_logout_uri = \"{bad}\"\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(bad), "{bad}: {err}");
         }
     }
 }

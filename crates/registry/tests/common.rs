@@ -53,6 +53,7 @@ sector_identifier = "sector-basic"
 client_secret = "{basic_secret}"
 redirect_uris = ["https://sp-basic.example/cb", "http://127.0.0.1:8700/cb"]
 post_logout_redirect_uris = ["https://sp-basic.example/bye"]
+backchannel_logout_uri = "https://sp-basic.example/backchannel-logout"
 scopes = ["openid", "email"]
 claims = ["email"]
 acr_values = ["eidas1", "eidas2"]

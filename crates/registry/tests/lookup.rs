@@ -43,6 +43,7 @@ fn expected_sp_basic() -> ServiceProvider {
         sso: false,
         sso_acr_values: Vec::new(),
         min_random_length: 43,
+        backchannel_logout_uri: "https://sp-basic.example/backchannel-logout".into(),
     }
 }
 

@@ -88,6 +88,14 @@ impl TestBus {
         queue
     }
 
+    /// Deletes `queue` at cleanup too (one a service declared itself, named after ours).
+    pub fn track(&self, queue: &str) {
+        self.queues
+            .lock()
+            .expect("queue list")
+            .push(queue.to_owned());
+    }
+
     /// A fresh connection to the broker, for a test to publish or inspect directly.
     pub async fn connect(&self) -> Connection {
         connect(&self.url).await

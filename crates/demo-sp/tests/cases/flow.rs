@@ -110,3 +110,47 @@ async fn default_settings_sign_in_with_the_configured_scopes() {
     );
     assert!(!page.contains("USER_MHL"), "chorusdt was not asked");
 }
+
+/// The back-channel logout endpoint signs nobody out on a token it cannot trust: none at
+/// all, an unsigned one, or the user's own ID token replayed (signed by the provider,
+/// for this SP, but with a nonce and no logout event).
+#[tokio::test]
+async fn a_logout_token_that_is_not_one_signs_nobody_out() {
+    use base64::Engine as _;
+    let stack = Stack::start().await;
+    let query = [("scope", "openid given_name usual_name")];
+    stack.sign_in(&query, "jean", "none").await;
+    let page = stack.get(&stack.sp_url("/")).await.text().await.unwrap();
+    let id_token = page
+        .split(|c: char| !(c.is_ascii_alphanumeric() || "-_.".contains(c)))
+        .find(|w| w.starts_with("eyJ") && w.matches('.').count() == 2)
+        .expect("the raw ID token on the page")
+        .to_owned();
+    let b64 = |v: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
+    let unsigned = format!(
+        "{}.{}.",
+        b64(r#"{"alg":"none","typ":"logout+jwt"}"#),
+        b64(
+            r#"{"sub":"x","sid":"y","jti":"j","events":{"http://schemas.openid.net/event/backchannel-logout":{}}}"#
+        )
+    );
+    let http = reqwest::Client::new();
+    for (what, form) in [
+        ("no token", vec![]),
+        ("unsigned", vec![("logout_token", unsigned.as_str())]),
+        ("an ID token", vec![("logout_token", id_token.as_str())]),
+    ] {
+        let r = http
+            .post(stack.sp_url("/backchannel-logout"))
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{what}");
+        assert_eq!(r.headers()["cache-control"], "no-store");
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(body["error"], "invalid_request", "{what}");
+    }
+    let page = stack.get(&stack.sp_url("/")).await.text().await.unwrap();
+    assert!(page.contains("Bonjour"), "signed out by a forged token");
+}
