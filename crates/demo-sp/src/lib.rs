@@ -68,6 +68,7 @@ pub async fn start(
         post_logout_uri: post_logout_redirect_uri(&url),
         sessions: Mutex::new(HashMap::new()),
         logout_jtis: Mutex::new(HashMap::new()),
+        cookie_name: routes::cookie_name(&config.client_id),
     });
     let shutdown = shutdown.child_token();
     let stopped = shutdown.clone();

@@ -26,6 +26,8 @@ use crate::Error;
 use crate::oidc::{ProviderCache, UserInfo, acr_satisfies, decode_jwt_parts, error_chain};
 use crate::pages;
 
+/// Followed by the client id: cookies ignore ports, and two demo SPs on one host (the demo
+/// SP and the support console) would otherwise overwrite each other's session.
 const SESSION_COOKIE: &str = "demo_sp_session";
 /// A browser session unused for this long is forgotten.
 const SESSION_LIFETIME: Duration = Duration::from_secs(3600);
@@ -41,6 +43,8 @@ pub(crate) struct AppState {
     pub support_api: Option<String>,
     pub post_logout_uri: String,
     pub sessions: Mutex<HashMap<String, BrowserSession>>,
+    /// This SP's session cookie: [`SESSION_COOKIE`] and the client id.
+    pub cookie_name: String,
     /// Logout tokens' `jti` already used, with when (back-channel logout).
     pub logout_jtis: Mutex<HashMap<String, Instant>>,
 }
@@ -77,6 +81,10 @@ struct SignedIn {
     access_token: Option<String>,
 }
 
+pub(crate) fn cookie_name(client_id: &str) -> String {
+    format!("{SESSION_COOKIE}_{client_id}")
+}
+
 pub(crate) fn router(app: Arc<AppState>) -> Router {
     Router::new()
         .route("/", get(home))
@@ -95,14 +103,14 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-fn session_id(headers: &HeaderMap) -> Option<String> {
+fn session_id(headers: &HeaderMap, cookie: &str) -> Option<String> {
     headers
         .get_all(COOKIE)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == SESSION_COOKIE)
+        .find(|(name, _)| *name == cookie)
         .map(|(_, value)| value.to_owned())
 }
 
@@ -174,7 +182,7 @@ impl AppState {
         headers: &HeaderMap,
         f: impl FnOnce(&mut BrowserSession) -> R,
     ) -> Option<R> {
-        let id = session_id(headers)?;
+        let id = session_id(headers, &self.cookie_name)?;
         if !lock(&self.sessions).contains_key(&id) {
             return None;
         }
@@ -250,7 +258,7 @@ async fn login(
     }
     let (url, state, nonce) = request.url();
 
-    let existing = session_id(&headers);
+    let existing = session_id(&headers, &app.cookie_name);
     let id = existing.clone().unwrap_or_else(|| {
         let mut bytes = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut bytes);
@@ -269,7 +277,7 @@ async fn login(
     });
     let mut response = see_other(url.as_str());
     if existing.is_none() {
-        let cookie = format!("{SESSION_COOKIE}={id}; Path=/; HttpOnly; SameSite=Lax");
+        let cookie = format!("{}={id}; Path=/; HttpOnly; SameSite=Lax", app.cookie_name);
         if let Ok(value) = HeaderValue::from_str(&cookie) {
             response.headers_mut().insert(SET_COOKIE, value);
         }
