@@ -8,7 +8,7 @@ use relais_proto::oidc_front::v1::{ApiResponse, CookieUpdate, FlowResponse, Json
 
 use crate::error::GatewayError;
 use crate::pages::{self, Locale};
-use crate::request::{FLOW_COOKIE, Meta, SESSION_COOKIE};
+use crate::request::{FLOW_COOKIE, Meta, SESSION_COOKIE, cookie_name};
 
 const HTML: &str = "text/html; charset=utf-8";
 const JSON: &str = "application/json";
@@ -63,7 +63,7 @@ pub(crate) fn flow(
     ];
     for (name, update) in cookies {
         if let Some(update) = update {
-            let header = set_cookie(name, &update, secure_cookies)?;
+            let header = set_cookie(&cookie_name(name, secure_cookies), &update, secure_cookies)?;
             response.headers_mut().append(SET_COOKIE, header);
         }
     }

@@ -17,6 +17,18 @@ use crate::pages::Locale;
 pub(crate) const FLOW_COOKIE: &str = "relais_flow";
 pub(crate) const SESSION_COOKIE: &str = "relais_session";
 
+/// A cookie's name as this gateway sets it: over https with the `__Host-` prefix, which a
+/// browser only accepts `Secure`, on `/`, without `Domain`, from this very host, so no
+/// sibling subdomain or plain-http page can plant or overwrite it. Over plain http (a
+/// loopback development set-up) a browser would refuse the prefix: the bare name.
+pub(crate) fn cookie_name(name: &'static str, https: bool) -> std::borrow::Cow<'static, str> {
+    if https {
+        format!("__Host-{name}").into()
+    } else {
+        name.into()
+    }
+}
+
 /// What the gateway knows about a request before routing it; set by a middleware so
 /// that every response, including 404s and timeouts, can name the request.
 #[derive(Clone, Debug)]

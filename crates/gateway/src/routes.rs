@@ -28,7 +28,8 @@ use crate::config::GatewayConfig;
 use crate::error::GatewayError;
 use crate::render;
 use crate::request::{
-    FLOW_COOKIE, Meta, SESSION_COOKIE, authorization, cookie, first, form_params, query_params,
+    FLOW_COOKIE, Meta, SESSION_COOKIE, authorization, cookie, cookie_name, first, form_params,
+    query_params,
 };
 use crate::support_api;
 
@@ -101,7 +102,7 @@ impl AppState {
         let request = AuthorizeRequest {
             params,
             source: Some(meta.source.clone()),
-            session: cookie(headers, SESSION_COOKIE),
+            session: cookie(headers, &cookie_name(SESSION_COOKIE, self.https)),
         };
         let answer = self.front().authorize(self.grpc(request)).await?;
         render::flow(answer.into_inner(), meta, self.https)
@@ -259,7 +260,7 @@ async fn choose_idp(
     let result: Result<Response, GatewayError> = async {
         let params = form_params(&headers, body, s.max_body_bytes).await?;
         let request = ChooseIdpRequest {
-            flow: cookie(&headers, FLOW_COOKIE),
+            flow: cookie(&headers, &cookie_name(FLOW_COOKIE, s.https)),
             csrf: first(&params, "csrf"),
             idp_id: first(&params, "idp"),
             source: Some(meta.source.clone()),
@@ -274,7 +275,7 @@ async fn choose_idp(
 async fn show_chooser(State(s): State<Shared>, meta: Meta, headers: HeaderMap) -> Response {
     let result: Result<Response, GatewayError> = async {
         let request = ShowChooserRequest {
-            flow: cookie(&headers, FLOW_COOKIE),
+            flow: cookie(&headers, &cookie_name(FLOW_COOKIE, s.https)),
             source: Some(meta.source.clone()),
         };
         let answer = s.front().show_chooser(s.grpc(request)).await?;
@@ -292,7 +293,7 @@ async fn idp_callback(
 ) -> Response {
     let result: Result<Response, GatewayError> = async {
         let request = IdpCallbackRequest {
-            flow: cookie(&headers, FLOW_COOKIE),
+            flow: cookie(&headers, &cookie_name(FLOW_COOKIE, s.https)),
             params: query_params(&uri)?,
             source: Some(meta.source.clone()),
         };
@@ -387,7 +388,7 @@ async fn end_session(
     let result: Result<Response, GatewayError> = async {
         let request = EndSessionRequest {
             params: query_params(&uri)?,
-            session: cookie(&headers, SESSION_COOKIE),
+            session: cookie(&headers, &cookie_name(SESSION_COOKIE, s.https)),
             source: Some(meta.source.clone()),
         };
         let answer = s.front().end_session(s.grpc(request)).await?;
@@ -406,7 +407,7 @@ async fn logout_callback(
     let result: Result<Response, GatewayError> = async {
         let request = LogoutCallbackRequest {
             params: query_params(&uri)?,
-            session: cookie(&headers, SESSION_COOKIE),
+            session: cookie(&headers, &cookie_name(SESSION_COOKIE, s.https)),
             source: Some(meta.source.clone()),
         };
         let answer = s.front().logout_callback(s.grpc(request)).await?;

@@ -263,9 +263,47 @@ async fn https_public_url_makes_cookies_secure_and_sets_hsts() {
         .unwrap();
     assert_eq!(
         r.headers()["set-cookie"],
-        "relais_session=s-9; Max-Age=3600; Path=/; HttpOnly; SameSite=Lax; Secure"
+        "__Host-relais_session=s-9; Max-Age=3600; Path=/; HttpOnly; SameSite=Lax; Secure"
     );
     assert_eq!(r.headers()["strict-transport-security"], "max-age=63072000");
+}
+
+/// Over https only the `__Host-` cookies are read: a bare-named one, which a sibling
+/// subdomain or a plain-http page could have planted (session fixation), is ignored.
+#[tokio::test]
+async fn over_https_a_cookie_without_the_host_prefix_is_not_read() {
+    let gw = support::start(|c| c.public_url = "https://relais.example".into()).await;
+    gw.fake.answer_flow(redirect("https://sp.example/"));
+    let http = support::http();
+    for cookies in [
+        "relais_flow=planted; relais_session=planted",
+        "__Host-relais_flow=flow-1; __Host-relais_session=sess-1; relais_session=planted",
+    ] {
+        http.get(gw.url("/idp/callback?code=c&state=s"))
+            .header("cookie", cookies)
+            .send()
+            .await
+            .unwrap();
+        http.get(gw.url("/end_session?state=s"))
+            .header("cookie", cookies)
+            .send()
+            .await
+            .unwrap();
+    }
+    let calls = gw.fake.calls();
+    let [
+        Call::IdpCallback(planted_cb),
+        Call::EndSession(planted_end),
+        Call::IdpCallback(cb),
+        Call::EndSession(end),
+    ] = calls.as_slice()
+    else {
+        panic!("{calls:?}")
+    };
+    assert_eq!(planted_cb.flow, "");
+    assert_eq!(planted_end.session, "");
+    assert_eq!(cb.flow, "flow-1");
+    assert_eq!(end.session, "sess-1");
 }
 
 #[tokio::test]
