@@ -1,0 +1,84 @@
+//! A sign-in through the front: nothing stored until the IdP answers, then one write that
+//! keeps only hashes; a replayed answer or a forged flow cookie issues nothing.
+
+use crate::support::{Hub, REDIRECT, query, redirect_of};
+
+/// Up to the IdP's callback: the flow cookie and the IdP's answer.
+async fn up_to_the_callback(hub: &Hub) -> (String, Vec<relais_proto::oidc_front::v1::Param>) {
+    let chooser = hub.authorize(&[]).await;
+    let (at_idp, flow) = hub.choose(&chooser).await;
+    assert!(at_idp.starts_with(hub.idp.issuer()), "{at_idp}");
+    let answer = hub.at_idp(&at_idp, "jean").await;
+    (flow, answer)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_is_stored_before_the_idp_answers_then_once_and_only_as_hashes() {
+    let hub = Hub::start().await;
+    let (flow, answer) = up_to_the_callback(&hub).await;
+    for table in ["accounts", "sessions", "grants", "access_tokens", "outbox"] {
+        assert_eq!(
+            hub.rows(table).await,
+            0,
+            "{table} written before the IdP answered"
+        );
+    }
+
+    let done = hub.callback(&flow, &answer).await;
+    let back = redirect_of(&done).unwrap();
+    assert!(back.starts_with(REDIRECT), "{back}");
+    let q = query(&back);
+    let code = q["code"].clone();
+    let session = done.session_cookie.clone().unwrap().value;
+    assert!(!session.is_empty());
+    for table in ["accounts", "sessions", "grants"] {
+        assert_eq!(hub.rows(table).await, 1, "{table}");
+    }
+    // The code and the session cookie are kept only as hashes.
+    assert_eq!(hub.stored_anywhere(&code).await, Vec::<String>::new());
+    assert_eq!(hub.stored_anywhere(&session).await, Vec::<String>::new());
+
+    let (status, tokens) = hub.token(&code).await;
+    assert_eq!(status, 200, "{tokens}");
+    let access = tokens["access_token"].as_str().unwrap();
+    assert_eq!(hub.stored_anywhere(access).await, Vec::<String>::new());
+    hub.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_idp_answer_issues_no_second_code() {
+    let hub = Hub::start().await;
+    let (flow, answer) = up_to_the_callback(&hub).await;
+    let first = hub.callback(&flow, &answer).await;
+    assert!(redirect_of(&first).unwrap().contains("code="));
+    // The same cookie and the same answer again, as a replaying attacker would.
+    let again = hub.callback(&flow, &answer).await;
+    if let Ok(to) = redirect_of(&again) {
+        assert!(!query(&to).contains_key("code"), "a second code: {to}");
+    }
+    assert_eq!(hub.rows("sessions").await, 1);
+    assert_eq!(hub.rows("grants").await, 1);
+    hub.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flow_cookie_altered_or_of_another_purpose_is_refused() {
+    let hub = Hub::start().await;
+    let (flow, answer) = up_to_the_callback(&hub).await;
+    let mut bytes = flow.clone().into_bytes();
+    let i = bytes.len() / 2;
+    bytes[i] = if bytes[i] == b'A' { b'B' } else { b'A' };
+    let altered = String::from_utf8(bytes).unwrap();
+    for forged in [altered.as_str(), "", "not-a-sealed-flow"] {
+        let r = hub.callback(forged, &answer).await;
+        assert!(
+            redirect_of(&r).is_err(),
+            "a forged flow cookie reached the SP: {r:?}"
+        );
+    }
+    assert_eq!(hub.rows("sessions").await, 0);
+    // The real cookie still completes: the refusals spent nothing.
+    let done = hub.callback(&flow, &answer).await;
+    assert!(redirect_of(&done).unwrap().contains("code="));
+    hub.stop().await;
+}

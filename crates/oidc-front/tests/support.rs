@@ -1,0 +1,356 @@
+//! A registry, a bridge and the front in-process, with the demo IdP, a database and an
+//! exchange of the test's own; the test calls the front as the gateway does, plays the
+//! browser at the IdP, and reads the front's tables with SQL.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use deadpool_postgres::Pool;
+use relais_config::{DatabaseConfig, Secret};
+use relais_demo_idp::{DemoIdpConfig, DemoIdpHandle};
+use relais_proto::oidc_front::v1 as pb;
+use relais_proto::oidc_front::v1::oidc_front_client::OidcFrontClient;
+use relais_runtime::{GrpcChannel, LocalServices, Role, Shutdown, Tasks};
+use relais_testkit::{TestBus, TestDb};
+use tokio_util::sync::CancellationToken;
+
+pub const HUB: &str = "http://127.0.0.1:9";
+pub const SP: &str = "sp";
+pub const SP_SECRET: &str = "sp-secret-0123456789-0123456789-0123456789-01";
+pub const REDIRECT: &str = "https://sp.example/cb";
+const IDP_SECRET: &str = "hub-at-demo-idp-secret-0123456789-0123456789";
+
+pub struct Hub {
+    pub front: OidcFrontClient<GrpcChannel>,
+    pub idp: DemoIdpHandle,
+    /// The front's own schema.
+    pub sql: Pool,
+    browser: reqwest::Client,
+    tasks: Vec<Tasks>,
+    dir: PathBuf,
+    db: TestDb,
+    bus: TestBus,
+}
+
+fn seed(issuer: &str) -> String {
+    format!(
+        r#"
+[[identity_providers]]
+id = "demo-idp"
+name = "Démo IdP"
+issuer = "{issuer}"
+client_id = "relais-hub"
+client_secret = "{IDP_SECRET}"
+acr_values = ["eidas1", "eidas2", "eidas3"]
+scopes = ["openid", "given_name", "usual_name", "email", "uid"]
+
+[[service_providers]]
+client_id = "{SP}"
+name = "Service"
+client_secret = "{SP_SECRET}"
+redirect_uris = ["{REDIRECT}"]
+scopes = ["openid", "email"]
+claims = ["email"]
+acr_values = ["eidas1", "eidas2"]
+idp_ids = ["demo-idp"]
+"#
+    )
+}
+
+pub fn source() -> pb::Source {
+    pb::Source {
+        ip: "203.0.113.7".into(),
+        port: 50_000,
+        request_id: "req-1".into(),
+        ..pb::Source::default()
+    }
+}
+
+pub fn params(pairs: &[(&str, &str)]) -> Vec<pb::Param> {
+    pairs
+        .iter()
+        .map(|(n, v)| pb::Param {
+            name: n.to_string(),
+            value: v.to_string(),
+        })
+        .collect()
+}
+
+/// Where a flow answer redirects, or a description of what it is instead.
+pub fn redirect_of(r: &pb::FlowResponse) -> Result<String, String> {
+    match &r.outcome {
+        Some(pb::flow_response::Outcome::Redirect(to)) => Ok(to.url.clone()),
+        other => Err(format!("{other:?}")),
+    }
+}
+
+pub fn query(url: &str) -> HashMap<String, String> {
+    url::Url::parse(url)
+        .unwrap()
+        .query_pairs()
+        .into_owned()
+        .collect()
+}
+
+impl Hub {
+    pub async fn start() -> Hub {
+        let db = TestDb::create().await;
+        let bus = TestBus::new();
+        let idp_config: DemoIdpConfig = toml::from_str(&format!(
+            r#"
+            [[clients]]
+            client_id = "relais-hub"
+            client_secret = "{IDP_SECRET}"
+            redirect_uris = ["{HUB}/idp/callback"]
+            "#
+        ))
+        .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let idp = relais_demo_idp::start(idp_config, listener, CancellationToken::new())
+            .await
+            .unwrap();
+        let dir = std::env::temp_dir().join(format!("relais-front-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let seed_file = dir.join("partners.toml");
+        std::fs::write(&seed_file, seed(idp.issuer())).unwrap();
+
+        let local = LocalServices::default();
+        let database = DatabaseConfig {
+            url: Secret::new(db.url()),
+            pool_size: 4,
+        };
+        let registry = relais_registry::start(
+            relais_registry::RegistryConfig {
+                seed_file: Some(seed_file.display().to_string()),
+                secret_hash_key: Secret::new("front-test-registry-key-0123456789-01234"),
+                ..relais_registry::RegistryConfig::default()
+            },
+            &database,
+            bus.config(),
+            None,
+            &local.for_service(Role::Registry),
+            Shutdown::new(),
+        )
+        .await
+        .unwrap();
+        let bridge = relais_idp_bridge::start(
+            relais_idp_bridge::IdpBridgeConfig {
+                callback_url: format!("{HUB}/idp/callback"),
+                logout_callback_url: format!("{HUB}/idp/logout-callback"),
+                ..relais_idp_bridge::IdpBridgeConfig::default()
+            },
+            None,
+            &local.for_service(Role::IdpBridge),
+            Shutdown::new(),
+        )
+        .await
+        .unwrap();
+        let front = relais_oidc_front::start(
+            relais_oidc_front::OidcFrontConfig {
+                issuer: HUB.into(),
+                subject_key: Secret::new("front-test-subject-key-0123456789-012345"),
+                ..relais_oidc_front::OidcFrontConfig::default()
+            },
+            &database,
+            bus.config(),
+            None,
+            &local.for_service(Role::OidcFront),
+            Shutdown::new(),
+        )
+        .await
+        .unwrap();
+        bus.track(&format!("{}.oidc-front.backchannel-logout", bus.exchange()));
+        for delay in [10, 60, 300, 1800, 3600, 7200] {
+            bus.track(&format!(
+                "{}.oidc-front.backchannel-logout.retry.{}ms",
+                bus.exchange(),
+                delay * 1000
+            ));
+        }
+        // Called in-process as the gateway calls it: the URL is not used.
+        let channel = local
+            .for_service(Role::Gateway)
+            .channel(Role::OidcFront, "http://127.0.0.1:1")
+            .unwrap();
+        let sql = db.pool(relais_oidc_front::SCHEMA, 2).await;
+        let browser = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .cookie_store(true)
+            .build()
+            .unwrap();
+        Hub {
+            front: OidcFrontClient::new(channel),
+            idp,
+            sql,
+            browser,
+            tasks: vec![front, bridge, registry],
+            dir,
+            db,
+            bus,
+        }
+    }
+
+    pub async fn stop(self) {
+        for t in self.tasks {
+            t.shutdown(Duration::from_secs(5)).await;
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+        self.bus.cleanup().await;
+        self.db.cleanup().await;
+    }
+
+    /// Rows of the front's `table`.
+    pub async fn rows(&self, table: &str) -> i64 {
+        let client = self.sql.get().await.unwrap();
+        client
+            .query_one(&format!("SELECT count(*) FROM {table}"), &[])
+            .await
+            .unwrap()
+            .get(0)
+    }
+
+    /// Whether `needle` appears anywhere in the front's tables (any column, as text).
+    pub async fn stored_anywhere(&self, needle: &str) -> Vec<String> {
+        let client = self.sql.get().await.unwrap();
+        let tables: Vec<String> = client
+            .query(
+                "SELECT table_name::text FROM information_schema.tables \
+                 WHERE table_schema = $1 AND table_type = 'BASE TABLE'",
+                &[&relais_oidc_front::SCHEMA],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let mut found = Vec::new();
+        for t in tables {
+            let n: i64 = client
+                .query_one(
+                    &format!("SELECT count(*) FROM \"{t}\" x WHERE x::text LIKE '%' || $1 || '%'"),
+                    &[&needle],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            if n > 0 {
+                found.push(t);
+            }
+        }
+        found
+    }
+
+    /// `/authorize` for the SP: the chooser answer (flow cookie set).
+    pub async fn authorize(&self, extra: &[(&str, &str)]) -> pb::FlowResponse {
+        let mut p = vec![
+            ("client_id", SP),
+            ("redirect_uri", REDIRECT),
+            ("response_type", "code"),
+            ("scope", "openid email"),
+            ("state", "state-0123456789-0123456789-0123456789-0123"),
+            ("nonce", "nonce-0123456789-0123456789-0123456789-0123"),
+        ];
+        p.extend_from_slice(extra);
+        self.front
+            .clone()
+            .authorize(pb::AuthorizeRequest {
+                params: params(&p),
+                source: Some(source()),
+                session: String::new(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+    }
+
+    /// The chooser's choice of the demo IdP: where the browser goes, and the flow cookie.
+    pub async fn choose(&self, chooser: &pb::FlowResponse) -> (String, String) {
+        let flow = chooser.flow_cookie.clone().unwrap().value;
+        let Some(pb::flow_response::Outcome::Chooser(page)) = &chooser.outcome else {
+            panic!("not the chooser: {chooser:?}");
+        };
+        let r = self
+            .front
+            .clone()
+            .choose_idp(pb::ChooseIdpRequest {
+                flow: flow.clone(),
+                csrf: page.csrf.clone(),
+                idp_id: "demo-idp".into(),
+                source: Some(source()),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let flow = r.flow_cookie.clone().map_or(flow, |c| c.value);
+        (redirect_of(&r).unwrap(), flow)
+    }
+
+    /// The browser at the IdP signs in as `identity`: the callback's query.
+    pub async fn at_idp(&self, url: &str, identity: &str) -> Vec<pb::Param> {
+        let page = self
+            .browser
+            .get(url)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let marker = "name=\"request_id\" value=\"";
+        let start = page.find(marker).expect("a login form") + marker.len();
+        let request_id = &page[start..start + page[start..].find('"').unwrap()];
+        let answer = self
+            .browser
+            .post(format!("{}/authorize/login", self.idp.issuer()))
+            .form(&[
+                ("request_id", request_id),
+                ("identity", identity),
+                ("scenario", "none"),
+                ("action", "login"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        let location = answer.headers()["location"].to_str().unwrap().to_string();
+        query(&location)
+            .into_iter()
+            .map(|(name, value)| pb::Param { name, value })
+            .collect()
+    }
+
+    pub async fn callback(&self, flow: &str, answer: &[pb::Param]) -> pb::FlowResponse {
+        self.front
+            .clone()
+            .idp_callback(pb::IdpCallbackRequest {
+                flow: flow.into(),
+                params: answer.to_vec(),
+                source: Some(source()),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+    }
+
+    /// The SP redeems `code`: the HTTP status and the JSON body.
+    pub async fn token(&self, code: &str) -> (u32, serde_json::Value) {
+        use base64::Engine as _;
+        let basic = base64::engine::general_purpose::STANDARD.encode(format!("{SP}:{SP_SECRET}"));
+        let r = self
+            .front
+            .clone()
+            .token(pb::TokenRequest {
+                params: params(&[
+                    ("grant_type", "authorization_code"),
+                    ("code", code),
+                    ("redirect_uri", REDIRECT),
+                ]),
+                authorization: format!("Basic {basic}"),
+                source: Some(source()),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        (r.http_status, serde_json::from_str(&r.body).unwrap())
+    }
+}
