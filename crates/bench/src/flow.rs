@@ -373,27 +373,58 @@ pub async fn browse_to_code(
     let started = Instant::now();
     let response = browser.get(step, callback).await?;
     let at_sp = redirect(step, response).await?;
+    let code = code_at_sp(step, &at_sp, t, &state)?;
+    timed(timings, step, started, ());
+    Ok(Code { code, nonce })
+}
+
+/// A single sign-on: the browser's hub session (kept from an earlier sign-in) answers
+/// /authorize with the code at once, no chooser and no IdP.
+pub async fn browse_to_code_by_sso(
+    browser: &mut Browser,
+    t: &Target<'_>,
+    timings: &mut Timings,
+) -> Result<Code, FlowError> {
+    let state = random();
+    let nonce = random();
+    let step = Step::Authorize;
+    let started = Instant::now();
+    let mut authorize = url(step, &format!("{}/authorize", t.hub))?;
+    authorize
+        .query_pairs_mut()
+        .append_pair("client_id", &t.sp.client_id)
+        .append_pair("redirect_uri", &t.sp.redirect_uri)
+        .append_pair("response_type", "code")
+        .append_pair("scope", t.sp.scope())
+        .append_pair("state", &state)
+        .append_pair("nonce", &nonce)
+        .append_pair("prompt", "none");
+    let response = browser.get(step, authorize).await?;
+    let at_sp = redirect(step, response).await?;
+    let code = code_at_sp(step, &at_sp, t, &state)?;
+    timed(timings, step, started, ());
+    Ok(Code { code, nonce })
+}
+
+/// The code of an authorization response at the SP, its `state` and `iss` checked.
+fn code_at_sp(step: Step, at_sp: &Url, t: &Target<'_>, state: &str) -> Result<String, FlowError> {
     if !at_sp.as_str().starts_with(&t.sp.redirect_uri) {
-        let detail = at_sp.to_string();
-        return Err(FlowError::new(step, "not_to_sp", detail));
+        return Err(FlowError::new(step, "not_to_sp", at_sp.to_string()));
     }
-    if let Some(error) = query(&at_sp, "error") {
+    if let Some(error) = query(at_sp, "error") {
         return Err(FlowError::new(
             step,
             format!("oauth_{error}"),
             at_sp.to_string(),
         ));
     }
-    if query(&at_sp, "state").as_deref() != Some(state.as_str()) {
+    if query(at_sp, "state").as_deref() != Some(state) {
         return Err(FlowError::new(step, "state_mismatch", at_sp.to_string()));
     }
-    if query(&at_sp, "iss").as_deref() != Some(t.hub) {
+    if query(at_sp, "iss").as_deref() != Some(t.hub) {
         return Err(FlowError::new(step, "iss_mismatch", at_sp.to_string()));
     }
-    let code =
-        query(&at_sp, "code").ok_or_else(|| FlowError::new(step, "no_code", at_sp.to_string()))?;
-    timed(timings, step, started, ());
-    Ok(Code { code, nonce })
+    query(at_sp, "code").ok_or_else(|| FlowError::new(step, "no_code", at_sp.to_string()))
 }
 
 /// What the SP got from /token.
@@ -520,6 +551,19 @@ pub async fn sign_in(
     timings: &mut Timings,
 ) -> Result<String, FlowError> {
     let code = browse_to_code(browser, t, timings).await?;
+    let tokens = redeem(sp_http, t.hub, t.sp, &code, timings).await?;
+    userinfo(sp_http, t.hub, &tokens, timings).await?;
+    Ok(tokens.sid)
+}
+
+/// A sign-in by single sign-on from the browser's hub session; its session id.
+pub async fn sso_sign_in(
+    browser: &mut Browser,
+    sp_http: &reqwest::Client,
+    t: &Target<'_>,
+    timings: &mut Timings,
+) -> Result<String, FlowError> {
+    let code = browse_to_code_by_sso(browser, t, timings).await?;
     let tokens = redeem(sp_http, t.hub, t.sp, &code, timings).await?;
     userinfo(sp_http, t.hub, &tokens, timings).await?;
     Ok(tokens.sid)

@@ -149,6 +149,8 @@ struct Shared {
     /// Longest a sign-in may take while the window is not fixed yet.
     flow_cap: Duration,
     slots: usize,
+    /// After its first sign-in, each virtual user signs in by single sign-on.
+    sso: bool,
 }
 
 enum Phase {
@@ -177,6 +179,7 @@ fn pick<'a>(rng: &mut StdRng, sps: &'a [Sp]) -> (&'a Sp, &'a str, &'static str) 
 async fn virtual_user(shared: Arc<Shared>, mut browser: Browser) -> anyhow::Result<Tally> {
     let mut tally = Tally::new(shared.slots)?;
     let mut rng = StdRng::from_entropy();
+    let mut has_session = false;
     loop {
         let started = Instant::now();
         let hard_stop = match shared.window.get() {
@@ -193,7 +196,14 @@ async fn virtual_user(shared: Arc<Shared>, mut browser: Browser) -> anyhow::Resu
             identity,
         };
         let mut timings: Timings = [None; 7];
-        let run = flow::sign_in(&mut browser, &shared.sp_http, &target, &mut timings);
+        let by_sso = shared.sso && has_session;
+        let run = async {
+            if by_sso {
+                flow::sso_sign_in(&mut browser, &shared.sp_http, &target, &mut timings).await
+            } else {
+                flow::sign_in(&mut browser, &shared.sp_http, &target, &mut timings).await
+            }
+        };
         let Ok(result) = tokio::time::timeout_at(hard_stop, run).await else {
             tally.cut += 1;
             if shared.window.get().is_some() {
@@ -210,6 +220,7 @@ async fn virtual_user(shared: Arc<Shared>, mut browser: Browser) -> anyhow::Resu
                 }
             }
         }
+        has_session = result.is_ok();
         match result {
             Ok(sid) => {
                 shared.completions.fetch_add(1, Ordering::Relaxed);
@@ -262,6 +273,7 @@ pub async fn run_flows<S>(
     stack: &Stack,
     browsers: Vec<Browser>,
     timing: Timing,
+    sso: bool,
     sp_http: &reqwest::Client,
     on_window: impl FnOnce(Window) -> S,
 ) -> anyhow::Result<(Tally, Window, S)> {
@@ -276,6 +288,7 @@ pub async fn run_flows<S>(
         completions: AtomicU64::new(0),
         flow_cap: timing.warmup_max + timing.duration + GRACE,
         slots,
+        sso,
     });
     let started = Instant::now();
     let handles: Vec<_> = browsers

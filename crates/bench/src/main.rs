@@ -225,7 +225,17 @@ async fn run_stack(
     } else {
         &options.large_concurrency
     };
-    for &users in sweep {
+    // Then, on the first registry, sign-ins by single sign-on (no chooser, no IdP).
+    let sso_sweep = if first {
+        options.sso_concurrency.as_slice()
+    } else {
+        &[]
+    };
+    let points = sweep
+        .iter()
+        .map(|u| (*u, false))
+        .chain(sso_sweep.iter().map(|u| (*u, true)));
+    for (users, sso) in points {
         let load_before = report::load_average();
         let browsers = load::browsers(users)?;
         let watches = procs::watches(&stack.children, mode == Mode::InProcess, &stack.db.name);
@@ -236,10 +246,11 @@ async fn run_stack(
             duration: options.duration,
         };
         let started = Instant::now();
-        let (tally, window, sampler) = load::run_flows(stack, browsers, timing, &sp_http, |w| {
-            procs::Sampler::start(watches, admin, w.start, w.end)
-        })
-        .await?;
+        let (tally, window, sampler) =
+            load::run_flows(stack, browsers, timing, sso, &sp_http, |w| {
+                procs::Sampler::start(watches, admin, w.start, w.end)
+            })
+            .await?;
         let sampled = sampler.finish().await;
         let check =
             traces::check(stack, &db, &tally.sids, FULL_FLOW, options.drain_timeout).await?;
@@ -250,6 +261,7 @@ async fn run_stack(
             sps,
             idps,
             users,
+            sso,
             seconds,
             warmup_seconds: (window.start - started).as_secs_f64(),
             completed: tally.completed,
@@ -264,11 +276,13 @@ async fn run_stack(
             cut_at_end: tally.cut,
             processes: sampled.usage,
             pg_activity: sampled.pg_activity,
+            pg_counters: sampled.pg_counters,
             traces: check,
             load_average_before: load_before,
         };
         eprintln!(
-            "   {users:>5} VUs: {:>7.1} sign-ins/s, p50 {:.1} ms, p99 {:.1} ms, {} errors, traces {}/{} (lost {}, doubled {}, drained in {:.1} s)",
+            "   {users:>5} VUs{}: {:>7.1} sign-ins/s, p50 {:.1} ms, p99 {:.1} ms, {} errors, traces {}/{} (lost {}, doubled {}, drained in {:.1} s)",
+            if sso { " (SSO)" } else { "" },
             point.flows_per_second,
             point.flow.p50,
             point.flow.p99,
@@ -281,6 +295,12 @@ async fn run_stack(
         );
         for (kind, n) in &point.errors {
             eprintln!("         {n} × {kind}");
+        }
+        if tally.warmup_errors + tally.tail_errors + tally.cut > 0 {
+            eprintln!(
+                "         outside the window: {} failed in the warm-up, {} after it, {} cut",
+                tally.warmup_errors, tally.tail_errors, tally.cut
+            );
         }
         if !point.errors.is_empty() {
             eprintln!("   hub warnings and errors:{}", stack.child_problems());
@@ -368,6 +388,7 @@ async fn token_endpoint(
         quiet_before,
         processes: sampled.usage,
         pg_activity: sampled.pg_activity,
+        pg_counters: sampled.pg_counters,
         traces: check,
     })
 }

@@ -11,6 +11,9 @@ pub const USAGE: &str = "usage: relais-bench [--smoke] [options]
   --registries LIST         SPSxIDPS pairs (default: 10x100,10000x100)
   --concurrency LIST        virtual users per point, first registry (default: 1,10,100,1000)
   --large-concurrency LIST  virtual users per point, other registries (default: 10,100)
+  --sso-concurrency LIST    virtual users per single sign-on point, first registry; each
+                            signs in once, then by SSO from its hub session; none skips
+                            them (default: 100)
   --warmup SECS             per point, not measured, at least (default: 3)
   --warmup-max SECS         and until every virtual user completed a sign-in, at most (default: 60)
   --duration SECS           measured time per point (default: 10)
@@ -72,6 +75,7 @@ pub struct Options {
     pub registries: Vec<Registry>,
     pub concurrency: Vec<usize>,
     pub large_concurrency: Vec<usize>,
+    pub sso_concurrency: Vec<usize>,
     pub warmup: Duration,
     pub warmup_max: Duration,
     pub duration: Duration,
@@ -103,6 +107,7 @@ impl Options {
             ],
             concurrency: vec![1, 10, 100, 1000],
             large_concurrency: vec![10, 100],
+            sso_concurrency: vec![100],
             warmup: Duration::from_secs(3),
             warmup_max: Duration::from_secs(60),
             duration: Duration::from_secs(10),
@@ -128,6 +133,7 @@ impl Options {
             registries: vec![Registry { sps: 3, idps: 2 }],
             concurrency: vec![4],
             large_concurrency: vec![4],
+            sso_concurrency: vec![4],
             warmup: Duration::from_secs(1),
             warmup_max: Duration::from_secs(10),
             duration: Duration::from_secs(2),
@@ -164,6 +170,15 @@ impl Options {
                 "--registries" => o.registries = list(value()?, registry)?,
                 "--concurrency" => o.concurrency = list(value()?, number)?,
                 "--large-concurrency" => o.large_concurrency = list(value()?, number)?,
+                // "none" skips the SSO points.
+                "--sso-concurrency" => {
+                    let v = value()?;
+                    o.sso_concurrency = if v == "none" {
+                        Vec::new()
+                    } else {
+                        list(v, number)?
+                    };
+                }
                 "--warmup" => o.warmup = seconds(value()?)?,
                 "--warmup-max" => o.warmup_max = seconds(value()?)?,
                 "--duration" => o.duration = seconds(value()?)?,
@@ -189,6 +204,7 @@ impl Options {
         if o.duration.is_zero()
             || o.concurrency.contains(&0)
             || o.large_concurrency.contains(&0)
+            || o.sso_concurrency.contains(&0)
             || o.token_concurrency == 0
         {
             bail!("durations and concurrency must be positive");

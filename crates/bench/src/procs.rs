@@ -76,6 +76,37 @@ pub struct Sampled {
     /// Bench-database backends not idle, on average per sample, by state and wait event
     /// (`active:CPU` is running; `active:IO:WALSync` waits for a commit's flush…).
     pub pg_activity: BTreeMap<String, f64>,
+    /// What PostgreSQL counted over the window: the bench database's commits and
+    /// rollbacks, and the cluster's WAL records, bytes and flushes (`pg_stat_wal`).
+    pub pg_counters: BTreeMap<String, f64>,
+}
+
+/// The counters of [`Sampled::pg_counters`] now.
+async fn pg_counters(admin: &tokio_postgres::Client, db: &str) -> BTreeMap<String, f64> {
+    let mut out = BTreeMap::new();
+    if let Ok(r) = admin
+        .query_one(
+            "SELECT xact_commit::float8, xact_rollback::float8 FROM pg_stat_database \
+             WHERE datname = $1",
+            &[&db],
+        )
+        .await
+    {
+        out.insert("commits".into(), r.try_get(0).unwrap_or(0.0));
+        out.insert("rollbacks".into(), r.try_get(1).unwrap_or(0.0));
+    }
+    if let Ok(r) = admin
+        .query_one(
+            "SELECT wal_records::float8, wal_bytes::float8, wal_sync::float8 FROM pg_stat_wal",
+            &[],
+        )
+        .await
+    {
+        out.insert("wal_records".into(), r.try_get(0).unwrap_or(0.0));
+        out.insert("wal_bytes".into(), r.try_get(1).unwrap_or(0.0));
+        out.insert("wal_syncs".into(), r.try_get(2).unwrap_or(0.0));
+    }
+    out
 }
 
 pub struct Sampler {
@@ -107,6 +138,10 @@ impl Sampler {
                 _ => None,
             });
             let mut activity: BTreeMap<String, u64> = BTreeMap::new();
+            let counters_before = match &db {
+                Some(db) => pg_counters(&admin, db).await,
+                None => BTreeMap::new(),
+            };
             let mut samples = 0u64;
             let mut first = true;
             loop {
@@ -126,6 +161,17 @@ impl Sampler {
                 }
             }
             sample(&watches, &mut tracked, &admin, &beam, false).await;
+            let pg_counters = match &db {
+                Some(db) => pg_counters(&admin, db)
+                    .await
+                    .into_iter()
+                    .map(|(k, v)| {
+                        let before = counters_before.get(&k).copied().unwrap_or(0.0);
+                        (k, v - before)
+                    })
+                    .collect(),
+                None => BTreeMap::new(),
+            };
             let wall = started.elapsed().as_secs_f64().max(1e-3);
             let per_sample = samples.max(1) as f64;
             let pg_activity = activity
@@ -148,7 +194,11 @@ impl Sampler {
                     }
                 })
                 .collect();
-            Sampled { usage, pg_activity }
+            Sampled {
+                usage,
+                pg_activity,
+                pg_counters,
+            }
         });
         Sampler { stop, task }
     }

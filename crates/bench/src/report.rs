@@ -43,6 +43,9 @@ pub struct Point {
     pub sps: usize,
     pub idps: usize,
     pub users: usize,
+    /// Sign-ins by single sign-on from each virtual user's hub session.
+    #[serde(default)]
+    pub sso: bool,
     pub seconds: f64,
     /// Until every virtual user had completed a sign-in (at least the minimum).
     pub warmup_seconds: f64,
@@ -58,6 +61,8 @@ pub struct Point {
     pub cut_at_end: u64,
     pub processes: Vec<Usage>,
     pub pg_activity: BTreeMap<String, f64>,
+    /// PostgreSQL's counters over the window (commits, WAL records, bytes, flushes).
+    pub pg_counters: BTreeMap<String, f64>,
     pub traces: TraceCheck,
     pub load_average_before: String,
 }
@@ -84,6 +89,7 @@ pub struct TokenPoint {
     pub quiet_before: bool,
     pub processes: Vec<Usage>,
     pub pg_activity: BTreeMap<String, f64>,
+    pub pg_counters: BTreeMap<String, f64>,
     pub traces: TraceCheck,
 }
 
@@ -317,11 +323,12 @@ pub fn markdown(r: &Results) -> String {
         let errors: u64 = p.errors.values().sum();
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {} | {} | {:.1} | {:.2} | {} | {:.2} |",
+            "| {} | {} | {} | {}{} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {} | {} | {:.1} | {:.2} | {} | {:.2} |",
             p.mode,
             p.sps,
             p.idps,
             p.users,
+            if p.sso { " SSO" } else { "" },
             p.flows_per_second,
             p.flow.p50,
             p.flow.p95,
@@ -335,7 +342,45 @@ pub fn markdown(r: &Results) -> String {
             pg_cores(&p.processes),
         );
     }
-    if let Some(p) = r.points.iter().max_by(|a, b| {
+    let _ = writeln!(
+        s,
+        "\nCost per completed sign-in (CPU ms; PostgreSQL: every process of the cluster; WAL and flushes cluster-wide):\n"
+    );
+    let _ = writeln!(
+        s,
+        "| mode | SPs | VUs | hub | PostgreSQL | RabbitMQ | whole hub | commits | WAL KB | WAL flushes |"
+    );
+    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for p in &r.points {
+        let n = p.completed.max(1) as f64;
+        let window = p.seconds.max(1e-3);
+        let (hub_cores, _) = hub_cost(&p.mode, &p.processes);
+        let ms = |cores: f64| cores * window * 1000.0 / p.completed.max(1) as f64;
+        let pg: f64 = p
+            .processes
+            .iter()
+            .filter(|u| u.name.starts_with("postgres"))
+            .map(|u| u.cores)
+            .sum();
+        let mq = usage(&p.processes, "rabbitmq (beam, shared broker)").map_or(0.0, |u| u.cores);
+        let counter = |k: &str| p.pg_counters.get(k).copied().unwrap_or(0.0) / n;
+        let _ = writeln!(
+            s,
+            "| {} | {} | {}{} | {:.2} | {:.2} | {:.2} | {:.2} | {:.1} | {:.1} | {:.1} |",
+            p.mode,
+            p.sps,
+            p.users,
+            if p.sso { " SSO" } else { "" },
+            ms(hub_cores),
+            ms(pg),
+            ms(mq),
+            ms(hub_cores + pg + mq),
+            counter("commits"),
+            counter("wal_bytes") / 1024.0,
+            counter("wal_syncs"),
+        );
+    }
+    if let Some(p) = r.points.iter().filter(|p| !p.sso).max_by(|a, b| {
         a.flows_per_second
             .partial_cmp(&b.flows_per_second)
             .unwrap_or(std::cmp::Ordering::Equal)

@@ -174,6 +174,8 @@ impl Stack {
         config.gateway.public_url = self.hub_url.clone();
         config.oidc_front.issuer = self.hub_url.clone();
         config.oidc_front.subject_key = Secret::new(format!("bench-subject-{}", random_text()));
+        // Only the SSO points keep a browser's cookies from one sign-in to the next.
+        config.oidc_front.sso_enabled = true;
         config.idp_bridge.callback_url = format!("{}/idp/callback", self.hub_url);
         config.idp_bridge.logout_callback_url = format!("{}/idp/logout-callback", self.hub_url);
         config.registry.seed_file = Some(seed_path.display().to_string());
@@ -383,6 +385,8 @@ struct SeedSp {
     idp_ids: Vec<String>,
     id_token_signed_response_alg: String,
     token_endpoint_auth_method: String,
+    /// Single sign-on, for the SSO points (a fresh cookie jar per sign-in otherwise).
+    sso: bool,
 }
 
 fn strings(items: &[&str]) -> Vec<String> {
@@ -433,6 +437,7 @@ fn seed(spec: &Spec, issuer: &str, idp_secret: &str, sp_salt: &str) -> (SeedFile
             idp_ids: idp_ids.clone(),
             id_token_signed_response_alg: if rs256 { "RS256" } else { "ES256" }.into(),
             token_endpoint_auth_method: "client_secret_basic".into(),
+            sso: true,
         });
         sps.push(Sp {
             client_id,

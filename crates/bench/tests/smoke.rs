@@ -26,14 +26,24 @@ fn smoke_run_completes_sign_ins_and_traces_each_once() {
     let results: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 
+    // A point of whole sign-ins, then one by single sign-on.
     let points = results["points"].as_array().unwrap();
-    assert_eq!(points.len(), 1, "{results:#}");
-    let p = &points[0];
-    assert!(p["completed"].as_u64().unwrap() > 0, "{p:#}");
-    assert_eq!(p["traces"]["lost"], 0, "{p:#}");
-    assert_eq!(p["traces"]["doubled"], 0, "{p:#}");
-    assert_eq!(p["traces"]["expected"], p["traces"]["complete"], "{p:#}");
-    assert!(p["processes"].as_array().is_some_and(|a| !a.is_empty()));
+    assert_eq!(points.len(), 2, "{results:#}");
+    assert_eq!(points[0]["sso"], false);
+    assert_eq!(points[1]["sso"], true);
+    for p in points {
+        assert!(p["completed"].as_u64().unwrap() > 0, "{p:#}");
+        assert_eq!(p["traces"]["lost"], 0, "{p:#}");
+        assert_eq!(p["traces"]["doubled"], 0, "{p:#}");
+        assert_eq!(p["traces"]["expected"], p["traces"]["complete"], "{p:#}");
+        assert!(p["processes"].as_array().is_some_and(|a| !a.is_empty()));
+        assert!(
+            p["pg_counters"]["commits"]
+                .as_f64()
+                .is_some_and(|c| c > 0.0),
+            "{p:#}"
+        );
+    }
 
     let token = &results["token"][0];
     assert!(token["ok"].as_u64().unwrap() > 0, "{token:#}");
