@@ -7,7 +7,7 @@
 //! with publisher confirms, and the [`Consumer`] that hands each event once to an
 //! [`EventHandler`] inside a transaction. Delivery is at least once; consumers are
 //! idempotent on the event id. It must never publish an event outside the outbox (a
-//! rolled-back change must not be announced), never delete an outbox row before the
+//! rolled-back change must not be announced), never commit the deletion of an outbox row before the
 //! broker confirmed it, never log an event's payload (identity data), and never read or
 //! write another service's tables: every query runs in the schema of the pool it is given.
 

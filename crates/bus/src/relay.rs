@@ -214,23 +214,29 @@ impl Relay {
         }
     }
 
-    /// Publishes one batch and deletes the rows the broker acknowledged, in one transaction
-    /// whose row locks keep a second relay of the same schema from publishing them too.
+    /// Publishes one batch in one transaction: its rows are taken (deleted, and locked so
+    /// a second relay of the same schema skips them) as they are read, and the deletion
+    /// commits only once the broker confirmed every one; otherwise it is rolled back and
+    /// the whole batch stays for the next attempt (the confirmed ones are then published
+    /// again: consumers are idempotent on the event id).
     async fn relay_batch(&self, channel: &Channel) -> Result<usize, BusError> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
-        let select = tx
+        let take = tx
             .prepare_cached(
-                "SELECT seq, id, kind, body::text FROM outbox ORDER BY seq LIMIT $1 FOR UPDATE",
+                "DELETE FROM outbox WHERE seq IN \
+                 (SELECT seq FROM outbox ORDER BY seq LIMIT $1 FOR UPDATE) \
+                 RETURNING seq, id, kind, body::text",
             )
             .await?;
-        let rows = tx
-            .query(&select, &[&i64::from(self.config.relay_batch)])
+        let mut rows = tx
+            .query(&take, &[&i64::from(self.config.relay_batch)])
             .await?;
         if rows.is_empty() {
             tx.rollback().await?;
             return Ok(0);
         }
+        rows.sort_by_key(|row| row.try_get::<_, i64>(0).unwrap_or(i64::MAX));
 
         let deadline = Instant::now() + self.config.confirm_timeout();
         let mut pending = Vec::with_capacity(rows.len());
@@ -269,25 +275,22 @@ impl Relay {
             (seq, tokio::time::timeout_at(deadline, confirm).await)
         }))
         .await;
-        let mut acked = Vec::with_capacity(outcomes.len());
-        let (mut nacked, mut lost) = (0, 0);
-        for (seq, outcome) in outcomes {
+        let (mut acked, mut nacked, mut lost) = (0, 0, 0);
+        for (_, outcome) in outcomes {
             match outcome {
-                Ok(Ok(confirmation)) if confirmation.is_ack() => acked.push(seq),
+                Ok(Ok(confirmation)) if confirmation.is_ack() => acked += 1,
                 Ok(Ok(_)) => nacked += 1,
                 Ok(Err(_)) | Err(_) => lost += 1,
             }
         }
-        if !acked.is_empty() {
-            let delete = tx
-                .prepare_cached("DELETE FROM outbox WHERE seq = ANY($1)")
-                .await?;
-            tx.execute(&delete, &[&acked]).await?;
+        if interrupted.is_none() && acked == rows.len() {
+            tx.commit().await?;
+            self.stats
+                .published
+                .fetch_add(acked as u64, Ordering::Relaxed);
+        } else {
+            tx.rollback().await?;
         }
-        tx.commit().await?;
-        self.stats
-            .published
-            .fetch_add(acked.len() as u64, Ordering::Relaxed);
 
         if let Some(error) = interrupted {
             return Err(error);

@@ -193,10 +193,13 @@ impl Store {
         Ok(())
     }
 
-    /// The one durable write of a sign-in: the account of the IdP subject (created on
-    /// first sign-in), then what `build` makes for it (the session, the code's grant and
-    /// every step of the connection), in one transaction. False, and nothing written,
-    /// when the connection was already completed (a replayed callback).
+    /// The one durable write of a sign-in: the account of the IdP subject (found, or
+    /// created on a first sign-in), then what `build` makes for it (the session, the
+    /// code's grant and every step of the connection) in one statement. Two autocommitted
+    /// statements and no transaction: a returning person's lookup writes nothing, and an
+    /// account created for a sign-in that then fails is the one its next sign-in finds.
+    /// False, and nothing written, when the connection was already completed (a
+    /// replayed callback).
     pub async fn complete_sign_in<F>(
         &self,
         idp_id: &str,
@@ -207,25 +210,25 @@ impl Store {
     where
         F: FnOnce(Uuid) -> Result<Completion, FrontError>,
     {
-        let mut client = self.pool.get().await?;
-        let tx = client.transaction().await?;
+        let client = self.pool.get().await?;
         // By the pivot identity's hash when the deployment maps accounts so (the IdP and
         // subject that first brought the person are kept), else by the IdP's subject.
         let rows = match pivot {
             Some(hash) => {
-                tx.all(
-                    "WITH ins AS (INSERT INTO accounts (id, idp_id, sub_fi, pivot_hash) \
+                client
+                    .all(
+                        "WITH ins AS (INSERT INTO accounts (id, idp_id, sub_fi, pivot_hash) \
                      VALUES ($1, $2, $3, $4) \
                      ON CONFLICT (pivot_hash) WHERE pivot_hash IS NOT NULL DO NOTHING \
                      RETURNING id) \
                      SELECT id FROM ins UNION ALL \
                      SELECT id FROM accounts WHERE pivot_hash = $4",
-                    &[&Uuid::new_v4(), &idp_id, &sub_fi, &hash],
-                )
-                .await?
+                        &[&Uuid::new_v4(), &idp_id, &sub_fi, &hash],
+                    )
+                    .await?
             }
-            None => {
-                tx.all(
+            None => client
+                .all(
                     "WITH ins AS (INSERT INTO accounts (id, idp_id, sub_fi) VALUES ($1, $2, $3) \
                      ON CONFLICT (idp_id, sub_fi) WHERE pivot_hash IS NULL DO NOTHING \
                      RETURNING id) \
@@ -234,8 +237,7 @@ impl Store {
                      WHERE idp_id = $2 AND sub_fi = $3 AND pivot_hash IS NULL",
                     &[&Uuid::new_v4(), &idp_id, &sub_fi],
                 )
-                .await?
-            }
+                .await?,
         };
         let account_id: Uuid = rows
             .first()
@@ -244,7 +246,7 @@ impl Store {
         let c = build(account_id)?;
         let (s, g) = (&c.session, &c.grant);
         let written = relais_bus::change_if_with_events(
-            &tx,
+            &client,
             "s AS (INSERT INTO sessions (id_hash, sid, connection_id, account_id, idp_id, \
              sub_fi, idp_id_token, acr, auth_time, expires_at, amr, idp_claims) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $17, $21) \
@@ -284,7 +286,7 @@ impl Store {
         if written == 0 {
             return Ok(false);
         }
-        self.outbox.commit(tx).await?;
+        self.outbox.wake();
         Ok(true)
     }
 

@@ -84,33 +84,41 @@ pub async fn append(tx: &Transaction<'_>, events: &[&Event]) -> Result<(), Trace
         .collect();
     let occurred: Vec<OffsetDateTime> = events.iter().map(|e| e.occurred_at).collect();
     let sources: Vec<&str> = events.iter().map(|e| e.source.as_str()).collect();
-    tx.run(
+    // Sent together (tokio-postgres pipelines what is awaited at once, in this order):
+    // one flight to the server instead of a round trip per statement.
+    let insert_params: [&(dyn tokio_postgres::types::ToSql + Sync); 9] = [
+        &seqs,
+        &ids,
+        &kinds,
+        &connections,
+        &occurred,
+        &sources,
+        &bodies,
+        &prevs,
+        &hashes,
+    ];
+    let insert = tx.run(
         "INSERT INTO events (seq, event_id, kind, connection_id, occurred_at, source, body, \
          prev_hash, hash) SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::text[], \
          $4::text[], $5::timestamptz[], $6::text[], $7::text[], $8::bytea[], $9::bytea[])",
-        &[
-            &seqs,
-            &ids,
-            &kinds,
-            &connections,
-            &occurred,
-            &sources,
-            &bodies,
-            &prevs,
-            &hashes,
-        ],
-    )
-    .await?;
-    tx.run(
+        &insert_params,
+    );
+    let head_params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&seq, &prev];
+    let head = tx.run(
         "UPDATE chain_head SET seq = $1, hash = $2 WHERE id",
-        &[&seq, &prev],
-    )
-    .await?;
-    for (event, step) in events.iter().zip(&steps) {
-        if let Some(s) = step {
-            fold(tx, event.occurred_at, s).await?;
-        }
-    }
+        &head_params,
+    );
+    let folds = futures::future::try_join_all(
+        events
+            .iter()
+            .zip(&steps)
+            .filter_map(|(event, step)| step.as_ref().map(|s| fold(tx, event.occurred_at, s))),
+    );
+    futures::try_join!(
+        async { insert.await.map_err(TraceError::from) },
+        async { head.await.map_err(TraceError::from) },
+        folds
+    )?;
     Ok(())
 }
 
