@@ -89,7 +89,14 @@ async fn look(
     sids: &[String],
 ) -> anyhow::Result<HashMap<String, Seen>> {
     let mut seen: HashMap<String, Seen> = HashMap::new();
-    for chunk in sids.chunks(5000) {
+    // Each session once: one signing in several times (single sign-on) would otherwise
+    // be read, and its steps counted, once per chunk it falls in.
+    let unique: Vec<&String> = sids
+        .iter()
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    for chunk in unique.chunks(5000) {
         let rows = db
             .query(
                 "SELECT c.session_id, c.connection_id, c.outcome, e.kind, count(*) \
