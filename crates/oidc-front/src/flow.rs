@@ -14,6 +14,7 @@ use crate::domain::accounts::{self, AccountMapping};
 use crate::domain::authorize::{self, Params};
 use crate::domain::claims;
 use crate::domain::flow::{Flow, Stage};
+use crate::domain::id_token;
 use crate::domain::refusals::Verdict;
 use crate::domain::secrets::{constant_time_eq, random_token, sha256, subject_for};
 use crate::error::{FrontError, Surface};
@@ -167,11 +168,10 @@ impl Front {
         // A hint must be an ID token this hub issued to this client.
         let hint = match params.single("id_token_hint").map_err(to_sp)? {
             Some(hint) => {
-                let claims = self.verify_hint(hint).ok().filter(|c| match c.get("aud") {
-                    Some(Value::String(a)) => *a == sp.client_id,
-                    Some(Value::Array(list)) => list.iter().any(|a| *a == sp.client_id.as_str()),
-                    _ => false,
-                });
+                let claims = self
+                    .verify_hint(hint)
+                    .ok()
+                    .filter(|c| id_token::is_for(c, &sp.client_id));
                 let Some(claims) = claims else {
                     return Err(Refusal::Redirect(
                         FrontError::InvalidIdTokenHint,

@@ -4,9 +4,9 @@
 use relais_bus::events::{ConnectionEvent, ConnectionStep, Outcome};
 use relais_proto::idp_bridge::v1 as bridge;
 use relais_proto::oidc_front::v1 as pb;
-use serde_json::Value;
 
 use crate::domain::authorize::{self, Params};
+use crate::domain::id_token;
 use crate::domain::secrets::{random_token, sha256};
 use crate::error::FrontError;
 use crate::events;
@@ -39,11 +39,10 @@ impl Front {
             Some(h) => Some(self.verify_hint(h)?),
             None => None,
         };
-        let hint_client = hint.as_ref().and_then(|c| match c.get("aud") {
-            Some(Value::String(s)) => Some(s.clone()),
-            Some(Value::Array(a)) => a.first().and_then(Value::as_str).map(str::to_string),
-            _ => None,
-        });
+        let hint_client = hint
+            .as_ref()
+            .and_then(|c| id_token::client_of(c))
+            .map(str::to_string);
         let client_id = match (params.single("client_id")?, hint_client) {
             (Some(c), Some(h)) if c != h => return Err(FrontError::InvalidIdTokenHint),
             (Some(c), _) => Some(c.to_string()),

@@ -12,6 +12,7 @@ use time::{Duration, OffsetDateTime};
 
 use crate::domain::authorize::Params;
 use crate::domain::client_auth::{PRIVATE_KEY_JWT, client_credentials};
+use crate::domain::id_token;
 use crate::domain::secrets::{at_hash, constant_time_eq, pkce_s256, random_token, sha256};
 use crate::error::FrontError;
 use crate::events;
@@ -149,23 +150,21 @@ impl Front {
         let access_token = random_token();
         let at_ttl = i64::from(self.config.access_token_ttl_seconds);
         let key = self.keys.for_alg(&sp.id_token_signed_response_alg);
-        let mut c = Map::new();
-        c.insert("iss".into(), Value::from(self.config.issuer.clone()));
-        c.insert("sub".into(), Value::from(grant.sub_fs.clone()));
-        c.insert("aud".into(), Value::from(sp.client_id.clone()));
-        c.insert(
-            "exp".into(),
-            Value::from(ts(now) + i64::from(self.config.id_token_ttl_seconds)),
-        );
-        c.insert("iat".into(), Value::from(ts(now)));
-        c.insert("auth_time".into(), Value::from(ts(grant.auth_time)));
-        c.insert("nonce".into(), Value::from(grant.nonce.clone()));
-        c.insert("acr".into(), Value::from(grant.acr.clone()));
-        if !grant.amr.is_empty() {
-            c.insert("amr".into(), Value::from(grant.amr.clone()));
+        let sid = grant.sid.to_string();
+        let c = id_token::IdToken {
+            issuer: &self.config.issuer,
+            sub: &grant.sub_fs,
+            client_id: &sp.client_id,
+            issued_at: ts(now),
+            expires_at: ts(now) + i64::from(self.config.id_token_ttl_seconds),
+            auth_time: ts(grant.auth_time),
+            nonce: &grant.nonce,
+            acr: &grant.acr,
+            amr: &grant.amr,
+            sid: &sid,
+            at_hash: &at_hash(&access_token),
         }
-        c.insert("sid".into(), Value::from(grant.sid.to_string()));
-        c.insert("at_hash".into(), Value::from(at_hash(&access_token)));
+        .claims();
         let id_token = key.sign(&c, "JWT")?;
         let id_token = if sp.id_token_encrypted_response_alg.is_empty() {
             id_token
@@ -296,14 +295,9 @@ impl Front {
             .map_err(|_| FrontError::ClientAuthFailed)?;
         let text = |n: &str| claims.get(n).and_then(Value::as_str);
         let issuer = &self.config.issuer;
-        let audience_ok = match claims.get("aud") {
-            Some(Value::String(a)) => a == issuer || *a == format!("{issuer}/token"),
-            Some(Value::Array(list)) => list.iter().any(|a| {
-                a.as_str()
-                    .is_some_and(|a| a == issuer || a == format!("{issuer}/token"))
-            }),
-            _ => false,
-        };
+        // The issuer or the token endpoint, as RFC 7523 lets a client name either.
+        let audience_ok = id_token::is_for(&claims, issuer)
+            || id_token::is_for(&claims, &format!("{issuer}/token"));
         let now = ts(OffsetDateTime::now_utc());
         let exp = claims.get("exp").and_then(Value::as_i64).unwrap_or(0);
         // Short-lived: an assertion valid for hours could be replayed once its jti is purged.

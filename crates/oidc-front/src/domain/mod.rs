@@ -6,6 +6,7 @@ pub mod authorize;
 pub mod claims;
 pub mod client_auth;
 pub mod flow;
+pub mod id_token;
 pub mod refusals;
 pub mod secrets;
 pub mod throttle;
