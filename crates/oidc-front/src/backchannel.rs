@@ -84,6 +84,7 @@ pub struct Notifier {
     pub partners: Partners,
     pub http: reqwest::Client,
     pub outbox: Outbox,
+    pub clock: Arc<dyn crate::clock::Clock>,
 }
 
 impl Notifier {
@@ -103,7 +104,7 @@ impl Notifier {
         sp: &reg::ServiceProvider,
         notice: &BackchannelLogout,
     ) -> Result<String, FrontError> {
-        let claims = logout_claims(&self.issuer, notice, OffsetDateTime::now_utc());
+        let claims = logout_claims(&self.issuer, notice, self.clock.now());
         let signed = self
             .keys
             .for_alg(&sp.id_token_signed_response_alg)
@@ -122,11 +123,13 @@ impl Notifier {
     }
 
     fn record(
+        &self,
         notice: &BackchannelLogout,
         outcome: Outcome,
         error_code: Option<&str>,
     ) -> Result<Event, FrontError> {
-        events::now(
+        events::at(
+            self.clock.now(),
             &notice.connection_id,
             ConnectionStep::LogoutNotified,
             outcome,
@@ -166,7 +169,7 @@ impl EventHandler for Notifier {
         if !answer.status().is_success() {
             return Err(format!("SP back-channel endpoint answered {}", answer.status()).into());
         }
-        relais_bus::enqueue(tx, &Self::record(&notice, Outcome::Success, None)?).await?;
+        relais_bus::enqueue(tx, &self.record(&notice, Outcome::Success, None)?).await?;
         Ok(())
     }
 
@@ -193,11 +196,7 @@ impl EventHandler for Notifier {
             error,
             "back-channel logout given up: the SP was not told"
         );
-        relais_bus::enqueue(
-            tx,
-            &Self::record(&notice, Outcome::Failure, Some(GIVEN_UP))?,
-        )
-        .await?;
+        relais_bus::enqueue(tx, &self.record(&notice, Outcome::Failure, Some(GIVEN_UP))?).await?;
         Ok(())
     }
 }

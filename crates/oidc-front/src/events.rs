@@ -34,24 +34,6 @@ fn event_at(
     )?)
 }
 
-/// A step taken now, for a request from `source`.
-pub fn now(
-    connection_id: &str,
-    step: ConnectionStep,
-    outcome: Outcome,
-    source: &pb::Source,
-    fill: impl FnOnce(&mut ConnectionEvent),
-) -> Result<Event, FrontError> {
-    at(
-        OffsetDateTime::now_utc(),
-        connection_id,
-        step,
-        outcome,
-        source,
-        fill,
-    )
-}
-
 /// A step taken at `when`, for a request from `source`.
 pub fn at(
     when: OffsetDateTime,

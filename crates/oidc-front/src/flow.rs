@@ -66,7 +66,7 @@ impl Front {
             locale,
             ..Default::default()
         };
-        let now = OffsetDateTime::now_utc();
+        let now = self.clock.now();
         flow.push(
             ConnectionStep::AuthorizeInitiated,
             millis(now),
@@ -289,7 +289,7 @@ impl Front {
         idp: &reg::IdentityProvider,
         source: &pb::Source,
     ) -> Result<pb::FlowResponse, Refusal> {
-        let chosen_at = OffsetDateTime::now_utc();
+        let chosen_at = self.clock.now();
         flow.idp_id = Some(idp.id.clone());
         flow.push(
             ConnectionStep::IdpChosen,
@@ -324,7 +324,7 @@ impl Front {
         flow.round_trip = answer.round_trip;
         flow.push(
             ConnectionStep::IdpRedirected,
-            millis(OffsetDateTime::now_utc()),
+            millis(self.clock.now()),
             &source.ip,
             source.port,
             &source.request_id,
@@ -363,7 +363,7 @@ impl Front {
 
     pub async fn choose(&self, req: pb::ChooseIdpRequest) -> pb::FlowResponse {
         let source = req.source.clone().unwrap_or_default();
-        let now = OffsetDateTime::now_utc().unix_timestamp();
+        let now = self.clock.now().unix_timestamp();
         // From the chooser, or back to it from the IdP: a new round trip either way.
         let mut flow = match Flow::open(&self.sealer, &req.flow, now) {
             Ok(f) => f,
@@ -407,7 +407,7 @@ impl Front {
 
     pub async fn callback(&self, req: pb::IdpCallbackRequest) -> pb::FlowResponse {
         let source = req.source.clone().unwrap_or_default();
-        let now = OffsetDateTime::now_utc();
+        let now = self.clock.now();
         let mut flow = match Flow::open(&self.sealer, &req.flow, now.unix_timestamp()) {
             Ok(f) if f.at(Stage::AtIdp) => f,
             Ok(_) => {
@@ -463,7 +463,7 @@ impl Front {
             .await
             .map_err(|s| bridge_error(&s))?
             .into_inner();
-        let verified_at = OffsetDateTime::now_utc();
+        let verified_at = self.clock.now();
         // The bridge checked the acr; checked again here as the SP relies on it.
         let reached = self
             .ladder
@@ -483,7 +483,7 @@ impl Front {
         let idp_claims: Map<String, Value> =
             serde_json::from_str(&identity.claims_json).unwrap_or_default();
         let granted = claims::granted(&released, &identity.idp_id, &identity.acr, &idp_claims);
-        let now = OffsetDateTime::now_utc();
+        let now = self.clock.now();
         let auth_time = OffsetDateTime::from_unix_timestamp(identity.auth_time)
             .ok()
             .filter(|_| identity.auth_time > 0)

@@ -33,6 +33,8 @@ pub struct Front {
     pub sealer: Sealer,
     /// Authorization requests refused before their client is known, per address.
     pub refusals: crate::domain::refusals::Refusals,
+    /// Every instant the front reads (the store's SQL included).
+    pub clock: Arc<dyn crate::clock::Clock>,
 }
 
 pub fn params_of(list: Vec<pb::Param>) -> Params {
@@ -132,7 +134,7 @@ impl Front {
         let result = async {
             let record = events::sign_in_record(
                 flow,
-                OffsetDateTime::now_utc(),
+                self.clock.now(),
                 ConnectionStep::Failed,
                 Outcome::Failure,
                 source,
@@ -155,7 +157,8 @@ impl Front {
         sp_id: &str,
     ) {
         let result = async {
-            let failed = events::now(
+            let failed = events::at(
+                self.clock.now(),
                 connection_id,
                 ConnectionStep::Failed,
                 Outcome::Failure,

@@ -9,6 +9,7 @@
 
 pub mod access;
 mod backchannel;
+pub mod clock;
 mod config;
 pub mod domain;
 pub mod error;
@@ -49,8 +50,7 @@ mod embedded {
     refinery::embed_migrations!("migrations");
 }
 
-/// Starts the front: keys, gRPC on `listener`, the outbox relay, the partner-change
-/// consumer and the purge of expired rows.
+/// Starts the front on the system clock.
 pub async fn start(
     config: OidcFrontConfig,
     db: &DatabaseConfig,
@@ -58,6 +58,22 @@ pub async fn start(
     listener: Option<TcpListener>,
     local: &LocalServices,
     shutdown: Shutdown,
+) -> Result<Tasks, FrontError> {
+    let clock = Arc::new(clock::SystemClock);
+    start_with_clock(config, db, bus, listener, local, shutdown, clock).await
+}
+
+/// Starts the front: keys, gRPC on `listener`, the outbox relay, the partner-change
+/// consumer, the back-channel logout workers and the purge of expired rows, every
+/// instant read from `clock`.
+pub async fn start_with_clock(
+    config: OidcFrontConfig,
+    db: &DatabaseConfig,
+    bus: BusConfig,
+    listener: Option<TcpListener>,
+    local: &LocalServices,
+    shutdown: Shutdown,
+    clock: Arc<dyn clock::Clock>,
 ) -> Result<Tasks, FrontError> {
     config
         .validate()
@@ -67,7 +83,7 @@ pub async fn start(
         .await
         .map_err(runtime_err)?;
     let relay = relais_bus::start_outbox(&pool, bus.clone(), shutdown.clone()).await?;
-    let store = store::Store::new(pool.clone(), relay.outbox.clone());
+    let store = store::Store::new(pool.clone(), relay.outbox.clone(), Arc::clone(&clock));
     let keys = Arc::new(Keys::new(
         store.signing_keys(&[Alg::Es256, Alg::Rs256]).await?,
     )?);
@@ -96,6 +112,7 @@ pub async fn start(
             config.backchannel_logout_timeout_seconds,
         )))?,
         outbox: relay.outbox.clone(),
+        clock: Arc::clone(&clock),
     });
     let retries: Vec<Duration> = config
         .backchannel_logout_retry_seconds
@@ -116,6 +133,7 @@ pub async fn start(
         partners: partners.clone(),
         bridge,
         keys: Arc::clone(&keys),
+        clock,
     };
     let mut tasks = Tasks::new(shutdown.clone());
     let server = OidcFrontServer::new(front);

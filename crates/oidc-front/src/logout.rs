@@ -89,7 +89,8 @@ impl Front {
         let Some(session) = session.filter(|s| !s.ended) else {
             return done(back);
         };
-        let requested = events::now(
+        let requested = events::at(
+            self.clock.now(),
             &session.connection_id.to_string(),
             ConnectionStep::LogoutRequested,
             Outcome::Success,
@@ -120,7 +121,8 @@ impl Front {
                 String::new()
             });
         if idp_url.is_empty() {
-            let ended = events::now(
+            let ended = events::at(
+                self.clock.now(),
                 &session.connection_id.to_string(),
                 ConnectionStep::SessionEnded,
                 Outcome::Success,
@@ -168,14 +170,16 @@ impl Front {
                 e.idp_id = Some(session.idp_id.clone());
                 e.session_id = Some(session.sid.to_string());
             };
-            let propagated = events::now(
+            let propagated = events::at(
+                self.clock.now(),
                 &session.connection_id.to_string(),
                 ConnectionStep::LogoutPropagated,
                 Outcome::Success,
                 &source,
                 fill,
             )?;
-            let ended = events::now(
+            let ended = events::at(
+                self.clock.now(),
                 &session.connection_id.to_string(),
                 ConnectionStep::SessionEnded,
                 Outcome::Success,

@@ -3,7 +3,6 @@
 
 use relais_bus::events::ConnectionStep;
 use relais_proto::oidc_front::v1 as pb;
-use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::domain::flow::{Flow, Stage};
@@ -19,7 +18,7 @@ impl Front {
     /// another account"), or back from the IdP.
     pub async fn show_chooser(&self, req: pb::ShowChooserRequest) -> pb::FlowResponse {
         let source = req.source.unwrap_or_default();
-        let now = OffsetDateTime::now_utc();
+        let now = self.clock.now();
         let mut flow = match Flow::open(&self.sealer, &req.flow, now.unix_timestamp()) {
             Ok(f) => f,
             Err(e) => return error_page(&e, &locale_of(&source), &source.request_id),

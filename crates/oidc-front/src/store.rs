@@ -1,6 +1,8 @@
 //! SQL of the front's own schema. Every change that others must hear of is written with
 //! its events in one transaction (the outbox).
 
+use std::sync::Arc;
+
 use deadpool_postgres::{Pool, Transaction};
 use relais_bus::Event;
 use relais_bus::Outbox;
@@ -11,6 +13,7 @@ use time::OffsetDateTime;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
+use crate::clock::Clock;
 use crate::domain::throttle::{Counter, Limits};
 use crate::error::FrontError;
 
@@ -18,6 +21,8 @@ use crate::error::FrontError;
 pub struct Store {
     pool: Pool,
     outbox: Outbox,
+    /// Every instant the front's SQL compares or records: never the database's `now()`.
+    clock: Arc<dyn Clock>,
 }
 
 #[derive(Clone, Debug)]
@@ -145,8 +150,12 @@ const SESSION_COLUMNS: &str = "sid, connection_id, account_id, idp_id, sub_fi, i
     logout_client_state, logout_client_id";
 
 impl Store {
-    pub fn new(pool: Pool, outbox: Outbox) -> Self {
-        Store { pool, outbox }
+    pub fn new(pool: Pool, outbox: Outbox, clock: Arc<dyn Clock>) -> Self {
+        Store {
+            pool,
+            outbox,
+            clock,
+        }
     }
 
     /// The signing key of each algorithm, generated and stored at first start. Two
@@ -341,9 +350,9 @@ impl Store {
         let client = self.pool.get().await?;
         client
             .run(
-                "UPDATE grants SET used_at = COALESCE(used_at, now()) \
+                "UPDATE grants SET used_at = COALESCE(used_at, $3) \
                  WHERE code_hash = $1 AND client_id = $2",
-                &[&code_hash, &client_id],
+                &[&code_hash, &client_id, &self.clock.now()],
             )
             .await?;
         Ok(())
@@ -363,15 +372,21 @@ impl Store {
         let client = self.pool.get().await?;
         let n = relais_bus::change_if_with_events(
             &client,
-            "used AS (UPDATE grants SET used_at = now() \
+            "used AS (UPDATE grants SET used_at = $5 \
              WHERE code_hash = $1 AND client_id = $2 AND used_at IS NULL \
              RETURNING code_hash, connection_id, client_id, sub_fs, account_id, idp_id, acr, \
              claims, scopes), \
              change AS (INSERT INTO access_tokens (token_hash, code_hash, connection_id, \
-             client_id, sub_fs, account_id, idp_id, acr, claims, expires_at, scopes) \
+             client_id, sub_fs, account_id, idp_id, acr, claims, expires_at, scopes, issued_at) \
              SELECT $3::bytea, code_hash, connection_id, client_id, sub_fs, account_id, idp_id, \
-             acr, claims, $4::timestamptz, scopes FROM used RETURNING token_hash)",
-            &[&code_hash, &client_id, &token_hash, &expires_at],
+             acr, claims, $4::timestamptz, scopes, $5::timestamptz FROM used RETURNING token_hash)",
+            &[
+                &code_hash,
+                &client_id,
+                &token_hash,
+                &expires_at,
+                &self.clock.now(),
+            ],
             events,
         )
         .await?;
@@ -390,11 +405,11 @@ impl Store {
         let client = self.pool.get().await?;
         client
             .run(
-                "WITH g AS (UPDATE grants SET used_at = COALESCE(used_at, now()) \
+                "WITH g AS (UPDATE grants SET used_at = COALESCE(used_at, $3) \
                  WHERE code_hash = $1 AND client_id = $2 RETURNING code_hash) \
-                 UPDATE access_tokens SET revoked_at = now() \
+                 UPDATE access_tokens SET revoked_at = $3 \
                  WHERE code_hash IN (SELECT code_hash FROM g) AND revoked_at IS NULL",
-                &[&code_hash, &client_id],
+                &[&code_hash, &client_id, &self.clock.now()],
             )
             .await?;
         Ok(())
@@ -411,9 +426,9 @@ impl Store {
             .opt(
                 "SELECT connection_id, client_id, sub_fs, account_id, idp_id, acr, claims, \
                  scopes, issued_at, expires_at, \
-                 (revoked_at IS NULL AND expires_at > now()) AS active \
+                 (revoked_at IS NULL AND expires_at > $3) AS active \
                  FROM access_tokens WHERE token_hash = $1 AND client_id = $2",
-                &[&token_hash, &client_id],
+                &[&token_hash, &client_id, &self.clock.now()],
             )
             .await?
         else {
@@ -445,10 +460,10 @@ impl Store {
         let client = self.pool.get().await?;
         let row = client
             .opt(
-                "UPDATE access_tokens SET revoked_at = now() \
+                "UPDATE access_tokens SET revoked_at = $3 \
                  WHERE token_hash = $1 AND client_id = $2 AND revoked_at IS NULL \
                  RETURNING connection_id",
-                &[&token_hash, &client_id],
+                &[&token_hash, &client_id, &self.clock.now()],
             )
             .await?;
         row.map(|r| r.try_get(0))
@@ -462,11 +477,12 @@ impl Store {
         let stmt = client
             .prepare_cached(
                 "SELECT connection_id, client_id, sub_fs, account_id, idp_id, acr, claims \
-                 FROM access_tokens WHERE token_hash = $1 AND expires_at > now() \
+                 FROM access_tokens WHERE token_hash = $1 AND expires_at > $2 \
                  AND revoked_at IS NULL",
             )
             .await?;
-        let Some(r) = client.query_opt(&stmt, &[&token_hash]).await? else {
+        let now = self.clock.now();
+        let Some(r) = client.query_opt(&stmt, &[&token_hash, &now]).await? else {
             return Ok(None);
         };
         Ok(Some(AccessToken {
@@ -526,7 +542,7 @@ impl Store {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         tx.run(
-            "UPDATE sessions SET ended_at = COALESCE(ended_at, now()), logout_state_hash = $2, \
+            "UPDATE sessions SET ended_at = COALESCE(ended_at, $6), logout_state_hash = $2, \
              logout_redirect_uri = $3, logout_client_state = $4, logout_client_id = $5 \
              WHERE sid = $1",
             &[
@@ -535,6 +551,7 @@ impl Store {
                 &redirect_uri,
                 &client_state,
                 &client_id,
+                &self.clock.now(),
             ],
         )
         .await?;
@@ -586,10 +603,11 @@ impl Store {
         let stmt = client
             .prepare_cached(
                 "SELECT max(blocked_until) FROM auth_failures \
-                 WHERE subject = ANY($1) AND blocked_until > now()",
+                 WHERE subject = ANY($1) AND blocked_until > $2",
             )
             .await?;
-        let row = client.query_one(&stmt, &[&subjects]).await?;
+        let now = self.clock.now();
+        let row = client.query_one(&stmt, &[&subjects, &now]).await?;
         Ok(row.try_get(0)?)
     }
 
@@ -603,7 +621,7 @@ impl Store {
         let tx = client.transaction().await?;
         let mut blocked = None;
         for subject in subjects {
-            let now = OffsetDateTime::now_utc();
+            let now = self.clock.now();
             let previous = tx
                 .opt(
                     "SELECT failures, window_started_at, blocks, blocked_until \
@@ -625,15 +643,16 @@ impl Store {
             let blocks = i32::try_from(next.blocks).unwrap_or(i32::MAX);
             tx.run(
                 "INSERT INTO auth_failures (subject, failures, window_started_at, blocks, \
-                 blocked_until, updated_at) VALUES ($1, $2, $3, $4, $5, now()) \
+                 blocked_until, updated_at) VALUES ($1, $2, $3, $4, $5, $6) \
                  ON CONFLICT (subject) DO UPDATE SET failures = $2, window_started_at = $3, \
-                 blocks = $4, blocked_until = $5, updated_at = now()",
+                 blocks = $4, blocked_until = $5, updated_at = $6",
                 &[
                     subject,
                     &failures,
                     &next.window_started_at,
                     &blocks,
                     &next.blocked_until,
+                    &now,
                 ],
             )
             .await?;
@@ -651,8 +670,8 @@ impl Store {
         let rows = client
             .all(
                 "SELECT subject, blocked_until, blocks, failures FROM auth_failures \
-                 WHERE blocked_until > now() ORDER BY blocked_until DESC",
-                &[],
+                 WHERE blocked_until > $1 ORDER BY blocked_until DESC",
+                &[&self.clock.now()],
             )
             .await?;
         rows.iter()
@@ -680,39 +699,40 @@ impl Store {
     /// go with them). Returns the number of rows deleted.
     pub async fn purge_expired(&self) -> Result<u64, FrontError> {
         let client = self.pool.get().await?;
+        let now = self.clock.now();
         let mut n = client
             .run(
-                "DELETE FROM access_tokens WHERE expires_at < now() - interval '1 day'",
-                &[],
+                "DELETE FROM access_tokens WHERE expires_at < $1::timestamptz - interval '1 day'",
+                &[&now],
             )
             .await?;
         n += client
             .run(
-                "DELETE FROM grants g WHERE g.expires_at < now() - interval '1 day' \
+                "DELETE FROM grants g WHERE g.expires_at < $1::timestamptz - interval '1 day' \
                  AND NOT EXISTS (SELECT 1 FROM access_tokens t WHERE t.code_hash = g.code_hash) \
                  AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.sid = g.sid \
-                   AND s.ended_at IS NULL AND s.expires_at > now())",
-                &[],
+                   AND s.ended_at IS NULL AND s.expires_at > $1)",
+                &[&now],
             )
             .await?;
         n += client
             .run(
-                "DELETE FROM sessions s WHERE s.expires_at < now() - interval '1 day' \
+                "DELETE FROM sessions s WHERE s.expires_at < $1::timestamptz - interval '1 day' \
                  AND NOT EXISTS (SELECT 1 FROM grants g WHERE g.sid = s.sid)",
-                &[],
+                &[&now],
             )
             .await?;
         n += client
             .run(
-                "DELETE FROM client_assertions WHERE expires_at < now()",
-                &[],
+                "DELETE FROM client_assertions WHERE expires_at < $1",
+                &[&now],
             )
             .await?;
         n += client
             .run(
-                "DELETE FROM auth_failures WHERE (blocked_until IS NULL OR blocked_until < now()) \
-                 AND updated_at < now() - interval '1 day'",
-                &[],
+                "DELETE FROM auth_failures WHERE (blocked_until IS NULL OR blocked_until < $1) \
+                 AND updated_at < $1::timestamptz - interval '1 day'",
+                &[&now],
             )
             .await?;
         Ok(n)

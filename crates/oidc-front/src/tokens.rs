@@ -40,7 +40,7 @@ impl Front {
             subjects.push(format!("ip:{}", source.ip));
         }
         let result = match self.store.blocked_until(&subjects).await {
-            Ok(Some(until)) => Err(blocked_for(until)),
+            Ok(Some(until)) => Err(blocked_for(until, self.clock.now())),
             Ok(None) => call(req, source.clone()).await,
             Err(e) => Err(e),
         };
@@ -123,7 +123,7 @@ impl Front {
         if grant.used {
             return Err(self.code_replayed(&grant, source).await);
         }
-        let now = OffsetDateTime::now_utc();
+        let now = self.clock.now();
         if grant.expires_at <= now {
             return Err(FrontError::CodeInvalid);
         }
@@ -177,7 +177,8 @@ impl Front {
                 &sp.id_token_encrypted_response_enc,
             )?
         };
-        let issued = events::now(
+        let issued = events::at(
+            self.clock.now(),
             &grant.connection_id.to_string(),
             ConnectionStep::TokenIssued,
             Outcome::Success,
@@ -229,7 +230,7 @@ impl Front {
         let (payload, cty) = if signed {
             claims.insert("iss".into(), Value::from(self.config.issuer.clone()));
             claims.insert("aud".into(), Value::from(sp.client_id.clone()));
-            claims.insert("iat".into(), Value::from(ts(OffsetDateTime::now_utc())));
+            claims.insert("iat".into(), Value::from(ts(self.clock.now())));
             let key = self.keys.for_alg(&sp.userinfo_signed_response_alg);
             (key.sign(&claims, "JWT")?, Some("JWT"))
         } else {
@@ -298,7 +299,7 @@ impl Front {
         // The issuer or the token endpoint, as RFC 7523 lets a client name either.
         let audience_ok = id_token::is_for(&claims, issuer)
             || id_token::is_for(&claims, &format!("{issuer}/token"));
-        let now = ts(OffsetDateTime::now_utc());
+        let now = ts(self.clock.now());
         let exp = claims.get("exp").and_then(Value::as_i64).unwrap_or(0);
         // Short-lived: an assertion valid for hours could be replayed once its jti is purged.
         let fresh = exp > now && exp <= now + 600;
@@ -355,7 +356,8 @@ impl Front {
                 .revoke_token(&sha256(&token), &sp.client_id)
                 .await?
             {
-                let revoked = events::now(
+                let revoked = events::at(
+                    self.clock.now(),
                     &connection.to_string(),
                     ConnectionStep::TokenRevoked,
                     Outcome::Success,
@@ -437,7 +439,8 @@ impl Front {
             _ => Map::new(),
         };
         body.insert("sub".into(), Value::from(at.sub_fs.clone()));
-        let served = events::now(
+        let served = events::at(
+            self.clock.now(),
             &at.connection_id.to_string(),
             ConnectionStep::UserinfoServed,
             Outcome::Success,
@@ -481,7 +484,7 @@ impl Front {
     }
 }
 
-fn blocked_for(until: OffsetDateTime) -> FrontError {
-    let secs = (until - OffsetDateTime::now_utc()).whole_seconds().max(1);
+fn blocked_for(until: OffsetDateTime, now: OffsetDateTime) -> FrontError {
+    let secs = (until - now).whole_seconds().max(1);
     FrontError::ClientBlocked(u32::try_from(secs).unwrap_or(u32::MAX))
 }

@@ -82,3 +82,31 @@ async fn a_flow_cookie_altered_or_of_another_purpose_is_refused() {
     assert!(redirect_of(&done).unwrap().contains("code="));
     hub.stop().await;
 }
+
+/// Lifetimes run on the front's clock, in Rust and in SQL alike: moved past them, a code
+/// and then an access token are refused without the test waiting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn codes_and_access_tokens_expire_on_the_fronts_clock() {
+    use relais_oidc_front::clock::ManualClock;
+    let clock = std::sync::Arc::new(ManualClock::new(time::OffsetDateTime::now_utc()));
+    let hub = Hub::start_with_clock(clock.clone()).await;
+
+    let (flow, answer) = up_to_the_callback(&hub).await;
+    let code = query(&redirect_of(&hub.callback(&flow, &answer).await).unwrap())["code"].clone();
+    clock.advance(time::Duration::seconds(61));
+    let (status, body) = hub.token(&code).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"], "invalid_grant", "{body}");
+
+    let (flow, answer) = up_to_the_callback(&hub).await;
+    let code = query(&redirect_of(&hub.callback(&flow, &answer).await).unwrap())["code"].clone();
+    let (status, tokens) = hub.token(&code).await;
+    assert_eq!(status, 200, "{tokens}");
+    let access = tokens["access_token"].as_str().unwrap().to_string();
+    assert_eq!(hub.userinfo(&access).await.0, 200);
+    // The default lifetime is 30 minutes.
+    clock.advance(time::Duration::seconds(1801));
+    let (status, body) = hub.userinfo(&access).await;
+    assert_eq!(status, 401, "{body}");
+    hub.stop().await;
+}

@@ -95,6 +95,13 @@ pub fn query(url: &str) -> HashMap<String, String> {
 
 impl Hub {
     pub async fn start() -> Hub {
+        Hub::start_with_clock(std::sync::Arc::new(relais_oidc_front::clock::SystemClock)).await
+    }
+
+    /// The front reading `clock` (the registry, the bridge and the IdP keep real time).
+    pub async fn start_with_clock(
+        clock: std::sync::Arc<dyn relais_oidc_front::clock::Clock>,
+    ) -> Hub {
         let db = TestDb::create().await;
         let bus = TestBus::new();
         let idp_config: DemoIdpConfig = toml::from_str(&format!(
@@ -146,7 +153,7 @@ impl Hub {
         )
         .await
         .unwrap();
-        let front = relais_oidc_front::start(
+        let front = relais_oidc_front::start_with_clock(
             relais_oidc_front::OidcFrontConfig {
                 issuer: HUB.into(),
                 subject_key: Secret::new("front-test-subject-key-0123456789-012345"),
@@ -157,6 +164,7 @@ impl Hub {
             None,
             &local.for_service(Role::OidcFront),
             Shutdown::new(),
+            clock,
         )
         .await
         .unwrap();
@@ -330,6 +338,22 @@ impl Hub {
             .await
             .unwrap()
             .into_inner()
+    }
+
+    /// `/userinfo` with `access_token`: the HTTP status and the body.
+    pub async fn userinfo(&self, access_token: &str) -> (u32, String) {
+        let r = self
+            .front
+            .clone()
+            .user_info(pb::UserInfoRequest {
+                authorization: format!("Bearer {access_token}"),
+                params: Vec::new(),
+                source: Some(source()),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        (r.http_status, r.body)
     }
 
     /// The SP redeems `code`: the HTTP status and the JSON body.
