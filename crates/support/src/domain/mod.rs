@@ -164,21 +164,7 @@ impl StaffRole {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PartnerKind {
-    Sp,
-    Idp,
-}
-
-impl PartnerKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PartnerKind::Sp => "sp",
-            PartnerKind::Idp => "idp",
-        }
-    }
-}
+pub use relais_bus::events::PartnerKind;
 
 /// A service provider or identity provider, by its registry id.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
