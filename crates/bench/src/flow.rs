@@ -297,6 +297,29 @@ fn url(step: Step, text: &str) -> Result<Url, FlowError> {
     Url::parse(text).map_err(|e| FlowError::new(step, "bad_url", format!("{text}: {e}")))
 }
 
+/// The SP's authorization request, with `extra` parameters.
+fn authorize_url(
+    t: &Target<'_>,
+    state: &str,
+    nonce: &str,
+    extra: &[(&str, &str)],
+) -> Result<Url, FlowError> {
+    let mut authorize = url(Step::Authorize, &format!("{}/authorize", t.hub))?;
+    {
+        let mut q = authorize.query_pairs_mut();
+        q.append_pair("client_id", &t.sp.client_id)
+            .append_pair("redirect_uri", &t.sp.redirect_uri)
+            .append_pair("response_type", "code")
+            .append_pair("scope", t.sp.scope())
+            .append_pair("state", state)
+            .append_pair("nonce", nonce);
+        for (k, v) in extra {
+            q.append_pair(k, v);
+        }
+    }
+    Ok(authorize)
+}
+
 /// The browser's part: from the SP's redirect to /authorize to the code at the SP.
 pub async fn browse_to_code(
     browser: &mut Browser,
@@ -309,15 +332,7 @@ pub async fn browse_to_code(
 
     let step = Step::Authorize;
     let started = Instant::now();
-    let mut authorize = url(step, &format!("{}/authorize", t.hub))?;
-    authorize
-        .query_pairs_mut()
-        .append_pair("client_id", &t.sp.client_id)
-        .append_pair("redirect_uri", &t.sp.redirect_uri)
-        .append_pair("response_type", "code")
-        .append_pair("scope", t.sp.scope())
-        .append_pair("state", &state)
-        .append_pair("nonce", &nonce);
+    let authorize = authorize_url(t, &state, &nonce, &[])?;
     let chooser = page(step, browser.get(step, authorize).await?).await?;
     let csrf = input_value(&chooser, "csrf")
         .ok_or_else(|| FlowError::new(step, "no_csrf", chooser.clone()))?;
@@ -389,16 +404,7 @@ pub async fn browse_to_code_by_sso(
     let nonce = random();
     let step = Step::Authorize;
     let started = Instant::now();
-    let mut authorize = url(step, &format!("{}/authorize", t.hub))?;
-    authorize
-        .query_pairs_mut()
-        .append_pair("client_id", &t.sp.client_id)
-        .append_pair("redirect_uri", &t.sp.redirect_uri)
-        .append_pair("response_type", "code")
-        .append_pair("scope", t.sp.scope())
-        .append_pair("state", &state)
-        .append_pair("nonce", &nonce)
-        .append_pair("prompt", "none");
+    let authorize = authorize_url(t, &state, &nonce, &[("prompt", "none")])?;
     let response = browser.get(step, authorize).await?;
     let at_sp = redirect(step, response).await?;
     let code = code_at_sp(step, &at_sp, t, &state)?;

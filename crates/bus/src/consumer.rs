@@ -589,7 +589,10 @@ impl Consumer {
                 ConsumerStats::count(&self.stats.retries);
             }
             None => {
-                if let Err(e) = self.abandon(event, failed, &error.to_string()).await {
+                if let Err(e) = self
+                    .process_as(event, Some((failed, &error.to_string())))
+                    .await
+                {
                     tracing::warn!(queue = %self.queue, event_id = %event.id, error = %e, "giving up an event failed; it goes back to the queue");
                     delivery
                         .nack(BasicNackOptions {
@@ -604,27 +607,6 @@ impl Consumer {
             }
         }
         delivery.ack(BasicAckOptions::default()).await?;
-        Ok(())
-    }
-
-    async fn abandon(&self, event: &Event, attempts: u32, error: &str) -> Result<(), BusError> {
-        let mut client = self.pool.get().await?;
-        let tx = client.transaction().await?;
-        let claim = tx
-            .prepare_cached(
-                "INSERT INTO inbox (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-            )
-            .await?;
-        if tx.execute(&claim, &[&self.queue, &event.id]).await? == 0 {
-            tx.rollback().await?;
-            return Ok(());
-        }
-        self.handler
-            .abandoned(&tx, event, attempts, error)
-            .await
-            .map_err(BusError::Handler)?;
-        tx.commit().await?;
-        self.handler.committed();
         Ok(())
     }
 
@@ -667,6 +649,17 @@ impl Consumer {
 
     /// True if the handler ran, false if the event was already in the inbox.
     async fn process(&self, event: &Event) -> Result<bool, BusError> {
+        self.process_as(event, None).await
+    }
+
+    /// Claims `event` in the inbox and, in the same transaction, hands it to the handler:
+    /// to handle, or, after its last attempt (`attempts`, the last error), to record as
+    /// given up. False if it was already in the inbox.
+    async fn process_as(
+        &self,
+        event: &Event,
+        given_up: Option<(u32, &str)>,
+    ) -> Result<bool, BusError> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         let claim = tx
@@ -678,7 +671,11 @@ impl Consumer {
             tx.rollback().await?;
             return Ok(false);
         }
-        if let Err(error) = self.handler.handle(&tx, event).await {
+        let handled = match given_up {
+            None => self.handler.handle(&tx, event).await,
+            Some((attempts, error)) => self.handler.abandoned(&tx, event, attempts, error).await,
+        };
+        if let Err(error) = handled {
             if let Err(rollback) = tx.rollback().await {
                 tracing::debug!(%rollback, "rollback after a handler error failed");
             }

@@ -560,9 +560,8 @@ idp_ids = ["idp"]
         }
     }
 
-    #[test]
-    fn a_backchannel_logout_uri_is_https_without_fragment() {
-        let base = r#"
+    /// One IdP and one SP with every field valid.
+    const ONE_OF_EACH: &str = r#"
 [[identity_providers]]
 id = "idp"
 name = "IdP"
@@ -582,6 +581,10 @@ claims = []
 acr_values = ["eidas1"]
 idp_ids = ["idp"]
 "#;
+
+    #[test]
+    fn a_backchannel_logout_uri_is_https_without_fragment() {
+        let base = ONE_OF_EACH;
         assert!(
             Seed::parse(base).unwrap().service_providers[0]
                 .backchannel_logout_uri
