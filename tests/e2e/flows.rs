@@ -413,3 +413,44 @@ async fn an_address_sending_many_unknown_clients_is_slowed_and_the_others_are_no
     assert!(input_value(&chooser, "csrf").is_some(), "{chooser}");
     stack.stop().await;
 }
+
+/// A known client and redirect URI do not open the proof store to anyone: refused
+/// requests from one address are recorded within its budget, then only answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_requests_of_a_known_client_are_recorded_only_within_the_address_budget() {
+    let stack = Stack::start_with(Options {
+        tweak: |c| c.oidc_front.authorize_refusals_per_minute = 3,
+        ..Options::default()
+    })
+    .await;
+    let browser = Browser::new();
+    let bad = AuthRequest::new(SP_A, REDIRECT_A, "openid").with("response_type", "token");
+    for _ in 0..3 {
+        let back = browser.get(&bad.url(&stack.hub)).await.at_sp();
+        assert!(query(&back, "error").is_some(), "{back}");
+    }
+    for _ in 0..3 {
+        let (status, page) = browser.get(&bad.url(&stack.hub)).await.page();
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{page}");
+        assert!(page.contains("too_many_refusals"), "{page}");
+    }
+    let mut failed = Vec::new();
+    for _ in 0..50 {
+        failed = stack.proof_events("connection.failed").await;
+        if failed.len() >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        stack.proof_events("connection.failed").await.len(),
+        3,
+        "{failed:?}"
+    );
+    // prompt=none's answers are not refusals: still answered and recorded.
+    let silent = AuthRequest::new(SP_A, REDIRECT_A, "openid").with("prompt", "none");
+    let back = browser.get(&silent.url(&stack.hub)).await.at_sp();
+    assert_eq!(query(&back, "error").as_deref(), Some("login_required"));
+    stack.stop().await;
+}

@@ -80,6 +80,24 @@ impl Front {
         {
             Ok(r) => r,
             Err(refusal) => {
+                // A known client's refusal is recorded, within the address's budget of
+                // refusals: past it, nothing is written (the proof store cannot be grown
+                // at will with a valid client id). prompt=none's answers are not refusals.
+                let answer = matches!(
+                    refusal.error(),
+                    FrontError::LoginRequired | FrontError::InteractionRequired
+                );
+                if !answer
+                    && let Verdict::Slow(seconds) = self
+                        .refusals
+                        .count(address_of(&source), std::time::Instant::now())
+                {
+                    return error_page(
+                        &FrontError::TooManyRefusals(seconds),
+                        &flow.locale,
+                        &source.request_id,
+                    );
+                }
                 self.record_failed_flow(&flow, refusal.error(), &source)
                     .await;
                 match refusal {
@@ -107,12 +125,10 @@ impl Front {
         if matches!(e, FrontError::Unavailable(_) | FrontError::Internal(_)) {
             return error_page(&e, locale, &source.request_id);
         }
-        let address = if source.ip.is_empty() {
-            "unknown"
-        } else {
-            &source.ip
-        };
-        match self.refusals.count(address, std::time::Instant::now()) {
+        match self
+            .refusals
+            .count(address_of(source), std::time::Instant::now())
+        {
             Verdict::Refuse => error_page(&e, locale, &source.request_id),
             Verdict::Slow(seconds) => {
                 let (refused, limited) = self.refusals.totals();
@@ -600,4 +616,13 @@ fn fresh_enough(flow: &Flow, auth_time: i64, now: OffsetDateTime) -> bool {
         .max_age
         .is_none_or(|m| now.unix_timestamp() - auth_time <= m + AUTH_TIME_SKEW_SECONDS);
     auth_time > 0 && after_start && within_max_age
+}
+
+/// The address refusals are counted under.
+fn address_of(source: &pb::Source) -> &str {
+    if source.ip.is_empty() {
+        "unknown"
+    } else {
+        &source.ip
+    }
 }
