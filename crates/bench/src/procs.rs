@@ -77,7 +77,7 @@ pub struct Sampled {
     /// (`active:CPU` is running; `active:IO:WALSync` waits for a commit's flush…).
     pub pg_activity: BTreeMap<String, f64>,
     /// What PostgreSQL counted over the window: the bench database's commits and
-    /// rollbacks, and the cluster's WAL records, bytes and flushes (`pg_stat_wal`).
+    /// rollbacks, and the cluster's WAL records, bytes, flushes and full-page images (`pg_stat_wal`).
     pub pg_counters: BTreeMap<String, f64>,
 }
 
@@ -97,7 +97,8 @@ async fn pg_counters(admin: &tokio_postgres::Client, db: &str) -> BTreeMap<Strin
     }
     if let Ok(r) = admin
         .query_one(
-            "SELECT wal_records::float8, wal_bytes::float8, wal_sync::float8 FROM pg_stat_wal",
+            "SELECT wal_records::float8, wal_bytes::float8, wal_sync::float8, wal_fpi::float8 \
+             FROM pg_stat_wal",
             &[],
         )
         .await
@@ -105,6 +106,8 @@ async fn pg_counters(admin: &tokio_postgres::Client, db: &str) -> BTreeMap<Strin
         out.insert("wal_records".into(), r.try_get(0).unwrap_or(0.0));
         out.insert("wal_bytes".into(), r.try_get(1).unwrap_or(0.0));
         out.insert("wal_syncs".into(), r.try_get(2).unwrap_or(0.0));
+        // Full-page images: what a checkpoint makes the next change of each page write.
+        out.insert("wal_full_pages".into(), r.try_get(3).unwrap_or(0.0));
     }
     out
 }
