@@ -23,6 +23,19 @@ pub struct Store {
     outbox: Outbox,
     /// Every instant the front's SQL compares or records: never the database's `now()`.
     clock: Arc<dyn Clock>,
+    blocks: Arc<tokio::sync::Mutex<BlockCache>>,
+}
+
+/// How long the live blocks read from the database are trusted: a block another replica
+/// records is enforced here within this time; one this replica records or lifts, at once.
+/// The failures themselves are counted in the database at every attempt.
+const BLOCKS_FRESH: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The live blocks as last read: a back-channel request then costs no query for them.
+#[derive(Default)]
+struct BlockCache {
+    read_at: Option<std::time::Instant>,
+    until: std::collections::HashMap<String, OffsetDateTime>,
 }
 
 #[derive(Clone, Debug)]
@@ -155,6 +168,7 @@ impl Store {
             pool,
             outbox,
             clock,
+            blocks: Arc::default(),
         }
     }
 
@@ -599,16 +613,33 @@ impl Store {
         &self,
         subjects: &[String],
     ) -> Result<Option<OffsetDateTime>, FrontError> {
-        let client = self.pool.get().await?;
-        let stmt = client
-            .prepare_cached(
-                "SELECT max(blocked_until) FROM auth_failures \
-                 WHERE subject = ANY($1) AND blocked_until > $2",
-            )
-            .await?;
         let now = self.clock.now();
-        let row = client.query_one(&stmt, &[&subjects, &now]).await?;
-        Ok(row.try_get(0)?)
+        let mut cache = self.blocks.lock().await;
+        if cache.read_at.is_none_or(|at| at.elapsed() >= BLOCKS_FRESH) {
+            let client = self.pool.get().await?;
+            let stmt = client
+                .prepare_cached(
+                    "SELECT subject, blocked_until FROM auth_failures WHERE blocked_until > $1",
+                )
+                .await?;
+            cache.until = client
+                .query(&stmt, &[&now])
+                .await?
+                .iter()
+                .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+                .collect::<Result<_, FrontError>>()?;
+            cache.read_at = Some(std::time::Instant::now());
+        }
+        Ok(subjects
+            .iter()
+            .filter_map(|s| cache.until.get(s).copied())
+            .filter(|until| *until > now)
+            .max())
+    }
+
+    /// The next check reads the blocks again.
+    async fn forget_blocks(&self) {
+        self.blocks.lock().await.read_at = None;
     }
 
     /// Counts one more failure for each subject; returns the block it caused, if any.
@@ -661,6 +692,9 @@ impl Store {
             }
         }
         tx.commit().await?;
+        if blocked.is_some() {
+            self.forget_blocks().await;
+        }
         Ok(blocked)
     }
 
@@ -689,10 +723,12 @@ impl Store {
     /// Lifts a block and forgets the subject's failures; false if there was none.
     pub async fn clear_block(&self, subject: &str) -> Result<bool, FrontError> {
         let client = self.pool.get().await?;
-        Ok(client
+        let cleared = client
             .run("DELETE FROM auth_failures WHERE subject = $1", &[&subject])
             .await?
-            == 1)
+            == 1;
+        self.forget_blocks().await;
+        Ok(cleared)
     }
 
     /// Deletes what has expired: ended or expired sessions, grants (their tokens

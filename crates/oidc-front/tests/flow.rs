@@ -110,3 +110,36 @@ async fn codes_and_access_tokens_expire_on_the_fronts_clock() {
     assert_eq!(status, 401, "{body}");
     hub.stop().await;
 }
+
+/// A block another replica recorded (a row in the shared table) is enforced here too,
+/// within the second the live blocks are trusted for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_block_recorded_by_another_replica_is_enforced_here() {
+    let hub = Hub::start().await;
+    let (status, body) = hub.token("not-a-code").await;
+    assert_eq!(status, 400, "{body}");
+    hub.sql
+        .get()
+        .await
+        .unwrap()
+        .execute(
+            "INSERT INTO auth_failures (subject, failures, window_started_at, blocks, \
+             blocked_until, updated_at) VALUES ($1, 10, now(), 1, now() + interval '1 hour', now()) \
+             ON CONFLICT (subject) DO UPDATE SET blocks = 1, \
+             blocked_until = now() + interval '1 hour'",
+            &[&format!("client:{}", crate::support::SP)],
+        )
+        .await
+        .unwrap();
+    let mut last = (0, serde_json::Value::Null);
+    for _ in 0..50 {
+        last = hub.token("not-a-code").await;
+        if last.0 == 429 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(last.0, 429, "{}", last.1);
+    assert_eq!(last.1["error_code"], "client_blocked");
+    hub.stop().await;
+}
