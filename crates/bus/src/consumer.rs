@@ -531,23 +531,34 @@ impl Consumer {
                     "event handling failed; it goes back to the queue"
                 );
                 if let Some(channel) = retry {
-                    return self.retry_later(channel, delivery, &event, &error).await;
+                    return self
+                        .retry_later(channel, delivery, &event, &error, shutdown)
+                        .await;
                 }
-                // A pause, so a failing dependency is not hammered by immediate redeliveries.
-                tokio::select! {
-                    () = shutdown.cancelled() => {}
-                    () = tokio::time::sleep(self.config.retry_delay()) => {}
-                }
-                delivery
-                    .nack(BasicNackOptions {
-                        requeue: true,
-                        multiple: false,
-                    })
-                    .await?;
-                return Ok(());
+                return self.requeue_after_pause(delivery, shutdown).await;
             }
         }
         delivery.ack(BasicAckOptions::default()).await?;
+        Ok(())
+    }
+
+    /// Puts a delivery back in its queue after a pause, so a failing dependency is not
+    /// hammered by immediate redeliveries.
+    async fn requeue_after_pause(
+        &self,
+        delivery: Delivery,
+        shutdown: &CancellationToken,
+    ) -> Result<(), BusError> {
+        tokio::select! {
+            () = shutdown.cancelled() => {}
+            () = tokio::time::sleep(self.config.retry_delay()) => {}
+        }
+        delivery
+            .nack(BasicNackOptions {
+                requeue: true,
+                multiple: false,
+            })
+            .await?;
         Ok(())
     }
 
@@ -559,6 +570,7 @@ impl Consumer {
         delivery: Delivery,
         event: &Event,
         error: &BusError,
+        shutdown: &CancellationToken,
     ) -> Result<(), BusError> {
         let failed = attempts_of(&delivery) + 1;
         let next = usize::try_from(failed - 1)
@@ -594,13 +606,7 @@ impl Consumer {
                     .await
                 {
                     tracing::warn!(queue = %self.queue, event_id = %event.id, error = %e, "giving up an event failed; it goes back to the queue");
-                    delivery
-                        .nack(BasicNackOptions {
-                            requeue: true,
-                            multiple: false,
-                        })
-                        .await?;
-                    return Ok(());
+                    return self.requeue_after_pause(delivery, shutdown).await;
                 }
                 ConsumerStats::count(&self.stats.abandoned);
                 tracing::warn!(queue = %self.queue, event_id = %event.id, kind = %event.kind, attempts = failed, "event given up after its last attempt");

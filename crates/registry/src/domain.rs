@@ -485,26 +485,11 @@ mod tests {
 
     #[test]
     fn seed_refuses_weak_secrets_and_unknown_idps() {
-        let weak = r#"
-[[identity_providers]]
-id = "idp"
-name = "IdP"
-issuer = "http://127.0.0.1:1"
-client_id = "hub"
-client_secret = "x"
-acr_values = ["eidas1"]
-scopes = ["openid"]
-
-[[service_providers]]
-client_id = "sp"
-name = "SP"
-client_secret = "short"
-redirect_uris = ["https://sp/cb"]
-scopes = ["openid"]
-claims = []
-acr_values = ["eidas1"]
-idp_ids = ["idp"]
-"#;
+        let weak = ONE_OF_EACH.replace(
+            "\"0123456789012345678901234567890123456789abcd\"",
+            "\"short\"",
+        );
+        let weak = weak.as_str();
         let err = Seed::parse(weak).unwrap_err().to_string();
         assert!(err.contains("256 bits"), "{err}");
         let unknown = weak
