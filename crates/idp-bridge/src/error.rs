@@ -32,7 +32,9 @@ pub enum BridgeError {
     Expired,
     #[error("ID token is invalid: {0}")]
     IdToken(String),
-    #[error("assurance level {got:?} is below the one asked")]
+    #[error(
+        "assurance level {got:?} is none of those asked (the lowest acceptable and every one above it)"
+    )]
     AcrTooLow { got: Option<String> },
     #[error("userinfo could not be fetched: {0}")]
     Userinfo(String),
