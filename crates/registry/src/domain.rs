@@ -504,26 +504,11 @@ mod tests {
 
     #[test]
     fn single_sign_on_levels_and_state_length_are_checked() {
-        let base = r#"
-[[identity_providers]]
-id = "idp"
-name = "IdP"
-issuer = "http://127.0.0.1:1"
-client_id = "hub"
-client_secret = "x"
-acr_values = ["eidas1"]
-scopes = ["openid"]
-
-[[service_providers]]
-client_id = "sp"
-name = "SP"
-client_secret = "0123456789012345678901234567890123456789abcd"
-redirect_uris = ["https://sp/cb"]
-scopes = ["openid"]
-claims = []
-acr_values = ["eidas1", "eidas2"]
-idp_ids = ["idp"]
-"#;
+        let base = ONE_OF_EACH.replace(
+            "acr_values = [\"eidas1\"]\nidp_ids",
+            "acr_values = [\"eidas1\", \"eidas2\"]\nidp_ids",
+        );
+        let base = base.as_str();
         let seed = Seed::parse(base).unwrap();
         let sp = &seed.service_providers[0];
         assert!(!sp.sso, "single sign-on is asked for, never assumed");
