@@ -1,7 +1,7 @@
 //! CPU seconds and resident memory of the processes (or, inside the bench process, the
 //! runtimes' threads) under load, read from /proc while a point runs.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -10,6 +10,10 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 const PERIOD: Duration = Duration::from_millis(500);
+
+/// Name of the usage rows splitting the bench database's backends by `application_name`
+/// (not starting with `postgres`, so that sums over the cluster count them once).
+pub const PG_APP_PREFIX: &str = "  PostgreSQL backends of ";
 
 /// Thread-name prefixes of the bench's runtimes.
 pub const HUB_THREADS: &str = "bench-hub";
@@ -136,6 +140,7 @@ impl Sampler {
             let clock = clock_ticks().await;
             let beam = pids_named("beam.smp");
             let mut tracked: Vec<Tracked> = watches.iter().map(|_| Tracked::default()).collect();
+            let mut by_app: BTreeMap<String, Tracked> = BTreeMap::new();
             let db = watches.iter().find_map(|w| match &w.source {
                 Source::PgBackends(db) => Some(db.clone()),
                 _ => None,
@@ -148,7 +153,7 @@ impl Sampler {
             let mut samples = 0u64;
             let mut first = true;
             loop {
-                sample(&watches, &mut tracked, &admin, &beam, first).await;
+                sample(&watches, &mut tracked, &mut by_app, &admin, &beam, first).await;
                 first = false;
                 if let Some(db) = &db {
                     pg_activity(&admin, db, &mut activity).await;
@@ -163,7 +168,7 @@ impl Sampler {
                     break;
                 }
             }
-            sample(&watches, &mut tracked, &admin, &beam, false).await;
+            sample(&watches, &mut tracked, &mut by_app, &admin, &beam, false).await;
             let pg_counters = match &db {
                 Some(db) => pg_counters(&admin, db)
                     .await
@@ -181,22 +186,29 @@ impl Sampler {
                 .into_iter()
                 .map(|(k, n)| (k, n as f64 / per_sample))
                 .collect();
-            let usage = watches
+            let usage_of = |name: String, t: Tracked| {
+                let ticks: u64 = t.ticks.values().map(|(a, b)| b.saturating_sub(*a)).sum();
+                let cpu = ticks as f64 / clock;
+                Usage {
+                    name,
+                    cpu_seconds: cpu,
+                    cores: cpu / wall,
+                    rss_peak_mb: t.rss_peak_kb.map(|kb| kb as f64 / 1024.0),
+                    hwm_mb: t.hwm_kb.map(|kb| kb as f64 / 1024.0),
+                    processes: t.ticks.len(),
+                }
+            };
+            let mut usage: Vec<Usage> = watches
                 .iter()
                 .zip(tracked)
-                .map(|(w, t)| {
-                    let ticks: u64 = t.ticks.values().map(|(a, b)| b.saturating_sub(*a)).sum();
-                    let cpu = ticks as f64 / clock;
-                    Usage {
-                        name: w.name.clone(),
-                        cpu_seconds: cpu,
-                        cores: cpu / wall,
-                        rss_peak_mb: t.rss_peak_kb.map(|kb| kb as f64 / 1024.0),
-                        hwm_mb: t.hwm_kb.map(|kb| kb as f64 / 1024.0),
-                        processes: t.ticks.len(),
-                    }
-                })
+                .map(|(w, t)| usage_of(w.name.clone(), t))
                 .collect();
+            // The bench database's backends again, split by the service that opened them.
+            usage.extend(
+                by_app
+                    .into_iter()
+                    .map(|(app, t)| usage_of(format!("{PG_APP_PREFIX}{app}"), t)),
+            );
             Sampled {
                 usage,
                 pg_activity,
@@ -227,16 +239,30 @@ async fn clock_ticks() -> f64 {
 async fn sample(
     watches: &[Watch],
     tracked: &mut [Tracked],
+    by_app: &mut BTreeMap<String, Tracked>,
     admin: &tokio_postgres::Client,
     beam: &[u32],
     first: bool,
 ) {
-    let mut backends: HashMap<String, HashSet<u32>> = HashMap::new();
+    let mut backends: HashMap<String, HashMap<u32, String>> = HashMap::new();
     for w in watches {
         if let Source::PgBackends(db) | Source::PgOther(db) = &w.source
             && !backends.contains_key(db)
         {
             backends.insert(db.clone(), pg_backends(admin, db).await);
+        }
+    }
+    let bench_db = watches.iter().find_map(|w| match &w.source {
+        Source::PgBackends(db) => Some(db),
+        _ => None,
+    });
+    if let Some(apps) = bench_db.and_then(|db| backends.get(db)) {
+        for (pid, app) in apps {
+            if let Some(ticks) = stat_ticks(&format!("/proc/{pid}")) {
+                let base = if first { ticks } else { 0 };
+                let t = by_app.entry(app.clone()).or_default();
+                t.ticks.entry(*pid).or_insert((base, ticks)).1 = ticks;
+            }
         }
     }
     for (w, t) in watches.iter().zip(tracked.iter_mut()) {
@@ -255,15 +281,15 @@ async fn sample(
             Source::PgBackends(db) => {
                 let pids: Vec<u32> = backends
                     .get(db)
-                    .map(|s| s.iter().copied().collect())
+                    .map(|s| s.keys().copied().collect())
                     .unwrap_or_default();
                 processes(&pids)
             }
             Source::PgOther(db) => {
-                let ours = backends.get(db).cloned().unwrap_or_default();
+                let ours = backends.get(db);
                 let pids: Vec<u32> = pids_named("postgres")
                     .into_iter()
-                    .filter(|p| !ours.contains(p))
+                    .filter(|p| !ours.is_some_and(|o| o.contains_key(p)))
                     .collect();
                 processes(&pids)
             }
@@ -336,17 +362,21 @@ async fn pg_activity(admin: &tokio_postgres::Client, db: &str, counts: &mut BTre
     }
 }
 
-async fn pg_backends(admin: &tokio_postgres::Client, db: &str) -> HashSet<u32> {
+/// The bench database's backends and the `application_name` each was opened with.
+async fn pg_backends(admin: &tokio_postgres::Client, db: &str) -> HashMap<u32, String> {
     let rows = admin
         .query(
-            "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+            "SELECT pid, coalesce(nullif(application_name, ''), 'unnamed') \
+             FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
             &[&db],
         )
         .await
         .unwrap_or_default();
     rows.iter()
-        .filter_map(|r| r.try_get::<_, i32>(0).ok())
-        .filter_map(|p| u32::try_from(p).ok())
+        .filter_map(|r| {
+            let pid = u32::try_from(r.try_get::<_, i32>(0).ok()?).ok()?;
+            Some((pid, r.try_get::<_, String>(1).ok()?))
+        })
         .collect()
 }
 

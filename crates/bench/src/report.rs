@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::load::Latency;
-use crate::procs::Usage;
+use crate::procs::{PG_APP_PREFIX, Usage};
 use crate::traces::{Chain, TraceCheck};
 
 #[derive(Clone, Debug, Serialize)]
@@ -379,6 +379,44 @@ pub fn markdown(r: &Results) -> String {
             counter("wal_bytes") / 1024.0,
             counter("wal_syncs"),
         );
+    }
+    let apps: std::collections::BTreeSet<&str> = r
+        .points
+        .iter()
+        .flat_map(|p| p.processes.iter())
+        .filter_map(|u| u.name.strip_prefix(PG_APP_PREFIX))
+        .collect();
+    if !apps.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nPostgreSQL backends per completed sign-in by the service that opened them (CPU ms):\n"
+        );
+        let _ = write!(s, "| mode | SPs | VUs |");
+        for app in &apps {
+            let _ = write!(s, " {app} |");
+        }
+        let _ = write!(s, "\n|---|---:|---:|");
+        for _ in &apps {
+            s.push_str("---:|");
+        }
+        s.push('\n');
+        for p in &r.points {
+            let per = p.seconds.max(1e-3) * 1000.0 / p.completed.max(1) as f64;
+            let _ = write!(
+                s,
+                "| {} | {} | {}{} |",
+                p.mode,
+                p.sps,
+                p.users,
+                if p.sso { " SSO" } else { "" }
+            );
+            for app in &apps {
+                let name = format!("{}{app}", PG_APP_PREFIX);
+                let cores = usage(&p.processes, &name).map_or(0.0, |u| u.cores);
+                let _ = write!(s, " {:.2} |", cores * per);
+            }
+            s.push('\n');
+        }
     }
     if let Some(p) = r.points.iter().filter(|p| !p.sso).max_by(|a, b| {
         a.flows_per_second
