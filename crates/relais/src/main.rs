@@ -6,6 +6,9 @@ use std::time::Duration;
 
 use relais::{RelaisConfig, Service};
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const USAGE: &str =
     "usage: relais <all|gateway|oidc-front|idp-bridge|registry|trace|support|check-config> [--config FILE]
 Settings come from defaults, then FILE (or $RELAIS_CONFIG), then RELAIS__SECTION__FIELD variables.";
