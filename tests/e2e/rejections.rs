@@ -172,6 +172,7 @@ async fn idp_failures_end_cleanly() {
         ("userinfo_sub_mismatch", "idp_userinfo_sub_mismatch"),
         ("invalid_claim", "idp_claim_invalid"),
         ("bad_at_hash", "idp_at_hash_mismatch"),
+        ("symmetric_signature", "idp_signature_invalid"),
     ];
     for (scenario, code) in cases {
         stack.set_scenario(parse_demo_scenario(scenario));

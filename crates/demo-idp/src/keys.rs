@@ -59,6 +59,19 @@ impl SigningKeys {
         Ok(jwt::encode_with_signer(&payload, &header, signer)?)
     }
 
+    /// Signs `claims` HS256 keyed with `secret` (a client's secret), under this IdP's `kid`.
+    pub(crate) fn sign_with_secret(
+        &self,
+        claims: Map<String, Value>,
+        secret: &[u8],
+    ) -> Result<String, Error> {
+        let mut header = JwsHeader::new();
+        header.set_token_type("JWT");
+        let payload = JwtPayload::from_map(claims)?;
+        let signer = josekit::jws::HS256.signer_from_bytes(secret)?;
+        Ok(jwt::encode_with_signer(&payload, &header, &signer)?)
+    }
+
     /// The claims of a JWT this IdP signed, expired or not (as `id_token_hint` allows).
     pub(crate) fn verify(&self, token: &str) -> Option<Map<String, Value>> {
         let (payload, _) = jwt::decode_with_verifier(token, &self.verifier).ok()?;

@@ -46,7 +46,9 @@ async fn discovery(State(app): State<Arc<AppState>>) -> Response {
         "response_modes_supported": ["query"],
         "grant_types_supported": ["authorization_code"],
         "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": ["ES256"],
+        // HS256 only under the `symmetric_signature` scenario: a relying party must not take
+        // an algorithm because an IdP lists it.
+        "id_token_signing_alg_values_supported": ["ES256", "HS256"],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "code_challenge_methods_supported": ["S256"],
         "scopes_supported": SCOPES,

@@ -36,10 +36,13 @@ pub enum Scenario {
     InvalidClaim,
     /// The ID token's `at_hash` does not match the access token.
     BadAtHash,
+    /// The ID token is signed HS256 with the client's own secret (discovery lists HS256),
+    /// without `at_hash`: a relying party that takes the algorithms an IdP offers accepts it.
+    SymmetricSignature,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 14] = [
+    pub const ALL: [Scenario; 15] = [
         Scenario::None,
         Scenario::Delay,
         Scenario::ErrorResponse,
@@ -54,6 +57,7 @@ impl Scenario {
         Scenario::UserinfoSubMismatch,
         Scenario::InvalidClaim,
         Scenario::BadAtHash,
+        Scenario::SymmetricSignature,
     ];
 
     /// The snake_case name used in JSON, TOML and the login form.
@@ -73,6 +77,7 @@ impl Scenario {
             Scenario::UserinfoSubMismatch => "userinfo_sub_mismatch",
             Scenario::InvalidClaim => "invalid_claim",
             Scenario::BadAtHash => "bad_at_hash",
+            Scenario::SymmetricSignature => "symmetric_signature",
         }
     }
 
@@ -93,6 +98,7 @@ impl Scenario {
             Scenario::UserinfoSubMismatch => "sub de userinfo différent",
             Scenario::InvalidClaim => "Claim email mal formé",
             Scenario::BadAtHash => "at_hash ne correspond pas au jeton d'accès",
+            Scenario::SymmetricSignature => "ID token signé HS256 avec le secret du client",
         }
     }
 }

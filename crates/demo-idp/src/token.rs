@@ -327,13 +327,23 @@ fn id_token(app: &AppState, record: &CodeRecord, access_token: &str) -> Result<S
     } else {
         access_token.to_string()
     };
-    claims.insert("at_hash".into(), at_hash(&hashed).into());
+    // at_hash is optional in the code flow: without it, nothing else needs the IdP's key.
+    if scenario != Scenario::SymmetricSignature {
+        claims.insert("at_hash".into(), at_hash(&hashed).into());
+    }
     let acr = acr_given(record);
     if let Some(acr) = acr {
         claims.insert("acr".into(), acr.as_str().into());
     }
     let amr = acr.unwrap_or(Acr::Eidas1).amr();
     claims.insert("amr".into(), json!(amr));
+    if scenario == Scenario::SymmetricSignature {
+        let secret = app
+            .client(&record.client_id)
+            .map(|c| c.client_secret.expose().as_bytes().to_vec())
+            .unwrap_or_default();
+        return app.keys().sign_with_secret(claims, &secret);
+    }
     app.keys().sign(claims, scenario == Scenario::BadSignature)
 }
 

@@ -26,6 +26,10 @@ pub struct IdpBridgeConfig {
     pub clock_skew_seconds: u32,
     /// Least time between two fetches of an IdP's keys for an unknown `kid`.
     pub jwks_refresh_min_seconds: u32,
+    /// How long an IdP's registry record (client id, secret, status) is reused: a change
+    /// in the registry reaches this bridge within it (oidc-front, which hears changes at
+    /// once, stops offering a disabled IdP). 0 asks the registry at every step.
+    pub registry_cache_ms: u64,
 }
 
 impl Default for IdpBridgeConfig {
@@ -41,6 +45,7 @@ impl Default for IdpBridgeConfig {
             http_timeout_ms: 10_000,
             clock_skew_seconds: 60,
             jwks_refresh_min_seconds: 60,
+            registry_cache_ms: 2_000,
         }
     }
 }

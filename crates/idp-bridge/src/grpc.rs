@@ -1,6 +1,10 @@
 //! The bridge's gRPC face. It writes nothing: a round trip is sealed and handed to the
 //! caller, and the steps it takes are recorded by oidc-front with the connection.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
 use prost::Message;
 use relais_jose::Sealer;
 use relais_proto::idp_bridge::v1 as pb;
@@ -11,6 +15,7 @@ use relais_runtime::GrpcChannel as Channel;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
+use tokio::sync::RwLock;
 use tonic::{Request, Response, Status};
 
 use crate::config::IdpBridgeConfig;
@@ -25,7 +30,15 @@ pub struct Bridge {
     pub registry: RegistryClient<Channel>,
     pub idps: Idps,
     pub sealer: Sealer,
+    /// IdP records as the registry last gave them, for `registry_cache_ms`.
+    pub records: IdpRecords,
 }
+
+/// Registry records of IdPs, each kept a short while: a sign-in needs its IdP's record
+/// at the start and at the callback, and asking the registry each time cost a call and a
+/// query per step.
+#[derive(Default)]
+pub struct IdpRecords(RwLock<HashMap<String, (Instant, Arc<reg::IdentityProvider>)>>);
 
 /// One trip of a browser to an IdP and back, sealed into the caller's flow. The PKCE
 /// verifier and nonce are secrets toward the IdP, so the box is the bridge's alone.
@@ -55,7 +68,29 @@ fn sha256(v: &str) -> Vec<u8> {
 }
 
 impl Bridge {
-    async fn idp(&self, id: &str) -> Result<reg::IdentityProvider, BridgeError> {
+    async fn idp(&self, id: &str) -> Result<Arc<reg::IdentityProvider>, BridgeError> {
+        let ttl = Duration::from_millis(self.config.registry_cache_ms);
+        let cached = self.records.0.read().await.get(id).cloned();
+        let idp = match cached {
+            Some((at, idp)) if at.elapsed() < ttl => idp,
+            _ => {
+                let idp = Arc::new(self.fetch_idp(id).await?);
+                let mut records = self.records.0.write().await;
+                // Records of IdPs no longer asked for do not pile up.
+                records.retain(|_, (at, _)| at.elapsed() < ttl);
+                if !ttl.is_zero() {
+                    records.insert(id.to_string(), (Instant::now(), Arc::clone(&idp)));
+                }
+                idp
+            }
+        };
+        if idp.status != PartnerStatus::Active as i32 {
+            return Err(BridgeError::IdpDisabled);
+        }
+        Ok(idp)
+    }
+
+    async fn fetch_idp(&self, id: &str) -> Result<reg::IdentityProvider, BridgeError> {
         let idp = self
             .registry
             .clone()
@@ -66,9 +101,6 @@ impl Bridge {
                 _ => BridgeError::Unavailable(format!("registry: {}", s.message())),
             })?
             .into_inner();
-        if idp.status != PartnerStatus::Active as i32 {
-            return Err(BridgeError::IdpDisabled);
-        }
         Ok(idp)
     }
 
@@ -98,7 +130,7 @@ impl Bridge {
             .await?;
         let trip = RoundTrip {
             flow_id: req.flow_id,
-            idp_id: idp.id,
+            idp_id: idp.id.clone(),
             sp_id: req.sp_id,
             state_hash: sha256(&auth.state),
             nonce: auth.nonce,
@@ -178,7 +210,7 @@ impl Bridge {
             )
             .await?;
         Ok(pb::FinishLoginResponse {
-            idp_id: idp.id,
+            idp_id: idp.id.clone(),
             sub: identity.sub,
             acr: identity.acr,
             amr: identity.amr,

@@ -7,9 +7,10 @@ use std::time::{Duration, Instant};
 
 use openidconnect::core::{
     CoreAuthDisplay, CoreAuthPrompt, CoreAuthenticationFlow, CoreClaimName, CoreClaimType,
-    CoreClient, CoreClientAuthMethod, CoreGenderClaim, CoreGrantType, CoreIdToken,
-    CoreIdTokenClaims, CoreJsonWebKey, CoreJweContentEncryptionAlgorithm,
-    CoreJweKeyManagementAlgorithm, CoreResponseMode, CoreResponseType, CoreSubjectIdentifierType,
+    CoreClientAuthMethod, CoreErrorResponseType, CoreGenderClaim, CoreGrantType, CoreIdToken,
+    CoreIdTokenClaims, CoreJweContentEncryptionAlgorithm, CoreJweKeyManagementAlgorithm,
+    CoreResponseMode, CoreResponseType, CoreRevocableToken, CoreRevocationErrorResponse,
+    CoreSubjectIdentifierType, CoreTokenIntrospectionResponse, CoreTokenResponse,
 };
 use openidconnect::{
     AccessToken, AccessTokenHash, AdditionalClaims, AdditionalProviderMetadata, AuthType,
@@ -24,6 +25,7 @@ use serde_json::{Map, Value};
 use tokio::sync::RwLock;
 
 use crate::error::BridgeError;
+use crate::jwk::{ALLOWED_ALGS, IdpKey};
 
 /// Every claim beyond the standard ones (`usual_name`, `siret`, `chorusdt:matricule`…).
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -51,7 +53,7 @@ pub type IdpMetadata = ProviderMetadata<
     CoreGrantType,
     CoreJweContentEncryptionAlgorithm,
     CoreJweKeyManagementAlgorithm,
-    CoreJsonWebKey,
+    IdpKey,
     CoreResponseMode,
     CoreResponseType,
     CoreSubjectIdentifierType,
@@ -174,7 +176,7 @@ impl Idps {
         } else {
             AuthType::BasicAuth
         };
-        Ok(CoreClient::from_provider_metadata(
+        Ok(BridgeClient::from_provider_metadata(
             (*metadata).clone(),
             ClientId::new(idp.client_id.clone()),
             Some(ClientSecret::new(idp.client_secret.clone())),
@@ -363,8 +365,10 @@ impl Idps {
     ) -> Result<CoreIdTokenClaims, BridgeError> {
         let skew = self.settings.skew_seconds;
         let max_age = self.settings.max_age_seconds;
+        // The hub's algorithms, whatever the IdP's metadata lists.
         let verifier = client
             .id_token_verifier()
+            .set_allowed_algs(ALLOWED_ALGS)
             .set_issue_time_verifier_fn(move |iat| {
                 let age = unix_now() - iat.timestamp();
                 if age < -skew || age > max_age + skew {
@@ -414,7 +418,18 @@ impl Idps {
 
 /// The client built from an IdP's discovery: authorization endpoint set, token and
 /// userinfo endpoints as discovered.
-type BridgeClient = CoreClient<
+type BridgeClient = openidconnect::Client<
+    openidconnect::EmptyAdditionalClaims,
+    CoreAuthDisplay,
+    CoreGenderClaim,
+    CoreJweContentEncryptionAlgorithm,
+    IdpKey,
+    CoreAuthPrompt,
+    openidconnect::StandardErrorResponse<CoreErrorResponseType>,
+    CoreTokenResponse,
+    CoreTokenIntrospectionResponse,
+    CoreRevocableToken,
+    CoreRevocationErrorResponse,
     openidconnect::EndpointSet,
     openidconnect::EndpointNotSet,
     openidconnect::EndpointNotSet,

@@ -12,6 +12,7 @@ mod config;
 pub mod error;
 mod grpc;
 mod idp;
+mod jwk;
 
 use std::time::Duration;
 
@@ -55,6 +56,7 @@ pub async fn start(
         registry,
         idps,
         sealer,
+        records: grpc::IdpRecords::default(),
     };
     let mut tasks = Tasks::new(shutdown.clone());
     let server = IdpBridgeServer::new(bridge);

@@ -70,3 +70,39 @@ async fn a_level_below_the_one_asked_and_a_bad_signature_are_refused() {
     }
     hub.stop().await;
 }
+
+/// The demo IdP's discovery lists HS256: an ID token MACed with the client secret the IdP
+/// and the hub share is refused all the same (the hub's algorithms only).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_id_token_signed_with_the_client_secret_is_refused_whatever_the_idp_lists() {
+    let hub = Hub::start().await;
+    let start = hub.start_login(&["eidas2"]).await;
+    let answer = hub
+        .at_idp(&start.authorization_url, "jean", "symmetric_signature")
+        .await;
+    let refused = hub.finish(&start.round_trip, &answer).await.unwrap_err();
+    assert_eq!(code_of(&refused), "idp_signature_invalid");
+    hub.stop().await;
+}
+
+/// The bridge reuses an IdP's registry record a short while, never longer: an IdP the
+/// operator suspends is refused once `registry_cache_ms` has passed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_suspended_idp_is_refused_once_its_record_is_no_longer_fresh() {
+    use relais_proto::registry::v1 as reg;
+    let hub = Hub::start_with(|c| c.registry_cache_ms = 300).await;
+    hub.start_login(&["eidas1"]).await;
+    hub.registry
+        .clone()
+        .set_identity_provider_status(reg::SetStatusRequest {
+            id: "demo-idp".into(),
+            status: reg::PartnerStatus::Suspended as i32,
+            reason: "incident".into(),
+        })
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    let refused = hub.try_start_login(&["eidas1"]).await.unwrap_err();
+    assert_eq!(code_of(&refused), "idp_disabled");
+    hub.stop().await;
+}

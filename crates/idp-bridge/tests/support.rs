@@ -11,6 +11,7 @@ use relais_demo_idp::{DemoIdpConfig, DemoIdpHandle};
 use relais_idp_bridge::IdpBridgeConfig;
 use relais_proto::idp_bridge::v1 as pb;
 use relais_proto::idp_bridge::v1::idp_bridge_client::IdpBridgeClient;
+use relais_proto::registry::v1::registry_client::RegistryClient;
 use relais_runtime::{GrpcChannel, LocalServices, Role, Shutdown, Tasks};
 use relais_testkit::{TestBus, TestDb};
 use tokio_util::sync::CancellationToken;
@@ -20,6 +21,8 @@ const IDP_SECRET: &str = "hub-at-demo-idp-secret-0123456789-0123456789";
 
 pub struct Hub {
     pub bridge: IdpBridgeClient<GrpcChannel>,
+    /// The registry as the operator reaches it.
+    pub registry: RegistryClient<GrpcChannel>,
     pub idp: DemoIdpHandle,
     browser: reqwest::Client,
     tasks: Vec<Tasks>,
@@ -55,6 +58,17 @@ idp_ids = ["demo-idp"]
 
 impl Hub {
     pub async fn start() -> Hub {
+        Hub::start_with(|_| {}).await
+    }
+
+    /// A hub whose bridge settings `adjust` changes.
+    pub async fn start_with(adjust: impl FnOnce(&mut IdpBridgeConfig)) -> Hub {
+        let mut config = IdpBridgeConfig {
+            callback_url: CALLBACK.into(),
+            http_timeout_ms: 5_000,
+            ..IdpBridgeConfig::default()
+        };
+        adjust(&mut config);
         let db = TestDb::create().await;
         let bus = TestBus::new();
         let idp_config: DemoIdpConfig = toml::from_str(&format!(
@@ -96,11 +110,7 @@ impl Hub {
         .await
         .unwrap();
         let bridge_tasks = relais_idp_bridge::start(
-            IdpBridgeConfig {
-                callback_url: CALLBACK.into(),
-                http_timeout_ms: 5_000,
-                ..IdpBridgeConfig::default()
-            },
+            config,
             None,
             &local.for_service(Role::IdpBridge),
             Shutdown::new(),
@@ -117,8 +127,13 @@ impl Hub {
             .cookie_store(true)
             .build()
             .unwrap();
+        let operator = local
+            .for_service(Role::Operator)
+            .channel(Role::Registry, "http://127.0.0.1:1")
+            .unwrap();
         Hub {
             bridge: IdpBridgeClient::new(channel),
+            registry: RegistryClient::new(operator),
             idp,
             browser,
             tasks: vec![registry, bridge_tasks],
@@ -139,6 +154,13 @@ impl Hub {
 
     /// The bridge's request for a sign-in at the demo IdP asking `acr_values`.
     pub async fn start_login(&self, acr_values: &[&str]) -> pb::StartLoginResponse {
+        self.try_start_login(acr_values).await.unwrap()
+    }
+
+    pub async fn try_start_login(
+        &self,
+        acr_values: &[&str],
+    ) -> Result<pb::StartLoginResponse, tonic::Status> {
         self.bridge
             .clone()
             .start_login(pb::StartLoginRequest {
@@ -153,8 +175,7 @@ impl Hub {
                 ..pb::StartLoginRequest::default()
             })
             .await
-            .unwrap()
-            .into_inner()
+            .map(tonic::Response::into_inner)
     }
 
     /// The browser at the IdP: the login form for `identity` with `scenario`; the query

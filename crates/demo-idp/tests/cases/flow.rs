@@ -35,7 +35,7 @@ async fn discovery_is_truthful() {
     }
     assert_eq!(
         discovery["id_token_signing_alg_values_supported"],
-        json!(["ES256"])
+        json!(["ES256", "HS256"])
     );
     assert_eq!(
         discovery["code_challenge_methods_supported"],
