@@ -24,6 +24,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::load::Latency;
+use crate::options::CODE_WINDOW;
 use crate::options::{Mode, Options, Registry, USAGE};
 use crate::report::{Point, Results, Settings, StackSummary, TokenPoint};
 use crate::stack::{Runtimes, Spec, Stack};
@@ -31,8 +32,6 @@ use crate::traces::FULL_FLOW;
 
 /// Longest wait for a fresh hub to complete its first sign-in (seeding 10,000 SPs).
 const READY_TIMEOUT: Duration = Duration::from_secs(180);
-/// Codes live 60 s: every prepared one is redeemed (or dropped) within this.
-const CODE_WINDOW: Duration = Duration::from_secs(55);
 
 fn runtime(name: &'static str) -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()

@@ -5,6 +5,9 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
 
+/// Codes live 60 s: every prepared one is redeemed (or dropped) within this.
+pub const CODE_WINDOW: Duration = Duration::from_secs(55);
+
 pub const USAGE: &str = "usage: relais-bench [--smoke] [options]
   --smoke                   a few seconds, tiny load, in-process hub: proves the harness works
   --modes LIST              in-process,all-process,processes (default: in-process,processes)
@@ -18,7 +21,7 @@ pub const USAGE: &str = "usage: relais-bench [--smoke] [options]
   --warmup-max SECS         and until every virtual user completed a sign-in, at most (default: 60)
   --duration SECS           measured time per point (default: 10)
   --token-prep SECS         codes prepared for the token endpoint test, first registry
-                            only; 0 skips it (default: 8)
+                            only, at most 27 s (codes live 60 s); 0 skips it (default: 8)
   --token-concurrency N     concurrent token requests (default: 50)
   --idps-per-sp N           IdPs on each SP's chooser (default: 10)
   --rs256-every N           every Nth SP signs its ID tokens RS256, 0 for none (default: 10)
@@ -209,6 +212,14 @@ impl Options {
         {
             bail!("durations and concurrency must be positive");
         }
+        // Preparing, then letting its events settle (until half the window), then
+        // redeeming must all fit in a code's life, or every redemption fails.
+        if o.token_prep >= CODE_WINDOW / 2 {
+            bail!(
+                "--token-prep is at most {} s: codes live 60 s",
+                (CODE_WINDOW / 2).as_secs()
+            );
+        }
         if o.registries.iter().any(|r| r.sps == 0 || r.idps == 0) || o.idps_per_sp == 0 {
             bail!("a registry needs at least one SP and one IdP");
         }
@@ -252,4 +263,23 @@ fn registry(text: &str) -> anyhow::Result<Registry> {
         sps: number(sps)?,
         idps: number(idps)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn a_token_preparation_longer_than_a_codes_life_is_refused() {
+        let long = Options::parse(&args(&["--token-prep", "2000"]));
+        assert!(long.is_err_and(|e| e.to_string().contains("--token-prep")));
+        let edge = Options::parse(&args(&["--token-prep", "28"]));
+        assert!(edge.is_err());
+        let fine = Options::parse(&args(&["--token-prep", "8"]));
+        assert!(fine.is_ok_and(|o| o.token_prep == Duration::from_secs(8)));
+    }
 }

@@ -20,7 +20,7 @@ use tokio::net::TcpListener;
 use tonic::{Request, Response, Status};
 
 pub use config::TraceConfig;
-pub use store::{ChainCheck, Store, chain_hash};
+pub use store::{ChainCheck, Store, append, chain_hash};
 
 pub const SCHEMA: &str = "trace";
 

@@ -108,12 +108,8 @@ pub async fn append(tx: &Transaction<'_>, events: &[&Event]) -> Result<(), Trace
         "UPDATE chain_head SET seq = $1, hash = $2 WHERE id",
         &head_params,
     );
-    let folds = futures::future::try_join_all(
-        events
-            .iter()
-            .zip(&steps)
-            .filter_map(|(event, step)| step.as_ref().map(|s| fold(tx, event.occurred_at, s))),
-    );
+    let folded = fold_all(events, &steps);
+    let folds = fold(tx, &folded);
     futures::try_join!(
         async { insert.await.map_err(TraceError::from) },
         async { head.await.map_err(TraceError::from) },
@@ -143,66 +139,222 @@ fn browser_address(s: &ConnectionEvent) -> (Option<String>, Option<u16>, bool) {
     }
 }
 
-async fn fold(
-    tx: &Transaction<'_>,
-    at: OffsetDateTime,
-    s: &ConnectionEvent,
-) -> Result<(), TraceError> {
-    let started = s
-        .timeline
-        .iter()
-        .map(|t| t.at)
-        .fold(at, OffsetDateTime::min);
-    let outcome = match (s.step, s.outcome) {
-        (ConnectionStep::Failed, _) | (_, Outcome::Failure) => "failed",
-        (
-            ConnectionStep::CodeIssued
-            | ConnectionStep::TokenIssued
-            | ConnectionStep::UserinfoServed,
-            _,
-        ) => "succeeded",
-        (ConnectionStep::SessionEnded, _) => "logged_out",
-        _ => "in_progress",
-    };
-    let (ip, port, authoritative) = browser_address(s);
-    let port = port.map(i32::from);
-    // Outcomes only move forward: in_progress < failed/succeeded < logged_out; a late
-    // failure (a replayed code) does not undo a success but keeps its code.
+/// The change one batch makes to a connection's summary row: its steps merged in order,
+/// so that the batch is one statement that touches each row once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Fold {
+    connection_id: String,
+    started: OffsetDateTime,
+    updated: OffsetDateTime,
+    source_ip: Option<String>,
+    /// The address is the browser's first: it replaces whatever an earlier step left.
+    ip_authoritative: bool,
+    source_port: Option<i32>,
+    port_authoritative: bool,
+    sp_id: Option<String>,
+    idp_id: Option<String>,
+    acr: Option<String>,
+    sub_fi: Option<String>,
+    sub_fs: Option<String>,
+    account_id: Option<String>,
+    session_id: Option<String>,
+    outcome: ConnectionOutcome,
+    error_code: Option<String>,
+}
+
+/// Where a connection stands; it only moves forward: in progress < failed/succeeded <
+/// logged out, and a late failure (a replayed code) does not undo a success.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ConnectionOutcome {
+    InProgress,
+    Failed,
+    Succeeded,
+    LoggedOut,
+}
+
+impl ConnectionOutcome {
+    fn of(s: &ConnectionEvent) -> Self {
+        match (s.step, s.outcome) {
+            (ConnectionStep::Failed, _) | (_, Outcome::Failure) => Self::Failed,
+            (
+                ConnectionStep::CodeIssued
+                | ConnectionStep::TokenIssued
+                | ConnectionStep::UserinfoServed,
+                _,
+            ) => Self::Succeeded,
+            (ConnectionStep::SessionEnded, _) => Self::LoggedOut,
+            _ => Self::InProgress,
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::InProgress => "in_progress",
+            Self::Failed => "failed",
+            Self::Succeeded => "succeeded",
+            Self::LoggedOut => "logged_out",
+        }
+    }
+
+    /// `self` followed by `next`: the same rule as the statement's for a stored row.
+    fn then(self, next: Self) -> Self {
+        match (self, next) {
+            (Self::LoggedOut, _) | (_, Self::LoggedOut) => Self::LoggedOut,
+            (Self::Succeeded, Self::Failed) => Self::Succeeded,
+            (_, Self::Failed) => Self::Failed,
+            (_, Self::Succeeded) => Self::Succeeded,
+            (current, Self::InProgress) => current,
+        }
+    }
+}
+
+impl Fold {
+    fn of(at: OffsetDateTime, s: &ConnectionEvent) -> Self {
+        let started = s
+            .timeline
+            .iter()
+            .map(|t| t.at)
+            .fold(at, OffsetDateTime::min);
+        let (ip, port, authoritative) = browser_address(s);
+        Fold {
+            connection_id: s.connection_id.clone(),
+            started,
+            updated: at,
+            ip_authoritative: authoritative && ip.is_some(),
+            source_ip: ip,
+            port_authoritative: authoritative && port.is_some(),
+            source_port: port.map(i32::from),
+            sp_id: s.sp_id.clone(),
+            idp_id: s.idp_id.clone(),
+            acr: s.acr.clone(),
+            sub_fi: s.sub_fi.clone(),
+            sub_fs: s.sub_fs.clone(),
+            account_id: s.account_id.clone(),
+            session_id: s.session_id.clone(),
+            outcome: ConnectionOutcome::of(s),
+            error_code: s.error_code.clone(),
+        }
+    }
+
+    /// This change followed by `next`, as one: applying the result to a row gives what
+    /// applying both in turn would.
+    fn then(&mut self, next: Fold) {
+        fn address<T>(current: &mut Option<T>, auth: &mut bool, new: Option<T>, new_auth: bool) {
+            if new_auth {
+                *current = new;
+                *auth = true;
+            } else if current.is_none() {
+                *current = new;
+            }
+        }
+        self.started = self.started.min(next.started);
+        self.updated = self.updated.max(next.updated);
+        address(
+            &mut self.source_ip,
+            &mut self.ip_authoritative,
+            next.source_ip,
+            next.ip_authoritative,
+        );
+        address(
+            &mut self.source_port,
+            &mut self.port_authoritative,
+            next.source_port,
+            next.port_authoritative,
+        );
+        // The SP is the first step's; every other field the latest step's that has one.
+        self.sp_id = self.sp_id.take().or(next.sp_id);
+        let latest = |current: &mut Option<String>, new: Option<String>| {
+            if new.is_some() {
+                *current = new;
+            }
+        };
+        latest(&mut self.idp_id, next.idp_id);
+        latest(&mut self.acr, next.acr);
+        latest(&mut self.sub_fi, next.sub_fi);
+        latest(&mut self.sub_fs, next.sub_fs);
+        latest(&mut self.account_id, next.account_id);
+        latest(&mut self.session_id, next.session_id);
+        latest(&mut self.error_code, next.error_code);
+        self.outcome = self.outcome.then(next.outcome);
+    }
+}
+
+/// The batch's connection steps merged per connection, in the order of the batch.
+fn fold_all(events: &[&Event], steps: &[Option<ConnectionEvent>]) -> Vec<Fold> {
+    let mut folds: Vec<Fold> = Vec::new();
+    let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for (event, step) in events.iter().zip(steps) {
+        let Some(step) = step else { continue };
+        let change = Fold::of(event.occurred_at, step);
+        match index.get(&step.connection_id) {
+            Some(&i) => folds[i].then(change),
+            None => {
+                index.insert(step.connection_id.clone(), folds.len());
+                folds.push(change);
+            }
+        }
+    }
+    folds
+}
+
+/// Folds the batch's changes into their connections' rows, in one statement.
+async fn fold(tx: &Transaction<'_>, folds: &[Fold]) -> Result<(), TraceError> {
+    if folds.is_empty() {
+        return Ok(());
+    }
+    fn column<'a, T>(folds: &'a [Fold], f: impl Fn(&'a Fold) -> T) -> Vec<T> {
+        folds.iter().map(f).collect()
+    }
+    let ids = column(folds, |f| f.connection_id.as_str());
+    let started = column(folds, |f| f.started);
+    let updated = column(folds, |f| f.updated);
+    let ips = column(folds, |f| f.source_ip.as_deref());
+    let ip_auth = column(folds, |f| f.ip_authoritative);
+    let ports = column(folds, |f| f.source_port);
+    let port_auth = column(folds, |f| f.port_authoritative);
+    let sps = column(folds, |f| f.sp_id.as_deref());
+    let idps = column(folds, |f| f.idp_id.as_deref());
+    let acrs = column(folds, |f| f.acr.as_deref());
+    let subs_fi = column(folds, |f| f.sub_fi.as_deref());
+    let subs_fs = column(folds, |f| f.sub_fs.as_deref());
+    let accounts = column(folds, |f| f.account_id.as_deref());
+    let sessions = column(folds, |f| f.session_id.as_deref());
+    let outcomes = column(folds, |f| f.outcome.as_str());
+    let errors = column(folds, |f| f.error_code.as_deref());
+    // The same rules as `Fold::then`, against the stored row.
     tx.run(
-        "INSERT INTO connections AS c (connection_id, started_at, updated_at, source_ip, \
+        "WITH n AS (SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[], \
+         $4::text[], $5::int[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], \
+         $11::text[], $12::text[], $13::text[], $14::text[], $15::bool[], $16::bool[]) \
+         AS n(id, started, updated, ip, port, sp, idp, acr, sub_fi, sub_fs, account, \
+         session, outcome, error, ip_auth, port_auth)) \
+         INSERT INTO connections AS c (connection_id, started_at, updated_at, source_ip, \
          source_port, sp_id, idp_id, acr, sub_fi, sub_fs, account_id, session_id, outcome, \
-         error_code) VALUES ($1, $15, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+         error_code) \
+         SELECT id, started, updated, ip, port, sp, idp, acr, sub_fi, sub_fs, account, \
+         session, outcome, error FROM n \
          ON CONFLICT (connection_id) DO UPDATE SET \
-         started_at = LEAST(c.started_at, $15), updated_at = GREATEST(c.updated_at, $2), \
-         source_ip = CASE WHEN $14 AND $3::text IS NOT NULL THEN $3 ELSE COALESCE(c.source_ip, $3) END, \
-         source_port = CASE WHEN $14 AND $4::int IS NOT NULL THEN $4 ELSE COALESCE(c.source_port, $4) END, \
-         sp_id = COALESCE(c.sp_id, $5), idp_id = COALESCE($6, c.idp_id), \
-         acr = COALESCE($7, c.acr), sub_fi = COALESCE($8, c.sub_fi), \
-         sub_fs = COALESCE($9, c.sub_fs), account_id = COALESCE($10, c.account_id), \
-         session_id = COALESCE($11, c.session_id), \
+         started_at = LEAST(c.started_at, EXCLUDED.started_at), \
+         updated_at = GREATEST(c.updated_at, EXCLUDED.updated_at), \
+         source_ip = CASE WHEN (SELECT ip_auth FROM n WHERE id = EXCLUDED.connection_id) \
+           THEN EXCLUDED.source_ip ELSE COALESCE(c.source_ip, EXCLUDED.source_ip) END, \
+         source_port = CASE WHEN (SELECT port_auth FROM n WHERE id = EXCLUDED.connection_id) \
+           THEN EXCLUDED.source_port ELSE COALESCE(c.source_port, EXCLUDED.source_port) END, \
+         sp_id = COALESCE(c.sp_id, EXCLUDED.sp_id), \
+         idp_id = COALESCE(EXCLUDED.idp_id, c.idp_id), \
+         acr = COALESCE(EXCLUDED.acr, c.acr), sub_fi = COALESCE(EXCLUDED.sub_fi, c.sub_fi), \
+         sub_fs = COALESCE(EXCLUDED.sub_fs, c.sub_fs), \
+         account_id = COALESCE(EXCLUDED.account_id, c.account_id), \
+         session_id = COALESCE(EXCLUDED.session_id, c.session_id), \
          outcome = CASE \
-           WHEN c.outcome = 'logged_out' THEN c.outcome \
-           WHEN $12 = 'logged_out' THEN $12 \
-           WHEN $12 = 'failed' AND c.outcome <> 'succeeded' THEN $12 \
-           WHEN $12 = 'succeeded' THEN $12 \
+           WHEN c.outcome = 'logged_out' OR EXCLUDED.outcome = 'logged_out' THEN 'logged_out' \
+           WHEN EXCLUDED.outcome = 'failed' AND c.outcome = 'succeeded' THEN c.outcome \
+           WHEN EXCLUDED.outcome IN ('failed', 'succeeded') THEN EXCLUDED.outcome \
            ELSE c.outcome END, \
-         error_code = COALESCE($13, c.error_code)",
+         error_code = COALESCE(EXCLUDED.error_code, c.error_code)",
         &[
-            &s.connection_id,
-            &at,
-            &ip,
-            &port,
-            &s.sp_id,
-            &s.idp_id,
-            &s.acr,
-            &s.sub_fi,
-            &s.sub_fs,
-            &s.account_id,
-            &s.session_id,
-            &outcome,
-            &s.error_code,
-            &authoritative,
-            &started,
+            &ids, &started, &updated, &ips, &ports, &sps, &idps, &acrs, &subs_fi, &subs_fs,
+            &accounts, &sessions, &outcomes, &errors, &ip_auth, &port_auth,
         ],
     )
     .await?;

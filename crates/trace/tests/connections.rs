@@ -387,3 +387,113 @@ async fn a_sign_in_recorded_as_one_record_lists_each_step_with_its_own_time_and_
     assert_eq!(c.steps[0].event_id, format!("{}#1", record.id));
     assert_eq!(c.steps[6].event_id, record.id.to_string());
 }
+
+/// The rows of these connections, as the store keeps them.
+async fn summary_rows(tx: &deadpool_postgres::Transaction<'_>, ids: &[&str]) -> Vec<String> {
+    tx.query(
+        "SELECT row_to_json(c)::text FROM connections c WHERE connection_id = ANY($1) \
+         ORDER BY connection_id",
+        &[&ids],
+    )
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| r.get(0))
+    .collect()
+}
+
+#[tokio::test]
+async fn a_batch_sums_up_its_connections_as_its_events_one_by_one_would() {
+    use relais_bus::events::TimelineStep;
+    let trace = Trace::start().await;
+    let base = base_time();
+    let who = SignIn {
+        connection_id: "cnx-batch",
+        sp_id: "sp-a",
+        sub_fs: "fs-1",
+        account_id: "acct-1",
+    };
+    // Not logged out: that outcome would hide how the others combine.
+    let mut events: Vec<_> = sign_in(&who, base)
+        .into_iter()
+        .filter(|e| e.kind != "connection.session_ended")
+        .collect();
+    assert_eq!(events.len(), 6);
+    // A replay of the code, refused after the success, from another server, naming
+    // other values: which step's value wins shows.
+    events.push(step(
+        "cnx-batch",
+        ConnectionStep::TokenIssued,
+        Outcome::Failure,
+        base,
+        40,
+        ("192.0.2.99", 40_000),
+        |e| {
+            e.error_code = Some("invalid_grant".to_owned());
+            e.sp_id = Some("sp-z".to_owned());
+            e.acr = Some("eidas3".to_owned());
+        },
+    ));
+    // Another connection in the same batch: one record with its timeline, then its token.
+    let record = step(
+        "cnx-other",
+        ConnectionStep::CodeIssued,
+        Outcome::Success,
+        base,
+        30,
+        (BROWSER_IP, 51_010),
+        |e| {
+            e.sp_id = Some("sp-b".to_owned());
+            e.idp_id = Some("idp-b".to_owned());
+            e.acr = Some("eidas1".to_owned());
+            e.timeline = vec![TimelineStep {
+                step: ConnectionStep::AuthorizeInitiated,
+                at: base - Duration::seconds(3),
+                source_ip: Some("203.0.113.77".to_owned()),
+                source_port: Some(51_000),
+                request_id: None,
+            }];
+        },
+    );
+    let token = step(
+        "cnx-other",
+        ConnectionStep::TokenIssued,
+        Outcome::Success,
+        base,
+        31,
+        (SP_SERVER_IP, 44_000),
+        |e| e.sub_fs = Some("fs-2".to_owned()),
+    );
+    events.push(record);
+    events.push(token);
+
+    let ids = ["cnx-batch", "cnx-other"];
+    let mut client = trace.sql.get().await.unwrap();
+    // Many orders of the same events: each batch gives what one event at a time gives.
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    for round in 0..24 {
+        let mut order: Vec<&relais_bus::Event> = events.iter().collect();
+        for i in (1..order.len()).rev() {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let j = usize::try_from(seed % (i as u64 + 1)).unwrap();
+            order.swap(i, j);
+        }
+        let tx = client.transaction().await.unwrap();
+        relais_trace::append(&tx, &order).await.unwrap();
+        let batched = summary_rows(&tx, &ids).await;
+        tx.rollback().await.unwrap();
+
+        let tx = client.transaction().await.unwrap();
+        for event in &order {
+            relais_trace::append(&tx, &[event]).await.unwrap();
+        }
+        let alone = summary_rows(&tx, &ids).await;
+        tx.rollback().await.unwrap();
+        assert_eq!(batched.len(), 2);
+        assert_eq!(batched, alone, "round {round}");
+    }
+    drop(client);
+    trace.stop().await;
+}
