@@ -29,8 +29,8 @@ pub use error::BusError;
 pub use event::{Event, Payload};
 pub use relay::{Outbox, Relay, RelayHandle, RelayStats, spawn_relay, start_outbox};
 pub use store::{
-    MIGRATION_TABLE, change_if_with_events, change_with_events, enqueue, enqueue_all, migrate,
-    outbox_depth, purge_inbox,
+    MIGRATION_TABLE, change_if_with_events, change_with_events, change_with_filled_events, enqueue,
+    enqueue_all, migrate, outbox_depth, purge_inbox,
 };
 
 // Re-exported so implementors of `EventHandler` need not depend on it themselves.

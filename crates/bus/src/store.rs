@@ -128,6 +128,28 @@ pub async fn change_if_with_events(
     Ok(u64::try_from(count).unwrap_or(0))
 }
 
+/// Like [`change_if_with_events`], for events whose payload needs what the statement
+/// found: `change` (the last of `ctes`, one row or none) returns a jsonb column `fill`
+/// whose fields are set in each event's payload (replacing what the caller put there)
+/// before it is queued. Returns `change`'s row, if any: the change and its events were
+/// written; none, and nothing was queued.
+pub async fn change_with_filled_events(
+    client: &impl GenericClient,
+    ctes: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    events: &[Event],
+) -> Result<Option<tokio_postgres::Row>, BusError> {
+    let sql = format!(
+        "WITH {ctes}, queued AS (INSERT INTO outbox (id, kind, body) \
+         SELECT e.id, e.kind, jsonb_set(e.body, '{{payload}}', (e.body -> 'payload') || c.fill) \
+         FROM {} CROSS JOIN change c ORDER BY n RETURNING 1) SELECT * FROM change",
+        event_placeholders(params.len())
+    );
+    // Two rows would queue each event twice: the outbox's unique id refuses the statement.
+    let rows = statement_with_events(client, &sql, params, events).await?;
+    Ok(rows.into_iter().next())
+}
+
 /// Events waiting in the outbox: the relay's lag, worth a gauge.
 pub async fn outbox_depth(client: &impl GenericClient) -> Result<i64, BusError> {
     let row = client.query_one("SELECT count(*) FROM outbox", &[]).await?;

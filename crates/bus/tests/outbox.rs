@@ -1,5 +1,6 @@
 use relais_bus::{
-    MIGRATION_TABLE, change_with_events, enqueue, enqueue_all, migrate, outbox_depth, purge_inbox,
+    MIGRATION_TABLE, change_with_events, change_with_filled_events, enqueue, enqueue_all, migrate,
+    outbox_depth, purge_inbox,
 };
 use relais_testkit::TestDb;
 use time::{Duration, OffsetDateTime};
@@ -130,6 +131,52 @@ async fn a_change_and_its_events_land_together_in_order_or_not_at_all() {
         .unwrap()
         .get(0);
     assert_eq!(things, 1);
+    drop(client);
+    db.cleanup().await;
+}
+
+#[tokio::test]
+async fn an_event_filled_by_its_change_is_queued_with_what_the_change_found_and_only_with_it() {
+    let db = TestDb::create().await;
+    let pool = db.pool("svc", 2).await;
+    let mut client = pool.get().await.unwrap();
+    migrate(&mut client).await.unwrap();
+    client
+        .batch_execute(
+            "CREATE TABLE codes (code TEXT PRIMARY KEY, connection TEXT, used BOOLEAN); \
+             INSERT INTO codes VALUES ('c1', 'cnx-found', false)",
+        )
+        .await
+        .unwrap();
+    let ctes = "change AS (UPDATE codes SET used = true WHERE code = $1 AND NOT used \
+                RETURNING code, jsonb_build_object('connection_id', connection) AS fill)";
+    // The caller does not know the connection: the change does.
+    let mut event = connection_event();
+    event.payload["connection_id"] = serde_json::Value::from("");
+    let row = change_with_filled_events(&client, ctes, &[&"c1"], std::slice::from_ref(&event))
+        .await
+        .unwrap()
+        .expect("the change found the code");
+    assert_eq!(row.get::<_, String>("code"), "c1");
+    let body: serde_json::Value = client
+        .query_one("SELECT body FROM outbox", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(body["id"], event.id.to_string());
+    assert_eq!(body["payload"]["connection_id"], "cnx-found");
+    // What the caller set and the change did not fill stays.
+    assert_eq!(body["payload"]["sp_id"], "sp-1");
+    let decoded: relais_bus::Event = serde_json::from_value(body).unwrap();
+    assert_eq!(decoded.kind, event.kind);
+
+    // A change that finds nothing queues nothing.
+    let again = connection_event();
+    let none = change_with_filled_events(&client, ctes, &[&"c1"], &[again])
+        .await
+        .unwrap();
+    assert!(none.is_none());
+    assert_eq!(outbox_depth(&client).await.unwrap(), 1);
     drop(client);
     db.cleanup().await;
 }

@@ -326,49 +326,62 @@ pub fn encrypt(
     alg: &str,
     enc: &str,
 ) -> Result<String, JoseError> {
-    use josekit::jwe::{ECDH_ES, JweHeader, RSA_OAEP_256};
-    if enc != JWE_ENC {
-        return Err(JoseError::UnsupportedAlg(enc.to_string()));
-    }
-    let doc: Value =
-        serde_json::from_str(jwks_json).map_err(|e| JoseError::Malformed(e.to_string()))?;
-    let keys = doc
-        .get("keys")
-        .and_then(Value::as_array)
-        .ok_or_else(|| JoseError::Malformed("no keys array".into()))?;
-    let wanted_kty = match alg {
-        "RSA-OAEP-256" => "RSA",
-        "ECDH-ES" => "EC",
-        other => return Err(JoseError::UnsupportedAlg(other.to_string())),
-    };
-    let jwk = keys
-        .iter()
-        .filter_map(|k| k.as_object().and_then(|o| Jwk::from_map(o.clone()).ok()))
-        .find(|k| k.key_type() == wanted_kty && k.key_use() != Some("sig"))
-        .ok_or_else(|| JoseError::UnknownKey(format!("no {wanted_kty} encryption key")))?;
-    let mut header = JweHeader::new();
-    header.set_content_encryption(enc);
-    if let Some(kid) = jwk.key_id() {
-        header.set_key_id(kid);
-    }
-    if let Some(cty) = cty {
-        header.set_content_type(cty);
-    }
-    let encrypted = match alg {
-        "RSA-OAEP-256" => {
-            let e = RSA_OAEP_256
-                .encrypter_from_jwk(&jwk)
-                .map_err(|e| JoseError::Key(e.to_string()))?;
-            josekit::jwe::serialize_compact(payload, &header, &e)
+    Encrypter::new(jwks_json, alg, enc)?.encrypt(payload, cty)
+}
+
+/// A relying party's encryption key, chosen and checked: once one is made, encrypting
+/// to it fails only on an internal error, so a caller can make it before acting.
+pub struct Encrypter {
+    kid: Option<String>,
+    encrypter: Box<dyn josekit::jwe::JweEncrypter>,
+}
+
+impl Encrypter {
+    /// The first key of `jwks_json` that suits `alg` with `enc` (see [`encrypt`]).
+    pub fn new(jwks_json: &str, alg: &str, enc: &str) -> Result<Encrypter, JoseError> {
+        use josekit::jwe::{ECDH_ES, RSA_OAEP_256};
+        if enc != JWE_ENC {
+            return Err(JoseError::UnsupportedAlg(enc.to_string()));
         }
-        _ => {
-            let e = ECDH_ES
-                .encrypter_from_jwk(&jwk)
-                .map_err(|e| JoseError::Key(e.to_string()))?;
-            josekit::jwe::serialize_compact(payload, &header, &e)
+        let doc: Value =
+            serde_json::from_str(jwks_json).map_err(|e| JoseError::Malformed(e.to_string()))?;
+        let keys = doc
+            .get("keys")
+            .and_then(Value::as_array)
+            .ok_or_else(|| JoseError::Malformed("no keys array".into()))?;
+        let wanted_kty = match alg {
+            "RSA-OAEP-256" => "RSA",
+            "ECDH-ES" => "EC",
+            other => return Err(JoseError::UnsupportedAlg(other.to_string())),
+        };
+        let jwk = keys
+            .iter()
+            .filter_map(|k| k.as_object().and_then(|o| Jwk::from_map(o.clone()).ok()))
+            .find(|k| k.key_type() == wanted_kty && k.key_use() != Some("sig"))
+            .ok_or_else(|| JoseError::UnknownKey(format!("no {wanted_kty} encryption key")))?;
+        let key = |e: josekit::JoseError| JoseError::Key(e.to_string());
+        let encrypter: Box<dyn josekit::jwe::JweEncrypter> = match alg {
+            "RSA-OAEP-256" => Box::new(RSA_OAEP_256.encrypter_from_jwk(&jwk).map_err(key)?),
+            _ => Box::new(ECDH_ES.encrypter_from_jwk(&jwk).map_err(key)?),
+        };
+        Ok(Encrypter {
+            kid: jwk.key_id().map(str::to_owned),
+            encrypter,
+        })
+    }
+
+    pub fn encrypt(&self, payload: &[u8], cty: Option<&str>) -> Result<String, JoseError> {
+        let mut header = josekit::jwe::JweHeader::new();
+        header.set_content_encryption(JWE_ENC);
+        if let Some(kid) = &self.kid {
+            header.set_key_id(kid);
         }
-    };
-    encrypted.map_err(|e| JoseError::Sign(e.to_string()))
+        if let Some(cty) = cty {
+            header.set_content_type(cty);
+        }
+        josekit::jwe::serialize_compact(payload, &header, self.encrypter.as_ref())
+            .map_err(|e| JoseError::Sign(e.to_string()))
+    }
 }
 
 /// A key pair a relying party decrypts with: its private JWK and its public JWKS.

@@ -372,40 +372,54 @@ impl Store {
         Ok(())
     }
 
-    /// Redeems a code of `client_id`: marks it used and stores its access token with
-    /// the events, in one statement. False when the code was already used: another
-    /// redemption got there first, and nothing was written.
+    /// Redeems a code of `client_id` presented with `redirect_uri` and the PKCE
+    /// challenge of its verifier (`None` without one): if every check holds, marks it
+    /// used and stores its access token with `events`, completed by the grant's
+    /// connection, subjects and acr, in one statement, and returns the grant. None, and
+    /// nothing written, when any check fails (unknown, another client's, used, expired,
+    /// wrong redirect URI or verifier, or another redemption got there first): the caller
+    /// then reads the grant to tell which.
+    #[allow(clippy::too_many_arguments)]
     pub async fn redeem_code(
         &self,
         code_hash: &[u8],
         client_id: &str,
+        redirect_uri: Option<&str>,
+        challenge: Option<&str>,
         token_hash: &[u8],
         expires_at: OffsetDateTime,
         events: &[Event],
-    ) -> Result<bool, FrontError> {
+    ) -> Result<Option<Grant>, FrontError> {
         let client = self.pool.get().await?;
-        let n = relais_bus::change_if_with_events(
+        let row = relais_bus::change_with_filled_events(
             &client,
             "used AS (UPDATE grants SET used_at = $5 \
-             WHERE code_hash = $1 AND client_id = $2 AND used_at IS NULL \
-             RETURNING code_hash, connection_id, client_id, sub_fs, account_id, idp_id, acr, \
-             claims, scopes), \
-             change AS (INSERT INTO access_tokens (token_hash, code_hash, connection_id, \
+             WHERE code_hash = $1 AND client_id = $2 AND used_at IS NULL AND expires_at > $5 \
+             AND redirect_uri = $6 AND code_challenge IS NOT DISTINCT FROM $7 RETURNING *), \
+             token AS (INSERT INTO access_tokens (token_hash, code_hash, connection_id, \
              client_id, sub_fs, account_id, idp_id, acr, claims, expires_at, scopes, issued_at) \
              SELECT $3::bytea, code_hash, connection_id, client_id, sub_fs, account_id, idp_id, \
-             acr, claims, $4::timestamptz, scopes, $5::timestamptz FROM used RETURNING token_hash)",
+             acr, claims, $4::timestamptz, scopes, $5::timestamptz FROM used RETURNING 1), \
+             change AS (SELECT used.*, jsonb_build_object('connection_id', connection_id::text, \
+             'idp_id', idp_id, 'acr', acr, 'sub_fs', sub_fs, 'account_id', account_id::text, \
+             'session_id', sid::text) AS fill FROM used CROSS JOIN token)",
             &[
                 &code_hash,
                 &client_id,
                 &token_hash,
                 &expires_at,
                 &self.clock.now(),
+                &redirect_uri,
+                &challenge,
             ],
             events,
         )
         .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
         self.outbox.wake();
-        Ok(n == 1)
+        grant_from_row(&row).map(Some)
     }
 
     /// A code of `client_id` presented again: it stays used and every token issued from

@@ -86,6 +86,59 @@ impl Front {
         err
     }
 
+    /// Why a code was not redeemed, read from its grant: unknown or expired; another
+    /// client's (refused before anything is burnt or revoked: a client must not spoil
+    /// another's codes); used (a replay: its tokens are revoked); or presented with a
+    /// wrong redirect URI or verifier, which burns it (whoever holds it is not the client
+    /// that asked for it).
+    async fn code_refused(
+        &self,
+        code_hash: &[u8],
+        client_id: &str,
+        redirect_uri: Option<&str>,
+        verifier: Option<&str>,
+        source: &pb::Source,
+    ) -> FrontError {
+        let grant = match self.store.grant(code_hash).await {
+            Ok(Some(grant)) => grant,
+            Ok(None) => return FrontError::CodeInvalid,
+            Err(e) => return e,
+        };
+        if grant.client_id != client_id {
+            let err = FrontError::CodeClientMismatch;
+            self.record_failure(&grant.connection_id.to_string(), &err, source, client_id)
+                .await;
+            return err;
+        }
+        if grant.used {
+            return self.code_replayed(&grant, source).await;
+        }
+        if grant.expires_at <= self.clock.now() {
+            return FrontError::CodeInvalid;
+        }
+        let pkce_holds = match (&grant.code_challenge, verifier) {
+            (None, None) => true,
+            (Some(challenge), Some(verifier)) => {
+                (43..=128).contains(&verifier.len())
+                    && constant_time_eq(&pkce_s256(verifier), challenge)
+            }
+            _ => false,
+        };
+        let err = if redirect_uri != Some(grant.redirect_uri.as_str()) {
+            FrontError::TokenRedirectUriMismatch
+        } else if !pkce_holds {
+            FrontError::PkceFailed
+        } else {
+            // Every check holds now: the code expired between the two reads of the clock.
+            tracing::warn!("a code passed every check after its redemption failed");
+            return FrontError::CodeInvalid;
+        };
+        if let Err(e) = self.store.burn_code(code_hash, client_id).await {
+            return e;
+        }
+        err
+    }
+
     pub async fn token(&self, req: pb::TokenRequest) -> pb::ApiResponse {
         self.guarded(req, |req, source| async move {
             self.token_inner(req, &source).await
@@ -107,48 +160,57 @@ impl Front {
         }
         let code = params.single("code")?.ok_or(FrontError::CodeMissing)?;
         let code_hash = sha256(code);
-        let grant = self
-            .store
-            .grant(&code_hash)
-            .await?
-            .ok_or(FrontError::CodeInvalid)?;
-        // Another client's code is refused before anything is burnt or revoked: a client
-        // must not be able to spoil the codes of another.
-        if grant.client_id != sp.client_id {
-            let err = FrontError::CodeClientMismatch;
-            self.record_failure(&grant.connection_id.to_string(), &err, source, &client_id)
-                .await;
-            return Err(err);
-        }
-        if grant.used {
-            return Err(self.code_replayed(&grant, source).await);
-        }
-        let now = self.clock.now();
-        if grant.expires_at <= now {
-            return Err(FrontError::CodeInvalid);
-        }
-        // A wrong redirect URI or verifier burns the code: whoever holds it is not the
-        // client that asked for it.
-        let checked = if params.single("redirect_uri")? != Some(grant.redirect_uri.as_str()) {
-            Err(FrontError::TokenRedirectUriMismatch)
-        } else {
-            match (&grant.code_challenge, params.single("code_verifier")?) {
-                (None, None) => Ok(()),
-                (Some(challenge), Some(verifier))
-                    if (43..=128).contains(&verifier.len())
-                        && constant_time_eq(&pkce_s256(verifier), challenge) =>
-                {
-                    Ok(())
-                }
-                _ => Err(FrontError::PkceFailed),
+        let redirect_uri = params.single("redirect_uri")?;
+        let verifier = params.single("code_verifier")?;
+        // The challenge a verifier answers; one of a wrong length answers none.
+        let challenge = verifier.map(|v| {
+            if (43..=128).contains(&v.len()) {
+                pkce_s256(v)
+            } else {
+                String::new()
             }
+        });
+        // Chosen before the code is used: past that point nothing may fail but the hub.
+        let encrypter = if sp.id_token_encrypted_response_alg.is_empty() {
+            None
+        } else {
+            Some(relais_jose::Encrypter::new(
+                &sp.jwks,
+                &sp.id_token_encrypted_response_alg,
+                &sp.id_token_encrypted_response_enc,
+            )?)
         };
-        if let Err(e) = checked {
-            self.store.burn_code(&code_hash, &client_id).await?;
-            return Err(e);
-        }
         let access_token = random_token();
         let at_ttl = i64::from(self.config.access_token_ttl_seconds);
+        let now = self.clock.now();
+        // The redemption completes the step with the grant's connection and subjects.
+        let issued = events::at(
+            now,
+            "",
+            ConnectionStep::TokenIssued,
+            Outcome::Success,
+            source,
+            |e| e.sp_id = Some(sp.client_id.clone()),
+        )?;
+        // The code is used and its token stored in one statement, only if every check
+        // holds: a replay at any moment after it finds the token to revoke.
+        let Some(grant) = self
+            .store
+            .redeem_code(
+                &code_hash,
+                &client_id,
+                redirect_uri,
+                challenge.as_deref(),
+                &sha256(&access_token),
+                now + Duration::seconds(at_ttl),
+                &[issued],
+            )
+            .await?
+        else {
+            return Err(self
+                .code_refused(&code_hash, &client_id, redirect_uri, verifier, source)
+                .await);
+        };
         let key = self.keys.for_alg(&sp.id_token_signed_response_alg);
         let sid = grant.sid.to_string();
         let c = id_token::IdToken {
@@ -166,47 +228,10 @@ impl Front {
         }
         .claims();
         let id_token = key.sign(&c, "JWT")?;
-        let id_token = if sp.id_token_encrypted_response_alg.is_empty() {
-            id_token
-        } else {
-            relais_jose::encrypt(
-                id_token.as_bytes(),
-                Some("JWT"),
-                &sp.jwks,
-                &sp.id_token_encrypted_response_alg,
-                &sp.id_token_encrypted_response_enc,
-            )?
+        let id_token = match encrypter {
+            None => id_token,
+            Some(e) => e.encrypt(id_token.as_bytes(), Some("JWT"))?,
         };
-        let issued = events::at(
-            self.clock.now(),
-            &grant.connection_id.to_string(),
-            ConnectionStep::TokenIssued,
-            Outcome::Success,
-            source,
-            |e| {
-                e.sp_id = Some(sp.client_id.clone());
-                e.idp_id = Some(grant.idp_id.clone());
-                e.acr = Some(grant.acr.clone());
-                e.sub_fs = Some(grant.sub_fs.clone());
-                e.account_id = Some(grant.account_id.to_string());
-                e.session_id = Some(grant.sid.to_string());
-            },
-        )?;
-        // The code is used and its token stored in one statement: a replay at any moment
-        // after it finds the token to revoke.
-        if !self
-            .store
-            .redeem_code(
-                &code_hash,
-                &client_id,
-                &sha256(&access_token),
-                now + Duration::seconds(at_ttl),
-                &[issued],
-            )
-            .await?
-        {
-            return Err(self.code_replayed(&grant, source).await);
-        }
         Ok(json!({
             "access_token": access_token,
             "token_type": "Bearer",
@@ -453,8 +478,11 @@ impl Front {
                 e.account_id = Some(at.account_id.to_string());
             },
         )?;
+        // Made first: the step is recorded only for an answer that exists, and the answer
+        // leaves only once its step is durable.
+        let answer = self.userinfo_answer(body, &sp)?;
         self.store.record_events(&[served]).await?;
-        self.userinfo_answer(body, &sp)
+        Ok(answer)
     }
 
     /// The hub's own resource servers (support) ask whether a token is live and was

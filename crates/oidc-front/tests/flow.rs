@@ -143,3 +143,31 @@ async fn a_block_recorded_by_another_replica_is_enforced_here() {
     assert_eq!(last.1["error_code"], "client_blocked");
     hub.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_code_sent_with_another_redirect_uri_is_refused_and_burnt() {
+    let hub = Hub::start().await;
+    let (flow, answer) = up_to_the_callback(&hub).await;
+    let done = hub.callback(&flow, &answer).await;
+    let code = query(&redirect_of(&done).unwrap())["code"].clone();
+
+    let (status, body) = hub
+        .token_with(&code, &format!("{REDIRECT}/elsewhere"))
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"], "invalid_grant", "{body}");
+    assert_eq!(body["error_code"], "token_redirect_uri_mismatch", "{body}");
+    // Whoever holds it is not the client that asked for it: the code is spent.
+    let (status, body) = hub.token(&code).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"], "invalid_grant", "{body}");
+    assert_eq!(hub.rows("access_tokens").await, 0);
+
+    // An unknown code changes nothing.
+    let (status, body) = hub.token("not-a-code-0123456789").await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+    hub.stop().await;
+}

@@ -358,6 +358,11 @@ impl Hub {
 
     /// The SP redeems `code`: the HTTP status and the JSON body.
     pub async fn token(&self, code: &str) -> (u32, serde_json::Value) {
+        self.token_with(code, REDIRECT).await
+    }
+
+    /// The SP redeems `code`, saying it was sent to `redirect_uri`.
+    pub async fn token_with(&self, code: &str, redirect_uri: &str) -> (u32, serde_json::Value) {
         use base64::Engine as _;
         let basic = base64::engine::general_purpose::STANDARD.encode(format!("{SP}:{SP_SECRET}"));
         let r = self
@@ -367,7 +372,7 @@ impl Hub {
                 params: params(&[
                     ("grant_type", "authorization_code"),
                     ("code", code),
-                    ("redirect_uri", REDIRECT),
+                    ("redirect_uri", redirect_uri),
                 ]),
                 authorization: format!("Basic {basic}"),
                 source: Some(source()),
