@@ -6,6 +6,7 @@ use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 use relais_bus::events::{PartnerKind, PartnerStatus};
+use relais_jose::Alg;
 
 use crate::RegistryError;
 
@@ -18,7 +19,6 @@ pub const SP_AUTH_METHODS: [&str; 3] = [
 ];
 pub const ENCRYPTION_ALGS: [&str; 2] = ["RSA-OAEP-256", "ECDH-ES"];
 pub const ENCRYPTION_ENCS: [&str; 1] = ["A256GCM"];
-pub const SIGNING_ALGS: [&str; 2] = ["ES256", "RS256"];
 
 /// A service provider as enrolled (the secret in clear only on its way in).
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -37,7 +37,7 @@ pub struct ServiceProviderSeed {
     pub acr_values: Vec<String>,
     pub idp_ids: Vec<String>,
     #[serde(default = "default_alg")]
-    pub id_token_signed_response_alg: String,
+    pub id_token_signed_response_alg: Alg,
     #[serde(default = "default_auth_method")]
     pub token_endpoint_auth_method: String,
     #[serde(default = "default_status", with = "relais_bus::events::status_text")]
@@ -45,8 +45,9 @@ pub struct ServiceProviderSeed {
     /// Public keys (a JWKS JSON document) for private_key_jwt and encryption.
     #[serde(default)]
     pub jwks: String,
-    #[serde(default)]
-    pub userinfo_signed_response_alg: String,
+    /// None: userinfo is plain JSON (stored, and accepted in the seed, as "").
+    #[serde(default, with = "alg_or_empty")]
+    pub userinfo_signed_response_alg: Option<Alg>,
     #[serde(default)]
     pub id_token_encrypted_response_alg: String,
     #[serde(default)]
@@ -180,8 +181,25 @@ impl PersonSeed {
     }
 }
 
-fn default_alg() -> String {
-    "ES256".into()
+fn default_alg() -> Alg {
+    Alg::Es256
+}
+
+/// An optional algorithm spelled "" when absent, as the registry stores it.
+mod alg_or_empty {
+    use relais_jose::Alg;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(alg: &Option<Alg>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(alg.map_or("", Alg::as_str))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Alg>, D::Error> {
+        match String::deserialize(d)?.as_str() {
+            "" => Ok(None),
+            name => Alg::parse(name).map(Some).map_err(serde::de::Error::custom),
+        }
+    }
 }
 fn default_auth_method() -> String {
     "client_secret_basic".into()
@@ -287,12 +305,6 @@ impl ServiceProviderSeed {
             // https unless loopback, since the hub POSTs tokens to it.
             check_redirect_uri(uri)?;
         }
-        if !SIGNING_ALGS.contains(&self.id_token_signed_response_alg.as_str()) {
-            return Err(RegistryError::Invalid(format!(
-                "service provider {}: id_token_signed_response_alg must be ES256 or RS256",
-                self.client_id
-            )));
-        }
         let sp = |what: String| {
             RegistryError::Invalid(format!("service provider {}: {what}", self.client_id))
         };
@@ -334,11 +346,6 @@ impl ServiceProviderSeed {
             return Err(sp(format!(
                 "min_random_length must be between 22 and {DEFAULT_MIN_RANDOM_LENGTH}"
             )));
-        }
-        if !["", "ES256", "RS256"].contains(&self.userinfo_signed_response_alg.as_str()) {
-            return Err(sp(
-                "userinfo_signed_response_alg must be ES256 or RS256".into()
-            ));
         }
         for (field, alg, enc) in [
             (
@@ -549,6 +556,34 @@ mod tests {
         for bad in ["sp:idp", "rp:sp", "sp"] {
             let err = Seed::parse(&with(bad)).unwrap_err().to_string();
             assert!(err.contains("unknown partner"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn signing_algorithms_are_the_hubs() {
+        let sp = |extra: &str| Seed::parse(&format!("{ONE_OF_EACH}{extra}"));
+        let plain = &sp("").unwrap().service_providers[0];
+        assert_eq!(plain.id_token_signed_response_alg, Alg::Es256);
+        assert_eq!(plain.userinfo_signed_response_alg, None);
+        let both = sp(
+            "id_token_signed_response_alg = \"RS256\"\nuserinfo_signed_response_alg = \"ES256\"\n",
+        )
+        .unwrap();
+        let both = &both.service_providers[0];
+        assert_eq!(both.id_token_signed_response_alg, Alg::Rs256);
+        assert_eq!(both.userinfo_signed_response_alg, Some(Alg::Es256));
+        let empty = sp("userinfo_signed_response_alg = \"\"\n").unwrap();
+        assert_eq!(
+            empty.service_providers[0].userinfo_signed_response_alg,
+            None
+        );
+        for bad in [
+            "id_token_signed_response_alg = \"HS256\"\n",
+            "id_token_signed_response_alg = \"\"\n",
+            "userinfo_signed_response_alg = \"none\"\n",
+        ] {
+            let err = sp(bad).unwrap_err().to_string();
+            assert!(err.contains("unsupported algorithm"), "{bad}: {err}");
         }
     }
 

@@ -4,6 +4,7 @@ use deadpool_postgres::Pool;
 use relais_bus::Event;
 use relais_bus::Outbox;
 use relais_bus::events::{PartnerEvent, PartnerKind, PartnerStatus};
+use relais_jose::Alg;
 use relais_proto::registry::v1 as pb;
 use relais_runtime::Prepared;
 use time::OffsetDateTime;
@@ -268,11 +269,11 @@ impl Store {
                     &sp.claims,
                     &sp.acr_values,
                     &sp.idp_ids,
-                    &sp.id_token_signed_response_alg,
+                    &sp.id_token_signed_response_alg.as_str(),
                     &sp.token_endpoint_auth_method,
                     &sp.status.as_str(),
                     &sp.jwks,
-                    &sp.userinfo_signed_response_alg,
+                    &sp.userinfo_signed_response_alg.map_or("", Alg::as_str),
                     &sp.id_token_encrypted_response_alg,
                     &enc_or_default(
                         &sp.id_token_encrypted_response_alg,
