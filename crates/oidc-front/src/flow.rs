@@ -27,7 +27,7 @@ use crate::store::{Completion, Session};
 /// Why an authorization request stops, and how the SP hears of it.
 enum Refusal {
     Page(FrontError),
-    Redirect(FrontError, String, Option<String>),
+    Redirect(FrontError, RedirectUri, Option<String>),
 }
 
 impl From<FrontError> for Refusal {
@@ -111,7 +111,7 @@ impl Front {
                 match refusal {
                     Refusal::Redirect(err, uri, state) => error_redirect(
                         &err,
-                        &uri,
+                        uri.as_str(),
                         state.as_deref(),
                         &self.config.issuer,
                         &source.request_id,
@@ -176,12 +176,15 @@ impl Front {
         now: OffsetDateTime,
     ) -> Result<pb::FlowResponse, Refusal> {
         let sp = &*client.sp;
-        let back = client.redirect_uri.as_str().to_string();
         let to_sp = |e: FrontError| {
             if e.info().surface == Surface::Page && !matches!(e, FrontError::Unavailable(_)) {
                 Refusal::Page(e)
             } else {
-                Refusal::Redirect(e, back.clone(), authorize::echo_state(params))
+                Refusal::Redirect(
+                    e,
+                    client.redirect_uri.clone(),
+                    authorize::echo_state(params),
+                )
             }
         };
         let request = authorize::validate(params, sp, client.redirect_uri.clone(), &self.ladder)
@@ -196,7 +199,7 @@ impl Front {
                 let Some(claims) = claims else {
                     return Err(Refusal::Redirect(
                         FrontError::InvalidIdTokenHint,
-                        back.clone(),
+                        client.redirect_uri.clone(),
                         authorize::echo_state(params),
                     ));
                 };

@@ -8,7 +8,7 @@ use relais_proto::oidc_front::v1 as pb;
 use crate::domain::authorize::{self, Params};
 use crate::domain::id_token;
 use crate::domain::secrets::{random_token, sha256};
-use crate::domain::types::Locale;
+use crate::domain::types::{Locale, RedirectUri};
 use crate::error::FrontError;
 use crate::events;
 use crate::front::{Front, params_of, remove_cookie};
@@ -55,10 +55,11 @@ impl Front {
                     .as_deref()
                     .ok_or(FrontError::PostLogoutRedirectUriMismatch)?;
                 let sp = self.partners.sp(client).await?;
-                if !sp.post_logout_redirect_uris.iter().any(|u| u == uri) {
-                    return Err(FrontError::PostLogoutRedirectUriMismatch);
-                }
-                Some(uri.to_string())
+                let uri = RedirectUri::parse(uri)
+                    .ok()
+                    .filter(|u| u.is_among(&sp.post_logout_redirect_uris))
+                    .ok_or(FrontError::PostLogoutRedirectUriMismatch)?;
+                Some(uri)
             }
             None => None,
         };
@@ -73,14 +74,14 @@ impl Front {
                 .session_by_cookie(&sha256(session_cookie))
                 .await?
         };
-        let done = |back: Option<String>| -> Result<pb::FlowResponse, FrontError> {
+        let done = |back: Option<RedirectUri>| -> Result<pb::FlowResponse, FrontError> {
             let mut r = match back {
                 Some(uri) => {
                     let mut pairs = Vec::new();
                     if let Some(s) = &sp_state {
                         pairs.push(("state", s.as_str()));
                     }
-                    redirect(with_query(&uri, &pairs)?)
+                    redirect(with_query(uri.as_str(), &pairs)?)
                 }
                 None => notice("signed_out", signed_out_message(locale), locale),
             };
@@ -144,7 +145,7 @@ impl Front {
             .end_session(
                 session.sid,
                 Some(&sha256(&logout_state)),
-                back.as_deref(),
+                back.as_ref().map(RedirectUri::as_str),
                 sp_state.as_deref(),
                 client_id.as_deref(),
                 &[vec![requested], notices].concat(),
