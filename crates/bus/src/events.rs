@@ -2,6 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use relais_proto::registry::v1 as registry_pb;
+use relais_proto::support::v1 as support_pb;
+
 use crate::event::Payload;
 
 /// Binding pattern for every connection step.
@@ -212,25 +215,112 @@ pub enum PartnerKind {
 }
 
 impl PartnerKind {
+    /// As stored (`partner_kind` columns) and written in `sp:<id>` / `idp:<id>` keys.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Sp => "sp",
             Self::Idp => "idp",
         }
     }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "sp" => Some(Self::Sp),
+            "idp" => Some(Self::Idp),
+            _ => None,
+        }
+    }
+
+    /// From support's gRPC enum; unspecified names no kind.
+    pub fn from_proto(v: i32) -> Option<Self> {
+        match support_pb::PartnerKind::try_from(v) {
+            Ok(support_pb::PartnerKind::Sp) => Some(Self::Sp),
+            Ok(support_pb::PartnerKind::Idp) => Some(Self::Idp),
+            _ => None,
+        }
+    }
+
+    pub fn to_proto(self) -> i32 {
+        match self {
+            Self::Sp => support_pb::PartnerKind::Sp as i32,
+            Self::Idp => support_pb::PartnerKind::Idp as i32,
+        }
+    }
 }
 
-/// Where a partner stands: it may sign users in only in `sandbox` (test IdPs and SPs)
-/// or `production`.
+/// Where a partner stands: the one status of the registry's `status` columns, its gRPC
+/// enum and the bus. Each has its own spelling, converted here only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
 pub enum PartnerStatus {
-    Sandbox,
-    Production,
-    /// Stopped at once (security, breach, identity theft); may come back.
+    /// May sign users in. On the bus `production`, as published since the first events.
+    #[serde(rename = "production")]
+    Active,
+    /// Stopped at once (security, breach, identity theft, an incident on an IdP); may
+    /// come back.
+    #[serde(rename = "suspended")]
     Suspended,
-    /// Stopped for good.
-    Deactivated,
+}
+
+impl PartnerStatus {
+    /// As stored in the registry (`active`, `suspended`) and written in its seed file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Suspended => "suspended",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "active" => Some(Self::Active),
+            "suspended" => Some(Self::Suspended),
+            _ => None,
+        }
+    }
+
+    /// From the registry's gRPC enum; unspecified (or a value this build does not
+    /// know) is no status.
+    pub fn from_proto(v: i32) -> Option<Self> {
+        match registry_pb::PartnerStatus::try_from(v) {
+            Ok(registry_pb::PartnerStatus::Active) => Some(Self::Active),
+            Ok(registry_pb::PartnerStatus::Suspended) => Some(Self::Suspended),
+            _ => None,
+        }
+    }
+
+    pub fn to_proto(self) -> i32 {
+        match self {
+            Self::Active => registry_pb::PartnerStatus::Active as i32,
+            Self::Suspended => registry_pb::PartnerStatus::Suspended as i32,
+        }
+    }
+
+    /// Whether a record's gRPC status (`status` of a service or identity provider) is
+    /// this one.
+    pub fn is(self, proto: i32) -> bool {
+        Self::from_proto(proto) == Some(self)
+    }
+}
+
+/// A [`PartnerStatus`] as its stored text, for files that spell it so (the registry's
+/// seed): `#[serde(with = "relais_bus::events::status_text")]`.
+pub mod status_text {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    use super::PartnerStatus;
+
+    pub fn serialize<S: Serializer>(status: &PartnerStatus, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(status.as_str())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<PartnerStatus, D::Error> {
+        let text = String::deserialize(d)?;
+        PartnerStatus::parse(&text).ok_or_else(|| {
+            D::Error::custom(format!(
+                "unknown status {text:?} (one of active, suspended)"
+            ))
+        })
+    }
 }
 
 /// An incident scoped to one IdP started or ended: the registry disables the IdP until

@@ -1,6 +1,8 @@
 //! The Relais event bus: how services publish facts and react to other services' facts.
 //!
-//! It owns the event envelope ([`Event`]) and the typed payloads ([`events`]), the bus
+//! It owns the event envelope ([`Event`]) and the typed payloads ([`events`]) — with the
+//! partner kind and status every service speaks of, and their conversions to the stored
+//! text and the gRPC enums — the bus
 //! tables in each service's schema (`outbox`, `inbox`, migrated by [`migrate`] under
 //! their own history table), [`enqueue`] to queue an event inside the caller's
 //! transaction, the [`Relay`] that publishes the outbox to the RabbitMQ topic exchange

@@ -66,6 +66,54 @@ fn partner_events_are_routed_by_partner_kind() {
 }
 
 #[test]
+fn a_partner_status_keeps_each_spelling() {
+    // On the bus as published since the first events; stored and in gRPC as the registry has them.
+    let wire = |status| {
+        Event::from_payload(
+            "registry",
+            &PartnerEvent {
+                partner: PartnerKind::Sp,
+                partner_id: "sp".into(),
+                status,
+            },
+        )
+        .unwrap()
+        .payload["status"]
+            .clone()
+    };
+    assert_eq!(wire(PartnerStatus::Active), json!("production"));
+    assert_eq!(wire(PartnerStatus::Suspended), json!("suspended"));
+    for status in [PartnerStatus::Active, PartnerStatus::Suspended] {
+        assert_eq!(PartnerStatus::parse(status.as_str()), Some(status));
+        assert_eq!(PartnerStatus::from_proto(status.to_proto()), Some(status));
+        assert!(status.is(status.to_proto()));
+    }
+    assert_eq!(PartnerStatus::Active.as_str(), "active");
+    assert_eq!(
+        PartnerStatus::Active.to_proto(),
+        relais_proto::registry::v1::PartnerStatus::Active as i32
+    );
+    assert_eq!(PartnerStatus::parse("production"), None);
+    assert_eq!(PartnerStatus::from_proto(0), None);
+    assert!(!PartnerStatus::Active.is(0));
+    assert!(!PartnerStatus::Active.is(PartnerStatus::Suspended.to_proto()));
+}
+
+#[test]
+fn a_partner_kind_keeps_each_spelling() {
+    for kind in [PartnerKind::Sp, PartnerKind::Idp] {
+        assert_eq!(PartnerKind::parse(kind.as_str()), Some(kind));
+        assert_eq!(PartnerKind::from_proto(kind.to_proto()), Some(kind));
+    }
+    assert_eq!(
+        PartnerKind::Idp.to_proto(),
+        relais_proto::support::v1::PartnerKind::Idp as i32
+    );
+    assert_eq!(PartnerKind::parse("SP"), None);
+    assert_eq!(PartnerKind::from_proto(0), None);
+}
+
+#[test]
 fn a_payload_is_not_read_back_under_another_kind() {
     let payload = ConnectionEvent::new("c", ConnectionStep::CodeIssued, Outcome::Success);
     let mut event = Event::from_payload("oidc-front", &payload).unwrap();

@@ -58,6 +58,20 @@ impl Alg {
     }
 }
 
+/// As JOSE names it (`ES256`), in seed and configuration files.
+impl serde::Serialize for Alg {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Alg {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Alg, D::Error> {
+        let name = <String as serde::Deserialize>::deserialize(d)?;
+        Alg::parse(&name).map_err(serde::de::Error::custom)
+    }
+}
+
 impl fmt::Display for Alg {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

@@ -107,7 +107,7 @@ impl Notifier {
         let claims = logout_claims(&self.issuer, notice, self.clock.now());
         let signed = self
             .keys
-            .for_alg(&sp.id_token_signed_response_alg)
+            .for_alg(crate::domain::types::id_token_alg(sp))
             .sign(&claims, "logout+jwt")?;
         if sp.id_token_encrypted_response_alg.is_empty() {
             return Ok(signed);

@@ -1,6 +1,8 @@
 //! Every error the front can give, and the one mapping from each to its stable code
 //! (documented in docs/errors.md), its OAuth error, its HTTP status and its words.
 
+use crate::domain::types::Locale;
+
 /// Where an error is shown.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Surface {
@@ -537,13 +539,13 @@ impl FrontError {
         )
     }
 
-    /// Words for a person in `locale` (fr or en).
-    pub fn message(&self, locale: &str) -> String {
+    /// Words for a person in `locale`.
+    pub fn message(&self, locale: Locale) -> String {
         match (self, locale) {
-            (FrontError::Unavailable(_) | FrontError::Internal(_), "en") => {
+            (FrontError::Unavailable(_) | FrontError::Internal(_), Locale::En) => {
                 "A service is temporarily unavailable. Please try again shortly.".into()
             }
-            (_, "en") => self.to_string(),
+            (_, Locale::En) => self.to_string(),
             (FrontError::Idp { message, .. }, _) => {
                 format!("{} ({message})", self.info().fr)
             }

@@ -13,10 +13,11 @@ use uuid::Uuid;
 use crate::domain::accounts::{self, AccountMapping};
 use crate::domain::authorize::{self, Params};
 use crate::domain::claims;
-use crate::domain::flow::{Flow, Stage};
+use crate::domain::flow::{Flow, FlowStatus};
 use crate::domain::id_token;
 use crate::domain::refusals::Verdict;
 use crate::domain::secrets::{constant_time_eq, random_token, sha256, subject_for};
+use crate::domain::types::{Locale, RedirectUri};
 use crate::error::{FrontError, Surface};
 use crate::events::{self, millis};
 use crate::front::{Front, bridge_error, cookie, grant_of, params_of, remove_cookie};
@@ -26,7 +27,7 @@ use crate::store::{Completion, Session};
 /// Why an authorization request stops, and how the SP hears of it.
 enum Refusal {
     Page(FrontError),
-    Redirect(FrontError, String, Option<String>),
+    Redirect(FrontError, RedirectUri, Option<String>),
 }
 
 impl From<FrontError> for Refusal {
@@ -43,7 +44,14 @@ impl Refusal {
     }
 }
 
-pub(crate) fn locale_of(source: &pb::Source) -> String {
+/// An SP known and active, and a redirect URI it registered: from here on refusals may
+/// go back to it.
+struct TrustedClient {
+    sp: std::sync::Arc<reg::ServiceProvider>,
+    redirect_uri: RedirectUri,
+}
+
+pub(crate) fn locale_of(source: &pb::Source) -> Locale {
     authorize::locale(&Params::new(Vec::new()), &source.accept_language)
 }
 
@@ -55,15 +63,15 @@ impl Front {
         let locale = authorize::locale(&params, &source.accept_language);
         // Until the client and its redirect URI are known, nothing is recorded: anyone
         // may send anything to /authorize.
-        let sp = match self.trusted_client(&params).await {
-            Ok(sp) => sp,
-            Err(e) => return self.untrusted_refusal(e, &locale, &source),
+        let client = match self.trusted_client(&params).await {
+            Ok(client) => client,
+            Err(e) => return self.untrusted_refusal(e, locale, &source),
         };
         let mut flow = Flow {
             connection_id: Uuid::new_v4().to_string(),
-            client_id: sp.client_id.clone(),
-            sp_name: sp.name.clone(),
-            locale,
+            client_id: client.sp.client_id.clone(),
+            sp_name: client.sp.name.clone(),
+            locale: locale.as_str().to_string(),
             ..Default::default()
         };
         let now = self.clock.now();
@@ -75,7 +83,7 @@ impl Front {
             &source.request_id,
         );
         match self
-            .authorize_flow(&params, &sp, &mut flow, &session_cookie, &source, now)
+            .authorize_flow(&params, &client, &mut flow, &session_cookie, &source, now)
             .await
         {
             Ok(r) => r,
@@ -94,7 +102,7 @@ impl Front {
                 {
                     return error_page(
                         &FrontError::TooManyRefusals(seconds),
-                        &flow.locale,
+                        flow.locale(),
                         &source.request_id,
                     );
                 }
@@ -103,12 +111,12 @@ impl Front {
                 match refusal {
                     Refusal::Redirect(err, uri, state) => error_redirect(
                         &err,
-                        &uri,
+                        uri.as_str(),
                         state.as_deref(),
                         &self.config.issuer,
                         &source.request_id,
                     ),
-                    Refusal::Page(err) => error_page(&err, &flow.locale, &source.request_id),
+                    Refusal::Page(err) => error_page(&err, flow.locale(), &source.request_id),
                 }
             }
         }
@@ -119,7 +127,7 @@ impl Front {
     fn untrusted_refusal(
         &self,
         e: FrontError,
-        locale: &str,
+        locale: Locale,
         source: &pb::Source,
     ) -> pb::FlowResponse {
         if matches!(e, FrontError::Unavailable(_) | FrontError::Internal(_)) {
@@ -148,39 +156,39 @@ impl Front {
 
     /// The SP of an authorization request, active, with the exact redirect URI it
     /// registered; errors here are pages (the redirect URI cannot be trusted).
-    async fn trusted_client(
-        &self,
-        params: &Params,
-    ) -> Result<std::sync::Arc<reg::ServiceProvider>, FrontError> {
+    async fn trusted_client(&self, params: &Params) -> Result<TrustedClient, FrontError> {
         let (client_id, redirect_uri) = authorize::client_and_redirect(params)?;
-        let sp = self.active_sp(&client_id).await?;
-        if !sp.redirect_uris.contains(&redirect_uri) {
+        let sp = self.active_sp(client_id.as_str()).await?;
+        let redirect_uri = RedirectUri::parse(redirect_uri)?;
+        if !redirect_uri.is_among(&sp.redirect_uris) {
             return Err(FrontError::RedirectUriMismatch);
         }
-        Ok(sp)
+        Ok(TrustedClient { sp, redirect_uri })
     }
 
     async fn authorize_flow(
         &self,
         params: &Params,
-        sp: &reg::ServiceProvider,
+        client: &TrustedClient,
         flow: &mut Flow,
         session_cookie: &str,
         source: &pb::Source,
         now: OffsetDateTime,
     ) -> Result<pb::FlowResponse, Refusal> {
-        let (_, redirect_uri) = authorize::client_and_redirect(params)?;
+        let sp = &*client.sp;
         let to_sp = |e: FrontError| {
             if e.info().surface == Surface::Page && !matches!(e, FrontError::Unavailable(_)) {
                 Refusal::Page(e)
             } else {
-                Refusal::Redirect(e, redirect_uri.clone(), authorize::echo_state(params))
+                Refusal::Redirect(
+                    e,
+                    client.redirect_uri.clone(),
+                    authorize::echo_state(params),
+                )
             }
         };
-        let default_acr = self.ladder.levels().first().cloned().unwrap_or_default();
-        let request =
-            authorize::validate(params, sp, redirect_uri.clone(), &self.ladder, &default_acr)
-                .map_err(to_sp)?;
+        let request = authorize::validate(params, sp, client.redirect_uri.clone(), &self.ladder)
+            .map_err(to_sp)?;
         // A hint must be an ID token this hub issued to this client.
         let hint = match params.single("id_token_hint").map_err(to_sp)? {
             Some(hint) => {
@@ -191,7 +199,7 @@ impl Front {
                 let Some(claims) = claims else {
                     return Err(Refusal::Redirect(
                         FrontError::InvalidIdTokenHint,
-                        redirect_uri.clone(),
+                        client.redirect_uri.clone(),
                         authorize::echo_state(params),
                     ));
                 };
@@ -199,15 +207,15 @@ impl Front {
             }
             None => None,
         };
-        flow.redirect_uri = request.redirect_uri.clone();
+        flow.redirect_uri = request.redirect_uri.as_str().to_string();
         flow.state = request.state.clone();
         flow.nonce = request.nonce.clone();
-        flow.scopes = request.scopes.clone();
-        flow.acr_min = request.acr_min.clone();
+        flow.scopes = request.scopes.as_slice().to_vec();
+        flow.acr_min = request.acr_min.to_string();
         flow.login_hint = request.login_hint.clone();
         flow.code_challenge = request.code_challenge.clone();
         flow.csrf = random_token();
-        flow.stage = Stage::Choosing as i32;
+        flow.set_stage(FlowStatus::Choosing);
         flow.expires_at =
             (now + Duration::seconds(i64::from(self.config.flow_ttl_seconds))).unix_timestamp();
         flow.force_login = request.prompt.login;
@@ -232,7 +240,7 @@ impl Front {
             }
         }
         // Step-up: the IdP of a lower session is asked to authenticate again.
-        flow.lower_at_idp = self.lower_at_idp(session.as_ref(), &flow.acr_min);
+        flow.lower_at_idp = self.lower_at_idp(session.as_ref(), &request.acr_min);
         let idps = self.partners.idps().await.map_err(to_sp)?;
         let visible = self.visible_idps(sp, &idps);
         let hinted = request.idp_hint.as_deref().and_then(|h| {
@@ -282,7 +290,7 @@ impl Front {
             outcome: Some(pb::flow_response::Outcome::Chooser(pb::Chooser {
                 csrf: flow.csrf.clone(),
                 sp_name: sp.name.clone(),
-                locale: flow.locale.clone(),
+                locale: flow.locale().as_str().to_string(),
                 idps,
                 acr_asked: flow.acr_min.clone(),
                 acr_rank: self
@@ -336,7 +344,7 @@ impl Front {
             .await
             .map_err(|s| Refusal::Page(bridge_error(&s)))?
             .into_inner();
-        flow.stage = Stage::AtIdp as i32;
+        flow.set_stage(FlowStatus::AtIdp);
         flow.round_trip = answer.round_trip;
         flow.push(
             ConnectionStep::IdpRedirected,
@@ -383,12 +391,12 @@ impl Front {
         // From the chooser, or back to it from the IdP: a new round trip either way.
         let mut flow = match Flow::open(&self.sealer, &req.flow, now) {
             Ok(f) => f,
-            Err(e) => return error_page(&e, &locale_of(&source), &source.request_id),
+            Err(e) => return error_page(&e, locale_of(&source), &source.request_id),
         };
         // Not failures of the sign-in: the chooser can be used again.
         if !constant_time_eq(&req.csrf, &flow.csrf) {
             return self.with_ways_out(
-                error_page(&FrontError::CsrfMismatch, &flow.locale, &source.request_id),
+                error_page(&FrontError::CsrfMismatch, flow.locale(), &source.request_id),
                 &flow,
                 &FrontError::CsrfMismatch,
             );
@@ -411,7 +419,7 @@ impl Front {
             Err(Refusal::Page(FrontError::IdpNotAvailable)) => self.with_ways_out(
                 error_page(
                     &FrontError::IdpNotAvailable,
-                    &flow.locale,
+                    flow.locale(),
                     &source.request_id,
                 ),
                 &flow,
@@ -425,15 +433,15 @@ impl Front {
         let source = req.source.clone().unwrap_or_default();
         let now = self.clock.now();
         let mut flow = match Flow::open(&self.sealer, &req.flow, now.unix_timestamp()) {
-            Ok(f) if f.at(Stage::AtIdp) => f,
+            Ok(f) if f.at(FlowStatus::AtIdp) => f,
             Ok(_) => {
                 return error_page(
                     &FrontError::FlowExpired,
-                    &locale_of(&source),
+                    locale_of(&source),
                     &source.request_id,
                 );
             }
-            Err(e) => return error_page(&e, &locale_of(&source), &source.request_id),
+            Err(e) => return error_page(&e, locale_of(&source), &source.request_id),
         };
         flow.push(
             ConnectionStep::IdpCallback,

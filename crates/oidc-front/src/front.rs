@@ -2,11 +2,12 @@
 
 use std::sync::Arc;
 
+use relais_bus::events::PartnerStatus;
 use relais_bus::events::{ConnectionStep, Outcome};
 use relais_jose::Sealer;
 use relais_proto::idp_bridge::v1::idp_bridge_client::IdpBridgeClient;
 use relais_proto::oidc_front::v1 as pb;
-use relais_proto::registry::v1::{self as reg, PartnerStatus};
+use relais_proto::registry::v1 as reg;
 use relais_runtime::GrpcChannel as Channel;
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
@@ -112,7 +113,7 @@ impl Front {
         idps: &'a [reg::IdentityProvider],
     ) -> Vec<&'a reg::IdentityProvider> {
         idps.iter()
-            .filter(|i| i.status == PartnerStatus::Active as i32)
+            .filter(|i| PartnerStatus::Active.is(i.status))
             .filter(|i| sp.idp_ids.contains(&i.id))
             .collect()
     }
@@ -122,7 +123,7 @@ impl Front {
         client_id: &str,
     ) -> Result<Arc<reg::ServiceProvider>, FrontError> {
         let sp = self.partners.sp(client_id).await?;
-        if sp.status != PartnerStatus::Active as i32 {
+        if !PartnerStatus::Active.is(sp.status) {
             return Err(FrontError::ClientSuspended);
         }
         Ok(sp)

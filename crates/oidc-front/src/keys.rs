@@ -38,10 +38,10 @@ impl Keys {
         })
     }
 
-    pub fn for_alg(&self, alg: &str) -> &SigningKey {
+    pub fn for_alg(&self, alg: Alg) -> &SigningKey {
         match alg {
-            "RS256" => &self.rs256,
-            _ => &self.es256,
+            Alg::Rs256 => &self.rs256,
+            Alg::Es256 => &self.es256,
         }
     }
 }

@@ -8,6 +8,7 @@ use relais_proto::oidc_front::v1 as pb;
 use crate::domain::authorize::{self, Params};
 use crate::domain::id_token;
 use crate::domain::secrets::{random_token, sha256};
+use crate::domain::types::{Locale, RedirectUri};
 use crate::error::FrontError;
 use crate::events;
 use crate::front::{Front, params_of, remove_cookie};
@@ -19,11 +20,11 @@ impl Front {
         let params = params_of(req.params);
         let locale = authorize::locale(&params, &source.accept_language);
         match self
-            .end_session_inner(&params, &req.session, &source, &locale)
+            .end_session_inner(&params, &req.session, &source, locale)
             .await
         {
             Ok(r) => r,
-            Err(e) => error_page(&e, &locale, &source.request_id),
+            Err(e) => error_page(&e, locale, &source.request_id),
         }
     }
 
@@ -32,7 +33,7 @@ impl Front {
         params: &Params,
         session_cookie: &str,
         source: &pb::Source,
-        locale: &str,
+        locale: Locale,
     ) -> Result<pb::FlowResponse, FrontError> {
         params.check_no_duplicates()?;
         let hint = match params.single("id_token_hint")? {
@@ -54,10 +55,11 @@ impl Front {
                     .as_deref()
                     .ok_or(FrontError::PostLogoutRedirectUriMismatch)?;
                 let sp = self.partners.sp(client).await?;
-                if !sp.post_logout_redirect_uris.iter().any(|u| u == uri) {
-                    return Err(FrontError::PostLogoutRedirectUriMismatch);
-                }
-                Some(uri.to_string())
+                let uri = RedirectUri::parse(uri)
+                    .ok()
+                    .filter(|u| u.is_among(&sp.post_logout_redirect_uris))
+                    .ok_or(FrontError::PostLogoutRedirectUriMismatch)?;
+                Some(uri)
             }
             None => None,
         };
@@ -72,14 +74,14 @@ impl Front {
                 .session_by_cookie(&sha256(session_cookie))
                 .await?
         };
-        let done = |back: Option<String>| -> Result<pb::FlowResponse, FrontError> {
+        let done = |back: Option<RedirectUri>| -> Result<pb::FlowResponse, FrontError> {
             let mut r = match back {
                 Some(uri) => {
                     let mut pairs = Vec::new();
                     if let Some(s) = &sp_state {
                         pairs.push(("state", s.as_str()));
                     }
-                    redirect(with_query(&uri, &pairs)?)
+                    redirect(with_query(uri.as_str(), &pairs)?)
                 }
                 None => notice("signed_out", signed_out_message(locale), locale),
             };
@@ -143,7 +145,7 @@ impl Front {
             .end_session(
                 session.sid,
                 Some(&sha256(&logout_state)),
-                back.as_deref(),
+                back.as_ref().map(RedirectUri::as_str),
                 sp_state.as_deref(),
                 client_id.as_deref(),
                 &[vec![requested], notices].concat(),
@@ -195,20 +197,19 @@ impl Front {
                     }
                     redirect(with_query(uri, &pairs)?)
                 }
-                None => notice("signed_out", signed_out_message(&locale), &locale),
+                None => notice("signed_out", signed_out_message(locale), locale),
             };
             r.session_cookie = remove_cookie();
             Ok::<_, FrontError>(r)
         }
         .await;
-        result.unwrap_or_else(|e| error_page(&e, &locale, &source.request_id))
+        result.unwrap_or_else(|e| error_page(&e, locale, &source.request_id))
     }
 }
 
-fn signed_out_message(locale: &str) -> &'static str {
-    if locale == "en" {
-        "You are signed out of Relais."
-    } else {
-        "Vous êtes déconnecté de Relais."
+fn signed_out_message(locale: Locale) -> &'static str {
+    match locale {
+        Locale::En => "You are signed out of Relais.",
+        Locale::Fr => "Vous êtes déconnecté de Relais.",
     }
 }

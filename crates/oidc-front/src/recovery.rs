@@ -5,7 +5,7 @@ use relais_bus::events::ConnectionStep;
 use relais_proto::oidc_front::v1 as pb;
 use uuid::Uuid;
 
-use crate::domain::flow::{Flow, Stage};
+use crate::domain::flow::{Flow, FlowStatus};
 use crate::domain::secrets::random_token;
 use crate::error::FrontError;
 use crate::events::millis;
@@ -21,13 +21,13 @@ impl Front {
         let now = self.clock.now();
         let mut flow = match Flow::open(&self.sealer, &req.flow, now.unix_timestamp()) {
             Ok(f) => f,
-            Err(e) => return error_page(&e, &locale_of(&source), &source.request_id),
+            Err(e) => return error_page(&e, locale_of(&source), &source.request_id),
         };
         let result = async {
             let sp = self.active_sp(&flow.client_id).await?;
             let idps = self.partners.idps().await?;
             let visible = self.visible_idps(&sp, &idps);
-            flow.stage = Stage::Choosing as i32;
+            flow.set_stage(FlowStatus::Choosing);
             flow.round_trip.clear();
             if flow.steps.last().map(|s| s.step.as_str())
                 != Some(ConnectionStep::ChooserShown.as_str())
@@ -46,7 +46,7 @@ impl Front {
             Ok::<_, FrontError>(response)
         }
         .await;
-        result.unwrap_or_else(|e| error_page(&e, &flow.locale, &source.request_id))
+        result.unwrap_or_else(|e| error_page(&e, flow.locale(), &source.request_id))
     }
 
     /// A failed attempt of a trusted sign-in: recorded, then never a dead end. The IdP's
@@ -66,7 +66,7 @@ impl Front {
             r.flow_cookie = remove_cookie();
             return r;
         }
-        let page = error_page(err, &flow.locale, &source.request_id);
+        let page = error_page(err, flow.locale(), &source.request_id);
         let mut page = self.with_ways_out(page, flow, err);
         let retry = flow.retried(Uuid::new_v4().to_string(), random_token());
         page.flow_cookie = match retry.seal(&self.sealer) {

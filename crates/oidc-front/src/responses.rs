@@ -3,6 +3,7 @@
 use relais_proto::oidc_front::v1 as pb;
 use serde_json::{Value, json};
 
+use crate::domain::types::Locale;
 use crate::error::FrontError;
 
 pub fn redirect(url: String) -> pb::FlowResponse {
@@ -12,7 +13,7 @@ pub fn redirect(url: String) -> pb::FlowResponse {
     }
 }
 
-pub fn error_page(err: &FrontError, locale: &str, request_id: &str) -> pb::FlowResponse {
+pub fn error_page(err: &FrontError, locale: Locale, request_id: &str) -> pb::FlowResponse {
     log_failure(err, request_id);
     pb::FlowResponse {
         outcome: Some(pb::flow_response::Outcome::Error(pb::ErrorPage {
@@ -20,19 +21,19 @@ pub fn error_page(err: &FrontError, locale: &str, request_id: &str) -> pb::FlowR
             message: err.message(locale),
             request_id: request_id.to_string(),
             http_status: u32::from(err.info().http_status),
-            locale: locale.to_string(),
+            locale: locale.as_str().to_string(),
             ..Default::default()
         })),
         ..Default::default()
     }
 }
 
-pub fn notice(code: &str, message: &str, locale: &str) -> pb::FlowResponse {
+pub fn notice(code: &str, message: &str, locale: Locale) -> pb::FlowResponse {
     pb::FlowResponse {
         outcome: Some(pb::flow_response::Outcome::Notice(pb::Notice {
             code: code.to_string(),
             message: message.to_string(),
-            locale: locale.to_string(),
+            locale: locale.as_str().to_string(),
         })),
         ..Default::default()
     }
@@ -72,7 +73,7 @@ pub fn error_redirect(
     pairs.push(("iss", issuer));
     match with_query(redirect_uri, &pairs) {
         Ok(url) => redirect(url),
-        Err(e) => error_page(&e, "fr", request_id),
+        Err(e) => error_page(&e, Locale::Fr, request_id),
     }
 }
 

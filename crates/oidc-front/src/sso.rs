@@ -9,6 +9,7 @@ use serde_json::{Map, Value};
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
+use crate::domain::acr::Acr;
 use crate::domain::authorize::AuthorizeRequest;
 use crate::domain::claims;
 use crate::domain::flow::Flow;
@@ -65,11 +66,11 @@ impl Front {
         };
         // FranceConnect's allowedSsoAcrs: the level the SP asks must be one single sign-on
         // may serve, and the session's must reach it.
-        let acr_ok = allowed.contains(&request.acr_min)
+        let acr_ok = request.acr_min.is_among(allowed)
             && self
                 .ladder
                 .rank(&session.acr)
-                .zip(self.ladder.rank(&request.acr_min))
+                .zip(self.ladder.rank(request.acr_min.as_str()))
                 .is_some_and(|(got, min)| got >= min);
         let recent = request
             .max_age
@@ -79,10 +80,12 @@ impl Front {
             c.get("sub").and_then(Value::as_str) == Some(self.subject(session, sp).as_str())
         });
         let idp_claims = session.idp_claims.as_object();
-        let has_claims =
-            claims::required_from_idp(&claims::released_claims(&request.scopes, &sp.claims))
-                .iter()
-                .all(|c| idp_claims.is_some_and(|m| m.contains_key(c)));
+        let has_claims = claims::required_from_idp(&claims::released_claims(
+            request.scopes.as_slice(),
+            &sp.claims,
+        ))
+        .iter()
+        .all(|c| idp_claims.is_some_and(|m| m.contains_key(c)));
         if request.prompt.login || !acr_ok || !recent || !same_person || !has_claims {
             return Err(FrontError::LoginRequired);
         }
@@ -90,12 +93,12 @@ impl Front {
     }
 
     /// The IdP where `session` is known to be of a lower level than `acr_min`.
-    pub fn lower_at_idp(&self, session: Option<&Session>, acr_min: &str) -> Option<String> {
+    pub fn lower_at_idp(&self, session: Option<&Session>, acr_min: &Acr) -> Option<String> {
         let s = session?;
         let lower = self
             .ladder
             .rank(&s.acr)
-            .zip(self.ladder.rank(acr_min))
+            .zip(self.ladder.rank(acr_min.as_str()))
             .is_some_and(|(got, min)| got < min);
         lower.then(|| s.idp_id.clone())
     }

@@ -3,10 +3,10 @@
 
 use std::sync::Arc;
 
-use relais_bus::events::{ConnectionStep, Outcome};
+use relais_bus::events::{ConnectionStep, Outcome, PartnerStatus};
 use relais_jose::KeySet;
 use relais_proto::oidc_front::v1 as pb;
-use relais_proto::registry::v1::{self as reg, PartnerStatus};
+use relais_proto::registry::v1 as reg;
 use serde_json::{Map, Value, json};
 use time::{Duration, OffsetDateTime};
 
@@ -14,6 +14,7 @@ use crate::domain::authorize::Params;
 use crate::domain::client_auth::{PRIVATE_KEY_JWT, client_credentials};
 use crate::domain::id_token;
 use crate::domain::secrets::{at_hash, constant_time_eq, pkce_s256, random_token, sha256};
+use crate::domain::types;
 use crate::error::FrontError;
 use crate::events;
 use crate::front::{Front, params_of, ts};
@@ -211,7 +212,7 @@ impl Front {
                 .code_refused(&code_hash, &client_id, redirect_uri, verifier, source)
                 .await);
         };
-        let key = self.keys.for_alg(&sp.id_token_signed_response_alg);
+        let key = self.keys.for_alg(types::id_token_alg(&sp));
         let sid = grant.sid.to_string();
         let c = id_token::IdToken {
             issuer: &self.config.issuer,
@@ -247,16 +248,16 @@ impl Front {
         mut claims: Map<String, Value>,
         sp: &reg::ServiceProvider,
     ) -> Result<pb::ApiResponse, FrontError> {
-        let signed = !sp.userinfo_signed_response_alg.is_empty();
+        let signed = types::userinfo_alg(sp);
         let encrypted = !sp.userinfo_encrypted_response_alg.is_empty();
-        if !signed && !encrypted {
+        if signed.is_none() && !encrypted {
             return Ok(json_ok(&Value::Object(claims)));
         }
-        let (payload, cty) = if signed {
+        let (payload, cty) = if let Some(alg) = signed {
             claims.insert("iss".into(), Value::from(self.config.issuer.clone()));
             claims.insert("aud".into(), Value::from(sp.client_id.clone()));
             claims.insert("iat".into(), Value::from(ts(self.clock.now())));
-            let key = self.keys.for_alg(&sp.userinfo_signed_response_alg);
+            let key = self.keys.for_alg(alg);
             (key.sign(&claims, "JWT")?, Some("JWT"))
         } else {
             (Value::Object(claims).to_string(), None)
@@ -352,7 +353,7 @@ impl Front {
         {
             return Err(FrontError::ClientAuthFailed);
         }
-        if sp.status != PartnerStatus::Active as i32 {
+        if !PartnerStatus::Active.is(sp.status) {
             return Err(FrontError::ClientSuspended);
         }
         Ok(sp)

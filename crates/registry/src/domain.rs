@@ -5,6 +5,9 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
+use relais_bus::events::{PartnerKind, PartnerStatus};
+use relais_jose::Alg;
+
 use crate::RegistryError;
 
 pub const AUTH_METHODS: [&str; 2] = ["client_secret_basic", "client_secret_post"];
@@ -16,31 +19,6 @@ pub const SP_AUTH_METHODS: [&str; 3] = [
 ];
 pub const ENCRYPTION_ALGS: [&str; 2] = ["RSA-OAEP-256", "ECDH-ES"];
 pub const ENCRYPTION_ENCS: [&str; 1] = ["A256GCM"];
-pub const SIGNING_ALGS: [&str; 2] = ["ES256", "RS256"];
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Status {
-    Active,
-    Suspended,
-}
-
-impl Status {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Active => "active",
-            Status::Suspended => "suspended",
-        }
-    }
-
-    pub fn parse(s: &str) -> Result<Status, RegistryError> {
-        match s {
-            "active" => Ok(Status::Active),
-            "suspended" => Ok(Status::Suspended),
-            other => Err(RegistryError::Invalid(format!("unknown status {other}"))),
-        }
-    }
-}
 
 /// A service provider as enrolled (the secret in clear only on its way in).
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -59,16 +37,17 @@ pub struct ServiceProviderSeed {
     pub acr_values: Vec<String>,
     pub idp_ids: Vec<String>,
     #[serde(default = "default_alg")]
-    pub id_token_signed_response_alg: String,
+    pub id_token_signed_response_alg: Alg,
     #[serde(default = "default_auth_method")]
     pub token_endpoint_auth_method: String,
-    #[serde(default = "default_status")]
-    pub status: Status,
+    #[serde(default = "default_status", with = "relais_bus::events::status_text")]
+    pub status: PartnerStatus,
     /// Public keys (a JWKS JSON document) for private_key_jwt and encryption.
     #[serde(default)]
     pub jwks: String,
-    #[serde(default)]
-    pub userinfo_signed_response_alg: String,
+    /// None: userinfo is plain JSON (stored, and accepted in the seed, as "").
+    #[serde(default, with = "alg_or_empty")]
+    pub userinfo_signed_response_alg: Option<Alg>,
     #[serde(default)]
     pub id_token_encrypted_response_alg: String,
     #[serde(default)]
@@ -115,8 +94,8 @@ pub struct IdentityProviderSeed {
     pub scopes: Vec<String>,
     #[serde(default = "default_auth_method")]
     pub token_endpoint_auth_method: String,
-    #[serde(default = "default_status")]
-    pub status: Status,
+    #[serde(default = "default_status", with = "relais_bus::events::status_text")]
+    pub status: PartnerStatus,
 }
 
 /// The seed file: partners created or updated at start.
@@ -156,7 +135,7 @@ pub struct PersonSeed {
 
 impl PersonSeed {
     /// The partner as (kind, id), checked against the seed's partners.
-    pub fn validate(&self, seed: &Seed) -> Result<Option<(&'static str, String)>, RegistryError> {
+    pub fn validate(&self, seed: &Seed) -> Result<Option<(PartnerKind, String)>, RegistryError> {
         let invalid =
             |what: &str| RegistryError::Invalid(format!("person {:?}: {what}", self.email));
         if !relais_config::is_email_address(&self.email) {
@@ -175,18 +154,21 @@ impl PersonSeed {
         match (self.role.as_str(), &self.partner) {
             ("contact", None) => Err(invalid("a contact needs its partner (sp:<id> or idp:<id>)")),
             ("contact", Some(partner)) => {
-                let known = match partner.split_once(':') {
-                    Some(("sp", id)) => seed
+                let known = match partner
+                    .split_once(':')
+                    .and_then(|(kind, id)| Some((PartnerKind::parse(kind)?, id)))
+                {
+                    Some((PartnerKind::Sp, id)) => seed
                         .service_providers
                         .iter()
                         .any(|sp| sp.client_id == id)
-                        .then_some(("sp", id)),
-                    Some(("idp", id)) => seed
+                        .then_some((PartnerKind::Sp, id)),
+                    Some((PartnerKind::Idp, id)) => seed
                         .identity_providers
                         .iter()
                         .any(|idp| idp.id == id)
-                        .then_some(("idp", id)),
-                    _ => None,
+                        .then_some((PartnerKind::Idp, id)),
+                    None => None,
                 };
                 match known {
                     Some((kind, id)) => Ok(Some((kind, id.to_string()))),
@@ -199,14 +181,31 @@ impl PersonSeed {
     }
 }
 
-fn default_alg() -> String {
-    "ES256".into()
+fn default_alg() -> Alg {
+    Alg::Es256
+}
+
+/// An optional algorithm spelled "" when absent, as the registry stores it.
+mod alg_or_empty {
+    use relais_jose::Alg;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(alg: &Option<Alg>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(alg.map_or("", Alg::as_str))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Alg>, D::Error> {
+        match String::deserialize(d)?.as_str() {
+            "" => Ok(None),
+            name => Alg::parse(name).map(Some).map_err(serde::de::Error::custom),
+        }
+    }
 }
 fn default_auth_method() -> String {
     "client_secret_basic".into()
 }
-fn default_status() -> Status {
-    Status::Active
+fn default_status() -> PartnerStatus {
+    PartnerStatus::Active
 }
 
 impl Seed {
@@ -306,12 +305,6 @@ impl ServiceProviderSeed {
             // https unless loopback, since the hub POSTs tokens to it.
             check_redirect_uri(uri)?;
         }
-        if !SIGNING_ALGS.contains(&self.id_token_signed_response_alg.as_str()) {
-            return Err(RegistryError::Invalid(format!(
-                "service provider {}: id_token_signed_response_alg must be ES256 or RS256",
-                self.client_id
-            )));
-        }
         let sp = |what: String| {
             RegistryError::Invalid(format!("service provider {}: {what}", self.client_id))
         };
@@ -353,11 +346,6 @@ impl ServiceProviderSeed {
             return Err(sp(format!(
                 "min_random_length must be between 22 and {DEFAULT_MIN_RANDOM_LENGTH}"
             )));
-        }
-        if !["", "ES256", "RS256"].contains(&self.userinfo_signed_response_alg.as_str()) {
-            return Err(sp(
-                "userinfo_signed_response_alg must be ES256 or RS256".into()
-            ));
         }
         for (field, alg, enc) in [
             (
@@ -527,6 +515,75 @@ mod tests {
                 .unwrap_err()
                 .to_string();
             assert!(err.contains("min_random_length"), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_seeded_status_is_spelled_as_stored() {
+        let seed = Seed::parse(ONE_OF_EACH).unwrap();
+        assert_eq!(seed.service_providers[0].status, PartnerStatus::Active);
+        let suspended = ONE_OF_EACH.replace(
+            "idp_ids = [\"idp\"]",
+            "idp_ids = [\"idp\"]\nstatus = \"suspended\"",
+        );
+        let seed = Seed::parse(&suspended).unwrap();
+        assert_eq!(seed.service_providers[0].status, PartnerStatus::Suspended);
+        // The bus's spelling is not the seed's.
+        let err = Seed::parse(&suspended.replace("\"suspended\"", "\"production\""))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown status"), "{err}");
+    }
+
+    #[test]
+    fn a_contact_names_a_seeded_partner_of_a_known_kind() {
+        let with = |partner: &str| {
+            format!(
+                "{ONE_OF_EACH}\n[[people]]\nemail = \"c@sp.example\"\nname = \"C\"\n\
+                 role = \"contact\"\npartner = \"{partner}\"\n"
+            )
+        };
+        let seed = Seed::parse(&with("sp:sp")).unwrap();
+        assert_eq!(
+            seed.people[0].validate(&seed).unwrap(),
+            Some((PartnerKind::Sp, "sp".to_string()))
+        );
+        let seed = Seed::parse(&with("idp:idp")).unwrap();
+        assert_eq!(
+            seed.people[0].validate(&seed).unwrap(),
+            Some((PartnerKind::Idp, "idp".to_string()))
+        );
+        for bad in ["sp:idp", "rp:sp", "sp"] {
+            let err = Seed::parse(&with(bad)).unwrap_err().to_string();
+            assert!(err.contains("unknown partner"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn signing_algorithms_are_the_hubs() {
+        let sp = |extra: &str| Seed::parse(&format!("{ONE_OF_EACH}{extra}"));
+        let plain = &sp("").unwrap().service_providers[0];
+        assert_eq!(plain.id_token_signed_response_alg, Alg::Es256);
+        assert_eq!(plain.userinfo_signed_response_alg, None);
+        let both = sp(
+            "id_token_signed_response_alg = \"RS256\"\nuserinfo_signed_response_alg = \"ES256\"\n",
+        )
+        .unwrap();
+        let both = &both.service_providers[0];
+        assert_eq!(both.id_token_signed_response_alg, Alg::Rs256);
+        assert_eq!(both.userinfo_signed_response_alg, Some(Alg::Es256));
+        let empty = sp("userinfo_signed_response_alg = \"\"\n").unwrap();
+        assert_eq!(
+            empty.service_providers[0].userinfo_signed_response_alg,
+            None
+        );
+        for bad in [
+            "id_token_signed_response_alg = \"HS256\"\n",
+            "id_token_signed_response_alg = \"\"\n",
+            "userinfo_signed_response_alg = \"none\"\n",
+        ] {
+            let err = sp(bad).unwrap_err().to_string();
+            assert!(err.contains("unsupported algorithm"), "{bad}: {err}");
         }
     }
 

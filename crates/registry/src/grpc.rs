@@ -1,13 +1,13 @@
 //! The registry's gRPC face.
 
-use relais_bus::events::PartnerKind;
+use relais_bus::events::{PartnerKind, PartnerStatus};
 use relais_proto::registry::v1 as pb;
 use relais_proto::registry::v1::registry_server::Registry;
 use time::OffsetDateTime;
 use tonic::{Request, Response, Status};
 
 use crate::RegistryError;
-use crate::domain::{SecretHasher, Status as PartnerStatus};
+use crate::domain::SecretHasher;
 use crate::store::Store;
 
 pub struct RegistryService {
@@ -36,13 +36,8 @@ fn new_secret() -> String {
 }
 
 fn status_from_proto(v: i32) -> Result<PartnerStatus, RegistryError> {
-    match pb::PartnerStatus::try_from(v) {
-        Ok(pb::PartnerStatus::Active) => Ok(PartnerStatus::Active),
-        Ok(pb::PartnerStatus::Suspended) => Ok(PartnerStatus::Suspended),
-        _ => Err(RegistryError::Invalid(
-            "status must be active or suspended".into(),
-        )),
-    }
+    PartnerStatus::from_proto(v)
+        .ok_or_else(|| RegistryError::Invalid("status must be active or suspended".into()))
 }
 
 #[tonic::async_trait]
@@ -94,7 +89,7 @@ impl Registry for RegistryService {
             Some(e) if e > now => e,
             _ => return Err(RegistryError::SecretExpired.into()),
         };
-        if stored.sp.status != pb::PartnerStatus::Active as i32 {
+        if !PartnerStatus::Active.is(stored.sp.status) {
             return Err(RegistryError::Suspended.into());
         }
         Ok(Response::new(pb::AuthenticatedClient {

@@ -4,13 +4,14 @@ use deadpool_postgres::Pool;
 use relais_bus::Event;
 use relais_bus::Outbox;
 use relais_bus::events::{PartnerEvent, PartnerKind, PartnerStatus};
+use relais_jose::Alg;
 use relais_proto::registry::v1 as pb;
 use relais_runtime::Prepared;
 use time::OffsetDateTime;
 use tokio_postgres::Row;
 
 use crate::RegistryError;
-use crate::domain::{IdentityProviderSeed, PersonSeed, SecretHasher, ServiceProviderSeed, Status};
+use crate::domain::{IdentityProviderSeed, PersonSeed, SecretHasher, ServiceProviderSeed};
 
 /// A service provider with its stored secret hash.
 #[derive(Clone, Debug)]
@@ -39,12 +40,10 @@ const SP_COLUMNS: &str = "client_id, name, sector_identifier, secret_hash, secre
 const IDP_COLUMNS: &str = "id, name, issuer, client_id, client_secret, acr_values, scopes, \
     token_endpoint_auth_method, status";
 
-fn proto_status(s: &str) -> i32 {
-    match s {
-        "active" => pb::PartnerStatus::Active as i32,
-        "suspended" => pb::PartnerStatus::Suspended as i32,
-        _ => pb::PartnerStatus::Unspecified as i32,
-    }
+/// A `status` column's text (its CHECK admits only the statuses there are).
+fn stored_status(text: &str) -> Result<PartnerStatus, RegistryError> {
+    PartnerStatus::parse(text)
+        .ok_or_else(|| RegistryError::Database(format!("unknown partner status {text:?}")))
 }
 
 fn sp_from_row(row: &Row) -> Result<StoredSp, RegistryError> {
@@ -62,7 +61,7 @@ fn sp_from_row(row: &Row) -> Result<StoredSp, RegistryError> {
             idp_ids: row.try_get("idp_ids")?,
             id_token_signed_response_alg: row.try_get("id_token_signed_response_alg")?,
             token_endpoint_auth_method: row.try_get("token_endpoint_auth_method")?,
-            status: proto_status(&status),
+            status: stored_status(&status)?.to_proto(),
             jwks: row.try_get("jwks")?,
             userinfo_signed_response_alg: row.try_get("userinfo_signed_response_alg")?,
             id_token_encrypted_response_alg: row.try_get("id_token_encrypted_response_alg")?,
@@ -95,7 +94,7 @@ fn idp_from_row(row: &Row) -> Result<pb::IdentityProvider, RegistryError> {
         acr_values: row.try_get("acr_values")?,
         scopes: row.try_get("scopes")?,
         token_endpoint_auth_method: row.try_get("token_endpoint_auth_method")?,
-        status: proto_status(&status),
+        status: stored_status(&status)?.to_proto(),
     })
 }
 
@@ -108,14 +107,15 @@ fn enc_or_default(alg: &str, enc: &str) -> String {
     }
 }
 
-fn partner_event(kind: PartnerKind, id: &str, status: Status) -> Result<Event, RegistryError> {
+fn partner_event(
+    kind: PartnerKind,
+    id: &str,
+    status: PartnerStatus,
+) -> Result<Event, RegistryError> {
     let payload = PartnerEvent {
         partner: kind,
         partner_id: id.to_string(),
-        status: match status {
-            Status::Active => PartnerStatus::Production,
-            Status::Suspended => PartnerStatus::Suspended,
-        },
+        status,
     };
     Event::from_payload("registry", &payload).map_err(|e| RegistryError::Bus(e.to_string()))
 }
@@ -269,11 +269,11 @@ impl Store {
                     &sp.claims,
                     &sp.acr_values,
                     &sp.idp_ids,
-                    &sp.id_token_signed_response_alg,
+                    &sp.id_token_signed_response_alg.as_str(),
                     &sp.token_endpoint_auth_method,
                     &sp.status.as_str(),
                     &sp.jwks,
-                    &sp.userinfo_signed_response_alg,
+                    &sp.userinfo_signed_response_alg.map_or("", Alg::as_str),
                     &sp.id_token_encrypted_response_alg,
                     &enc_or_default(
                         &sp.id_token_encrypted_response_alg,
@@ -306,8 +306,13 @@ impl Store {
         tx.run("DELETE FROM people WHERE email <> ALL($1)", &[&listed])
             .await?;
         for person in people {
-            let (kind, id) = match person.partner.as_deref().and_then(|p| p.split_once(':')) {
-                Some((kind, id)) => (Some(kind), Some(id)),
+            let (kind, id) = match person
+                .partner
+                .as_deref()
+                .and_then(|p| p.split_once(':'))
+                .and_then(|(kind, id)| Some((PartnerKind::parse(kind)?, id)))
+            {
+                Some((kind, id)) => (Some(kind.as_str()), Some(id)),
                 None => (None, None),
             };
             tx.run(
@@ -396,7 +401,7 @@ impl Store {
             )
             .await?
             .ok_or(RegistryError::UnknownClient)?;
-        let status = Status::parse(status.try_get(0)?)?;
+        let status = stored_status(status.try_get(0)?)?;
         tx.run(
             "INSERT INTO status_changes (partner_kind, partner_id, status, reason) \
              SELECT 'sp', client_id, status, 'client secret rotated' \
@@ -417,7 +422,7 @@ impl Store {
         &self,
         kind: PartnerKind,
         id: &str,
-        status: Status,
+        status: PartnerStatus,
         reason: &str,
     ) -> Result<(), RegistryError> {
         let mut client = self.pool.get().await?;
@@ -434,7 +439,7 @@ pub async fn set_status_in(
     tx: &deadpool_postgres::Transaction<'_>,
     kind: PartnerKind,
     id: &str,
-    status: Status,
+    status: PartnerStatus,
     reason: &str,
 ) -> Result<(), RegistryError> {
     let sql = match kind {
@@ -488,12 +493,13 @@ pub async fn incident_opened(
         .await?
         .map(|r| r.try_get(0))
         .transpose()?;
-    if status.as_deref() == Some("active") {
+    let status = status.as_deref().map(stored_status).transpose()?;
+    if status == Some(PartnerStatus::Active) {
         set_status_in(
             tx,
             PartnerKind::Idp,
             idp_id,
-            Status::Suspended,
+            PartnerStatus::Suspended,
             &format!("{INCIDENT_REASON} {ticket_id}"),
         )
         .await?;
@@ -534,13 +540,13 @@ pub async fn incident_resolved(
         .await?;
     if let Some(row) = last {
         let reason: String = row.try_get(1)?;
-        let current: String = row.try_get(2)?;
-        if current == "suspended" && reason.starts_with(INCIDENT_REASON) {
+        let current = stored_status(row.try_get(2)?)?;
+        if current == PartnerStatus::Suspended && reason.starts_with(INCIDENT_REASON) {
             set_status_in(
                 tx,
                 PartnerKind::Idp,
                 idp_id,
-                Status::Active,
+                PartnerStatus::Active,
                 &format!("{INCIDENT_REASON}s resolved ({ticket_id})"),
             )
             .await?;

@@ -124,7 +124,7 @@ async fn a_suspended_sp_is_refused_recorded_and_announced() {
     listener
         .wait_for("sp-basic's reactivation", |e| {
             e.payload::<PartnerEvent>()
-                .is_ok_and(|p| p.partner_id == "sp-basic" && p.status == BusStatus::Production)
+                .is_ok_and(|p| p.partner_id == "sp-basic" && p.status == BusStatus::Active)
         })
         .await;
     let changes: i64 = registry

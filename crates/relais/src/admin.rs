@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use relais_runtime::{LocalServices, Peer, Role, pki};
 
+use relais_bus::events::PartnerStatus;
 use relais_proto::oidc_front::v1 as front;
 use relais_proto::oidc_front::v1::oidc_front_client::OidcFrontClient;
 use relais_proto::registry::v1 as reg;
@@ -59,10 +60,11 @@ pub async fn run(config: &RelaisConfig, args: &[String]) -> Result<(), String> {
     let set = |id: &str, reason: &str, suspend: bool| reg::SetStatusRequest {
         id: id.to_string(),
         status: if suspend {
-            reg::PartnerStatus::Suspended as i32
+            PartnerStatus::Suspended
         } else {
-            reg::PartnerStatus::Active as i32
-        },
+            PartnerStatus::Active
+        }
+        .to_proto(),
         reason: reason.to_string(),
     };
     match arg(0)? {
@@ -134,11 +136,7 @@ pub async fn run(config: &RelaisConfig, args: &[String]) -> Result<(), String> {
 }
 
 fn status_name(status: i32) -> &'static str {
-    match reg::PartnerStatus::try_from(status) {
-        Ok(reg::PartnerStatus::Active) => "active",
-        Ok(reg::PartnerStatus::Suspended) => "suspended",
-        _ => "unknown",
-    }
+    PartnerStatus::from_proto(status).map_or("unknown", PartnerStatus::as_str)
 }
 
 /// `pki init|issue`: files in DIR (`--dir`, else where `grpc.ca_file` is).

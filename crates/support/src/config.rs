@@ -151,11 +151,7 @@ fn parse_partner_key(field: &str, key: &str) -> Result<PartnerRef, SupportError>
         ))
     };
     let (kind, id) = key.split_once(':').ok_or_else(bad)?;
-    let kind = match kind {
-        "sp" => PartnerKind::Sp,
-        "idp" => PartnerKind::Idp,
-        _ => return Err(bad()),
-    };
+    let kind = PartnerKind::parse(kind).ok_or_else(bad)?;
     PartnerRef::new(kind, id).map_err(|_| bad())
 }
 

@@ -28,20 +28,8 @@ impl SupportService {
 }
 
 fn partner_kind(v: i32) -> Result<PartnerKind, SupportError> {
-    match pb::PartnerKind::try_from(v) {
-        Ok(pb::PartnerKind::Sp) => Ok(PartnerKind::Sp),
-        Ok(pb::PartnerKind::Idp) => Ok(PartnerKind::Idp),
-        _ => Err(SupportError::Invalid(
-            "partner_kind must be sp or idp".into(),
-        )),
-    }
-}
-
-fn proto_kind(kind: PartnerKind) -> i32 {
-    match kind {
-        PartnerKind::Sp => pb::PartnerKind::Sp as i32,
-        PartnerKind::Idp => pb::PartnerKind::Idp as i32,
-    }
+    PartnerKind::from_proto(v)
+        .ok_or_else(|| SupportError::Invalid("partner_kind must be sp or idp".into()))
 }
 
 /// The caller named directly (trusted internal callers), or the access token to check.
@@ -153,7 +141,7 @@ fn render(view: View) -> pb::Ticket {
         .collect();
     pb::Ticket {
         id: t.id.to_string(),
-        partner_kind: proto_kind(t.partner.kind),
+        partner_kind: t.partner.kind.to_proto(),
         partner_id: t.partner.id.clone(),
         scope: t.scope.as_str().to_owned(),
         severity: u32::from(t.severity.level()),
@@ -692,7 +680,7 @@ impl Support for SupportService {
                         .per_partner
                         .iter()
                         .map(|(p, s)| pb::PartnerShare {
-                            partner_kind: proto_kind(p.kind),
+                            partner_kind: p.kind.to_proto(),
                             partner_id: p.id.clone(),
                             share: Some(share(s)),
                         })

@@ -108,11 +108,7 @@ impl Directory {
 fn actor(person: Person) -> Result<Actor, SupportError> {
     let bad = |what: &str| SupportError::Upstream(format!("registry person {what}"));
     if person.role == "contact" {
-        let kind = match person.partner_kind.as_str() {
-            "sp" => PartnerKind::Sp,
-            "idp" => PartnerKind::Idp,
-            _ => return Err(bad("has no partner")),
-        };
+        let kind = PartnerKind::parse(&person.partner_kind).ok_or_else(|| bad("has no partner"))?;
         let partner = PartnerRef::new(kind, person.partner_id).map_err(|_| bad("partner"))?;
         return Ok(Actor::Contact {
             partner,

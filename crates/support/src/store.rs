@@ -28,18 +28,8 @@ pub struct Filter {
     pub limit: i64,
 }
 
-fn kind_str(kind: PartnerKind) -> &'static str {
-    kind.as_str()
-}
-
 fn kind_parse(s: &str) -> Result<PartnerKind, SupportError> {
-    match s {
-        "sp" => Ok(PartnerKind::Sp),
-        "idp" => Ok(PartnerKind::Idp),
-        other => Err(SupportError::Database(format!(
-            "unknown partner kind {other}"
-        ))),
-    }
+    PartnerKind::parse(s).ok_or_else(|| SupportError::Database(format!("unknown partner kind {s}")))
 }
 
 impl Store {
@@ -70,7 +60,7 @@ impl Store {
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
                 &[
                     &ticket.id,
-                    &kind_str(ticket.partner.kind),
+                    &ticket.partner.kind.as_str(),
                     &ticket.partner.id,
                     &ticket.status.as_str(),
                     &i16::from(ticket.severity.level()),
@@ -140,7 +130,7 @@ impl Store {
     /// Tickets without their histories, the most recent first.
     pub async fn list(&self, filter: &Filter) -> Result<Vec<Ticket>, SupportError> {
         let client = self.pool.get().await?;
-        let kind = filter.partner.as_ref().map(|p| kind_str(p.kind));
+        let kind = filter.partner.as_ref().map(|p| p.kind.as_str());
         let id = filter.partner.as_ref().map(|p| p.id.as_str());
         let status = filter.status.map(Status::as_str);
         let rows = client

@@ -3,8 +3,8 @@
 use relais_proto::registry::v1::ServiceProvider;
 use serde_json::Value;
 
-use crate::domain::acr::AcrLadder;
-use crate::domain::claims;
+use crate::domain::acr::{Acr, AcrLadder};
+use crate::domain::types::{ClientId, Locale, RedirectUri, Scope};
 use crate::error::FrontError;
 
 const MAX_PARAM_LEN: usize = 2048;
@@ -105,13 +105,13 @@ fn whitelist(name: &str) -> Option<Rule> {
 /// An authorization request that passed every check.
 #[derive(Clone, Debug)]
 pub struct AuthorizeRequest {
-    pub client_id: String,
-    pub redirect_uri: String,
+    pub client_id: ClientId,
+    pub redirect_uri: RedirectUri,
     pub state: String,
     pub nonce: String,
-    pub scopes: Vec<String>,
+    pub scopes: Scope,
     /// The lowest acceptable acr.
-    pub acr_min: String,
+    pub acr_min: Acr,
     pub login_hint: Option<String>,
     pub idp_hint: Option<String>,
     pub code_challenge: Option<String>,
@@ -119,8 +119,9 @@ pub struct AuthorizeRequest {
     pub prompt: Prompt,
 }
 
-/// What is known before the redirect URI is trusted: errors here are shown as pages.
-pub fn client_and_redirect(params: &Params) -> Result<(String, String), FrontError> {
+/// What is known before the redirect URI is trusted: errors here are shown as pages. The
+/// redirect URI is parsed once the client is known (an unknown client is said first).
+pub fn client_and_redirect(params: &Params) -> Result<(ClientId, &str), FrontError> {
     let client_id = params
         .single("client_id")
         .map_err(page_dup)?
@@ -129,7 +130,7 @@ pub fn client_and_redirect(params: &Params) -> Result<(String, String), FrontErr
         .single("redirect_uri")
         .map_err(page_dup)?
         .ok_or(FrontError::MissingRedirectUri)?;
-    Ok((client_id.to_string(), redirect_uri.to_string()))
+    Ok((ClientId::parse(client_id)?, redirect_uri))
 }
 
 // A repeated client_id or redirect_uri cannot be redirected to safely.
@@ -150,9 +151,8 @@ pub fn echo_state(params: &Params) -> Option<String> {
 pub fn validate(
     params: &Params,
     sp: &ServiceProvider,
-    redirect_uri: String,
+    redirect_uri: RedirectUri,
     ladder: &AcrLadder,
-    default_acr: &str,
 ) -> Result<AuthorizeRequest, FrontError> {
     params.check_no_duplicates()?;
     params.check_charsets()?;
@@ -170,7 +170,10 @@ pub fn validate(
         None | Some("query") => {}
         Some(_) => return Err(FrontError::UnsupportedResponseMode),
     }
-    let scopes = scopes(params.single("scope")?, sp)?;
+    let scopes = Scope::parse(params.single("scope")?.unwrap_or(""), &sp.scopes)?;
+    if !scopes.has_openid() {
+        return Err(FrontError::OpenidScopeMissing);
+    }
     // Records registered before the setting carry 0: the terms' minimum.
     let min_random = match usize::try_from(sp.min_random_length).unwrap_or(MIN_RANDOM_LEN) {
         0 => MIN_RANDOM_LEN,
@@ -216,9 +219,9 @@ pub fn validate(
         (Some(_), Some("S256")) => return Err(FrontError::BadParameter("code_challenge".into())),
         _ => return Err(FrontError::PkceMethodUnsupported),
     };
-    let acr_min = acr(params, sp, ladder, default_acr)?;
+    let acr_min = acr(params, sp, ladder)?;
     Ok(AuthorizeRequest {
-        client_id: sp.client_id.clone(),
+        client_id: ClientId::parse(&sp.client_id)?,
         redirect_uri,
         state: state.to_string(),
         nonce: nonce.to_string(),
@@ -232,32 +235,8 @@ pub fn validate(
     })
 }
 
-fn scopes(raw: Option<&str>, sp: &ServiceProvider) -> Result<Vec<String>, FrontError> {
-    let mut out: Vec<String> = Vec::new();
-    for s in raw.unwrap_or("").split(' ').filter(|s| !s.is_empty()) {
-        if !claims::is_known_scope(s) {
-            return Err(FrontError::UnknownScope(s.to_string()));
-        }
-        if !sp.scopes.iter().any(|a| a == s) {
-            return Err(FrontError::ScopeNotAllowed(s.to_string()));
-        }
-        if !out.iter().any(|o| o == s) {
-            out.push(s.to_string());
-        }
-    }
-    if !out.iter().any(|s| s == "openid") {
-        return Err(FrontError::OpenidScopeMissing);
-    }
-    Ok(out)
-}
-
 /// The acr asked: an essential `acr` in the `claims` parameter wins over `acr_values`.
-fn acr(
-    params: &Params,
-    sp: &ServiceProvider,
-    ladder: &AcrLadder,
-    default_acr: &str,
-) -> Result<String, FrontError> {
+fn acr(params: &Params, sp: &ServiceProvider, ladder: &AcrLadder) -> Result<Acr, FrontError> {
     let mut asked: Vec<String> = Vec::new();
     if let Some(raw) = params.single("claims")? {
         let doc: Value = serde_json::from_str(raw).map_err(|_| FrontError::ClaimsMalformed)?;
@@ -284,28 +263,27 @@ fn acr(
             .map(str::to_string)
             .collect();
     }
+    // Nothing asked: the lowest level the SP may use, else the ladder's lowest.
     let min = match ladder.minimum_of(&asked)? {
         Some(m) => m,
-        None => {
-            // Nothing asked: the lowest level the SP may use, else the default.
-            ladder
-                .levels()
-                .iter()
-                .find(|l| sp.acr_values.iter().any(|a| a == *l))
-                .cloned()
-                .unwrap_or_else(|| default_acr.to_string())
-        }
+        None => match ladder
+            .lowest_among(&sp.acr_values)
+            .or_else(|| ladder.lowest())
+        {
+            Some(m) => m,
+            None => return Err(FrontError::AcrNotAllowed(String::new())),
+        },
     };
-    if !sp.acr_values.contains(&min) {
-        return Err(FrontError::AcrNotAllowed(min));
+    if !min.is_among(&sp.acr_values) {
+        return Err(FrontError::AcrNotAllowed(min.to_string()));
     }
     Ok(min)
 }
 
 /// The page language: `ui_locales` first, then Accept-Language, French by default.
-pub fn locale(params: &Params, accept_language: &str) -> String {
+pub fn locale(params: &Params, accept_language: &str) -> Locale {
     let ui = params.single("ui_locales").ok().flatten().unwrap_or("");
-    relais_config::page_language(ui, accept_language).to_string()
+    Locale::negotiate(ui, accept_language)
 }
 
 #[cfg(test)]
@@ -344,21 +322,21 @@ mod tests {
         Params::new(p)
     }
 
+    fn uri(s: &str) -> RedirectUri {
+        RedirectUri::parse(s).unwrap()
+    }
+
     fn check(extra: &[(&str, &str)]) -> Result<AuthorizeRequest, FrontError> {
-        validate(
-            &params(extra),
-            &sp(),
-            "https://sp/cb".into(),
-            &ladder(),
-            "eidas1",
-        )
+        validate(&params(extra), &sp(), uri("https://sp/cb"), &ladder())
     }
 
     #[test]
     fn a_good_request_passes() {
         let r = check(&[]).unwrap();
-        assert_eq!(r.scopes, vec!["openid", "email"]);
-        assert_eq!(r.acr_min, "eidas1");
+        assert_eq!(r.scopes.as_slice(), ["openid", "email"]);
+        assert_eq!(r.acr_min.as_str(), "eidas1");
+        assert_eq!(r.client_id.as_str(), "sp");
+        assert_eq!(r.redirect_uri.as_str(), "https://sp/cb");
     }
 
     #[test]
@@ -422,20 +400,40 @@ mod tests {
     fn duplicates_are_refused() {
         let mut p = params(&[]).0;
         p.push(("scope".into(), "openid".into()));
-        let err = validate(
-            &Params::new(p),
-            &sp(),
-            "https://sp/cb".into(),
-            &ladder(),
-            "eidas1",
-        )
-        .unwrap_err();
+        let err = validate(&Params::new(p), &sp(), uri("https://sp/cb"), &ladder()).unwrap_err();
         assert_eq!(err.code(), "duplicate_parameter");
         let mut p = params(&[]).0;
         p.push(("redirect_uri".into(), "https://evil/cb".into()));
         assert_eq!(
             client_and_redirect(&Params::new(p)).unwrap_err().code(),
             "redirect_uri_mismatch"
+        );
+    }
+
+    #[test]
+    fn the_client_is_parsed_before_its_redirect_uri_is_trusted() {
+        let with = |pairs: &[(&str, &str)]| {
+            Params::new(
+                pairs
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            )
+        };
+        let good = with(&[("client_id", "sp"), ("redirect_uri", "https://sp/cb")]);
+        let (id, raw) = client_and_redirect(&good).unwrap();
+        assert_eq!((id.as_str(), raw), ("sp", "https://sp/cb"));
+        // No SP has such an id: unknown, whatever the redirect URI.
+        let bad_id = with(&[("client_id", "../sp"), ("redirect_uri", "not a URL")]);
+        assert_eq!(
+            client_and_redirect(&bad_id).unwrap_err().code(),
+            "unknown_client"
+        );
+        // A missing parameter is still said before the id is judged.
+        let missing = with(&[("client_id", "../sp")]);
+        assert_eq!(
+            client_and_redirect(&missing).unwrap_err().code(),
+            "missing_redirect_uri"
         );
     }
 
@@ -449,13 +447,16 @@ mod tests {
             ),
         ])
         .unwrap();
-        assert_eq!(r.acr_min, "eidas2");
+        assert_eq!(r.acr_min.as_str(), "eidas2");
     }
 
     #[test]
     fn locale_follows_ui_locales_then_accept_language() {
-        assert_eq!(locale(&params(&[("ui_locales", "en-GB")]), "fr"), "en");
-        assert_eq!(locale(&params(&[]), "en-US,en;q=0.8"), "en");
-        assert_eq!(locale(&params(&[]), "de"), "fr");
+        assert_eq!(
+            locale(&params(&[("ui_locales", "en-GB")]), "fr"),
+            Locale::En
+        );
+        assert_eq!(locale(&params(&[]), "en-US,en;q=0.8"), Locale::En);
+        assert_eq!(locale(&params(&[]), "de"), Locale::Fr);
     }
 }

@@ -7,6 +7,7 @@
 use relais_bus::events::ConnectionStep;
 use relais_jose::Sealer;
 
+use crate::domain::types::Locale;
 use crate::error::FrontError;
 
 /// Associated data of the flow cookie: a box sealed for anything else does not open here.
@@ -19,9 +20,9 @@ pub const MAX_COOKIE_LEN: usize = 3_800;
 /// and two steps), so a flow that fits at `/authorize` still fits at the IdP.
 const ROUND_TRIP_ROOM: usize = 900;
 
-/// Where the browser is in the flow.
+/// Where the browser is in the flow (sealed in the cookie as its number).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, prost::Enumeration)]
-pub enum Stage {
+pub enum FlowStatus {
     /// The chooser is shown.
     Choosing = 0,
     /// Sent to the IdP; its answer is awaited.
@@ -73,7 +74,7 @@ pub struct Flow {
     pub csrf: String,
     #[prost(string, optional, tag = "12")]
     pub idp_id: Option<String>,
-    #[prost(enumeration = "Stage", tag = "13")]
+    #[prost(enumeration = "FlowStatus", tag = "13")]
     pub stage: i32,
     /// The bridge's own sealed round trip (state, nonce, PKCE verifier toward the IdP),
     /// opaque here.
@@ -100,8 +101,13 @@ pub struct Flow {
 }
 
 impl Flow {
-    pub fn at(&self, stage: Stage) -> bool {
-        self.stage == stage as i32
+    pub fn at(&self, status: FlowStatus) -> bool {
+        self.stage == status as i32
+    }
+
+    /// The page language chosen at `/authorize`.
+    pub fn locale(&self) -> Locale {
+        Locale::parse(&self.locale)
     }
 
     /// After a failed attempt, the same request tried again from the chooser: a new
@@ -111,7 +117,7 @@ impl Flow {
             connection_id,
             csrf,
             idp_id: None,
-            stage: Stage::Choosing as i32,
+            stage: FlowStatus::Choosing as i32,
             round_trip: String::new(),
             steps: self.steps.first().cloned().into_iter().collect(),
             ..self.clone()
@@ -144,7 +150,7 @@ impl Flow {
                 self.expires_at,
             )
             .map_err(|e| FrontError::Internal(format!("sealing the flow: {e}")))?;
-        let room = if self.at(Stage::Choosing) {
+        let room = if self.at(FlowStatus::Choosing) {
             ROUND_TRIP_ROOM
         } else {
             0

@@ -10,3 +10,4 @@ pub mod id_token;
 pub mod refusals;
 pub mod secrets;
 pub mod throttle;
+pub mod types;
