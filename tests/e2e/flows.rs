@@ -230,7 +230,17 @@ async fn anothers_code_is_refused_without_spoiling_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_clients_and_unregistered_redirects_leave_no_proof() {
-    let stack = Stack::start().await;
+    let stack = Stack::start_with(Options {
+        tweak: |c| c.telemetry.metrics_listen = "127.0.0.1:0".into(),
+        ..Options::default()
+    })
+    .await;
+    let refused = |text: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix("relais_authorize_refused_total "))
+            .and_then(|n| n.trim().parse::<u64>().ok())
+    };
+    let before = refused(&stack.metrics().await).expect("the counter is exposed");
     let browser = Browser::new();
     for req in [
         AuthRequest::new("nobody", REDIRECT_A, "openid"),
@@ -240,6 +250,8 @@ async fn unknown_clients_and_unregistered_redirects_leave_no_proof() {
         let (status, _) = browser.get(&req.url(&stack.hub)).await.page();
         assert_eq!(status, StatusCode::BAD_REQUEST);
     }
+    // Nothing durable, but counted for the operators.
+    assert_eq!(refused(&stack.metrics().await), Some(before + 3));
     // A refusal of a known client at its own redirect URI is recorded: once it is in the
     // proof store, anything written before it is too.
     let req = AuthRequest::new(SP_A, REDIRECT_A, "openid unknown_scope");

@@ -468,6 +468,21 @@ impl Stack {
     }
 
     /// The payloads of the proof store's events of `kind`, in chain order.
+    /// The in-process hub's `/metrics` exposition (`telemetry.metrics_listen` set).
+    pub async fn metrics(&self) -> String {
+        let Some(Running::InProcess(hub)) = &self.running else {
+            panic!("metrics are read from an in-process hub");
+        };
+        let addr = hub.metrics.expect("telemetry.metrics_listen is set");
+        let r = reqwest::get(format!("http://{addr}/metrics"))
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let kind = r.headers()[reqwest::header::CONTENT_TYPE].to_str().unwrap();
+        assert!(kind.starts_with("application/openmetrics-text"), "{kind}");
+        r.text().await.unwrap()
+    }
+
     pub async fn proof_events(&self, kind: &str) -> Vec<Value> {
         let pool = self.db.pool("trace", 1).await;
         let client = pool.get().await.unwrap();

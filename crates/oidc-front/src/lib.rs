@@ -126,6 +126,15 @@ pub async fn start_with_clock(
         refusals: domain::refusals::Refusals::new(
             config.authorize_refusals_per_minute,
             Duration::from_secs(60),
+            relais_telemetry::metrics::counter(
+                "authorize_refused",
+                "Authorization requests refused before their client was known (unknown client, \
+                 unregistered redirect URI); nothing durable is written for them.",
+            ),
+            relais_telemetry::metrics::counter(
+                "authorize_refusals_limited",
+                "Of those, the ones answered 429 because their address sent too many.",
+            ),
         ),
         ladder: domain::acr::AcrLadder::new(config.acr_levels.clone()),
         config,

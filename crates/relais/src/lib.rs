@@ -95,6 +95,8 @@ fn failed(service: Service, reason: impl ToString) -> StartError {
 /// Running services and where they listen (services without a port are not listed).
 pub struct Hub {
     pub addrs: Vec<(Service, SocketAddr)>,
+    /// Where `/metrics` is served, if it is.
+    pub metrics: Option<SocketAddr>,
     tasks: Tasks,
 }
 
@@ -281,5 +283,38 @@ pub async fn start_bound(
         }
         tasks.extend(started);
     }
-    Ok(Hub { addrs, tasks })
+    let metrics = serve_metrics(&config.telemetry.metrics_listen, &mut tasks, shutdown).await?;
+    Ok(Hub {
+        addrs,
+        metrics,
+        tasks,
+    })
+}
+
+/// `/metrics` of the whole process, on its own listener (kept off the public gateway).
+async fn serve_metrics(
+    listen: &str,
+    tasks: &mut Tasks,
+    shutdown: Shutdown,
+) -> Result<Option<SocketAddr>, StartError> {
+    let listen = listen.trim();
+    if listen.is_empty() {
+        return Ok(None);
+    }
+    let fail = |e: &dyn std::fmt::Display| StartError::Service {
+        service: "metrics",
+        reason: format!("telemetry.metrics_listen: {e}"),
+    };
+    let listener = relais_runtime::bind(listen).await.map_err(|e| fail(&e))?;
+    let addr = listener.local_addr().map_err(|e| fail(&e))?;
+    tasks.spawn("metrics.http", async move {
+        let served = axum::serve(listener, relais_telemetry::metrics::router())
+            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .await;
+        if let Err(e) = served {
+            tracing::error!(error = %e, "metrics endpoint stopped");
+        }
+    });
+    tracing::info!(%addr, "metrics served at /metrics");
+    Ok(Some(addr))
 }

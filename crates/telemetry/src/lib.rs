@@ -2,6 +2,8 @@
 //! or JSON lines; the level comes from `RUST_LOG` or the config. Callers must never log a
 //! secret, a code, a token or identity data: events name partners and outcomes only.
 
+pub mod metrics;
+
 use serde::{Deserialize, Serialize};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt;
@@ -15,6 +17,9 @@ pub struct TelemetryConfig {
     pub log_level: String,
     /// `text` for people, `json` for log collectors.
     pub log_format: LogFormat,
+    /// Where `/metrics` is served (Prometheus text format), e.g. `127.0.0.1:9100`;
+    /// empty serves none.
+    pub metrics_listen: String,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,6 +34,7 @@ impl Default for TelemetryConfig {
         TelemetryConfig {
             log_level: "info".into(),
             log_format: LogFormat::Text,
+            metrics_listen: String::new(),
         }
     }
 }

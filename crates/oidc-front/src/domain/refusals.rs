@@ -5,8 +5,9 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+
+use relais_telemetry::metrics::Counter;
 
 /// Addresses remembered at most; past it, windows already over are forgotten first.
 const MAX_ADDRESSES: usize = 50_000;
@@ -15,8 +16,8 @@ pub struct Refusals {
     per_window: u32,
     window: Duration,
     seen: Mutex<HashMap<String, (Instant, u32)>>,
-    refused: AtomicU64,
-    limited: AtomicU64,
+    refused: Counter,
+    limited: Counter,
 }
 
 /// What the limiter says of one more refusal.
@@ -29,19 +30,20 @@ pub enum Verdict {
 }
 
 impl Refusals {
-    pub fn new(per_window: u32, window: Duration) -> Self {
+    /// Counting into `refused` (every refusal) and `limited` (those answered "too many").
+    pub fn new(per_window: u32, window: Duration, refused: Counter, limited: Counter) -> Self {
         Refusals {
             per_window,
             window,
             seen: Mutex::default(),
-            refused: AtomicU64::new(0),
-            limited: AtomicU64::new(0),
+            refused,
+            limited,
         }
     }
 
     /// Counts one refusal for `address` at `now`.
     pub fn count(&self, address: &str, now: Instant) -> Verdict {
-        self.refused.fetch_add(1, Ordering::Relaxed);
+        self.refused.inc();
         let mut seen = self
             .seen
             .lock()
@@ -58,17 +60,14 @@ impl Refusals {
         if entry.1 <= self.per_window {
             return Verdict::Refuse;
         }
-        self.limited.fetch_add(1, Ordering::Relaxed);
+        self.limited.inc();
         let left = self.window.saturating_sub(now.duration_since(entry.0));
         Verdict::Slow(u32::try_from(left.as_secs().max(1)).unwrap_or(u32::MAX))
     }
 
     /// Refusals counted, and of them those answered "too many", since start.
     pub fn totals(&self) -> (u64, u64) {
-        (
-            self.refused.load(Ordering::Relaxed),
-            self.limited.load(Ordering::Relaxed),
-        )
+        (self.refused.get(), self.limited.get())
     }
 }
 
@@ -78,7 +77,12 @@ mod tests {
 
     #[test]
     fn an_address_over_its_limit_is_slowed_until_its_window_ends() {
-        let r = Refusals::new(3, Duration::from_secs(60));
+        let r = Refusals::new(
+            3,
+            Duration::from_secs(60),
+            Counter::default(),
+            Counter::default(),
+        );
         let t0 = Instant::now();
         for _ in 0..3 {
             assert_eq!(r.count("192.0.2.1", t0), Verdict::Refuse);

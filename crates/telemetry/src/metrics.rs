@@ -1,0 +1,100 @@
+//! The process's metrics, served at `/metrics` in the Prometheus text format when
+//! `telemetry.metrics_listen` is set. Each service registers what it counts once, at
+//! start, under a `relais_` name; counting is a lock-free atomic add.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
+
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use prometheus_client::encoding::text::encode;
+pub use prometheus_client::metrics::counter::Counter;
+use prometheus_client::registry::Registry;
+
+struct Metrics {
+    registry: Registry,
+    counters: HashMap<String, Counter>,
+}
+
+fn metrics_of_process() -> &'static Mutex<Metrics> {
+    static METRICS: OnceLock<Mutex<Metrics>> = OnceLock::new();
+    METRICS.get_or_init(|| {
+        Mutex::new(Metrics {
+            registry: Registry::with_prefix("relais"),
+            counters: HashMap::new(),
+        })
+    })
+}
+
+/// The process's counter `relais_<name>_total`: the same one for every caller naming it
+/// (two replicas of a service in one process count into one series).
+pub fn counter(name: &str, help: &str) -> Counter {
+    let mut m = metrics_of_process()
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(c) = m.counters.get(name) {
+        return c.clone();
+    }
+    let counter = Counter::default();
+    m.registry.register(name, help, counter.clone());
+    m.counters.insert(name.to_owned(), counter.clone());
+    counter
+}
+
+/// The exposition of every metric of the process.
+pub fn render() -> String {
+    let mut out = String::new();
+    let m = metrics_of_process()
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if encode(&mut out, &m.registry).is_err() {
+        out.clear();
+    }
+    out
+}
+
+/// `GET /metrics`.
+pub fn router() -> axum::Router {
+    axum::Router::new().route("/metrics", axum::routing::get(metrics))
+}
+
+async fn metrics() -> Response {
+    let body = render();
+    if body.is_empty() {
+        return (StatusCode::INTERNAL_SERVER_ERROR, "metrics unavailable\n").into_response();
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn a_counter_shows_in_the_exposition_with_its_count() {
+        let c = counter("test_things", "Things counted by the test.");
+        c.inc();
+        // Named again, the same counter.
+        counter("test_things", "Things counted by the test.").inc();
+        let text = render();
+        assert!(
+            text.contains("# HELP relais_test_things Things counted by the test."),
+            "{text}"
+        );
+        assert!(text.contains("relais_test_things_total 2"), "{text}");
+        assert_eq!(
+            text.matches("# HELP relais_test_things ").count(),
+            1,
+            "{text}"
+        );
+        assert!(text.ends_with("# EOF\n"), "{text}");
+    }
+}
