@@ -320,3 +320,50 @@ async fn only_an_operator_names_the_support_caller_instead_of_a_token() {
     stack.support.clone().list_tickets(staff()).await.unwrap();
     stack.stop().await;
 }
+
+/// An IdP's client secret is read by the bridge only: the front (which lists IdPs for its
+/// chooser) and an operator get the record without it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idp_client_secrets_reach_only_the_bridge() {
+    use relais_proto::registry::v1 as reg;
+    use relais_proto::registry::v1::registry_client::RegistryClient;
+    let stack = Stack::start().await;
+    let url = relais_runtime::grpc_url(stack.registry_addr);
+    let mut seen = BTreeMap::new();
+    for role in [Role::IdpBridge, Role::OidcFront, Role::Operator] {
+        let channel = LocalServices::new(&stack.grpc)
+            .for_service(role)
+            .channel(Role::Registry, &url)
+            .unwrap();
+        let mut registry = RegistryClient::new(channel);
+        let listed = registry
+            .list_identity_providers(reg::ListIdentityProvidersRequest::default())
+            .await;
+        let Ok(listed) = listed else {
+            seen.insert(role.name(), None);
+            continue;
+        };
+        let listed = listed.into_inner().identity_providers;
+        assert!(!listed.is_empty());
+        let one = registry
+            .get_identity_provider(reg::GetIdentityProviderRequest {
+                id: listed[0].id.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let secrets: Vec<bool> = listed
+            .iter()
+            .chain([&one])
+            .map(|idp| !idp.client_secret.is_empty())
+            .collect();
+        seen.insert(role.name(), Some(secrets));
+    }
+    let bridge = seen["idp-bridge"].clone().unwrap();
+    assert!(bridge.iter().all(|s| *s), "the bridge needs every secret");
+    let front = seen["oidc-front"].clone().unwrap();
+    assert!(front.iter().all(|s| !*s), "a secret reached the front");
+    // An operator is not let read partners at all by the table.
+    assert_eq!(seen["operator"], None);
+    stack.stop().await;
+}

@@ -102,11 +102,12 @@ impl Registry for RegistryService {
         &self,
         request: Request<pb::GetIdentityProviderRequest>,
     ) -> Result<Response<pb::IdentityProvider>, Status> {
+        let shown = secrets_shown(&request);
         let idp = self
             .store
             .identity_provider(&request.into_inner().id)
             .await?;
-        Ok(Response::new(idp))
+        Ok(Response::new(without_secret(idp, shown)))
     }
 
     async fn find_person(
@@ -131,9 +132,16 @@ impl Registry for RegistryService {
 
     async fn list_identity_providers(
         &self,
-        _request: Request<pb::ListIdentityProvidersRequest>,
+        request: Request<pb::ListIdentityProvidersRequest>,
     ) -> Result<Response<pb::ListIdentityProvidersResponse>, Status> {
-        let identity_providers = self.store.identity_providers().await?;
+        let shown = secrets_shown(&request);
+        let identity_providers = self
+            .store
+            .identity_providers()
+            .await?
+            .into_iter()
+            .map(|idp| without_secret(idp, shown))
+            .collect();
         Ok(Response::new(pb::ListIdentityProvidersResponse {
             identity_providers,
         }))
@@ -198,4 +206,23 @@ impl Registry for RegistryService {
         tracing::info!(idp = %req.id, status = status.as_str(), "identity provider status changed");
         Ok(Response::new(self.store.identity_provider(&req.id).await?))
     }
+}
+
+/// An IdP's client secret goes only to the bridge, the one service that authenticates to
+/// IdPs (and to anyone on a development plaintext link, where nobody is identified).
+fn secrets_shown<T>(request: &Request<T>) -> bool {
+    match relais_runtime::peer::caller(request) {
+        Some(relais_runtime::Caller::Verified(peer)) => {
+            peer.role == relais_runtime::Role::IdpBridge
+        }
+        Some(relais_runtime::Caller::Unverified) => true,
+        None => false,
+    }
+}
+
+fn without_secret(mut idp: pb::IdentityProvider, shown: bool) -> pb::IdentityProvider {
+    if !shown {
+        idp.client_secret.clear();
+    }
+    idp
 }
