@@ -626,3 +626,42 @@ async fn parameters_are_whitelisted_and_hints_checked() {
     );
     stack.stop().await;
 }
+
+/// An access token in the URL is refused (RFC 6750 §2.3, RFC 9700 §2.4: URLs are logged
+/// and leak through Referer), even a valid one; the header and a POST body are not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_access_token_in_the_url_is_refused() {
+    let stack = Stack::start().await;
+    let hub = stack.hub.clone();
+    let t = tokens_for_a(&stack).await;
+    let access = t["access_token"].as_str().unwrap();
+    let http = reqwest::Client::new();
+    let r = http
+        .get(format!("{hub}/userinfo"))
+        .query(&[("access_token", access)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let challenge = r.headers()[reqwest::header::WWW_AUTHENTICATE]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        challenge.starts_with("Bearer") && challenge.contains("error=\"invalid_request\""),
+        "{challenge}"
+    );
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_request", "{body}");
+    assert_eq!(body["error_code"], "access_token_in_query", "{body}");
+
+    let r = http
+        .post(format!("{hub}/userinfo"))
+        .form(&[("access_token", access)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(userinfo(&hub, access).await.0, StatusCode::OK);
+    stack.stop().await;
+}

@@ -111,6 +111,7 @@ impl AppState {
     async fn user_info(
         &self,
         params: Vec<Param>,
+        params_in_query: bool,
         headers: &HeaderMap,
         meta: &Meta,
     ) -> Result<Response, GatewayError> {
@@ -118,6 +119,7 @@ impl AppState {
             authorization: authorization(headers),
             params,
             source: Some(meta.source.clone()),
+            params_in_query,
         };
         let answer = self.front().user_info(self.grpc(request)).await?;
         render::api(answer.into_inner())
@@ -360,7 +362,7 @@ async fn userinfo_get(
     uri: Uri,
 ) -> Response {
     let result = match query_params(&uri) {
-        Ok(params) => s.user_info(params, &headers, &meta).await,
+        Ok(params) => s.user_info(params, true, &headers, &meta).await,
         Err(e) => Err(e),
     };
     json(&meta, result)
@@ -373,7 +375,7 @@ async fn userinfo_post(
     body: Body,
 ) -> Response {
     let result = match form_params(&headers, body, s.max_body_bytes).await {
-        Ok(params) => s.user_info(params, &headers, &meta).await,
+        Ok(params) => s.user_info(params, false, &headers, &meta).await,
         Err(e) => Err(e),
     };
     json(&meta, result)

@@ -92,6 +92,8 @@ pub enum FrontError {
     ClientAuthMethodMismatch(String),
     #[error("client credentials were sent in more than one way")]
     MultipleClientAuth,
+    #[error("the access token was sent in the URL; send it in the Authorization header")]
+    AccessTokenInQuery,
     #[error("client secret has expired; ask the operator for a new one")]
     ClientSecretExpired,
     #[error("grant_type must be authorization_code")]
@@ -388,6 +390,13 @@ impl FrontError {
                 Page,
                 "Identifiants du client transmis de plusieurs façons.",
             ),
+            E::AccessTokenInQuery => (
+                "access_token_in_query",
+                "invalid_request",
+                400,
+                Page,
+                "Jeton d'accès transmis dans l'URL : envoyez-le dans l'en-tête Authorization.",
+            ),
             E::ClientSecretExpired => (
                 "client_secret_expired",
                 "invalid_client",
@@ -666,6 +675,7 @@ mod tests {
             FrontError::ClientAuthFailed,
             FrontError::ClientAuthMethodMismatch(String::new()),
             FrontError::MultipleClientAuth,
+            FrontError::AccessTokenInQuery,
             FrontError::ClientSecretExpired,
             FrontError::UnsupportedGrantType,
             FrontError::CodeMissing,

@@ -108,6 +108,10 @@ pub fn json_error(err: &FrontError, challenge: Option<&str>, request_id: &str) -
                 format!("{scheme} realm=\"relais\"")
             }
         }
+        // RFC 6750 §3.1: a malformed resource request says so in its challenge too.
+        Some("Bearer") if info.oauth == "invalid_request" => {
+            "Bearer realm=\"relais\", error=\"invalid_request\"".to_owned()
+        }
         _ => String::new(),
     };
     pb::ApiResponse {

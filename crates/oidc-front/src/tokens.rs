@@ -440,6 +440,9 @@ impl Front {
         source: &pb::Source,
     ) -> Result<pb::ApiResponse, FrontError> {
         let params = params_of(req.params);
+        if req.params_in_query && params.single("access_token")?.is_some() {
+            return Err(FrontError::AccessTokenInQuery);
+        }
         let header = req
             .authorization
             .trim()

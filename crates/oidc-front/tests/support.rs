@@ -349,6 +349,7 @@ impl Hub {
                 authorization: format!("Bearer {access_token}"),
                 params: Vec::new(),
                 source: Some(source()),
+                params_in_query: false,
             })
             .await
             .unwrap()
