@@ -448,15 +448,17 @@ async fn private_key_jwt_and_encrypted_answers() {
             .unwrap()
             .as_secs() as i64
     };
-    let assertion = |key: &relais_jose::SigningKey, aud: &str, exp: i64| {
+    let assertion_to = |key: &relais_jose::SigningKey, aud: Value, exp: i64| {
         let mut c = serde_json::Map::new();
         c.insert("iss".into(), SP_C.into());
         c.insert("sub".into(), SP_C.into());
-        c.insert("aud".into(), aud.into());
+        c.insert("aud".into(), aud);
         c.insert("exp".into(), exp.into());
         c.insert("jti".into(), random().into());
         key.sign(&c, "JWT").unwrap()
     };
+    let assertion =
+        |key: &relais_jose::SigningKey, aud: &str, exp: i64| assertion_to(key, aud.into(), exp);
     let code_for_c = || async {
         let browser = Browser::new();
         let req = AuthRequest::new(SP_C, REDIRECT_C, "openid email given_name");
@@ -494,28 +496,47 @@ async fn private_key_jwt_and_encrypted_answers() {
 
     // Refused: another key, another audience, expired, valid too long.
     let stranger = relais_jose::SigningKey::generate(relais_jose::Alg::Es256).unwrap();
-    for (bad, why) in [
+    // With the code that says which rule: `client_authentication_failed`, or the audience's own.
+    let audience = Some("client_assertion_audience");
+    let many = serde_json::json!([hub.as_str(), "https://elsewhere.example"]);
+    for (bad, why, code) in [
         (
-            assertion(&stranger, &token_url, now() + 60),
+            assertion(&stranger, &hub, now() + 60),
             "unregistered key",
+            None,
         ),
         (
-            assertion(&keys.signing, "https://elsewhere.example/token", now() + 60),
-            "audience",
+            assertion(&keys.signing, "https://elsewhere.example", now() + 60),
+            "another audience",
+            audience,
         ),
-        (assertion(&keys.signing, &token_url, now() - 10), "expired"),
+        // What another server posing as the hub would have the client make.
         (
-            assertion(&keys.signing, &token_url, now() + 86_400),
+            assertion(&keys.signing, &token_url, now() + 60),
+            "the token endpoint as audience",
+            audience,
+        ),
+        (
+            assertion_to(&keys.signing, many, now() + 60),
+            "an array holding the issuer",
+            audience,
+        ),
+        (assertion(&keys.signing, &hub, now() - 10), "expired", None),
+        (
+            assertion(&keys.signing, &hub, now() + 86_400),
             "valid for a day",
+            None,
         ),
     ] {
         let (status, body) = exchange(code_for_c().await, bad).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{why}: {body}");
         assert_eq!(body["error"], "invalid_client", "{why}");
+        let expected = code.unwrap_or("client_authentication_failed");
+        assert_eq!(body["error_code"], expected, "{why}: {body}");
     }
 
     // Accepted once; the same assertion again is a replay.
-    let good = assertion(&keys.signing, &token_url, now() + 60);
+    let good = assertion(&keys.signing, &hub, now() + 60);
     let (status, tokens) = exchange(code_for_c().await, good.clone()).await;
     assert_eq!(status, StatusCode::OK, "{tokens}");
     let (status, body) = exchange(code_for_c().await, good).await;

@@ -94,6 +94,8 @@ pub enum FrontError {
     MultipleClientAuth,
     #[error("the access token was sent in the URL; send it in the Authorization header")]
     AccessTokenInQuery,
+    #[error("the client assertion's aud must be the issuer {0}, as one string")]
+    AssertionAudience(String),
     #[error("client secret has expired; ask the operator for a new one")]
     ClientSecretExpired,
     #[error("grant_type must be authorization_code")]
@@ -390,6 +392,13 @@ impl FrontError {
                 Page,
                 "Identifiants du client transmis de plusieurs façons.",
             ),
+            E::AssertionAudience(_) => (
+                "client_assertion_audience",
+                "invalid_client",
+                401,
+                Page,
+                "L'audience (aud) de l'assertion du client doit être l'émetteur du hub, seule.",
+            ),
             E::AccessTokenInQuery => (
                 "access_token_in_query",
                 "invalid_request",
@@ -676,6 +685,7 @@ mod tests {
             FrontError::ClientAuthMethodMismatch(String::new()),
             FrontError::MultipleClientAuth,
             FrontError::AccessTokenInQuery,
+            FrontError::AssertionAudience(String::new()),
             FrontError::ClientSecretExpired,
             FrontError::UnsupportedGrantType,
             FrontError::CodeMissing,

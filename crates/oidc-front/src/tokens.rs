@@ -322,20 +322,20 @@ impl Front {
             .map_err(|_| FrontError::ClientAuthFailed)?;
         let text = |n: &str| claims.get(n).and_then(Value::as_str);
         let issuer = &self.config.issuer;
-        // The issuer or the token endpoint, as RFC 7523 lets a client name either.
-        let audience_ok = id_token::is_for(&claims, issuer)
-            || id_token::is_for(&claims, &format!("{issuer}/token"));
+        // The issuer alone, as one string (RFC 7523bis): an assertion made for a token
+        // endpoint URL, or for several audiences, may have been asked for by another
+        // server posing as this one (the audience injection attack).
+        let audience_ok = claims.get("aud").and_then(Value::as_str) == Some(issuer.as_str());
         let now = ts(self.clock.now());
         let exp = claims.get("exp").and_then(Value::as_i64).unwrap_or(0);
         // Short-lived: an assertion valid for hours could be replayed once its jti is purged.
         let fresh = exp > now && exp <= now + 600;
         let jti = text("jti").filter(|j| !j.is_empty() && j.len() <= 256);
-        if text("iss") != Some(client_id)
-            || text("sub") != Some(client_id)
-            || !audience_ok
-            || !fresh
-        {
+        if text("iss") != Some(client_id) || text("sub") != Some(client_id) || !fresh {
             return Err(FrontError::ClientAuthFailed);
+        }
+        if !audience_ok {
+            return Err(FrontError::AssertionAudience(issuer.clone()));
         }
         let Some(jti) = jti else {
             return Err(FrontError::ClientAuthFailed);
