@@ -205,6 +205,16 @@ impl Payload for PartnerEvent {
     }
 }
 
+/// Whether `id` may name a partner: 1-128 characters among A-Z a-z 0-9 - _ . (what the
+/// registry enrols, so anything else names nobody).
+pub fn is_partner_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 128
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
 /// A service provider or an identity provider: the one kind of partner every service
 /// speaks of.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

@@ -241,12 +241,7 @@ impl Seed {
 }
 
 fn check_id(what: &str, id: &str) -> Result<(), RegistryError> {
-    let ok = !id.is_empty()
-        && id.len() <= 128
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    if ok {
+    if relais_bus::events::is_partner_id(id) {
         Ok(())
     } else {
         Err(RegistryError::Invalid(format!(

@@ -17,12 +17,7 @@ pub struct ClientId(String);
 impl ClientId {
     /// Anything else names no client: refused as an unknown one.
     pub fn parse(raw: &str) -> Result<ClientId, FrontError> {
-        let ok = !raw.is_empty()
-            && raw.len() <= 128
-            && raw
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-        if ok {
+        if relais_bus::events::is_partner_id(raw) {
             Ok(ClientId(raw.to_string()))
         } else {
             Err(FrontError::UnknownClient)

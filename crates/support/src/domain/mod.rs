@@ -176,12 +176,7 @@ pub struct PartnerRef {
 impl PartnerRef {
     pub fn new(kind: PartnerKind, id: impl Into<String>) -> Result<Self, SupportError> {
         let id = id.into();
-        let ok = !id.is_empty()
-            && id.len() <= 128
-            && id
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-        if ok {
+        if relais_bus::events::is_partner_id(&id) {
             Ok(PartnerRef { kind, id })
         } else {
             Err(SupportError::Invalid(format!(
