@@ -47,8 +47,18 @@ impl SigningKeys {
 
     /// Signs `claims` as a JWT; `rogue` signs with the key nobody published.
     pub(crate) fn sign(&self, claims: Map<String, Value>, rogue: bool) -> Result<String, Error> {
+        self.sign_typed(claims, "JWT", rogue)
+    }
+
+    /// Signs `claims` as a JWS of type `typ` (a logout token is `logout+jwt`).
+    pub(crate) fn sign_typed(
+        &self,
+        claims: Map<String, Value>,
+        typ: &str,
+        rogue: bool,
+    ) -> Result<String, Error> {
         let mut header = JwsHeader::new();
-        header.set_token_type("JWT");
+        header.set_token_type(typ);
         header.set_key_id(&self.kid);
         let payload = JwtPayload::from_map(claims)?;
         let signer = if rogue {

@@ -111,6 +111,16 @@ impl DemoIdpHandle {
         Ok(())
     }
 
+    /// Signs `claims` with this IdP's published key as a JWS of type `typ`: what it would
+    /// send its relying parties (e.g. a `logout+jwt` logout token), for their tests.
+    pub fn sign(
+        &self,
+        claims: serde_json::Map<String, serde_json::Value>,
+        typ: &str,
+    ) -> Result<String, Error> {
+        self.app.keys().sign_typed(claims, typ, false)
+    }
+
     pub fn set_delay(&self, delay: Duration) {
         lock(&self.app.setting).delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
     }

@@ -154,3 +154,64 @@ async fn a_logout_token_that_is_not_one_signs_nobody_out() {
     let page = stack.get(&stack.sp_url("/")).await.text().await.unwrap();
     assert!(page.contains("Bonjour"), "signed out by a forged token");
 }
+
+/// A logout token the provider signed for this SP's session signs that browser out, once:
+/// the same token again is refused (its `jti` was seen).
+#[tokio::test]
+async fn the_providers_logout_token_signs_the_session_out_once() {
+    use base64::Engine as _;
+    let stack = Stack::start().await;
+    stack
+        .sign_in(&[("scope", "openid given_name usual_name")], "jean", "none")
+        .await;
+    let page = stack.get(&stack.sp_url("/")).await.text().await.unwrap();
+    assert!(page.contains("Bonjour"), "{page}");
+    let id_token = page
+        .split(|c: char| !(c.is_ascii_alphanumeric() || "-_.".contains(c)))
+        .find(|w| w.starts_with("eyJ") && w.matches('.').count() == 2)
+        .expect("the raw ID token on the page")
+        .to_owned();
+    let payload = id_token.split('.').nth(1).unwrap();
+    let claims: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap(),
+    )
+    .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let logout = serde_json::json!({
+        "iss": stack.idp.issuer(),
+        "aud": claims["aud"],
+        "iat": now,
+        "exp": now + 120,
+        "jti": format!("logout-{now}-{}", claims["sid"]),
+        "sid": claims["sid"],
+        "events": { "http://schemas.openid.net/event/backchannel-logout": {} },
+    });
+    let token = stack
+        .idp
+        .sign(logout.as_object().unwrap().clone(), "logout+jwt")
+        .unwrap();
+    let http = reqwest::Client::new();
+    let send = || {
+        http.post(stack.sp_url("/backchannel-logout"))
+            .form(&[("logout_token", token.as_str())])
+            .send()
+    };
+    let r = send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let home = stack.get(&stack.sp_url("/")).await.text().await.unwrap();
+    assert!(
+        home.contains("Se connecter avec Relais"),
+        "still signed in: {home}"
+    );
+    let again = send().await.unwrap();
+    assert_eq!(
+        again.status(),
+        StatusCode::BAD_REQUEST,
+        "a replayed logout token"
+    );
+}
