@@ -61,6 +61,13 @@ pub type IdpMetadata = ProviderMetadata<
 
 type Cached = (Instant, Arc<IdpMetadata>);
 
+/// A client and what it was built from: building one copies the whole metadata.
+struct BuiltClient {
+    metadata: Arc<IdpMetadata>,
+    registration: (String, String, String, String),
+    client: Arc<BridgeClient>,
+}
+
 /// How the bridge treats IdPs' documents and tokens.
 #[derive(Clone, Copy, Debug)]
 pub struct Settings {
@@ -80,6 +87,8 @@ pub struct Idps {
     http: openidconnect::reqwest::Client,
     settings: Settings,
     metadata: Arc<RwLock<HashMap<String, Cached>>>,
+    /// The client built for each IdP, reused while its metadata and registration hold.
+    clients: Arc<std::sync::Mutex<HashMap<String, BuiltClient>>>,
     /// When each issuer's keys were last fetched for an unknown `kid`.
     refreshed: Arc<std::sync::Mutex<HashMap<String, Instant>>>,
 }
@@ -123,6 +132,7 @@ impl Idps {
             http,
             settings,
             metadata: Arc::default(),
+            clients: Arc::default(),
             refreshed: Arc::default(),
         })
     }
@@ -167,8 +177,24 @@ impl Idps {
         &self,
         idp: &reg::IdentityProvider,
         callback_url: &str,
-    ) -> Result<BridgeClient, BridgeError> {
+    ) -> Result<Arc<BridgeClient>, BridgeError> {
         let metadata = self.metadata(&idp.issuer).await?;
+        let registration = (
+            idp.client_id.clone(),
+            idp.client_secret.clone(),
+            idp.token_endpoint_auth_method.clone(),
+            callback_url.to_string(),
+        );
+        let mut clients = match self.clients.lock() {
+            Ok(c) => c,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if let Some(built) = clients.get(&idp.id)
+            && Arc::ptr_eq(&built.metadata, &metadata)
+            && built.registration == registration
+        {
+            return Ok(Arc::clone(&built.client));
+        }
         let redirect = RedirectUrl::new(callback_url.to_string())
             .map_err(|e| BridgeError::Invalid(e.to_string()))?;
         let auth_type = if idp.token_endpoint_auth_method == "client_secret_post" {
@@ -176,13 +202,24 @@ impl Idps {
         } else {
             AuthType::BasicAuth
         };
-        Ok(BridgeClient::from_provider_metadata(
-            (*metadata).clone(),
-            ClientId::new(idp.client_id.clone()),
-            Some(ClientSecret::new(idp.client_secret.clone())),
-        )
-        .set_redirect_uri(redirect)
-        .set_auth_type(auth_type))
+        let client = Arc::new(
+            BridgeClient::from_provider_metadata(
+                (*metadata).clone(),
+                ClientId::new(idp.client_id.clone()),
+                Some(ClientSecret::new(idp.client_secret.clone())),
+            )
+            .set_redirect_uri(redirect)
+            .set_auth_type(auth_type),
+        );
+        clients.insert(
+            idp.id.clone(),
+            BuiltClient {
+                metadata,
+                registration,
+                client: Arc::clone(&client),
+            },
+        );
+        Ok(client)
     }
 
     /// The URL of the IdP's authorization endpoint for a new round trip.
