@@ -4,7 +4,9 @@
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let protoc = protoc_bin_vendored::protoc_bin_path()?;
     set_protoc(&protoc);
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    // Read when it runs, not when it was compiled: a shared build cache may reuse this
+    // script's binary for a checkout at another path.
+    let root = std::path::PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?).join("../../proto");
     let files = [
         "relais/registry/v1/registry.proto",
         "relais/oidc_front/v1/oidc_front.proto",
