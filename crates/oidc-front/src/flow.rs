@@ -594,6 +594,7 @@ impl Front {
         {
             return Err(FrontError::FlowExpired);
         }
+        self.metrics.signed_in("idp");
         let url = with_query(
             &flow.redirect_uri,
             &[

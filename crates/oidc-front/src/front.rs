@@ -36,6 +36,49 @@ pub struct Front {
     pub refusals: crate::domain::refusals::Refusals,
     /// Every instant the front reads (the store's SQL included).
     pub clock: Arc<dyn crate::clock::Clock>,
+    pub metrics: FrontMetrics,
+}
+
+/// What operators count of sign-ins, at `/metrics`.
+pub struct FrontMetrics {
+    /// Codes issued, by path: `idp` (the IdP answered) or `sso` (from the hub session).
+    sign_ins: relais_telemetry::metrics::Counters,
+    /// Sign-ins that ended in a failure, by the hub's error code.
+    failures: relais_telemetry::metrics::Counters,
+}
+
+impl FrontMetrics {
+    pub fn new() -> Self {
+        use relais_telemetry::metrics::counters;
+        FrontMetrics {
+            sign_ins: counters(
+                "sign_ins",
+                "Sign-ins that issued a code to the SP, by path (idp: the IdP answered; sso: from the hub session).",
+            ),
+            failures: counters(
+                "sign_in_failures",
+                "Sign-ins that ended in a failure, by the hub's error code (docs/errors.md).",
+            ),
+        }
+    }
+
+    pub fn signed_in(&self, path: &str) {
+        self.sign_ins
+            .get_or_create(&vec![("path".into(), path.into())])
+            .inc();
+    }
+
+    pub fn failed(&self, code: &str) {
+        self.failures
+            .get_or_create(&vec![("code".into(), code.into())])
+            .inc();
+    }
+}
+
+impl Default for FrontMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 pub fn params_of(list: Vec<pb::Param>) -> Params {
@@ -132,6 +175,7 @@ impl Front {
     /// A sign-in that failed: its record, with the steps it took, in one durable write.
     /// Best effort: the refusal is shown either way.
     pub async fn record_failed_flow(&self, flow: &Flow, err: &FrontError, source: &pb::Source) {
+        self.metrics.failed(&err.code());
         let result = async {
             let record = events::sign_in_record(
                 flow,

@@ -137,6 +137,7 @@ pub async fn start_with_clock(
             ),
         ),
         ladder: domain::acr::AcrLadder::new(config.acr_levels.clone()),
+        metrics: front::FrontMetrics::new(),
         config,
         store: store.clone(),
         partners: partners.clone(),

@@ -159,6 +159,7 @@ impl Front {
             },
         )?;
         self.store.insert_grant(&grant, &[record]).await?;
+        self.metrics.signed_in("sso");
         Ok(redirect(with_query(
             &flow.redirect_uri,
             &[

@@ -171,3 +171,28 @@ async fn a_code_sent_with_another_redirect_uri_is_refused_and_burnt() {
     );
     hub.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_ins_and_their_failures_are_counted_for_operators() {
+    let count = |series: &str| {
+        relais_telemetry::metrics::render()
+            .lines()
+            .find_map(|l| l.strip_prefix(series))
+            .and_then(|n| n.trim().parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let signed_in = "relais_sign_ins_total{path=\"idp\"} ";
+    let refused = "relais_sign_in_failures_total{code=\"unknown_scope\"} ";
+    let hub = Hub::start().await;
+    let (before_in, before_refused) = (count(signed_in), count(refused));
+    let (flow, answer) = up_to_the_callback(&hub).await;
+    let done = hub.callback(&flow, &answer).await;
+    assert!(redirect_of(&done).unwrap().contains("code="));
+    assert_eq!(count(signed_in), before_in + 1);
+
+    let back = hub.authorize(&[("scope", "openid unknown_scope")]).await;
+    let to = redirect_of(&back).unwrap();
+    assert_eq!(query(&to)["error"], "invalid_scope", "{to}");
+    assert_eq!(count(refused), before_refused + 1);
+    hub.stop().await;
+}

@@ -259,6 +259,8 @@ impl Hub {
             ("state", "state-0123456789-0123456789-0123456789-0123"),
             ("nonce", "nonce-0123456789-0123456789-0123456789-0123"),
         ];
+        // A parameter given again replaces the default one.
+        p.retain(|(name, _)| !extra.iter().any(|(n, _)| n == name));
         p.extend_from_slice(extra);
         self.front
             .clone()

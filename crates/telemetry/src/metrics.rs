@@ -9,11 +9,17 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use prometheus_client::encoding::text::encode;
 pub use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
+
+/// Counters told apart by labels: `family.get_or_create(&vec![("code".into(), code)])`.
+/// Label only by values from a closed set (error codes, paths), never by user data.
+pub type Counters = Family<Vec<(String, String)>, Counter>;
 
 struct Metrics {
     registry: Registry,
     counters: HashMap<String, Counter>,
+    families: HashMap<String, Counters>,
 }
 
 fn metrics_of_process() -> &'static Mutex<Metrics> {
@@ -22,6 +28,7 @@ fn metrics_of_process() -> &'static Mutex<Metrics> {
         Mutex::new(Metrics {
             registry: Registry::with_prefix("relais"),
             counters: HashMap::new(),
+            families: HashMap::new(),
         })
     })
 }
@@ -39,6 +46,20 @@ pub fn counter(name: &str, help: &str) -> Counter {
     m.registry.register(name, help, counter.clone());
     m.counters.insert(name.to_owned(), counter.clone());
     counter
+}
+
+/// The process's labelled counters `relais_<name>_total{…}`, one family per name.
+pub fn counters(name: &str, help: &str) -> Counters {
+    let mut m = metrics_of_process()
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(f) = m.families.get(name) {
+        return f.clone();
+    }
+    let family = Counters::default();
+    m.registry.register(name, help, family.clone());
+    m.families.insert(name.to_owned(), family.clone());
+    family
 }
 
 /// The exposition of every metric of the process.
@@ -96,5 +117,26 @@ mod tests {
             "{text}"
         );
         assert!(text.ends_with("# EOF\n"), "{text}");
+    }
+
+    #[test]
+    fn labelled_counters_of_one_name_are_one_family() {
+        let by_kind = counters("test_kinds", "Kinds counted by the test.");
+        by_kind
+            .get_or_create(&vec![("kind".into(), "a".into())])
+            .inc();
+        counters("test_kinds", "Kinds counted by the test.")
+            .get_or_create(&vec![("kind".into(), "a".into())])
+            .inc();
+        let text = render();
+        assert!(
+            text.contains("relais_test_kinds_total{kind=\"a\"} 2"),
+            "{text}"
+        );
+        assert_eq!(
+            text.matches("# HELP relais_test_kinds ").count(),
+            1,
+            "{text}"
+        );
     }
 }
