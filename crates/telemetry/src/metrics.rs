@@ -36,30 +36,30 @@ fn metrics_of_process() -> &'static Mutex<Metrics> {
 /// The process's counter `relais_<name>_total`: the same one for every caller naming it
 /// (two replicas of a service in one process count into one series).
 pub fn counter(name: &str, help: &str) -> Counter {
-    let mut m = metrics_of_process()
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if let Some(c) = m.counters.get(name) {
-        return c.clone();
-    }
-    let counter = Counter::default();
-    m.registry.register(name, help, counter.clone());
-    m.counters.insert(name.to_owned(), counter.clone());
-    counter
+    registered(name, help, |m| &mut m.counters)
 }
 
 /// The process's labelled counters `relais_<name>_total{…}`, one family per name.
 pub fn counters(name: &str, help: &str) -> Counters {
-    let mut m = metrics_of_process()
+    registered(name, help, |m| &mut m.families)
+}
+
+/// The metric registered under `name` in `kind`, registered on first use.
+fn registered<M>(name: &str, help: &str, kind: fn(&mut Metrics) -> &mut HashMap<String, M>) -> M
+where
+    M: prometheus_client::registry::Metric + Clone + Default,
+{
+    let mut guard = metrics_of_process()
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if let Some(f) = m.families.get(name) {
-        return f.clone();
+    let m = &mut *guard;
+    if let Some(found) = kind(m).get(name) {
+        return found.clone();
     }
-    let family = Counters::default();
-    m.registry.register(name, help, family.clone());
-    m.families.insert(name.to_owned(), family.clone());
-    family
+    let metric = M::default();
+    m.registry.register(name, help, metric.clone());
+    kind(m).insert(name.to_owned(), metric.clone());
+    metric
 }
 
 /// The exposition of every metric of the process.
