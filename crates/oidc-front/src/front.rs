@@ -53,11 +53,11 @@ impl FrontMetrics {
         FrontMetrics {
             sign_ins: counters(
                 "sign_ins",
-                "Sign-ins that issued a code to the SP, by path (idp: the IdP answered; sso: from the hub session).",
+                "Sign-ins that issued a code to the SP, by path (idp: the IdP answered; sso: from the hub session)",
             ),
             failures: counters(
                 "sign_in_failures",
-                "Sign-ins that ended in a failure, by the hub's error code (docs/errors.md).",
+                "Sign-ins that ended in a failure, by the hub's error code (docs/errors.md)",
             ),
         }
     }

@@ -129,11 +129,11 @@ pub async fn start_with_clock(
             relais_telemetry::metrics::counter(
                 "authorize_refused",
                 "Authorization requests refused before their client was known (unknown client, \
-                 unregistered redirect URI); nothing durable is written for them.",
+                 unregistered redirect URI); nothing durable is written for them",
             ),
             relais_telemetry::metrics::counter(
                 "authorize_refusals_limited",
-                "Of those, the ones answered 429 because their address sent too many.",
+                "Of those, the ones answered 429 because their address sent too many",
             ),
         ),
         ladder: domain::acr::AcrLadder::new(config.acr_levels.clone()),

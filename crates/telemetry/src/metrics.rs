@@ -34,7 +34,8 @@ fn metrics_of_process() -> &'static Mutex<Metrics> {
 }
 
 /// The process's counter `relais_<name>_total`: the same one for every caller naming it
-/// (two replicas of a service in one process count into one series).
+/// (two replicas of a service in one process count into one series). `help` ends
+/// without a full stop: the exposition adds one.
 pub fn counter(name: &str, help: &str) -> Counter {
     registered(name, help, |m| &mut m.counters)
 }
@@ -101,15 +102,16 @@ mod tests {
 
     #[test]
     fn a_counter_shows_in_the_exposition_with_its_count() {
-        let c = counter("test_things", "Things counted by the test.");
+        let c = counter("test_things", "Things counted by the test");
         c.inc();
         // Named again, the same counter.
-        counter("test_things", "Things counted by the test.").inc();
+        counter("test_things", "Things counted by the test").inc();
         let text = render();
         assert!(
             text.contains("# HELP relais_test_things Things counted by the test."),
             "{text}"
         );
+        assert!(!text.contains(".."), "{text}");
         assert!(text.contains("relais_test_things_total 2"), "{text}");
         assert_eq!(
             text.matches("# HELP relais_test_things ").count(),
@@ -121,11 +123,11 @@ mod tests {
 
     #[test]
     fn labelled_counters_of_one_name_are_one_family() {
-        let by_kind = counters("test_kinds", "Kinds counted by the test.");
+        let by_kind = counters("test_kinds", "Kinds counted by the test");
         by_kind
             .get_or_create(&vec![("kind".into(), "a".into())])
             .inc();
-        counters("test_kinds", "Kinds counted by the test.")
+        counters("test_kinds", "Kinds counted by the test")
             .get_or_create(&vec![("kind".into(), "a".into())])
             .inc();
         let text = render();
