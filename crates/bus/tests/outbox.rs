@@ -7,12 +7,18 @@ use time::{Duration, OffsetDateTime};
 
 use crate::common::connection_event;
 
-#[tokio::test]
-async fn migrations_land_in_the_pool_schema_under_their_own_history_table() {
+/// A database of the test's own with the bus tables in schema `svc`.
+async fn migrated() -> (TestDb, deadpool_postgres::Pool) {
     let db = TestDb::create().await;
     let pool = db.pool("svc", 2).await;
+    migrate(&mut pool.get().await.unwrap()).await.unwrap();
+    (db, pool)
+}
+
+#[tokio::test]
+async fn migrations_land_in_the_pool_schema_under_their_own_history_table() {
+    let (db, pool) = migrated().await;
     let mut client = pool.get().await.unwrap();
-    migrate(&mut client).await.unwrap();
     // Running again at every start is harmless.
     migrate(&mut client).await.unwrap();
 
@@ -34,10 +40,8 @@ async fn migrations_land_in_the_pool_schema_under_their_own_history_table() {
 
 #[tokio::test]
 async fn an_event_is_in_the_outbox_only_if_its_transaction_commits() {
-    let db = TestDb::create().await;
-    let pool = db.pool("svc", 2).await;
+    let (db, pool) = migrated().await;
     let mut client = pool.get().await.unwrap();
-    migrate(&mut client).await.unwrap();
 
     let tx = client.transaction().await.unwrap();
     enqueue(&tx, &connection_event()).await.unwrap();
@@ -64,10 +68,8 @@ async fn an_event_is_in_the_outbox_only_if_its_transaction_commits() {
 
 #[tokio::test]
 async fn purging_the_inbox_forgets_only_old_entries() {
-    let db = TestDb::create().await;
-    let pool = db.pool("svc", 2).await;
-    let mut client = pool.get().await.unwrap();
-    migrate(&mut client).await.unwrap();
+    let (db, pool) = migrated().await;
+    let client = pool.get().await.unwrap();
     client
         .batch_execute(
             "INSERT INTO inbox (consumer, event_id, processed_at) VALUES
@@ -93,10 +95,8 @@ async fn purging_the_inbox_forgets_only_old_entries() {
 
 #[tokio::test]
 async fn a_change_and_its_events_land_together_in_order_or_not_at_all() {
-    let db = TestDb::create().await;
-    let pool = db.pool("svc", 2).await;
-    let mut client = pool.get().await.unwrap();
-    migrate(&mut client).await.unwrap();
+    let (db, pool) = migrated().await;
+    let client = pool.get().await.unwrap();
     client
         .batch_execute("CREATE TABLE things (id int PRIMARY KEY)")
         .await
@@ -137,10 +137,8 @@ async fn a_change_and_its_events_land_together_in_order_or_not_at_all() {
 
 #[tokio::test]
 async fn an_event_filled_by_its_change_is_queued_with_what_the_change_found_and_only_with_it() {
-    let db = TestDb::create().await;
-    let pool = db.pool("svc", 2).await;
-    let mut client = pool.get().await.unwrap();
-    migrate(&mut client).await.unwrap();
+    let (db, pool) = migrated().await;
+    let client = pool.get().await.unwrap();
     client
         .batch_execute(
             "CREATE TABLE codes (code TEXT PRIMARY KEY, connection TEXT, used BOOLEAN); \
