@@ -237,6 +237,9 @@ pub fn delay_queue(queue: &str, delay: std::time::Duration) -> String {
     format!("{queue}.retry.{}ms", delay.as_millis())
 }
 
+/// Deliveries taken into one transaction stop growing past this many bytes of events.
+const MAX_BATCH_BYTES: usize = 4 << 20;
+
 /// The header that counts an event's failed attempts on its way through delay queues.
 const ATTEMPT_HEADER: &str = "relais-attempt";
 
@@ -381,10 +384,15 @@ impl Consumer {
                 Some(Err(error)) => return Err(error.into()),
                 None => return Err(BusError::ConsumerEnded),
             }
-            // Whatever else has already arrived joins this one transaction.
-            while batch.len() < usize::from(self.config.prefetch) {
+            // Whatever else has already arrived joins this one transaction, within a
+            // size that keeps it short (a message may hold a relay batch of records).
+            let mut bytes = batch.iter().map(|d| d.data.len()).sum::<usize>();
+            while batch.len() < usize::from(self.config.prefetch) && bytes < MAX_BATCH_BYTES {
                 match deliveries.next().now_or_never() {
-                    Some(Some(Ok(delivery))) => batch.push(delivery),
+                    Some(Some(Ok(delivery))) => {
+                        bytes += delivery.data.len();
+                        batch.push(delivery);
+                    }
                     Some(Some(Err(error))) => return Err(error.into()),
                     Some(None) | None => break,
                 }
@@ -447,26 +455,26 @@ impl Consumer {
         retry: Option<&lapin::Channel>,
         shutdown: &CancellationToken,
     ) -> Result<(), BusError> {
-        if batch.len() == 1 || !self.handler.batches() || retry.is_some() {
-            for delivery in batch {
-                self.deliver(delivery, retry, shutdown).await?;
-            }
-            return Ok(());
-        }
         let mut parsed = Vec::with_capacity(batch.len());
         for delivery in batch {
-            match Event::from_json(&delivery.data) {
-                Ok(event) => parsed.push((delivery, event)),
+            match Event::from_message(&delivery.data) {
+                Ok(events) => parsed.push((delivery, events)),
                 Err(error) => self.reject_malformed(delivery, &error).await?,
             }
         }
-        let events: Vec<&Event> = parsed.iter().map(|(_, event)| event).collect();
+        let events: Vec<&Event> = parsed.iter().flat_map(|(_, events)| events).collect();
+        if events.len() == 1 || !self.handler.batches() || retry.is_some() {
+            for (delivery, events) in parsed {
+                self.deliver(delivery, &events, retry, shutdown).await?;
+            }
+            return Ok(());
+        }
         match self.process_batch(&events).await {
             Ok(fresh) => {
                 self.stats
                     .handled
                     .fetch_add(fresh as u64, Ordering::Relaxed);
-                let skipped = (parsed.len() - fresh) as u64;
+                let skipped = (events.len() - fresh) as u64;
                 self.stats.duplicates.fetch_add(skipped, Ordering::Relaxed);
                 // One acknowledgement covers the batch: every earlier delivery on this
                 // channel is settled by now.
@@ -477,8 +485,8 @@ impl Consumer {
             Err(error) => {
                 ConsumerStats::count(&self.stats.failures);
                 tracing::warn!(queue = %self.queue, %error, "batch failed; handling its events one by one");
-                for (delivery, _) in parsed {
-                    self.deliver(delivery, None, shutdown).await?;
+                for (delivery, events) in parsed {
+                    self.deliver(delivery, &events, None, shutdown).await?;
                 }
             }
         }
@@ -505,37 +513,43 @@ impl Consumer {
         Ok(())
     }
 
+    /// Handles the events of one delivery one at a time, then settles it. A failed event
+    /// goes alone to its next attempt when there is a retry schedule (the others of its
+    /// message are done); without one the whole delivery goes back to the queue, and the
+    /// events already handled are skipped when it returns.
     async fn deliver(
         &self,
         delivery: Delivery,
+        events: &[Event],
         retry: Option<&lapin::Channel>,
         shutdown: &CancellationToken,
     ) -> Result<(), BusError> {
-        let event = match Event::from_json(&delivery.data) {
-            Ok(event) => event,
-            Err(error) => return self.reject_malformed(delivery, &error).await,
-        };
-        match self.process(&event).await {
-            Ok(true) => ConsumerStats::count(&self.stats.handled),
-            Ok(false) => {
-                ConsumerStats::count(&self.stats.duplicates);
-                tracing::debug!(queue = %self.queue, event_id = %event.id, "duplicate delivery skipped");
-            }
-            Err(error) => {
-                ConsumerStats::count(&self.stats.failures);
-                tracing::warn!(
-                    queue = %self.queue,
-                    event_id = %event.id,
-                    kind = %event.kind,
-                    %error,
-                    "event handling failed; it goes back to the queue"
-                );
-                if let Some(channel) = retry {
-                    return self
-                        .retry_later(channel, delivery, &event, &error, shutdown)
-                        .await;
+        for event in events {
+            match self.process(event).await {
+                Ok(true) => ConsumerStats::count(&self.stats.handled),
+                Ok(false) => {
+                    ConsumerStats::count(&self.stats.duplicates);
+                    tracing::debug!(queue = %self.queue, event_id = %event.id, "duplicate delivery skipped");
                 }
-                return self.requeue_after_pause(delivery, shutdown).await;
+                Err(error) => {
+                    ConsumerStats::count(&self.stats.failures);
+                    tracing::warn!(
+                        queue = %self.queue,
+                        event_id = %event.id,
+                        kind = %event.kind,
+                        %error,
+                        "event handling failed; it goes back to the queue"
+                    );
+                    let Some(channel) = retry else {
+                        return self.requeue_after_pause(delivery, shutdown).await;
+                    };
+                    if let Err(settle) = self.retry_later(channel, &delivery, event, &error).await {
+                        if matches!(settle, BusError::Requeued) {
+                            return self.requeue_after_pause(delivery, shutdown).await;
+                        }
+                        return Err(settle);
+                    }
+                }
             }
         }
         delivery.ack(BasicAckOptions::default()).await?;
@@ -563,16 +577,15 @@ impl Consumer {
     }
 
     /// Moves a failed event to the delay queue of its next attempt, or gives it up after
-    /// the last; either way the delivery is settled and the queue goes on.
+    /// the last. `Err(Requeued)`: giving it up failed, its delivery must go back.
     async fn retry_later(
         &self,
         channel: &lapin::Channel,
-        delivery: Delivery,
+        delivery: &Delivery,
         event: &Event,
         error: &BusError,
-        shutdown: &CancellationToken,
     ) -> Result<(), BusError> {
-        let failed = attempts_of(&delivery) + 1;
+        let failed = attempts_of(delivery) + 1;
         let next = usize::try_from(failed - 1)
             .ok()
             .and_then(|i| self.retries.get(i));
@@ -585,12 +598,13 @@ impl Consumer {
                     .with_content_type("application/json".into())
                     .with_message_id(event.id.to_string().into())
                     .with_headers(headers);
+                // The event alone: the others of its message are done.
                 let confirm = channel
                     .basic_publish(
                         "",
                         &self.delay_queue(*delay),
                         lapin::options::BasicPublishOptions::default(),
-                        &delivery.data,
+                        &event.to_json()?,
                         properties,
                     )
                     .await?
@@ -606,13 +620,12 @@ impl Consumer {
                     .await
                 {
                     tracing::warn!(queue = %self.queue, event_id = %event.id, error = %e, "giving up an event failed; it goes back to the queue");
-                    return self.requeue_after_pause(delivery, shutdown).await;
+                    return Err(BusError::Requeued);
                 }
                 ConsumerStats::count(&self.stats.abandoned);
                 tracing::warn!(queue = %self.queue, event_id = %event.id, kind = %event.kind, attempts = failed, "event given up after its last attempt");
             }
         }
-        delivery.ack(BasicAckOptions::default()).await?;
         Ok(())
     }
 

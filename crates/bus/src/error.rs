@@ -9,6 +9,9 @@ pub enum BusError {
     #[error("event could not be encoded or decoded as JSON: {0}")]
     Json(#[from] serde_json::Error),
 
+    #[error("a batch message holds no event")]
+    EmptyBatch,
+
     #[error("event of kind `{found}` read as a payload of kind `{expected}`")]
     KindMismatch { expected: String, found: String },
 
@@ -27,14 +30,17 @@ pub enum BusError {
     #[error("RabbitMQ did not answer within {0:?}")]
     Timeout(std::time::Duration),
 
-    #[error("RabbitMQ refused {0} event(s) (nack); they stay in the outbox")]
+    #[error("RabbitMQ refused {0} message(s) (nack); their events stay in the outbox")]
     Nacked(usize),
 
     #[error("RabbitMQ refused to keep a failed event for its next attempt; it is redelivered")]
     RetryRefused,
 
-    #[error("RabbitMQ confirmed neither way {0} event(s); they stay in the outbox")]
+    #[error("RabbitMQ confirmed neither way {0} message(s); their events stay in the outbox")]
     ConfirmsLost(usize),
+
+    #[error("giving up an event failed; its delivery goes back to the queue")]
+    Requeued,
 
     #[error("the consumer stopped receiving deliveries")]
     ConsumerEnded,

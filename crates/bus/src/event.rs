@@ -102,4 +102,33 @@ impl Event {
     pub fn from_json(bytes: &[u8]) -> Result<Self, BusError> {
         Ok(serde_json::from_slice(bytes)?)
     }
+
+    /// Parses a message: one event, or a batch of them (a JSON array, see
+    /// [`batch_routing_key`]) in the order they were queued.
+    pub fn from_message(bytes: &[u8]) -> Result<Vec<Self>, BusError> {
+        if bytes.trim_ascii_start().first() != Some(&b'[') {
+            return Ok(vec![Self::from_json(bytes)?]);
+        }
+        let events: Vec<Self> = serde_json::from_slice(bytes)?;
+        if events.is_empty() {
+            return Err(BusError::EmptyBatch);
+        }
+        Ok(events)
+    }
+}
+
+/// Families of events that may travel several to a message: connection records, the
+/// bulk of the traffic, bound only as a whole (`connection.#`). A relay batch holding
+/// several of them publishes them as one JSON array under `<family>.batch`, which every
+/// binding of the family's wildcard receives; the broker then stores, routes and
+/// delivers one message instead of one per record.
+const BATCHED_FAMILIES: [&str; 1] = ["connection"];
+
+/// The routing key a batch of events of `kind`'s family travels under, if its family
+/// travels in batches.
+pub fn batch_routing_key(kind: &str) -> Option<String> {
+    let (family, _) = kind.split_once('.')?;
+    BATCHED_FAMILIES
+        .contains(&family)
+        .then(|| format!("{family}.batch"))
 }

@@ -28,7 +28,7 @@ pub use consumer::{
     spawn_broadcast_consumer, spawn_consumer, spawn_retrying_consumer,
 };
 pub use error::BusError;
-pub use event::{Event, Payload};
+pub use event::{Event, Payload, batch_routing_key};
 pub use relay::{Outbox, Relay, RelayHandle, RelayStats, spawn_relay, start_outbox};
 pub use store::{
     MIGRATION_TABLE, change_if_with_events, change_with_events, change_with_filled_events, enqueue,

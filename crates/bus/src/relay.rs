@@ -238,27 +238,32 @@ impl Relay {
         }
         rows.sort_by_key(|row| row.try_get::<_, i64>(0).unwrap_or(i64::MAX));
 
-        let deadline = Instant::now() + self.config.confirm_timeout();
-        let mut pending = Vec::with_capacity(rows.len());
-        let mut interrupted = None;
+        let mut decoded = Vec::with_capacity(rows.len());
         for row in &rows {
-            let seq: i64 = row.try_get(0)?;
             let id: Uuid = row.try_get(1)?;
             let kind: &str = row.try_get(2)?;
             let body: &str = row.try_get(3)?;
+            decoded.push((id, kind, body));
+        }
+        let messages = messages(&decoded);
+
+        let deadline = Instant::now() + self.config.confirm_timeout();
+        let mut pending = Vec::with_capacity(messages.len());
+        let mut interrupted = None;
+        for message in &messages {
             let properties = BasicProperties::default()
                 .with_delivery_mode(2)
                 .with_content_type("application/json".into())
-                .with_message_id(id.to_string().into());
+                .with_message_id(message.id.to_string().into());
             let publish = channel.basic_publish(
                 &self.config.exchange,
-                kind,
+                &message.routing_key,
                 BasicPublishOptions::default(),
-                body.as_bytes(),
+                &message.body,
                 properties,
             );
             match tokio::time::timeout_at(deadline, publish).await {
-                Ok(Ok(confirm)) => pending.push((seq, confirm)),
+                Ok(Ok(confirm)) => pending.push(confirm),
                 Ok(Err(error)) => {
                     interrupted = Some(BusError::from(error));
                     break;
@@ -271,23 +276,25 @@ impl Relay {
         }
 
         // Confirms are awaited together: one broker round trip per batch, not per event.
-        let outcomes = join_all(pending.into_iter().map(|(seq, confirm)| async move {
-            (seq, tokio::time::timeout_at(deadline, confirm).await)
-        }))
+        let outcomes = join_all(
+            pending
+                .into_iter()
+                .map(|confirm| tokio::time::timeout_at(deadline, confirm)),
+        )
         .await;
         let (mut acked, mut nacked, mut lost) = (0, 0, 0);
-        for (_, outcome) in outcomes {
+        for outcome in outcomes {
             match outcome {
                 Ok(Ok(confirmation)) if confirmation.is_ack() => acked += 1,
                 Ok(Ok(_)) => nacked += 1,
                 Ok(Err(_)) | Err(_) => lost += 1,
             }
         }
-        if interrupted.is_none() && acked == rows.len() {
+        if interrupted.is_none() && acked == messages.len() {
             tx.commit().await?;
             self.stats
                 .published
-                .fetch_add(acked as u64, Ordering::Relaxed);
+                .fetch_add(rows.len() as u64, Ordering::Relaxed);
         } else {
             tx.rollback().await?;
         }
@@ -303,4 +310,62 @@ impl Relay {
         }
         Ok(rows.len())
     }
+}
+
+/// One AMQP message of a relay batch.
+#[derive(Debug, PartialEq)]
+struct Message {
+    id: Uuid,
+    routing_key: String,
+    body: Vec<u8>,
+}
+
+/// The messages of a batch of `(id, kind, body)` rows in queue order: each event alone
+/// under its kind, except the events of a batched family when there are several, which
+/// go together, in their order, as one message (at the place of the first of them).
+fn messages(rows: &[(Uuid, &str, &str)]) -> Vec<Message> {
+    let keys: Vec<Option<String>> = rows
+        .iter()
+        .map(|(_, kind, _)| crate::batch_routing_key(kind))
+        .collect();
+    let mut out: Vec<Message> = Vec::with_capacity(rows.len());
+    // Each family's batch message: its key and its index in `out`.
+    let mut batches: Vec<(String, usize)> = Vec::new();
+    let several = |key: &String| keys.iter().flatten().filter(|k| *k == key).nth(1).is_some();
+    let batched: Vec<Option<String>> = keys
+        .iter()
+        .map(|key| key.clone().filter(|key| several(key)))
+        .collect();
+    for ((id, kind, body), key) in rows.iter().zip(batched) {
+        let Some(key) = key else {
+            out.push(Message {
+                id: *id,
+                routing_key: (*kind).to_owned(),
+                body: body.as_bytes().to_vec(),
+            });
+            continue;
+        };
+        match batches.iter().find(|(k, _)| *k == key) {
+            Some((_, at)) => {
+                let body_of = &mut out[*at].body;
+                body_of.push(b',');
+                body_of.extend_from_slice(body.as_bytes());
+            }
+            None => {
+                batches.push((key.clone(), out.len()));
+                let mut first = Vec::with_capacity(body.len() * 8);
+                first.push(b'[');
+                first.extend_from_slice(body.as_bytes());
+                out.push(Message {
+                    id: *id,
+                    routing_key: key,
+                    body: first,
+                });
+            }
+        }
+    }
+    for (_, at) in batches {
+        out[at].body.push(b']');
+    }
+    out
 }

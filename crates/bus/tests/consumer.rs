@@ -238,3 +238,71 @@ async fn a_retrying_consumer_sets_a_failing_event_aside_and_gives_it_up_after_it
 
     hub.stop(vec![consumer.task]).await;
 }
+
+fn batch_message(events: &[&Event]) -> Vec<u8> {
+    serde_json::to_vec(events).unwrap()
+}
+
+/// A message holding several records: each is handled once, and one that fails sends
+/// the message back whole, its handled records skipped when it returns.
+#[tokio::test]
+async fn each_record_of_a_batch_message_is_handled_once_even_when_one_fails() {
+    let hub = Hub::start().await;
+    let recorder = Arc::new(Recorder::default());
+    let consumer = hub.consume(hub.bus.config(), &recorder).await;
+
+    let events: Vec<Event> = (0..3).map(|_| connection_event()).collect();
+    recorder.fail_once(events[1].id);
+    let refs: Vec<&Event> = events.iter().collect();
+    hub.publish_raw("connection.batch", &batch_message(&refs))
+        .await;
+    // An empty batch is no event at all.
+    hub.publish_raw("connection.batch", b"[]").await;
+
+    wait_until("every record to be handled", || async {
+        consumer.stats.handled() == 3
+    })
+    .await;
+    // Each committed once (what a rolled-back attempt saw does not count).
+    let seen: std::collections::HashSet<_> = recorder.seen().into_iter().collect();
+    assert!(events.iter().all(|e| seen.contains(&e.id)));
+    assert_eq!(hub.handled_rows().await, 3);
+    assert_eq!(consumer.stats.malformed(), 1);
+    assert!(consumer.stats.failures() >= 1);
+    let attempts = recorder.attempts();
+    assert!(attempts.iter().filter(|id| **id == events[1].id).count() >= 2);
+
+    hub.stop(vec![consumer.task]).await;
+}
+
+/// With a retry schedule, a failing record of a batch message waits alone: the others
+/// of its message are handled once and not retried.
+#[tokio::test]
+async fn a_retrying_consumer_retries_only_the_failing_record_of_a_batch_message() {
+    let hub = Hub::start().await;
+    let recorder = Arc::new(Recorder::one_at_a_time());
+    let consumer = hub
+        .consume_retrying(&recorder, vec![Duration::from_millis(300)])
+        .await;
+
+    let events: Vec<Event> = (0..3).map(|_| connection_event()).collect();
+    recorder.fail_once(events[1].id);
+    let refs: Vec<&Event> = events.iter().collect();
+    hub.publish_raw("connection.batch", &batch_message(&refs))
+        .await;
+
+    wait_until("every record to be handled", || async {
+        consumer.stats.handled() == 3
+    })
+    .await;
+    let attempts = recorder.attempts();
+    for (i, event) in events.iter().enumerate() {
+        let tries = attempts.iter().filter(|id| **id == event.id).count();
+        assert_eq!(tries, if i == 1 { 2 } else { 1 }, "record {i}");
+    }
+    assert_eq!(consumer.stats.retries(), 1);
+    assert_eq!(consumer.stats.duplicates(), 0);
+    assert_eq!(hub.handled_rows().await, 3);
+
+    hub.stop(vec![consumer.task]).await;
+}

@@ -138,3 +138,91 @@ async fn a_broker_outage_delays_events_and_each_then_arrives_exactly_once() {
 
     hub.stop(vec![relay.task, consumer.task]).await;
 }
+
+/// Records queued together travel as one message (the broker stores and delivers one),
+/// and the consumer still gets each once, in order.
+#[tokio::test]
+async fn records_relayed_together_travel_as_one_message_and_arrive_each_once_in_order() {
+    use futures::StreamExt;
+    use lapin::{options::*, types::FieldTable};
+
+    let hub = Hub::start().await;
+    let recorder = Arc::new(Recorder::default());
+    let consumer = hub.consume(hub.bus.config(), &recorder).await;
+    // A raw observer of what the broker carries.
+    let connection = hub.bus.connect().await;
+    let channel = connection.create_channel().await.unwrap();
+    let observer = hub.bus.queue("observer");
+    channel
+        .queue_declare(
+            &observer,
+            QueueDeclareOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    channel
+        .queue_bind(
+            &observer,
+            hub.bus.exchange(),
+            "connection.#",
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+
+    let expected = hub.enqueue(6, true).await;
+    let relay = spawn_relay(
+        hub.producer.clone(),
+        hub.outbox.clone(),
+        hub.bus.config(),
+        hub.shutdown.child_token(),
+    );
+    recorder.wait_for(expected.len()).await;
+    assert_eq!(recorder.seen(), expected);
+    assert_eq!(relay.stats.published(), 6);
+
+    let mut messages = channel
+        .basic_consume(
+            &observer,
+            "observer",
+            BasicConsumeOptions {
+                no_ack: true,
+                ..BasicConsumeOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(5), messages.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.routing_key.as_str(), "connection.batch");
+    let carried: Vec<_> = relais_bus::Event::from_message(&first.data)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(carried, expected);
+
+    // A record relayed alone keeps its own kind: a consumer of one step still gets it.
+    let alone = hub.enqueue(1, true).await;
+    let second = tokio::time::timeout(Duration::from_secs(5), messages.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(second.routing_key.as_str(), "connection.token_issued");
+    assert_eq!(
+        relais_bus::Event::from_json(&second.data).unwrap().id,
+        alone[0]
+    );
+    // Nothing else: the six records were one message.
+    assert!(tokio::time::timeout(SETTLE, messages.next()).await.is_err());
+    let _ = connection.close(200, "done").await;
+
+    hub.stop(vec![relay.task, consumer.task]).await;
+}

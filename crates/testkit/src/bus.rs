@@ -225,6 +225,7 @@ impl TestBus {
         Listener {
             _connection: connection,
             consumer,
+            pending: std::collections::VecDeque::new(),
         }
     }
 }
@@ -233,6 +234,8 @@ impl TestBus {
 pub struct Listener {
     _connection: lapin::Connection,
     consumer: lapin::Consumer,
+    /// The rest of a batch message already received.
+    pending: std::collections::VecDeque<relais_bus::Event>,
 }
 
 impl Listener {
@@ -245,13 +248,23 @@ impl Listener {
         use futures::StreamExt;
         let deadline = tokio::time::Instant::now() + EVENT_WAIT;
         loop {
-            let delivery = tokio::time::timeout_at(deadline, self.consumer.next())
-                .await
-                .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
-                .expect("the observer's consumer ended")
-                .unwrap();
-            let event = relais_bus::Event::from_json(&delivery.data).unwrap();
-            assert_eq!(event.kind, delivery.routing_key.as_str());
+            if self.pending.is_empty() {
+                let delivery = tokio::time::timeout_at(deadline, self.consumer.next())
+                    .await
+                    .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+                    .expect("the observer's consumer ended")
+                    .unwrap();
+                let events = relais_bus::Event::from_message(&delivery.data).unwrap();
+                let key = delivery.routing_key.as_str();
+                for event in &events {
+                    let batch = relais_bus::batch_routing_key(&event.kind);
+                    assert!(event.kind == key || batch.as_deref() == Some(key));
+                }
+                self.pending.extend(events);
+            }
+            let Some(event) = self.pending.pop_front() else {
+                continue;
+            };
             if wanted(&event) {
                 return event;
             }
