@@ -586,10 +586,23 @@ impl Front {
                 events: vec![record],
             })
         };
+        let account_id = accounts::account_id(
+            subject_key,
+            &identity.idp_id,
+            &identity.sub,
+            pivot.as_deref(),
+        )
+        .ok_or_else(|| FrontError::Internal("the subject key is unusable".into()))?;
         // A replayed callback of a completed flow finds its connection taken.
         if !self
             .store
-            .complete_sign_in(&identity.idp_id, &identity.sub, pivot.as_deref(), build)
+            .complete_sign_in(
+                account_id,
+                &identity.idp_id,
+                &identity.sub,
+                pivot.as_deref(),
+                build,
+            )
             .await?
         {
             return Err(FrontError::FlowExpired);

@@ -216,101 +216,140 @@ impl Store {
         Ok(())
     }
 
-    /// The one durable write of a sign-in: the account of the IdP subject (found, or
-    /// created on a first sign-in), then what `build` makes for it (the session, the
-    /// code's grant and every step of the connection) in one statement. Two autocommitted
-    /// statements and no transaction: a returning person's lookup writes nothing, and an
-    /// account created for a sign-in that then fails is the one its next sign-in finds.
-    /// False, and nothing written, when the connection was already completed (a
-    /// replayed callback).
+    /// The one durable write of a sign-in, one statement: the account of the IdP subject
+    /// (created on a first sign-in with `account_id`, its id derived from what finds it),
+    /// and what `build` makes for it (the session, the code's grant and every step of the
+    /// connection). An account created before ids were derived has another id: the
+    /// statement then writes nothing, and is run again, built for that account. False,
+    /// and nothing written, when the connection was already completed (a replayed
+    /// callback).
     pub async fn complete_sign_in<F>(
         &self,
+        account_id: Uuid,
         idp_id: &str,
         sub_fi: &str,
         pivot: Option<&[u8]>,
         build: F,
     ) -> Result<bool, FrontError>
     where
-        F: FnOnce(Uuid) -> Result<Completion, FrontError>,
+        F: Fn(Uuid) -> Result<Completion, FrontError>,
     {
         let client = self.pool.get().await?;
-        // By the pivot identity's hash when the deployment maps accounts so (the IdP and
-        // subject that first brought the person are kept), else by the IdP's subject.
-        let rows = match pivot {
+        let mut account = account_id;
+        // Another sign-in of the same new person may be creating the account at this
+        // moment: the statement then sees neither row; once it has committed, the next
+        // run finds it.
+        let mut concurrent_retry = true;
+        loop {
+            if self.write_sign_in(&client, pivot, &build(account)?).await? {
+                self.outbox.wake();
+                return Ok(true);
+            }
+            let found = self.account_of(&client, idp_id, sub_fi, pivot).await?;
+            match found {
+                Some(id) if id != account => account = id,
+                _ if concurrent_retry => concurrent_retry = false,
+                _ => return Ok(false),
+            }
+        }
+    }
+
+    /// The account a person's IdP identity already has, if any.
+    async fn account_of(
+        &self,
+        client: &deadpool_postgres::Object,
+        idp_id: &str,
+        sub_fi: &str,
+        pivot: Option<&[u8]>,
+    ) -> Result<Option<Uuid>, FrontError> {
+        let row = match pivot {
             Some(hash) => {
                 client
-                    .all(
-                        "WITH ins AS (INSERT INTO accounts (id, idp_id, sub_fi, pivot_hash) \
-                     VALUES ($1, $2, $3, $4) \
-                     ON CONFLICT (pivot_hash) WHERE pivot_hash IS NOT NULL DO NOTHING \
-                     RETURNING id) \
-                     SELECT id FROM ins UNION ALL \
-                     SELECT id FROM accounts WHERE pivot_hash = $4",
-                        &[&Uuid::new_v4(), &idp_id, &sub_fi, &hash],
+                    .opt("SELECT id FROM accounts WHERE pivot_hash = $1", &[&hash])
+                    .await?
+            }
+            None => {
+                client
+                    .opt(
+                        "SELECT id FROM accounts \
+                         WHERE idp_id = $1 AND sub_fi = $2 AND pivot_hash IS NULL",
+                        &[&idp_id, &sub_fi],
                     )
                     .await?
             }
-            None => client
-                .all(
-                    "WITH ins AS (INSERT INTO accounts (id, idp_id, sub_fi) VALUES ($1, $2, $3) \
-                     ON CONFLICT (idp_id, sub_fi) WHERE pivot_hash IS NULL DO NOTHING \
-                     RETURNING id) \
-                     SELECT id FROM ins UNION ALL \
-                     SELECT id FROM accounts \
-                     WHERE idp_id = $2 AND sub_fi = $3 AND pivot_hash IS NULL",
-                    &[&Uuid::new_v4(), &idp_id, &sub_fi],
-                )
-                .await?,
         };
-        let account_id: Uuid = rows
-            .first()
-            .ok_or_else(|| FrontError::Internal("account upsert returned nothing".into()))?
-            .try_get(0)?;
-        let c = build(account_id)?;
-        let (s, g) = (&c.session, &c.grant);
-        let written = relais_bus::change_if_with_events(
-            &client,
-            "s AS (INSERT INTO sessions (id_hash, sid, connection_id, account_id, idp_id, \
+        Ok(row.map(|r| r.try_get(0)).transpose()?)
+    }
+
+    /// The account (created if new), session, grant and record of a sign-in, written only
+    /// if the account is the session's (`$4`) and the connection is not completed yet.
+    async fn write_sign_in(
+        &self,
+        client: &deadpool_postgres::Object,
+        pivot: Option<&[u8]>,
+        c: &Completion,
+    ) -> Result<bool, FrontError> {
+        // By the pivot identity's hash when the deployment maps accounts so (the IdP and
+        // subject that first brought the person are kept), else by the IdP's subject.
+        let account = match pivot {
+            Some(_) => {
+                "acc AS (INSERT INTO accounts (id, idp_id, sub_fi, pivot_hash) \
+                 VALUES ($4, $5, $6, $22) \
+                 ON CONFLICT (pivot_hash) WHERE pivot_hash IS NOT NULL DO NOTHING RETURNING id), \
+                 found AS (SELECT id FROM acc UNION ALL \
+                 SELECT id FROM accounts WHERE pivot_hash = $22::bytea)"
+            }
+            None => {
+                "acc AS (INSERT INTO accounts (id, idp_id, sub_fi) VALUES ($4, $5, $6) \
+                 ON CONFLICT (idp_id, sub_fi) WHERE pivot_hash IS NULL DO NOTHING RETURNING id), \
+                 found AS (SELECT id FROM acc UNION ALL SELECT id FROM accounts \
+                 WHERE idp_id = $5::text AND sub_fi = $6::text AND pivot_hash IS NULL)"
+            }
+        };
+        let ctes = format!(
+            "{account}, \
+             s AS (INSERT INTO sessions (id_hash, sid, connection_id, account_id, idp_id, \
              sub_fi, idp_id_token, acr, auth_time, expires_at, amr, idp_claims) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $17, $21) \
+             SELECT $1::bytea, $2::uuid, $3::uuid, $4::uuid, $5::text, $6::text, $7::text, \
+             $8::text, $9::timestamptz, $10::timestamptz, $17::text[], $21::jsonb \
+             WHERE $4::uuid IN (SELECT id FROM found) \
              ON CONFLICT (connection_id) DO NOTHING RETURNING sid), \
              change AS (INSERT INTO grants (code_hash, connection_id, sid, client_id, \
              redirect_uri, nonce, scopes, code_challenge, acr, amr, auth_time, account_id, \
              idp_id, sub_fi, sub_fs, claims, expires_at) \
              SELECT $11::bytea, $3::uuid, sid, $12::text, $13::text, $14::text, $15::text[], \
              $16::text, $8::text, $17::text[], $9::timestamptz, $4::uuid, $5::text, $6::text, \
-             $18::text, $19::jsonb, $20::timestamptz FROM s RETURNING code_hash)",
-            &[
-                &c.session_hash,
-                &s.sid,
-                &s.connection_id,
-                &s.account_id,
-                &s.idp_id,
-                &s.sub_fi,
-                &s.idp_id_token,
-                &s.acr,
-                &s.auth_time,
-                &s.expires_at,
-                &g.code_hash,
-                &g.client_id,
-                &g.redirect_uri,
-                &g.nonce,
-                &g.scopes,
-                &g.code_challenge,
-                &g.amr,
-                &g.sub_fs,
-                &g.claims,
-                &g.expires_at,
-                &s.idp_claims,
-            ],
-            &c.events,
-        )
-        .await?;
-        if written == 0 {
-            return Ok(false);
+             $18::text, $19::jsonb, $20::timestamptz FROM s RETURNING code_hash)"
+        );
+        let (s, g) = (&c.session, &c.grant);
+        let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = vec![
+            &c.session_hash,
+            &s.sid,
+            &s.connection_id,
+            &s.account_id,
+            &s.idp_id,
+            &s.sub_fi,
+            &s.idp_id_token,
+            &s.acr,
+            &s.auth_time,
+            &s.expires_at,
+            &g.code_hash,
+            &g.client_id,
+            &g.redirect_uri,
+            &g.nonce,
+            &g.scopes,
+            &g.code_challenge,
+            &g.amr,
+            &g.sub_fs,
+            &g.claims,
+            &g.expires_at,
+            &s.idp_claims,
+        ];
+        if let Some(hash) = &pivot {
+            params.push(hash);
         }
-        self.outbox.wake();
-        Ok(true)
+        let written = relais_bus::change_if_with_events(client, &ctes, &params, &c.events).await?;
+        Ok(written > 0)
     }
 
     /// A single sign-on: a code's grant under an existing session, with its record, in

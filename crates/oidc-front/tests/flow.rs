@@ -196,3 +196,65 @@ async fn sign_ins_and_their_failures_are_counted_for_operators() {
     assert_eq!(count(refused), before_refused + 1);
     hub.stop().await;
 }
+
+/// The `sub` an SP knows: the ID token's, for the code of a completed sign-in.
+async fn subject_of_a_sign_in(hub: &Hub) -> String {
+    use base64::Engine as _;
+    let (flow, answer) = up_to_the_callback(hub).await;
+    let done = hub.callback(&flow, &answer).await;
+    let code = query(&redirect_of(&done).unwrap())["code"].clone();
+    let (status, tokens) = hub.token(&code).await;
+    assert_eq!(status, 200, "{tokens}");
+    let id_token = tokens["id_token"].as_str().unwrap();
+    let payload = id_token.split('.').nth(1).unwrap();
+    let claims: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap(),
+    )
+    .unwrap();
+    claims["sub"].as_str().unwrap().to_owned()
+}
+
+/// An account is written with its sign-in in one statement under an id derived from
+/// the IdP subject; one created before (a random id) is still found, and its sessions,
+/// grants and `sub` stay its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_is_found_by_its_derived_id_and_an_older_one_keeps_its_own() {
+    let hub = Hub::start().await;
+    let first = subject_of_a_sign_in(&hub).await;
+    let client = hub.sql.get().await.unwrap();
+    let derived: uuid::Uuid = client
+        .query_one("SELECT id FROM accounts", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(derived.get_version_num(), 8);
+    // The same person again: the same account, the same `sub`.
+    assert_eq!(subject_of_a_sign_in(&hub).await, first);
+    assert_eq!(hub.rows("accounts").await, 1);
+
+    // As if the account had been created with a random id before ids were derived.
+    let legacy = uuid::Uuid::new_v4();
+    client
+        .execute("UPDATE accounts SET id = $1", &[&legacy])
+        .await
+        .unwrap();
+    let again = subject_of_a_sign_in(&hub).await;
+    assert_ne!(
+        again, first,
+        "the sub was not computed from the account found"
+    );
+    assert_eq!(hub.rows("accounts").await, 1);
+    let newest = client
+        .query_one(
+            "SELECT s.account_id, g.account_id FROM sessions s JOIN grants g USING (sid) \
+             ORDER BY s.created_at DESC LIMIT 1",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(newest.get::<_, uuid::Uuid>(0), legacy);
+    assert_eq!(newest.get::<_, uuid::Uuid>(1), legacy);
+    hub.stop().await;
+}

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::Sha256;
 use unicode_normalization::UnicodeNormalization;
+use uuid::Uuid;
 
 /// The deployment's choice (`oidc_front.accounts`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -61,6 +62,32 @@ pub fn pivot_key(key: &[u8], claims: &Map<String, Value>) -> Option<Vec<u8>> {
     Some(mac.finalize().into_bytes().to_vec())
 }
 
+/// The id a new account gets: derived under the hub's key from what finds the account
+/// (the pivot identity's key, or the IdP and its subject, each preceded by its length),
+/// so that a sign-in can write the account, its session and its grant in one statement
+/// without first reading the account. A UUID of version 8, never equal to the random
+/// (version 4) id of an account created before.
+pub fn account_id(key: &[u8], idp_id: &str, sub_fi: &str, pivot: Option<&[u8]>) -> Option<Uuid> {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).ok()?;
+    match pivot {
+        Some(pivot) => {
+            mac.update(b"relais account of a pivot identity v1");
+            mac.update(pivot);
+        }
+        None => {
+            mac.update(b"relais account of an IdP subject v1");
+            for part in [idp_id, sub_fi] {
+                mac.update(&(part.len() as u64).to_be_bytes());
+                mac.update(part.as_bytes());
+            }
+        }
+    }
+    let digest = mac.finalize().into_bytes();
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    Some(uuid::Builder::from_custom_bytes(bytes).into_uuid())
+}
+
 /// One spelling per name: Unicode NFC, lower case, single spaces, no edge spaces.
 fn normalise(s: &str) -> String {
     s.nfc()
@@ -101,6 +128,36 @@ mod tests {
             pivot_key(b"another-key-of-at-least-thirty-two-byte", &claims(marie())),
             Some(a)
         );
+    }
+
+    #[test]
+    fn an_account_id_is_the_same_for_the_same_person_and_never_a_random_ids() {
+        let key = b"pivot-key-of-at-least-thirty-two-bytes";
+        let a = account_id(key, "idp-1", "sub-a", None).unwrap();
+        assert_eq!(account_id(key, "idp-1", "sub-a", None), Some(a));
+        assert_eq!(a.get_version_num(), 8);
+        // Another subject, another IdP, the parts shifted, another key: another id.
+        assert_ne!(account_id(key, "idp-1", "sub-b", None), Some(a));
+        assert_ne!(account_id(key, "idp-2", "sub-a", None), Some(a));
+        assert_ne!(
+            account_id(key, "idp-1s", "ub-a", None),
+            Some(a),
+            "parts run into each other"
+        );
+        assert_ne!(
+            account_id(
+                b"another-key-of-at-least-thirty-two-byte",
+                "idp-1",
+                "sub-a",
+                None
+            ),
+            Some(a)
+        );
+        // By pivot identity, the IdP does not matter.
+        let pivot = pivot_key(key, &claims(marie())).unwrap();
+        let p = account_id(key, "idp-1", "sub-a", Some(&pivot)).unwrap();
+        assert_eq!(account_id(key, "idp-2", "other", Some(&pivot)), Some(p));
+        assert_ne!(p, a);
     }
 
     #[test]
