@@ -10,6 +10,7 @@
 
 mod config;
 mod error;
+mod forwarded;
 mod pages;
 mod render;
 mod request;
@@ -26,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use config::{GatewayConfig, TlsConfig};
 pub use error::GatewayError;
+pub use forwarded::{ForwardedHeader, ProxyNetwork};
 pub use routes::Backends;
 
 /// Serves the gateway on `listener` until `shutdown` is cancelled, then stops accepting,
