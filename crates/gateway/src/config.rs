@@ -39,6 +39,9 @@ pub struct GatewayConfig {
     pub trusted_proxies: Vec<ProxyNetwork>,
     /// The header the trusted proxies write the client into; the other is not read.
     pub forwarded_header: ForwardedHeader,
+    /// Every connection starts with a PROXY protocol header (v2, or v1) carrying the real
+    /// source address and port; only peers in `trusted_proxies` may connect.
+    pub proxy_protocol: bool,
 }
 
 /// PEM files: the certificate chain (leaf first) and its private key.
@@ -62,6 +65,7 @@ impl Default for GatewayConfig {
             allow_plain_http: false,
             trusted_proxies: Vec::new(),
             forwarded_header: ForwardedHeader::default(),
+            proxy_protocol: false,
         }
     }
 }
@@ -88,6 +92,12 @@ impl GatewayConfig {
             return Err(ConfigError::invalid(
                 "gateway.request_timeout_ms",
                 "must be at least 1",
+            ));
+        }
+        if self.proxy_protocol && self.trusted_proxies.is_empty() {
+            return Err(ConfigError::invalid(
+                "gateway.proxy_protocol",
+                "needs gateway.trusted_proxies: only the load balancers listed there may connect",
             ));
         }
         match &self.tls {

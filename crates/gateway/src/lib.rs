@@ -12,6 +12,7 @@ mod config;
 mod error;
 mod forwarded;
 mod pages;
+mod proxy_protocol;
 mod render;
 mod request;
 mod routes;
@@ -45,11 +46,25 @@ pub async fn start(
     let state = Arc::new(routes::AppState::new(&config, backends));
     let app = routes::router(state);
     match listener.local_addr() {
-        Ok(addr) => tracing::info!(%addr, tls = acceptor.is_some(), "gateway listening"),
+        Ok(addr) => tracing::info!(
+            %addr,
+            tls = acceptor.is_some(),
+            proxy_protocol = config.proxy_protocol,
+            "gateway listening"
+        ),
         Err(e) => tracing::warn!(error = %e, "gateway listening on an unknown address"),
     }
+    let listening = server::Listening {
+        tls: acceptor,
+        proxy_protocol: config.proxy_protocol.then(|| {
+            Arc::new(forwarded::Forwarding::new(
+                &config.trusted_proxies,
+                config.forwarded_header,
+            ))
+        }),
+    };
     let timeout = config.request_timeout();
     Ok(tokio::spawn(server::serve(
-        listener, app, acceptor, shutdown, timeout,
+        listener, app, listening, shutdown, timeout,
     )))
 }

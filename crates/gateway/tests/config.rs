@@ -23,6 +23,7 @@ fn defaults_refuse_plain_http_until_asked() {
     assert_eq!(config.oidc_front_url, "http://127.0.0.1:7102");
     assert_eq!(config.max_body_bytes, 64 * 1024);
     assert!(config.trusted_proxies.is_empty());
+    assert!(!config.proxy_protocol);
     assert_eq!(config.forwarded_header, ForwardedHeader::XForwardedFor);
     assert!(config.tls.is_none());
 }
@@ -44,7 +45,7 @@ fn validation_names_the_bad_field() {
     });
     assert!(invalid_field(&c).contains("gateway.tls.key_path"));
 
-    let cases: [(&str, Edit); 5] = [
+    let cases: [(&str, Edit); 6] = [
         ("gateway.listen", |c| c.listen = "localhost".into()),
         ("gateway.public_url", |c| {
             c.public_url = "relais.example".into()
@@ -54,6 +55,8 @@ fn validation_names_the_bad_field() {
         }),
         ("gateway.max_body_bytes", |c| c.max_body_bytes = 0),
         ("gateway.request_timeout_ms", |c| c.request_timeout_ms = 0),
+        // Nobody could connect.
+        ("gateway.proxy_protocol", |c| c.proxy_protocol = true),
     ];
     for (field, edit) in cases {
         let mut c = GatewayConfig::default();
@@ -86,7 +89,7 @@ fn parses_from_toml_and_refuses_unknown_fields() {
 #[test]
 fn trusted_proxies_are_networks_or_addresses_from_toml_or_the_environment() {
     let c: GatewayConfig = relais_config::from_toml_str(
-        "allow_plain_http = true\nforwarded_header = \"forwarded\"\n\
+        "allow_plain_http = true\nproxy_protocol = true\nforwarded_header = \"forwarded\"\n\
          trusted_proxies = [\"10.0.0.0/8\", \"192.0.2.7\", \"fd00::/8\", \"2001:db8::1\"]\n",
     )
     .unwrap();
