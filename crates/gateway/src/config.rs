@@ -7,6 +7,8 @@ use std::time::Duration;
 use relais_config::ConfigError;
 use serde::{Deserialize, Serialize};
 
+use crate::forwarded::{ForwardedHeader, ProxyNetwork};
+
 /// Upper bound on `max_body_bytes`: no OIDC request needs more, and it bounds memory.
 const MAX_BODY_CEILING: usize = 1024 * 1024;
 
@@ -31,9 +33,15 @@ pub struct GatewayConfig {
     /// Whether plain HTTP may be served (no `tls`): for development only, so it must be
     /// asked for explicitly.
     pub allow_plain_http: bool,
-    /// Take the client address from the first `X-Forwarded-For` hop (only behind a
-    /// proxy that sets it).
-    pub trust_forwarded_for: bool,
+    /// Networks of the proxies and load balancers in front of the gateway (CIDR, or a bare
+    /// address). A peer outside them is the client, whatever headers it sends; behind them
+    /// the client is the rightmost hop of `forwarded_header` that is not in them.
+    pub trusted_proxies: Vec<ProxyNetwork>,
+    /// The header the trusted proxies write the client into; the other is not read.
+    pub forwarded_header: ForwardedHeader,
+    /// Every connection starts with a PROXY protocol header (v2, or v1) carrying the real
+    /// source address and port; only peers in `trusted_proxies` may connect.
+    pub proxy_protocol: bool,
 }
 
 /// PEM files: the certificate chain (leaf first) and its private key.
@@ -55,7 +63,9 @@ impl Default for GatewayConfig {
             request_timeout_ms: 10_000,
             tls: None,
             allow_plain_http: false,
-            trust_forwarded_for: false,
+            trusted_proxies: Vec::new(),
+            forwarded_header: ForwardedHeader::default(),
+            proxy_protocol: false,
         }
     }
 }
@@ -82,6 +92,12 @@ impl GatewayConfig {
             return Err(ConfigError::invalid(
                 "gateway.request_timeout_ms",
                 "must be at least 1",
+            ));
+        }
+        if self.proxy_protocol && self.trusted_proxies.is_empty() {
+            return Err(ConfigError::invalid(
+                "gateway.proxy_protocol",
+                "needs gateway.trusted_proxies: only the load balancers listed there may connect",
             ));
         }
         match &self.tls {

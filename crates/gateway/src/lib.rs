@@ -10,7 +10,9 @@
 
 mod config;
 mod error;
+mod forwarded;
 mod pages;
+mod proxy_protocol;
 mod render;
 mod request;
 mod routes;
@@ -26,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use config::{GatewayConfig, TlsConfig};
 pub use error::GatewayError;
+pub use forwarded::{ForwardedHeader, ProxyNetwork};
 pub use routes::Backends;
 
 /// Serves the gateway on `listener` until `shutdown` is cancelled, then stops accepting,
@@ -43,11 +46,25 @@ pub async fn start(
     let state = Arc::new(routes::AppState::new(&config, backends));
     let app = routes::router(state);
     match listener.local_addr() {
-        Ok(addr) => tracing::info!(%addr, tls = acceptor.is_some(), "gateway listening"),
+        Ok(addr) => tracing::info!(
+            %addr,
+            tls = acceptor.is_some(),
+            proxy_protocol = config.proxy_protocol,
+            "gateway listening"
+        ),
         Err(e) => tracing::warn!(error = %e, "gateway listening on an unknown address"),
     }
+    let listening = server::Listening {
+        tls: acceptor,
+        proxy_protocol: config.proxy_protocol.then(|| {
+            Arc::new(forwarded::Forwarding::new(
+                &config.trusted_proxies,
+                config.forwarded_header,
+            ))
+        }),
+    };
     let timeout = config.request_timeout();
     Ok(tokio::spawn(server::serve(
-        listener, app, acceptor, shutdown, timeout,
+        listener, app, listening, shutdown, timeout,
     )))
 }

@@ -2,7 +2,7 @@
 //! where the request came from.
 
 use std::convert::Infallible;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
 use axum::body::{Body, Bytes};
 use axum::extract::FromRequestParts;
@@ -12,6 +12,7 @@ use http::{HeaderMap, Uri};
 use relais_proto::oidc_front::v1::{Param, Source};
 
 use crate::error::GatewayError;
+use crate::forwarded::Forwarding;
 use crate::pages::Locale;
 
 pub(crate) const FLOW_COOKIE: &str = "relais_flow";
@@ -40,13 +41,9 @@ pub(crate) struct Meta {
 }
 
 impl Meta {
-    pub(crate) fn new(headers: &HeaderMap, peer: SocketAddr, trust_forwarded_for: bool) -> Self {
+    pub(crate) fn new(headers: &HeaderMap, peer: SocketAddr, forwarding: &Forwarding) -> Self {
         let request_id = uuid::Uuid::new_v4().to_string();
-        let client = if trust_forwarded_for {
-            forwarded_for(headers).unwrap_or(peer)
-        } else {
-            peer
-        };
+        let client = forwarding.client(headers, peer);
         let accept_language = header_text(headers, ACCEPT_LANGUAGE);
         Meta {
             locale: Locale::from_accept_language(&accept_language),
@@ -68,26 +65,13 @@ impl<S: Send + Sync> FromRequestParts<S> for Meta {
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         // The middleware always sets it; a fresh one keeps a handler usable without it.
         Ok(parts.extensions.get::<Meta>().cloned().unwrap_or_else(|| {
-            Meta::new(&parts.headers, SocketAddr::from(([0, 0, 0, 0], 0)), false)
+            Meta::new(
+                &parts.headers,
+                SocketAddr::from(([0, 0, 0, 0], 0)),
+                &Forwarding::default(),
+            )
         }))
     }
-}
-
-/// The first `X-Forwarded-For` hop, with its port when the proxy wrote one (port 0 when
-/// it did not: unknown).
-fn forwarded_for(headers: &HeaderMap) -> Option<SocketAddr> {
-    let first = headers
-        .get("x-forwarded-for")?
-        .to_str()
-        .ok()?
-        .split(',')
-        .next()?
-        .trim();
-    if let Ok(addr) = first.parse::<SocketAddr>() {
-        return Some(addr);
-    }
-    let bare = first.trim_start_matches('[').trim_end_matches(']');
-    bare.parse::<IpAddr>().ok().map(|ip| SocketAddr::new(ip, 0))
 }
 
 fn header_text(headers: &HeaderMap, name: http::header::HeaderName) -> String {
@@ -242,23 +226,6 @@ mod tests {
         assert!(parse_urlencoded(b"a=%zz").is_err());
         assert!(parse_urlencoded(b"a=%4").is_err());
         assert!(parse_urlencoded(b"a=%ff%fe").is_err());
-    }
-
-    #[test]
-    fn forwarded_for_takes_the_first_hop() {
-        let mut h = HeaderMap::new();
-        h.insert(
-            "x-forwarded-for",
-            "203.0.113.7:4711, 10.0.0.1".parse().unwrap(),
-        );
-        assert_eq!(forwarded_for(&h), Some("203.0.113.7:4711".parse().unwrap()));
-        h.insert(
-            "x-forwarded-for",
-            "[2001:db8::1], 10.0.0.1".parse().unwrap(),
-        );
-        assert_eq!(forwarded_for(&h), Some("[2001:db8::1]:0".parse().unwrap()));
-        h.insert("x-forwarded-for", "garbage".parse().unwrap());
-        assert_eq!(forwarded_for(&h), None);
     }
 
     #[test]

@@ -26,6 +26,7 @@ use relais_runtime::GrpcChannel as Channel;
 
 use crate::config::GatewayConfig;
 use crate::error::GatewayError;
+use crate::forwarded::Forwarding;
 use crate::render;
 use crate::request::{
     FLOW_COOKIE, Meta, SESSION_COOKIE, authorization, cookie, cookie_name, first, form_params,
@@ -60,7 +61,7 @@ pub(crate) struct AppState {
     max_body_bytes: usize,
     timeout: Duration,
     https: bool,
-    trust_forwarded_for: bool,
+    forwarding: Forwarding,
 }
 
 pub(crate) type Shared = Arc<AppState>;
@@ -73,7 +74,7 @@ impl AppState {
             max_body_bytes: config.max_body_bytes,
             timeout: config.request_timeout(),
             https: config.is_https(),
-            trust_forwarded_for: config.trust_forwarded_for,
+            forwarding: Forwarding::new(&config.trusted_proxies, config.forwarded_header),
         }
     }
 
@@ -180,7 +181,7 @@ async fn request_meta(State(s): State<Shared>, mut request: Request, next: Next)
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0)
         .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
-    let meta = Meta::new(request.headers(), peer, s.trust_forwarded_for);
+    let meta = Meta::new(request.headers(), peer, &s.forwarding);
     let id = HeaderValue::try_from(meta.request_id.as_str());
     request.extensions_mut().insert(meta);
     let mut response = next.run(request).await;

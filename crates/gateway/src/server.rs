@@ -1,5 +1,6 @@
-//! The accept loop: optional TLS, HTTP/1.1 and HTTP/2 through hyper with header limits,
-//! the peer address handed to the router, and a graceful drain on shutdown.
+//! The accept loop: an optional PROXY protocol header from trusted load balancers, optional
+//! TLS, HTTP/1.1 and HTTP/2 through hyper with header limits, the peer address handed to the
+//! router, and a graceful drain on shutdown.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,16 +18,27 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
+use crate::forwarded::Forwarding;
+use crate::proxy_protocol;
+
 /// Header count and size bounds: far above what a browser or an SP sends, low enough
 /// that a client cannot make the gateway buffer much.
 const MAX_HEADERS: usize = 64;
 const MAX_HEADER_BYTES: usize = 64 * 1024;
 const MAX_H2_STREAMS: u32 = 100;
 
+/// What every connection goes through before HTTP.
+#[derive(Clone)]
+pub(crate) struct Listening {
+    pub(crate) tls: Option<TlsAcceptor>,
+    /// Set when every connection must open with a PROXY header: the proxies it may come from.
+    pub(crate) proxy_protocol: Option<Arc<Forwarding>>,
+}
+
 pub(crate) async fn serve(
     listener: TcpListener,
     app: Router,
-    tls: Option<TlsAcceptor>,
+    listening: Listening,
     shutdown: CancellationToken,
     request_timeout: Duration,
 ) {
@@ -62,7 +74,7 @@ pub(crate) async fn serve(
             stream,
             peer,
             app.clone(),
-            tls.clone(),
+            listening.clone(),
             builder.clone(),
             graceful.watcher(),
             request_timeout,
@@ -82,20 +94,28 @@ pub(crate) async fn serve(
 }
 
 async fn connection(
-    stream: TcpStream,
+    mut stream: TcpStream,
     peer: SocketAddr,
     app: Router,
-    tls: Option<TlsAcceptor>,
+    listening: Listening,
     builder: Arc<auto::Builder<TokioExecutor>>,
     watcher: Watcher,
     handshake_timeout: Duration,
 ) {
+    // The header comes first, before any TLS byte; its source is the peer from then on.
+    let peer = match &listening.proxy_protocol {
+        None => peer,
+        Some(trusted) => match proxied_peer(&mut stream, peer, trusted, handshake_timeout).await {
+            Some(source) => source,
+            None => return,
+        },
+    };
     let service =
         TowerToHyperService::new(app.map_request(move |mut req: http::Request<Incoming>| {
             req.extensions_mut().insert(ConnectInfo(peer));
             req
         }));
-    let result = match tls {
+    let result = match listening.tls {
         None => {
             watcher
                 .watch(builder.serve_connection(TokioIo::new(stream), service))
@@ -121,5 +141,31 @@ async fn connection(
     };
     if let Err(e) = result {
         tracing::debug!(%peer, error = %e, "connection ended with an error");
+    }
+}
+
+/// The source a trusted load balancer names in its PROXY header (its own address for a
+/// `LOCAL` health check), or `None` to close the connection: an untrusted peer, a missing
+/// or bad header, or one that does not come in time.
+async fn proxied_peer(
+    stream: &mut TcpStream,
+    peer: SocketAddr,
+    trusted: &Forwarding,
+    timeout: Duration,
+) -> Option<SocketAddr> {
+    if !trusted.trusts(peer.ip()) {
+        tracing::debug!(%peer, "connection from outside gateway.trusted_proxies closed");
+        return None;
+    }
+    match tokio::time::timeout(timeout, proxy_protocol::read_header(stream)).await {
+        Ok(Ok(source)) => Some(source.unwrap_or(peer)),
+        Ok(Err(e)) => {
+            tracing::debug!(%peer, error = %e, "PROXY protocol header refused");
+            None
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "PROXY protocol header timed out");
+            None
+        }
     }
 }

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use relais_gateway::{GatewayConfig, GatewayError, TlsConfig};
+use relais_gateway::{ForwardedHeader, GatewayConfig, GatewayError, TlsConfig};
 
 use crate::support::{self, redirect};
 
@@ -22,7 +22,9 @@ fn defaults_refuse_plain_http_until_asked() {
     assert_eq!(config.listen, "127.0.0.1:8000");
     assert_eq!(config.oidc_front_url, "http://127.0.0.1:7102");
     assert_eq!(config.max_body_bytes, 64 * 1024);
-    assert!(!config.trust_forwarded_for);
+    assert!(config.trusted_proxies.is_empty());
+    assert!(!config.proxy_protocol);
+    assert_eq!(config.forwarded_header, ForwardedHeader::XForwardedFor);
     assert!(config.tls.is_none());
 }
 
@@ -43,7 +45,7 @@ fn validation_names_the_bad_field() {
     });
     assert!(invalid_field(&c).contains("gateway.tls.key_path"));
 
-    let cases: [(&str, Edit); 5] = [
+    let cases: [(&str, Edit); 6] = [
         ("gateway.listen", |c| c.listen = "localhost".into()),
         ("gateway.public_url", |c| {
             c.public_url = "relais.example".into()
@@ -53,6 +55,8 @@ fn validation_names_the_bad_field() {
         }),
         ("gateway.max_body_bytes", |c| c.max_body_bytes = 0),
         ("gateway.request_timeout_ms", |c| c.request_timeout_ms = 0),
+        // Nobody could connect.
+        ("gateway.proxy_protocol", |c| c.proxy_protocol = true),
     ];
     for (field, edit) in cases {
         let mut c = GatewayConfig::default();
@@ -80,6 +84,55 @@ fn parses_from_toml_and_refuses_unknown_fields() {
     assert_eq!(c.listen, "127.0.0.1:8000");
     let err = relais_config::from_toml_str::<GatewayConfig>("max_body_byte = 3").unwrap_err();
     assert!(err.to_string().contains("max_body_byte"), "{err}");
+}
+
+#[test]
+fn trusted_proxies_are_networks_or_addresses_from_toml_or_the_environment() {
+    let c: GatewayConfig = relais_config::from_toml_str(
+        "allow_plain_http = true\nproxy_protocol = true\nforwarded_header = \"forwarded\"\n\
+         trusted_proxies = [\"10.0.0.0/8\", \"192.0.2.7\", \"fd00::/8\", \"2001:db8::1\"]\n",
+    )
+    .unwrap();
+    c.validate().unwrap();
+    let nets: Vec<String> = c.trusted_proxies.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        nets,
+        ["10.0.0.0/8", "192.0.2.7/32", "fd00::/8", "2001:db8::1/128"]
+    );
+    assert_eq!(c.forwarded_header, ForwardedHeader::Forwarded);
+    let c: GatewayConfig = relais_config::load(
+        None,
+        [(
+            "RELAIS__TRUSTED_PROXIES".to_string(),
+            r#"["10.1.0.0/16", "::1"]"#.to_string(),
+        )],
+    )
+    .unwrap();
+    let nets: Vec<String> = c.trusted_proxies.iter().map(ToString::to_string).collect();
+    assert_eq!(nets, ["10.1.0.0/16", "::1/128"]);
+}
+
+#[test]
+fn a_bad_trusted_proxy_is_refused_naming_the_field() {
+    for bad in ["10.0.0.0/33", "10.0.0.1/8", "0.0.0.0/0", "proxy.internal"] {
+        let toml = format!("trusted_proxies = [\"10.0.0.0/8\", \"{bad}\"]");
+        let err = relais_config::from_toml_str::<GatewayConfig>(&toml)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("trusted_proxies") && err.contains(bad),
+            "{bad}: {err}"
+        );
+    }
+    let err = relais_config::from_toml_str::<GatewayConfig>("forwarded_header = \"x-real-ip\"")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("forwarded_header"), "{err}");
+    // Removed: it trusted the first hop, which any client writes.
+    let err = relais_config::from_toml_str::<GatewayConfig>("trust_forwarded_for = true")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("trust_forwarded_for"), "{err}");
 }
 
 #[tokio::test]

@@ -78,22 +78,61 @@ async fn each_request_gets_its_own_request_id() {
     assert_eq!(sent, ids);
 }
 
-#[tokio::test]
-async fn forwarded_for_is_used_only_when_trusted() {
-    let gw = support::start(|c| c.trust_forwarded_for = true).await;
+/// The source oidc-front received for one `/authorize` sent with `headers`.
+async fn source_behind(gw: &support::Harness, headers: &[(&str, &str)]) -> (String, u32) {
     gw.fake.answer_flow(redirect("https://sp.example/"));
-    support::http()
-        .get(gw.url("/authorize?a=1"))
-        .header("x-forwarded-for", "203.0.113.9:50123, 10.0.0.2")
-        .send()
-        .await
-        .unwrap();
+    let mut request = support::http().get(gw.url("/authorize?a=1"));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    request.send().await.unwrap();
     let calls = gw.fake.calls();
-    let [Call::Authorize(req)] = calls.as_slice() else {
+    let Some(Call::Authorize(req)) = calls.last() else {
         panic!("{calls:?}")
     };
     let source = req.source.clone().unwrap();
-    assert_eq!((source.ip.as_str(), source.port), ("203.0.113.9", 50123));
+    (source.ip, source.port)
+}
+
+#[tokio::test]
+async fn forwarded_for_gives_the_rightmost_untrusted_hop_behind_a_trusted_peer() {
+    let gw = support::start(|c| c.trusted_proxies = vec!["127.0.0.1".parse().unwrap()]).await;
+    // The client wrote the first hop itself; the proxy appended the address it saw.
+    let spoofed = [("x-forwarded-for", "6.6.6.6:1, 203.0.113.9:50123")];
+    assert_eq!(
+        source_behind(&gw, &spoofed).await,
+        ("203.0.113.9".into(), 50123)
+    );
+    let (ip, _) = source_behind(&gw, &[("x-forwarded-for", "6.6.6.6, 2001:db8::9")]).await;
+    assert_eq!(ip, "2001:db8::9");
+    // A hop that is not an address: the proxy itself, not what the client wrote.
+    let (ip, _) = source_behind(&gw, &[("x-forwarded-for", "6.6.6.6, unknown")]).await;
+    assert_eq!(ip, "127.0.0.1");
+
+    // Behind a peer that is not trusted, the header is the client's own text.
+    let gw = support::start(|c| c.trusted_proxies = vec!["10.0.0.0/8".parse().unwrap()]).await;
+    let (ip, _) = source_behind(&gw, &spoofed).await;
+    assert_eq!(ip, "127.0.0.1");
+}
+
+#[tokio::test]
+async fn the_forwarded_header_gives_the_port_when_chosen() {
+    let gw = support::start(|c| {
+        c.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+        c.forwarded_header = relais_gateway::ForwardedHeader::Forwarded;
+    })
+    .await;
+    let headers = [
+        (
+            "forwarded",
+            r#"for=6.6.6.6, for="[2001:db8::9]:4711";proto=https"#,
+        ),
+        ("x-forwarded-for", "6.6.6.6"),
+    ];
+    assert_eq!(
+        source_behind(&gw, &headers).await,
+        ("2001:db8::9".into(), 4711)
+    );
 }
 
 #[tokio::test]

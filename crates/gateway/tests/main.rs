@@ -6,5 +6,6 @@ mod config;
 mod failures;
 mod flow;
 mod pages;
+mod proxy;
 mod support;
 mod tls;

@@ -11,9 +11,9 @@ use tokio_rustls::TlsConnector;
 
 use crate::support::{self, raw};
 
-struct TlsGateway {
-    gw: support::Harness,
-    roots: RootCertStore,
+pub(crate) struct TlsGateway {
+    pub(crate) gw: support::Harness,
+    pub(crate) roots: RootCertStore,
     _dir: TempDir,
 }
 
@@ -27,6 +27,14 @@ impl Drop for TempDir {
 }
 
 async fn start_tls() -> TlsGateway {
+    start_tls_with(|_| {}).await
+}
+
+/// A gateway serving HTTPS with a fresh self-signed certificate for `localhost`, with
+/// `edit` applied to its configuration.
+pub(crate) async fn start_tls_with(
+    edit: impl FnOnce(&mut relais_gateway::GatewayConfig),
+) -> TlsGateway {
     let key = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
     let dir = std::env::temp_dir().join(format!("relais-gateway-tls-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -40,6 +48,7 @@ async fn start_tls() -> TlsGateway {
             cert_path,
             key_path,
         });
+        edit(c);
     })
     .await;
     let mut roots = RootCertStore::empty();
