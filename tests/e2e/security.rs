@@ -161,6 +161,63 @@ async fn redirect_uri_variants_are_refused() {
     stack.stop().await;
 }
 
+/// OAuth 2.1 (RFC 9700 §2.1.1): every SP sends PKCE unless registered exempt, which only
+/// a confidential client may be; discovery says S256.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pkce_is_required_unless_the_sp_is_exempt() {
+    let stack = Stack::start().await;
+    let hub = stack.hub.clone();
+    let discovery: Value = reqwest::get(format!("{hub}/.well-known/openid-configuration"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        discovery["code_challenge_methods_supported"],
+        serde_json::json!(["S256"])
+    );
+
+    // No challenge (a method alone is none): back to the SP with the error, as every
+    // refusal once the redirect URI is trusted.
+    let browser = Browser::new();
+    for req in [
+        AuthRequest::new(SP_A, REDIRECT_A, "openid").without_pkce(),
+        AuthRequest::new(SP_A, REDIRECT_A, "openid")
+            .without_pkce()
+            .with("code_challenge_method", "S256"),
+    ] {
+        let back = browser.get(&req.url(&hub)).await.at_sp();
+        assert!(back.as_str().starts_with(REDIRECT_A), "{back}");
+        assert_eq!(query(&back, "error").as_deref(), Some("invalid_request"));
+        assert!(
+            query(&back, "error_description")
+                .unwrap()
+                .ends_with("[pkce_required]"),
+            "{back}"
+        );
+        assert_eq!(query(&back, "state").as_deref(), Some(req.state.as_str()));
+        assert_eq!(query(&back, "iss").as_deref(), Some(hub.as_str()));
+        assert_eq!(query(&back, "code"), None);
+    }
+    // With one: served.
+    let req = AuthRequest::new(SP_A, REDIRECT_A, "openid email");
+    let code = code_of_sign_in(&stack, &browser, &req, "camille").await;
+    let (status, body) = token(&hub, SP_A, SECRET_A, &code, REDIRECT_A, true).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // The exempt confidential SP signs in without PKCE: its secret binds the code.
+    let req = AuthRequest::new(SP_LEGACY, REDIRECT_LEGACY, "openid email").without_pkce();
+    let code = code_of_sign_in(&stack, &Browser::new(), &req, "camille").await;
+    assert_eq!(code.verifier, None);
+    let (status, tokens) =
+        token(&hub, SP_LEGACY, SECRET_LEGACY, &code, REDIRECT_LEGACY, true).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    let claims = verify_id_token(&hub, tokens["id_token"].as_str().unwrap(), SP_LEGACY).await;
+    assert_eq!(claims["aud"], SP_LEGACY);
+    stack.stop().await;
+}
+
 /// PKCE: S256 only, the verifier required once a challenge was sent, and never accepted
 /// for a code obtained without one (downgrade).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
