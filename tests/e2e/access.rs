@@ -248,7 +248,7 @@ async fn in_one_process_a_service_without_listen_has_no_port_and_still_answers()
     let browser = Browser::new();
     let req = AuthRequest::new(SP_A, REDIRECT_A, "openid email");
     let back = sign_in(&stack, &browser, &req, "camille").await.at_sp();
-    let code = query(&back, "code").unwrap();
+    let code = req.code(&back);
     let (status, t) = token(&stack.hub, SP_A, SECRET_A, &code, REDIRECT_A, true).await;
     assert_eq!(status, reqwest::StatusCode::OK, "{t}");
     stack.stop().await;

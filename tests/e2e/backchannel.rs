@@ -68,7 +68,7 @@ async fn a_logout_tells_each_sp_of_that_session_and_no_other() {
     let at_a = {
         let req = AuthRequest::new(SP_A, REDIRECT_A, "openid email");
         let back = browser.get(&req.url(&stack.hub)).await.at_sp();
-        let code = query(&back, "code").unwrap();
+        let code = req.code(&back);
         let (status, tokens) = token(&stack.hub, SP_A, SECRET_A, &code, REDIRECT_A, true).await;
         assert_eq!(status, StatusCode::OK, "{tokens}");
         let raw = tokens["id_token"].as_str().unwrap().to_string();

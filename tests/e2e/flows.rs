@@ -70,7 +70,7 @@ async fn a_completed_flow_replayed_with_its_cookie_issues_no_second_code() {
     let callback = callback_url(&stack, &browser, &req).await;
     let stolen = flow_cookie(&jar, &stack.hub);
     let back = browser.get(&callback).await.at_sp();
-    let code = query(&back, "code").unwrap();
+    let code = req.code(&back);
     // The same callback with the cookie it came with, from anywhere: refused.
     let (status, page) = with_flow_cookie(&callback, &stolen).await.page();
     assert!(
@@ -336,7 +336,7 @@ async fn two_replicas_serve_one_sign_in_alternately() {
         .login(stack.idp.issuer(), &login, "camille", "none")
         .await
         .at_sp();
-    let code = query(&back, "code").unwrap();
+    let code = req.code(&back);
     // The code redeemed at the other replica, its token used at this one.
     let (status, tokens) = token(&other.hub, SP_A, SECRET_A, &code, REDIRECT_A, true).await;
     assert_eq!(status, StatusCode::OK, "{tokens}");

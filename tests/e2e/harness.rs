@@ -35,6 +35,10 @@ pub const CONSOLE: &str = "support-console";
 pub const CONSOLE_SECRET: &str = "support-console-secret-0123456789-0123456789";
 pub const REDIRECT_CONSOLE: &str = "http://127.0.0.1:9/console/callback";
 pub const REDIRECT_C: &str = "http://127.0.0.1:9/c/callback";
+/// A legacy confidential SP registered exempt from PKCE.
+pub const SP_LEGACY: &str = "sp-legacy";
+pub const SECRET_LEGACY: &str = "sp-legacy-secret-0123456789-0123456789-0123";
+pub const REDIRECT_LEGACY: &str = "http://127.0.0.1:9/legacy/callback";
 
 /// SP C's private keys: one to sign its client assertions, one to decrypt what it gets.
 pub struct SpCKeys {
@@ -590,6 +594,18 @@ claims = ["email"]
 acr_values = ["eidas1"]
 idp_ids = ["demo-idp"]
 
+[[service_providers]]
+client_id = "{SP_LEGACY}"
+name = "Service historique"
+client_secret = "{SECRET_LEGACY}"
+redirect_uris = ["{REDIRECT_LEGACY}"]
+scopes = ["openid", "email"]
+claims = ["email"]
+acr_values = ["eidas1"]
+idp_ids = ["demo-idp"]
+# Signs in without PKCE, as it did before OAuth 2.1.
+pkce_exempt = true
+
 # The demo IdP's Camille is support staff, Jean a contact of Service A; Karim is nobody.
 [[people]]
 email = "camille.martin@demo-idp.test"
@@ -851,10 +867,37 @@ pub struct AuthRequest {
     pub scope: &'static str,
     pub state: String,
     pub nonce: String,
+    /// The PKCE verifier whose S256 challenge the request carries; none: no PKCE.
+    pub code_verifier: Option<String>,
     pub extra: Vec<(&'static str, String)>,
 }
 
+/// A code the SP received, with the PKCE verifier of the request that obtained it.
+#[derive(Clone, Debug)]
+pub struct Code {
+    pub value: String,
+    pub verifier: Option<String>,
+}
+
+impl Code {
+    /// A code sent without a verifier (one the hub never issued, say).
+    pub fn bare(value: &str) -> Code {
+        Code {
+            value: value.to_string(),
+            verifier: None,
+        }
+    }
+}
+
+/// The S256 challenge of a PKCE verifier (RFC 7636 §4.2).
+pub fn s256(verifier: &str) -> String {
+    use base64::Engine;
+    use sha2::Digest;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier))
+}
+
 impl AuthRequest {
+    /// With state, nonce and a PKCE verifier of their own, as a good SP sends.
     pub fn new(client_id: &'static str, redirect_uri: &'static str, scope: &'static str) -> Self {
         AuthRequest {
             client_id,
@@ -862,6 +905,7 @@ impl AuthRequest {
             scope,
             state: random(),
             nonce: random(),
+            code_verifier: Some(random()),
             extra: Vec::new(),
         }
     }
@@ -869,6 +913,20 @@ impl AuthRequest {
     pub fn with(mut self, name: &'static str, value: &str) -> Self {
         self.extra.push((name, value.to_string()));
         self
+    }
+
+    /// The request of a legacy SP that sends no PKCE.
+    pub fn without_pkce(mut self) -> Self {
+        self.code_verifier = None;
+        self
+    }
+
+    /// The code of the authorization response `back`, with this request's verifier.
+    pub fn code(&self, back: &url::Url) -> Code {
+        Code {
+            value: query(back, "code").unwrap_or_else(|| panic!("no code in {back}")),
+            verifier: self.code_verifier.clone(),
+        }
     }
 
     pub fn url(&self, hub: &str) -> String {
@@ -881,6 +939,10 @@ impl AuthRequest {
                 .append_pair("scope", self.scope)
                 .append_pair("state", &self.state)
                 .append_pair("nonce", &self.nonce);
+            if let Some(verifier) = &self.code_verifier {
+                q.append_pair("code_challenge", &s256(verifier))
+                    .append_pair("code_challenge_method", "S256");
+            }
             for (k, v) in &self.extra {
                 q.append_pair(k, v);
             }
@@ -914,26 +976,28 @@ pub async fn code_of_sign_in(
     browser: &Browser,
     req: &AuthRequest,
     identity: &str,
-) -> String {
-    let back = sign_in(stack, browser, req, identity).await.at_sp();
-    query(&back, "code").unwrap_or_else(|| panic!("no code in {back}"))
+) -> Code {
+    req.code(&sign_in(stack, browser, req, identity).await.at_sp())
 }
 
-/// The SP's back channel.
+/// The SP's back channel: `code` redeemed with its verifier, if it has one.
 pub async fn token(
     hub: &str,
     client: &str,
     secret: &str,
-    code: &str,
+    code: &Code,
     redirect_uri: &str,
     basic: bool,
 ) -> (StatusCode, Value) {
     let http = reqwest::Client::new();
     let mut form = vec![
         ("grant_type", "authorization_code"),
-        ("code", code),
+        ("code", code.value.as_str()),
         ("redirect_uri", redirect_uri),
     ];
+    if let Some(verifier) = &code.verifier {
+        form.push(("code_verifier", verifier));
+    }
     let mut req = http.post(format!("{hub}/token"));
     if basic {
         req = req.basic_auth(client, Some(secret));

@@ -19,7 +19,7 @@ async fn broker_outage_loses_and_doubles_nothing() {
         let browser = Browser::new();
         let req = AuthRequest::new(SP_A, REDIRECT_A, "openid email");
         let back = sign_in(&stack, &browser, &req, identity).await.at_sp();
-        let code = query(&back, "code").unwrap();
+        let code = req.code(&back);
         let (status, t) = token(&hub, SP_A, SECRET_A, &code, REDIRECT_A, true).await;
         assert_eq!(status, StatusCode::OK, "{t}");
         let claims = verify_id_token(&hub, t["id_token"].as_str().unwrap(), SP_A).await;

@@ -105,11 +105,7 @@ async fn codes_are_single_use_and_bound_to_their_client() {
     let hub = stack.hub.clone();
     let browser = Browser::new();
     let req = AuthRequest::new(SP_A, REDIRECT_A, "openid email");
-    let code = query(
-        &sign_in(&stack, &browser, &req, "camille").await.at_sp(),
-        "code",
-    )
-    .unwrap();
+    let code = req.code(&sign_in(&stack, &browser, &req, "camille").await.at_sp());
 
     // Another client presenting the code: refused.
     let (status, body) = token(&hub, SP_B, SECRET_B, &code, REDIRECT_A, false).await;
@@ -119,11 +115,7 @@ async fn codes_are_single_use_and_bound_to_their_client() {
 
     let browser = Browser::new();
     let req = AuthRequest::new(SP_A, REDIRECT_A, "openid email");
-    let code = query(
-        &sign_in(&stack, &browser, &req, "camille").await.at_sp(),
-        "code",
-    )
-    .unwrap();
+    let code = req.code(&sign_in(&stack, &browser, &req, "camille").await.at_sp());
     // Wrong secret, then a wrong redirect_uri: nothing consumed by the first.
     let (status, body) = token(&hub, SP_A, "wrong-secret", &code, REDIRECT_A, true).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
@@ -141,7 +133,7 @@ async fn codes_are_single_use_and_bound_to_their_client() {
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
 
     // A client authenticating with a method other than its registered one.
-    let (status, body) = token(&hub, SP_B, SECRET_B, "x", REDIRECT_B, true).await;
+    let (status, body) = token(&hub, SP_B, SECRET_B, &Code::bare("x"), REDIRECT_B, true).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(body["error_code"], "client_auth_method_mismatch");
     assert!(error_code_of(&body.to_string()));
@@ -294,7 +286,7 @@ async fn failures_lead_back_to_the_sp_or_to_another_account() {
         .await
         .at_sp();
     assert_eq!(query(&back, "state").as_deref(), Some(req.state.as_str()));
-    let code = query(&back, "code").unwrap();
+    let code = req.code(&back);
     let (status, _) = token(&stack.hub, SP_A, SECRET_A, &code, REDIRECT_A, true).await;
     assert_eq!(status, StatusCode::OK);
     stack.stop().await;

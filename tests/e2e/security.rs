@@ -31,11 +31,7 @@ async fn back_channel(
 async fn tokens_for_a(stack: &Stack) -> Value {
     let browser = Browser::new();
     let req = AuthRequest::new(SP_A, REDIRECT_A, "openid email");
-    let code = query(
-        &sign_in(stack, &browser, &req, "camille").await.at_sp(),
-        "code",
-    )
-    .unwrap();
+    let code = req.code(&sign_in(stack, &browser, &req, "camille").await.at_sp());
     let (status, t) = token(&stack.hub, SP_A, SECRET_A, &code, REDIRECT_A, true).await;
     assert_eq!(status, StatusCode::OK, "{t}");
     t
@@ -165,21 +161,74 @@ async fn redirect_uri_variants_are_refused() {
     stack.stop().await;
 }
 
+/// OAuth 2.1 (RFC 9700 §2.1.1): every SP sends PKCE unless registered exempt, which only
+/// a confidential client may be; discovery says S256.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pkce_is_required_unless_the_sp_is_exempt() {
+    let stack = Stack::start().await;
+    let hub = stack.hub.clone();
+    let discovery: Value = reqwest::get(format!("{hub}/.well-known/openid-configuration"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        discovery["code_challenge_methods_supported"],
+        serde_json::json!(["S256"])
+    );
+
+    // No challenge (a method alone is none): back to the SP with the error, as every
+    // refusal once the redirect URI is trusted.
+    let browser = Browser::new();
+    for req in [
+        AuthRequest::new(SP_A, REDIRECT_A, "openid").without_pkce(),
+        AuthRequest::new(SP_A, REDIRECT_A, "openid")
+            .without_pkce()
+            .with("code_challenge_method", "S256"),
+    ] {
+        let back = browser.get(&req.url(&hub)).await.at_sp();
+        assert!(back.as_str().starts_with(REDIRECT_A), "{back}");
+        assert_eq!(query(&back, "error").as_deref(), Some("invalid_request"));
+        assert!(
+            query(&back, "error_description")
+                .unwrap()
+                .ends_with("[pkce_required]"),
+            "{back}"
+        );
+        assert_eq!(query(&back, "state").as_deref(), Some(req.state.as_str()));
+        assert_eq!(query(&back, "iss").as_deref(), Some(hub.as_str()));
+        assert_eq!(query(&back, "code"), None);
+    }
+    // With one: served.
+    let req = AuthRequest::new(SP_A, REDIRECT_A, "openid email");
+    let code = code_of_sign_in(&stack, &browser, &req, "camille").await;
+    let (status, body) = token(&hub, SP_A, SECRET_A, &code, REDIRECT_A, true).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // The exempt confidential SP signs in without PKCE: its secret binds the code.
+    let req = AuthRequest::new(SP_LEGACY, REDIRECT_LEGACY, "openid email").without_pkce();
+    let code = code_of_sign_in(&stack, &Browser::new(), &req, "camille").await;
+    assert_eq!(code.verifier, None);
+    let (status, tokens) =
+        token(&hub, SP_LEGACY, SECRET_LEGACY, &code, REDIRECT_LEGACY, true).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    let claims = verify_id_token(&hub, tokens["id_token"].as_str().unwrap(), SP_LEGACY).await;
+    assert_eq!(claims["aud"], SP_LEGACY);
+    stack.stop().await;
+}
+
 /// PKCE: S256 only, the verifier required once a challenge was sent, and never accepted
 /// for a code obtained without one (downgrade).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pkce_is_enforced() {
-    use base64::Engine;
-    use sha2::Digest;
     let stack = Stack::start().await;
     let hub = stack.hub.clone();
-    let verifier = random();
-    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .encode(sha2::Sha256::digest(verifier.as_bytes()));
 
     let browser = Browser::new();
     let req = AuthRequest::new(SP_A, REDIRECT_A, "openid")
-        .with("code_challenge", &verifier)
+        .without_pkce()
+        .with("code_challenge", &random())
         .with("code_challenge_method", "plain");
     let back = browser.get(&req.url(&hub)).await.at_sp();
     assert!(
@@ -188,59 +237,33 @@ async fn pkce_is_enforced() {
             .contains("pkce_method_unsupported")
     );
 
-    let exchange = |code: String, verifier: Option<String>| {
-        let hub = hub.clone();
-        async move {
-            let mut form = vec![
-                ("grant_type", "authorization_code".to_string()),
-                ("code", code),
-                ("redirect_uri", REDIRECT_A.to_string()),
-            ];
-            if let Some(v) = verifier {
-                form.push(("code_verifier", v));
-            }
-            let r = reqwest::Client::new()
-                .post(format!("{hub}/token"))
-                .basic_auth(SP_A, Some(SECRET_A))
-                .form(&form)
-                .send()
-                .await
-                .unwrap();
-            let status = r.status();
-            (status, r.json::<Value>().await.unwrap())
-        }
-    };
-    let signed_in = |with_challenge: bool| {
-        let stack = &stack;
-        let challenge = challenge.clone();
-        async move {
-            let browser = Browser::new();
-            let mut req = AuthRequest::new(SP_A, REDIRECT_A, "openid");
-            if with_challenge {
-                req = req
-                    .with("code_challenge", &challenge)
-                    .with("code_challenge_method", "S256");
-            }
-            query(
-                &sign_in(stack, &browser, &req, "camille").await.at_sp(),
-                "code",
-            )
-            .unwrap()
-        }
+    let code_of_a = || async {
+        let req = AuthRequest::new(SP_A, REDIRECT_A, "openid");
+        code_of_sign_in(&stack, &Browser::new(), &req, "camille").await
     };
     for (verifier_sent, why) in [
         (None, "verifier omitted"),
         (Some(random()), "wrong verifier"),
         (Some("short".to_string()), "verifier too short"),
     ] {
-        let (status, body) = exchange(signed_in(true).await, verifier_sent).await;
+        let code = Code {
+            verifier: verifier_sent,
+            ..code_of_a().await
+        };
+        let (status, body) = token(&hub, SP_A, SECRET_A, &code, REDIRECT_A, true).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{why}");
         assert_eq!(body["error_code"], "pkce_failed", "{why}");
     }
-    let (status, body) = exchange(signed_in(false).await, Some(verifier.clone())).await;
+    // Only an exempt SP gets a code without a challenge; a verifier does not fit it.
+    let req = AuthRequest::new(SP_LEGACY, REDIRECT_LEGACY, "openid").without_pkce();
+    let code = Code {
+        verifier: Some(random()),
+        ..code_of_sign_in(&stack, &Browser::new(), &req, "camille").await
+    };
+    let (status, body) = token(&hub, SP_LEGACY, SECRET_LEGACY, &code, REDIRECT_LEGACY, true).await;
     assert_eq!(body["error_code"], "pkce_failed", "downgrade: {body}");
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    let (status, body) = exchange(signed_in(true).await, Some(verifier)).await;
+    let (status, body) = token(&hub, SP_A, SECRET_A, &code_of_a().await, REDIRECT_A, true).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     stack.stop().await;
 }
@@ -261,11 +284,7 @@ async fn brute_force_is_blocked() {
     let hub = stack.hub.clone();
     let browser = Browser::new();
     let req = AuthRequest::new(SP_A, REDIRECT_A, "openid email");
-    let code = query(
-        &sign_in(&stack, &browser, &req, "camille").await.at_sp(),
-        "code",
-    )
-    .unwrap();
+    let code = req.code(&sign_in(&stack, &browser, &req, "camille").await.at_sp());
     for _ in 0..3 {
         let (status, body) = token(&hub, SP_A, "guess-0123456789", &code, REDIRECT_A, true).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
@@ -276,8 +295,12 @@ async fn brute_force_is_blocked() {
         .basic_auth(SP_A, Some(SECRET_A))
         .form(&[
             ("grant_type", "authorization_code"),
-            ("code", code.as_str()),
+            ("code", code.value.as_str()),
             ("redirect_uri", REDIRECT_A),
+            (
+                "code_verifier",
+                code.verifier.as_deref().unwrap_or_default(),
+            ),
         ])
         .send()
         .await
@@ -292,7 +315,7 @@ async fn brute_force_is_blocked() {
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["error_code"], "client_blocked");
     // The address is blocked too: another client from it is refused.
-    let (status, _) = token(&hub, SP_B, SECRET_B, "x", REDIRECT_B, false).await;
+    let (status, _) = token(&hub, SP_B, SECRET_B, &Code::bare("x"), REDIRECT_B, false).await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
 
     let blocks = stack
@@ -395,9 +418,16 @@ async fn operators_rotate_secrets_and_see_blocks() {
     // cache's 30 s: a few probes (fewer than a block takes), no code spent.
     let mut status = StatusCode::OK;
     for _ in 0..5 {
-        status = token(&stack.hub, SP_A, SECRET_A, "no-such-code", REDIRECT_A, true)
-            .await
-            .0;
+        status = token(
+            &stack.hub,
+            SP_A,
+            SECRET_A,
+            &Code::bare("no-such-code"),
+            REDIRECT_A,
+            true,
+        )
+        .await
+        .0;
         if status == StatusCode::UNAUTHORIZED {
             break;
         }
@@ -410,11 +440,7 @@ async fn operators_rotate_secrets_and_see_blocks() {
     );
     let browser = Browser::new();
     let req = AuthRequest::new(SP_A, REDIRECT_A, "openid email");
-    let code = query(
-        &sign_in(&stack, &browser, &req, "camille").await.at_sp(),
-        "code",
-    )
-    .unwrap();
+    let code = req.code(&sign_in(&stack, &browser, &req, "camille").await.at_sp());
     let (status, body) = token(&stack.hub, SP_A, SECRET_A, &code, REDIRECT_A, true).await;
     assert_eq!(
         status,
@@ -462,20 +488,20 @@ async fn private_key_jwt_and_encrypted_answers() {
     let code_for_c = || async {
         let browser = Browser::new();
         let req = AuthRequest::new(SP_C, REDIRECT_C, "openid email given_name");
-        query(
-            &sign_in(&stack, &browser, &req, "camille").await.at_sp(),
-            "code",
-        )
-        .unwrap()
+        req.code(&sign_in(&stack, &browser, &req, "camille").await.at_sp())
     };
-    let exchange = |code: String, client_assertion: String| {
+    let exchange = |code: Code, client_assertion: String| {
         let hub = hub.clone();
         async move {
             let r = reqwest::Client::new()
                 .post(format!("{hub}/token"))
                 .form(&[
                     ("grant_type", "authorization_code"),
-                    ("code", code.as_str()),
+                    ("code", code.value.as_str()),
+                    (
+                        "code_verifier",
+                        code.verifier.as_deref().unwrap_or_default(),
+                    ),
                     ("redirect_uri", REDIRECT_C),
                     ("client_id", SP_C),
                     (
@@ -616,11 +642,7 @@ async fn parameters_are_whitelisted_and_hints_checked() {
     // SP A's ID token is no hint for SP B; a forged one is no hint at all.
     let browser = Browser::new();
     let req = AuthRequest::new(SP_A, REDIRECT_A, "openid email");
-    let code = query(
-        &sign_in(&stack, &browser, &req, "camille").await.at_sp(),
-        "code",
-    )
-    .unwrap();
+    let code = req.code(&sign_in(&stack, &browser, &req, "camille").await.at_sp());
     let (_, t) = token(&hub, SP_A, SECRET_A, &code, REDIRECT_A, true).await;
     let id_token = t["id_token"].as_str().unwrap();
     let req = AuthRequest::new(SP_B, REDIRECT_B, "openid").with("id_token_hint", id_token);

@@ -52,8 +52,8 @@ async fn full_sign_in(mode: Mode) {
     assert!(back.as_str().starts_with(REDIRECT_A));
     assert_eq!(query(&back, "state").as_deref(), Some(req.state.as_str()));
     assert_eq!(query(&back, "iss").as_deref(), Some(hub.as_str()));
-    let code = query(&back, "code").unwrap();
-    assert!(code.len() >= 43);
+    let code = req.code(&back);
+    assert!(code.value.len() >= 43);
 
     let (status, tokens) = token(&hub, SP_A, SECRET_A, &code, REDIRECT_A, true).await;
     assert_eq!(status, StatusCode::OK, "{tokens}");
@@ -172,7 +172,7 @@ async fn subjects_are_per_sp_and_stable() {
         let browser = Browser::new();
         let req = AuthRequest::new(client, redirect, scope);
         let back = sign_in(&stack, &browser, &req, "karim").await.at_sp();
-        let code = query(&back, "code").unwrap();
+        let code = req.code(&back);
         let (status, t) = token(&hub, client, secret, &code, redirect, client == SP_A).await;
         assert_eq!(status, StatusCode::OK, "{t}");
         let claims = verify_id_token(&hub, t["id_token"].as_str().unwrap(), client).await;
@@ -204,7 +204,7 @@ async fn subject_through(stack: &Stack, idp: &str, who: &str) -> String {
         .login(stack.idp.issuer(), &login, who, "none")
         .await
         .at_sp();
-    let code = query(&back, "code").unwrap();
+    let code = req.code(&back);
     let (status, tokens) = token(&stack.hub, SP_A, SECRET_A, &code, REDIRECT_A, true).await;
     assert_eq!(status, StatusCode::OK, "{tokens}");
     let claims = verify_id_token(&stack.hub, tokens["id_token"].as_str().unwrap(), SP_A).await;

@@ -61,7 +61,7 @@ async fn a_session_signs_in_at_an_sp_that_allows_it_without_the_idp() {
     let back = browser.get(&req.url(&stack.hub)).await.at_sp();
     assert_eq!(query(&back, "state").as_deref(), Some(req.state.as_str()));
     assert_eq!(query(&back, "iss").as_deref(), Some(stack.hub.as_str()));
-    let code = query(&back, "code").unwrap();
+    let code = req.code(&back);
     let (status, tokens) = token(&stack.hub, SP_A, SECRET_A, &code, REDIRECT_A, true).await;
     assert_eq!(status, StatusCode::OK, "{tokens}");
     let again = verify_id_token(&stack.hub, tokens["id_token"].as_str().unwrap(), SP_A).await;
@@ -121,7 +121,7 @@ async fn single_sign_on_serves_only_the_levels_asked_that_the_sp_allows_it_for()
     assert_eq!(status, StatusCode::OK);
     let req = AuthRequest::new(SP_A, REDIRECT_A, "openid email");
     let back = browser.get(&req.url(&stack.hub)).await.at_sp();
-    let code = query(&back, "code").unwrap();
+    let code = req.code(&back);
     let (_, tokens) = token(&stack.hub, SP_A, SECRET_A, &code, REDIRECT_A, true).await;
     let claims = verify_id_token(&stack.hub, tokens["id_token"].as_str().unwrap(), SP_A).await;
     // The level obtained, above the one asked.
@@ -265,7 +265,7 @@ async fn a_level_above_the_session_sends_the_user_back_to_the_idp_to_authenticat
         .login(stack.idp.issuer(), &login, "jean", "none")
         .await
         .at_sp();
-    let code = query(&back, "code").unwrap();
+    let code = req.code(&back);
     let (_, tokens) = token(&stack.hub, SP_A, SECRET_A, &code, REDIRECT_A, true).await;
     let stepped = verify_id_token(&stack.hub, tokens["id_token"].as_str().unwrap(), SP_A).await;
     assert_eq!(stepped["acr"], "eidas2");

@@ -20,7 +20,7 @@ async fn access_token(stack: &Stack, client: &'static str, identity: &str) -> St
     let browser = Browser::new();
     let req = AuthRequest::new(client, redirect, "openid email");
     let back = sign_in(stack, &browser, &req, identity).await.at_sp();
-    let code = query(&back, "code").unwrap();
+    let code = req.code(&back);
     let (status, t) = token(&stack.hub, client, secret, &code, redirect, true).await;
     assert_eq!(status, StatusCode::OK, "{t}");
     t["access_token"].as_str().unwrap().to_owned()

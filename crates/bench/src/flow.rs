@@ -10,6 +10,7 @@ use rand::RngCore;
 use reqwest::header::{HeaderValue, LOCATION, SET_COOKIE};
 use reqwest::{Response, StatusCode};
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 use url::Url;
 
 use crate::stack::Sp;
@@ -99,11 +100,17 @@ impl FlowError {
 /// Durations of the hops done so far, in [`Step`] order.
 pub type Timings = [Option<Duration>; 7];
 
-/// 32 random bytes, base64url: what a good SP sends as state and nonce.
+/// 32 random bytes, base64url: what a good SP sends as state and nonce, and keeps as
+/// its PKCE verifier.
 pub fn random() -> String {
     let mut bytes = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
     URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// The S256 challenge of a PKCE verifier (RFC 7636 §4.2): one SHA-256, cheap.
+pub fn s256(verifier: &str) -> String {
+    URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
 }
 
 /// A browser: its connections are kept across sign-ins, its cookies are not (each
@@ -282,10 +289,13 @@ pub struct Target<'a> {
     pub identity: &'a str,
 }
 
-/// The authorization response the browser brought back to the SP.
+/// The authorization response the browser brought back to the SP, with what the SP
+/// kept of its request.
 pub struct Code {
     pub code: String,
     pub nonce: String,
+    /// The PKCE verifier of the request's S256 challenge.
+    pub verifier: String,
 }
 
 fn timed<T>(timings: &mut Timings, step: Step, started: Instant, out: T) -> T {
@@ -297,11 +307,12 @@ fn url(step: Step, text: &str) -> Result<Url, FlowError> {
     Url::parse(text).map_err(|e| FlowError::new(step, "bad_url", format!("{text}: {e}")))
 }
 
-/// The SP's authorization request, with `extra` parameters.
+/// The SP's authorization request, PKCE S256 for `verifier`, with `extra` parameters.
 fn authorize_url(
     t: &Target<'_>,
     state: &str,
     nonce: &str,
+    verifier: &str,
     extra: &[(&str, &str)],
 ) -> Result<Url, FlowError> {
     let mut authorize = url(Step::Authorize, &format!("{}/authorize", t.hub))?;
@@ -312,7 +323,9 @@ fn authorize_url(
             .append_pair("response_type", "code")
             .append_pair("scope", t.sp.scope())
             .append_pair("state", state)
-            .append_pair("nonce", nonce);
+            .append_pair("nonce", nonce)
+            .append_pair("code_challenge", &s256(verifier))
+            .append_pair("code_challenge_method", "S256");
         for (k, v) in extra {
             q.append_pair(k, v);
         }
@@ -329,10 +342,11 @@ pub async fn browse_to_code(
     browser.jar.clear();
     let state = random();
     let nonce = random();
+    let verifier = random();
 
     let step = Step::Authorize;
     let started = Instant::now();
-    let authorize = authorize_url(t, &state, &nonce, &[])?;
+    let authorize = authorize_url(t, &state, &nonce, &verifier, &[])?;
     let chooser = page(step, browser.get(step, authorize).await?).await?;
     let csrf = input_value(&chooser, "csrf")
         .ok_or_else(|| FlowError::new(step, "no_csrf", chooser.clone()))?;
@@ -390,7 +404,11 @@ pub async fn browse_to_code(
     let at_sp = redirect(step, response).await?;
     let code = code_at_sp(step, &at_sp, t, &state)?;
     timed(timings, step, started, ());
-    Ok(Code { code, nonce })
+    Ok(Code {
+        code,
+        nonce,
+        verifier,
+    })
 }
 
 /// A single sign-on: the browser's hub session (kept from an earlier sign-in) answers
@@ -402,14 +420,19 @@ pub async fn browse_to_code_by_sso(
 ) -> Result<Code, FlowError> {
     let state = random();
     let nonce = random();
+    let verifier = random();
     let step = Step::Authorize;
     let started = Instant::now();
-    let authorize = authorize_url(t, &state, &nonce, &[("prompt", "none")])?;
+    let authorize = authorize_url(t, &state, &nonce, &verifier, &[("prompt", "none")])?;
     let response = browser.get(step, authorize).await?;
     let at_sp = redirect(step, response).await?;
     let code = code_at_sp(step, &at_sp, t, &state)?;
     timed(timings, step, started, ());
-    Ok(Code { code, nonce })
+    Ok(Code {
+        code,
+        nonce,
+        verifier,
+    })
 }
 
 /// The code of an authorization response at the SP, its `state` and `iss` checked.
@@ -473,8 +496,9 @@ async fn json(step: Step, response: Response) -> Result<serde_json::Map<String, 
     serde_json::from_str(&text).map_err(|_| FlowError::new(step, "not_json", text))
 }
 
-/// The SP back end redeems the code (client_secret_basic) and checks the ID token's
-/// nonce and audience (not its signature: that is the SP's cost, not the hub's).
+/// The SP back end redeems the code (client_secret_basic, with its PKCE verifier) and
+/// checks the ID token's nonce and audience (not its signature: that is the SP's cost,
+/// not the hub's).
 pub async fn redeem(
     sp_http: &reqwest::Client,
     hub: &str,
@@ -491,6 +515,7 @@ pub async fn redeem(
             ("grant_type", "authorization_code"),
             ("code", code.code.as_str()),
             ("redirect_uri", sp.redirect_uri.as_str()),
+            ("code_verifier", code.verifier.as_str()),
         ])
         .send()
         .await
@@ -587,6 +612,16 @@ mod tests {
             "http_502_idp_unavailable"
         );
         assert_eq!(status_kind(StatusCode::NOT_FOUND, "nothing"), "http_404");
+    }
+
+    #[test]
+    fn the_pkce_challenge_is_rfc_7636s() {
+        // RFC 7636 appendix B.
+        assert_eq!(
+            s256("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+        );
+        assert_eq!(random().len(), 43);
     }
 
     #[test]

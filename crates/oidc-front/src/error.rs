@@ -70,6 +70,8 @@ pub enum FrontError {
     UnsupportedPrompt(String),
     #[error("code_challenge_method must be S256")]
     PkceMethodUnsupported,
+    #[error("code_challenge is missing: this client must use PKCE (S256)")]
+    PkceRequired,
     #[error("max_age must be a non-negative integer")]
     InvalidMaxAge,
     #[error("this sign-in has expired or was already completed; start again from the service")]
@@ -321,6 +323,13 @@ impl FrontError {
                 400,
                 Redirect,
                 "code_challenge_method doit valoir S256.",
+            ),
+            E::PkceRequired => (
+                "pkce_required",
+                "invalid_request",
+                400,
+                Redirect,
+                "Ce service doit utiliser PKCE (code_challenge, méthode S256).",
             ),
             E::InvalidMaxAge => (
                 "max_age_invalid",
@@ -675,6 +684,7 @@ mod tests {
             FrontError::InteractionRequired,
             FrontError::UnsupportedPrompt(String::new()),
             FrontError::PkceMethodUnsupported,
+            FrontError::PkceRequired,
             FrontError::InvalidMaxAge,
             FrontError::FlowExpired,
             FrontError::FlowTooLarge,

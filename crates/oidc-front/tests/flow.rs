@@ -1,11 +1,18 @@
 //! A sign-in through the front: nothing stored until the IdP answers, then one write that
 //! keeps only hashes; a replayed answer or a forged flow cookie issues nothing.
 
-use crate::support::{Hub, REDIRECT, query, redirect_of};
+use crate::support::{
+    HUB, Hub, LEGACY, LEGACY_REDIRECT, LEGACY_SECRET, REDIRECT, query, redirect_of,
+};
+use relais_proto::oidc_front::v1 as pb;
 
 /// Up to the IdP's callback: the flow cookie and the IdP's answer.
-async fn up_to_the_callback(hub: &Hub) -> (String, Vec<relais_proto::oidc_front::v1::Param>) {
-    let chooser = hub.authorize(&[]).await;
+async fn up_to_the_callback(hub: &Hub) -> (String, Vec<pb::Param>) {
+    through_the_idp(hub, hub.authorize(&[]).await).await
+}
+
+/// From the chooser to the IdP's callback.
+async fn through_the_idp(hub: &Hub, chooser: pb::FlowResponse) -> (String, Vec<pb::Param>) {
     let (at_idp, flow) = hub.choose(&chooser).await;
     assert!(at_idp.starts_with(hub.idp.issuer()), "{at_idp}");
     let answer = hub.at_idp(&at_idp, "jean").await;
@@ -256,5 +263,62 @@ async fn an_account_is_found_by_its_derived_id_and_an_older_one_keeps_its_own() 
         .unwrap();
     assert_eq!(newest.get::<_, uuid::Uuid>(0), legacy);
     assert_eq!(newest.get::<_, uuid::Uuid>(1), legacy);
+    hub.stop().await;
+}
+
+fn is_chooser(r: &pb::FlowResponse) -> bool {
+    matches!(r.outcome, Some(pb::flow_response::Outcome::Chooser(_)))
+}
+
+/// OAuth 2.1: an SP registered without an exemption sends PKCE or goes back with the
+/// error, as every refusal after its redirect URI is trusted (`state`, `iss`, the code).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sp_requiring_pkce_is_sent_back_without_a_challenge_and_served_with_one() {
+    let hub = Hub::start().await;
+    for missing in [
+        &[("code_challenge", ""), ("code_challenge_method", "")][..],
+        // A method alone is no challenge.
+        &[("code_challenge", "")][..],
+    ] {
+        let back = hub.authorize(missing).await;
+        let to = redirect_of(&back).unwrap();
+        assert!(to.starts_with(REDIRECT), "{to}");
+        let q = query(&to);
+        assert_eq!(q["error"], "invalid_request", "{to}");
+        assert!(q["error_description"].ends_with("[pkce_required]"), "{to}");
+        assert_eq!(q["state"], "state-0123456789-0123456789-0123456789-0123");
+        assert_eq!(q["iss"], HUB);
+        assert!(!q.contains_key("code"), "{to}");
+    }
+    // With S256, the same request reaches the chooser, and its code needs the verifier.
+    let chooser = hub.authorize(&[]).await;
+    assert!(is_chooser(&chooser), "{chooser:?}");
+    let (flow, answer) = through_the_idp(&hub, chooser).await;
+    let code = query(&redirect_of(&hub.callback(&flow, &answer).await).unwrap())["code"].clone();
+    let (status, tokens) = hub.token(&code).await;
+    assert_eq!(status, 200, "{tokens}");
+    hub.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exempt_confidential_sp_signs_in_without_pkce() {
+    let hub = Hub::start().await;
+    let chooser = hub
+        .authorize(&[
+            ("client_id", LEGACY),
+            ("redirect_uri", LEGACY_REDIRECT),
+            ("code_challenge", ""),
+            ("code_challenge_method", ""),
+        ])
+        .await;
+    assert!(is_chooser(&chooser), "{chooser:?}");
+    let (flow, answer) = through_the_idp(&hub, chooser).await;
+    let back = redirect_of(&hub.callback(&flow, &answer).await).unwrap();
+    assert!(back.starts_with(LEGACY_REDIRECT), "{back}");
+    let code = query(&back)["code"].clone();
+    let (status, tokens) = hub
+        .token_as(LEGACY, LEGACY_SECRET, &code, LEGACY_REDIRECT, None)
+        .await;
+    assert_eq!(status, 200, "{tokens}");
     hub.stop().await;
 }

@@ -19,6 +19,13 @@ pub const HUB: &str = "http://127.0.0.1:9";
 pub const SP: &str = "sp";
 pub const SP_SECRET: &str = "sp-secret-0123456789-0123456789-0123456789-01";
 pub const REDIRECT: &str = "https://sp.example/cb";
+/// A legacy confidential SP registered exempt from PKCE.
+pub const LEGACY: &str = "legacy";
+pub const LEGACY_SECRET: &str = "legacy-secret-0123456789-0123456789-0123456789";
+pub const LEGACY_REDIRECT: &str = "https://legacy.example/cb";
+/// RFC 7636 appendix B's verifier and its S256 challenge, computed by another hand.
+pub const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+pub const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 const IDP_SECRET: &str = "hub-at-demo-idp-secret-0123456789-0123456789";
 
 pub struct Hub {
@@ -54,6 +61,17 @@ scopes = ["openid", "email"]
 claims = ["email"]
 acr_values = ["eidas1", "eidas2"]
 idp_ids = ["demo-idp"]
+
+[[service_providers]]
+client_id = "{LEGACY}"
+name = "Legacy"
+client_secret = "{LEGACY_SECRET}"
+redirect_uris = ["{LEGACY_REDIRECT}"]
+scopes = ["openid", "email"]
+claims = ["email"]
+acr_values = ["eidas1"]
+idp_ids = ["demo-idp"]
+pkce_exempt = true
 "#
     )
 }
@@ -249,7 +267,8 @@ impl Hub {
         found
     }
 
-    /// `/authorize` for the SP: the chooser answer (flow cookie set).
+    /// `/authorize` for the SP, with PKCE: the chooser answer (flow cookie set). A
+    /// parameter in `extra` replaces the default one; empty, it is not sent.
     pub async fn authorize(&self, extra: &[(&str, &str)]) -> pb::FlowResponse {
         let mut p = vec![
             ("client_id", SP),
@@ -258,10 +277,12 @@ impl Hub {
             ("scope", "openid email"),
             ("state", "state-0123456789-0123456789-0123456789-0123"),
             ("nonce", "nonce-0123456789-0123456789-0123456789-0123"),
+            ("code_challenge", CHALLENGE),
+            ("code_challenge_method", "S256"),
         ];
         // A parameter given again replaces the default one.
         p.retain(|(name, _)| !extra.iter().any(|(n, _)| n == name));
-        p.extend_from_slice(extra);
+        p.extend(extra.iter().copied().filter(|(_, v)| !v.is_empty()));
         self.front
             .clone()
             .authorize(pb::AuthorizeRequest {
@@ -359,24 +380,39 @@ impl Hub {
         (r.http_status, r.body)
     }
 
-    /// The SP redeems `code`: the HTTP status and the JSON body.
+    /// The SP redeems `code` with its verifier: the HTTP status and the JSON body.
     pub async fn token(&self, code: &str) -> (u32, serde_json::Value) {
         self.token_with(code, REDIRECT).await
     }
 
     /// The SP redeems `code`, saying it was sent to `redirect_uri`.
     pub async fn token_with(&self, code: &str, redirect_uri: &str) -> (u32, serde_json::Value) {
+        self.token_as(SP, SP_SECRET, code, redirect_uri, Some(VERIFIER))
+            .await
+    }
+
+    /// `client` redeems `code` (client_secret_basic), with `verifier` if any.
+    pub async fn token_as(
+        &self,
+        client: &str,
+        secret: &str,
+        code: &str,
+        redirect_uri: &str,
+        verifier: Option<&str>,
+    ) -> (u32, serde_json::Value) {
         use base64::Engine as _;
-        let basic = base64::engine::general_purpose::STANDARD.encode(format!("{SP}:{SP_SECRET}"));
+        let basic = base64::engine::general_purpose::STANDARD.encode(format!("{client}:{secret}"));
+        let mut form = vec![
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", redirect_uri),
+        ];
+        form.extend(verifier.map(|v| ("code_verifier", v)));
         let r = self
             .front
             .clone()
             .token(pb::TokenRequest {
-                params: params(&[
-                    ("grant_type", "authorization_code"),
-                    ("code", code),
-                    ("redirect_uri", redirect_uri),
-                ]),
+                params: params(&form),
                 authorization: format!("Basic {basic}"),
                 source: Some(source()),
             })

@@ -17,6 +17,8 @@ pub const SP_AUTH_METHODS: [&str; 3] = [
     "client_secret_post",
     "private_key_jwt",
 ];
+/// A public client's method: it has no secret, so PKCE alone binds its code to it.
+pub const PUBLIC_CLIENT_AUTH_METHOD: &str = "none";
 pub const ENCRYPTION_ALGS: [&str; 2] = ["RSA-OAEP-256", "ECDH-ES"];
 pub const ENCRYPTION_ENCS: [&str; 1] = ["A256GCM"];
 
@@ -73,6 +75,10 @@ pub struct ServiceProviderSeed {
     /// (OpenID Connect Back-Channel Logout 1.0); none: the SP is not told.
     #[serde(default)]
     pub backchannel_logout_uri: Option<String>,
+    /// Authorization requests may come without PKCE, which every other SP must send
+    /// (OAuth 2.1, RFC 9700 §2.1.1): for a legacy confidential client only.
+    #[serde(default)]
+    pub pkce_exempt: bool,
 }
 
 /// The terms' 256 bits, in base64url characters.
@@ -303,6 +309,13 @@ impl ServiceProviderSeed {
         let sp = |what: String| {
             RegistryError::Invalid(format!("service provider {}: {what}", self.client_id))
         };
+        // Said before the method itself: a public client must never be exempt, whether
+        // or not this hub admits public clients.
+        if self.pkce_exempt && self.token_endpoint_auth_method == PUBLIC_CLIENT_AUTH_METHOD {
+            return Err(RegistryError::PkceExemptPublicClient(
+                self.client_id.clone(),
+            ));
+        }
         if !SP_AUTH_METHODS.contains(&self.token_endpoint_auth_method.as_str()) {
             return Err(sp(format!(
                 "token_endpoint_auth_method must be one of {SP_AUTH_METHODS:?}"
@@ -580,6 +593,29 @@ mod tests {
             let err = sp(bad).unwrap_err().to_string();
             assert!(err.contains("unsupported algorithm"), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn pkce_is_required_unless_a_confidential_client_is_exempt() {
+        let sp = |extra: &str| Seed::parse(&format!("{ONE_OF_EACH}{extra}"));
+        assert!(
+            !sp("").unwrap().service_providers[0].pkce_exempt,
+            "an SP registered without the setting must send PKCE"
+        );
+        for method in ["client_secret_basic", "client_secret_post"] {
+            let seed = sp(&format!(
+                "pkce_exempt = true\ntoken_endpoint_auth_method = \"{method}\"\n"
+            ))
+            .unwrap();
+            assert!(seed.service_providers[0].pkce_exempt, "{method}");
+        }
+        // A public client has nothing but PKCE to bind its code to it.
+        let err = sp("pkce_exempt = true\ntoken_endpoint_auth_method = \"none\"\n").unwrap_err();
+        assert!(
+            matches!(&err, RegistryError::PkceExemptPublicClient(id) if id == "sp"),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("pkce_exempt"), "{err}");
     }
 
     /// One IdP and one SP with every field valid.

@@ -46,6 +46,11 @@ pub enum RegistryError {
     Suspended,
     #[error("{0}")]
     Invalid(String),
+    #[error(
+        "service provider {0}: pkce_exempt is for confidential clients only; a public client \
+         (token_endpoint_auth_method none) must use PKCE"
+    )]
+    PkceExemptPublicClient(String),
     #[error("database: {0}")]
     Database(String),
     #[error("bus: {0}")]
@@ -77,7 +82,9 @@ impl RegistryError {
             RegistryError::WrongAuthMethod(_) => "client_auth_method_mismatch",
             RegistryError::SecretExpired => "client_secret_expired",
             RegistryError::Suspended => "client_suspended",
-            RegistryError::Invalid(_) => "invalid_argument",
+            RegistryError::Invalid(_) | RegistryError::PkceExemptPublicClient(_) => {
+                "invalid_argument"
+            }
             RegistryError::Database(_) | RegistryError::Bus(_) | RegistryError::Runtime(_) => {
                 "service_unavailable"
             }
@@ -96,7 +103,9 @@ impl From<RegistryError> for tonic::Status {
             | RegistryError::WrongAuthMethod(_)
             | RegistryError::SecretExpired => Code::Unauthenticated,
             RegistryError::Suspended => Code::FailedPrecondition,
-            RegistryError::Invalid(_) => Code::InvalidArgument,
+            RegistryError::Invalid(_) | RegistryError::PkceExemptPublicClient(_) => {
+                Code::InvalidArgument
+            }
             RegistryError::Database(_) | RegistryError::Bus(_) | RegistryError::Runtime(_) => {
                 tracing::error!(error = %e, "registry failure");
                 Code::Unavailable

@@ -36,7 +36,7 @@ const SP_COLUMNS: &str = "client_id, name, sector_identifier, secret_hash, secre
     userinfo_signed_response_alg, id_token_encrypted_response_alg, \
     id_token_encrypted_response_enc, userinfo_encrypted_response_alg, \
     userinfo_encrypted_response_enc, sso, sso_acr_values, min_random_length, \
-    backchannel_logout_uri";
+    backchannel_logout_uri, pkce_exempt";
 const IDP_COLUMNS: &str = "id, name, issuer, client_id, client_secret, acr_values, scopes, \
     token_endpoint_auth_method, status";
 
@@ -75,6 +75,7 @@ fn sp_from_row(row: &Row) -> Result<StoredSp, RegistryError> {
             backchannel_logout_uri: row
                 .try_get::<_, Option<String>>("backchannel_logout_uri")?
                 .unwrap_or_default(),
+            pkce_exempt: row.try_get("pkce_exempt")?,
         },
         secret_hash: row.try_get("secret_hash")?,
         secret_expires_at: row.try_get("secret_expires_at")?,
@@ -227,9 +228,9 @@ impl Store {
                  status, jwks, userinfo_signed_response_alg, id_token_encrypted_response_alg, \
                  id_token_encrypted_response_enc, userinfo_encrypted_response_alg, \
                  userinfo_encrypted_response_enc, sso, sso_acr_values, min_random_length, \
-                 backchannel_logout_uri) \
+                 backchannel_logout_uri, pkce_exempt) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, \
-                 $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24) \
+                 $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25) \
                  ON CONFLICT (client_id) DO UPDATE SET name = $2, sector_identifier = $3, \
                  secret_expires_at = CASE WHEN service_providers.secret_hash = $4 \
                    THEN service_providers.secret_expires_at ELSE $5 END, \
@@ -240,7 +241,7 @@ impl Store {
                  id_token_encrypted_response_alg = $17, id_token_encrypted_response_enc = $18, \
                  userinfo_encrypted_response_alg = $19, userinfo_encrypted_response_enc = $20, \
                  sso = $21, sso_acr_values = $22, min_random_length = $23, \
-                 backchannel_logout_uri = $24, updated_at = now() \
+                 backchannel_logout_uri = $24, pkce_exempt = $25, updated_at = now() \
                  WHERE (service_providers.name, service_providers.sector_identifier, \
                    service_providers.secret_hash, service_providers.redirect_uris, \
                    service_providers.post_logout_redirect_uris, service_providers.scopes, \
@@ -253,10 +254,10 @@ impl Store {
                    service_providers.userinfo_encrypted_response_alg, \
                    service_providers.userinfo_encrypted_response_enc, service_providers.sso, \
                    service_providers.sso_acr_values, service_providers.min_random_length, \
-                   service_providers.backchannel_logout_uri) \
+                   service_providers.backchannel_logout_uri, service_providers.pkce_exempt) \
                    IS DISTINCT FROM \
                    ($2, $3, $4, $6, $7, $8, $9, $10, $11, $12, $13, $15, $16, $17, $18, $19, $20, \
-                   $21, $22, $23, $24)",
+                   $21, $22, $23, $24, $25)",
                 &[
                     &sp.client_id,
                     &sp.name,
@@ -288,6 +289,7 @@ impl Store {
                     &sp.sso_acr_values,
                     &i32::try_from(sp.min_random_length).unwrap_or(i32::MAX),
                     &sp.backchannel_logout_uri,
+                    &sp.pkce_exempt,
                 ],
             )
             .await?;

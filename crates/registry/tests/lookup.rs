@@ -44,6 +44,8 @@ fn expected_sp_basic() -> ServiceProvider {
         sso_acr_values: Vec::new(),
         min_random_length: 43,
         backchannel_logout_uri: "https://sp-basic.example/backchannel-logout".into(),
+        // Not exempt: the seed says nothing, so PKCE is required.
+        pkce_exempt: false,
     }
 }
 

@@ -1,5 +1,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use relais_proto::registry::v1::GetServiceProviderRequest;
 use relais_registry::RegistryError;
 use relais_testkit::{TestBus, TestDb};
 use time::{Duration, OffsetDateTime};
@@ -82,7 +83,13 @@ pub async fn refused(seed_text: &str) -> String {
         Ok(_) => panic!("a bad seed was accepted"),
         Err(error) => error,
     };
-    assert!(matches!(error, RegistryError::Invalid(_)), "{error:?}");
+    assert!(
+        matches!(
+            error,
+            RegistryError::Invalid(_) | RegistryError::PkceExemptPublicClient(_)
+        ),
+        "{error:?}"
+    );
     let client = db
         .pool(relais_registry::SCHEMA, 1)
         .await
@@ -194,4 +201,54 @@ async fn a_restart_announces_only_the_partners_the_seed_changed() {
     let partner = first.payload::<relais_bus::events::PartnerEvent>().unwrap();
     assert_eq!(partner.partner_id, "sp-post");
     registry.stop().await;
+}
+
+/// sp-post's block of the fixture seed, where a setting of its own goes.
+const SP_POST_METHOD: &str =
+    "idp_ids = [\"idp-b\"]\ntoken_endpoint_auth_method = \"client_secret_post\"";
+
+async fn pkce_exempt(registry: &mut Registry, client_id: &str) -> bool {
+    registry
+        .client
+        .get_service_provider(GetServiceProviderRequest {
+            client_id: client_id.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .pkce_exempt
+}
+
+#[tokio::test]
+async fn a_pkce_exemption_is_stored_returned_and_announced_when_it_changes() {
+    let exempt = seed(BASIC_SECRET).replace(
+        SP_POST_METHOD,
+        &format!("{SP_POST_METHOD}\npkce_exempt = true"),
+    );
+    let mut registry = Registry::start(&exempt).await;
+    assert!(pkce_exempt(&mut registry, "sp-post").await);
+    assert!(
+        !pkce_exempt(&mut registry, "sp-basic").await,
+        "required by default"
+    );
+
+    // The exemption lifted by the seed: stored, and told to whoever caches the SP.
+    let mut listener = registry.listen("registry.#").await;
+    registry.restart(&seed(BASIC_SECRET)).await;
+    let told = listener.wait_for("an announcement", |_| true).await;
+    let partner = told.payload::<relais_bus::events::PartnerEvent>().unwrap();
+    assert_eq!(partner.partner_id, "sp-post");
+    assert!(!pkce_exempt(&mut registry, "sp-post").await);
+    registry.stop().await;
+}
+
+#[tokio::test]
+async fn a_public_client_cannot_be_exempt_from_pkce() {
+    let message = refused(&seed(BASIC_SECRET).replace(
+        SP_POST_METHOD,
+        "idp_ids = [\"idp-b\"]\ntoken_endpoint_auth_method = \"none\"\npkce_exempt = true",
+    ))
+    .await;
+    assert!(message.contains("sp-post"), "{message}");
+    assert!(message.contains("pkce_exempt"), "{message}");
 }

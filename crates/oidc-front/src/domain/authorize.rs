@@ -214,6 +214,8 @@ pub fn validate(
         params.single("code_challenge")?,
         params.single("code_challenge_method")?,
     ) {
+        // OAuth 2.1: only an exempt (confidential) client may come without PKCE.
+        (None, _) if !sp.pkce_exempt => return Err(FrontError::PkceRequired),
         (None, None) => None,
         (Some(c), Some("S256")) if (43..=128).contains(&c.len()) => Some(c.to_string()),
         (Some(_), Some("S256")) => return Err(FrontError::BadParameter("code_challenge".into())),
@@ -312,6 +314,8 @@ mod tests {
             ("scope".into(), "openid email".into()),
             ("state".into(), "s".repeat(43)),
             ("nonce".into(), "n".repeat(43)),
+            ("code_challenge".into(), "c".repeat(43)),
+            ("code_challenge_method".into(), "S256".into()),
         ];
         for (k, v) in extra {
             p.retain(|(pk, _)| pk != k);
@@ -346,7 +350,10 @@ mod tests {
             ("code_challenge", c43.as_str()),
             ("code_challenge_method", "plain"),
         ];
-        let no_method = [("code_challenge", c43.as_str())];
+        let no_method = [
+            ("code_challenge", c43.as_str()),
+            ("code_challenge_method", ""),
+        ];
         let cases: Vec<(&[(&str, &str)], &str)> = vec![
             (&[("response_type", "token")], "unsupported_response_type"),
             (
@@ -394,6 +401,31 @@ mod tests {
             let err = check(extra).unwrap_err();
             assert_eq!(err.code(), code, "{extra:?}");
         }
+    }
+
+    #[test]
+    fn pkce_is_required_unless_the_sp_is_exempt() {
+        let without = [("code_challenge", ""), ("code_challenge_method", "")];
+        assert_eq!(check(&without).unwrap_err().code(), "pkce_required");
+        // A method alone is no challenge.
+        assert_eq!(
+            check(&[("code_challenge", "")]).unwrap_err().code(),
+            "pkce_required"
+        );
+        assert_eq!(check(&[]).unwrap().code_challenge, Some("c".repeat(43)));
+
+        let exempt = ServiceProvider {
+            pkce_exempt: true,
+            ..sp()
+        };
+        let with = |extra: &[(&str, &str)]| {
+            validate(&params(extra), &exempt, uri("https://sp/cb"), &ladder())
+        };
+        assert_eq!(with(&without).unwrap().code_challenge, None);
+        // Exempt from sending PKCE, not from its rules once sent.
+        let err = with(&[("code_challenge_method", "plain")]).unwrap_err();
+        assert_eq!(err.code(), "pkce_method_unsupported");
+        assert!(with(&[]).unwrap().code_challenge.is_some());
     }
 
     #[test]
