@@ -471,7 +471,6 @@ impl Stack {
         panic!("trace never reached the expected state; last seen: {last:#?}");
     }
 
-    /// The payloads of the proof store's events of `kind`, in chain order.
     /// The in-process hub's `/metrics` exposition (`telemetry.metrics_listen` set).
     pub async fn metrics(&self) -> String {
         let Some(Running::InProcess(hub)) = &self.running else {
@@ -989,7 +988,24 @@ pub async fn token(
     redirect_uri: &str,
     basic: bool,
 ) -> (StatusCode, Value) {
-    let http = reqwest::Client::new();
+    token_from(None, hub, client, secret, code, redirect_uri, basic).await
+}
+
+/// [`token`] sent from `from`, another loopback address (127.0.0.0/8 is all loopback):
+/// another client machine as the hub sees it.
+pub async fn token_from(
+    from: Option<std::net::IpAddr>,
+    hub: &str,
+    client: &str,
+    secret: &str,
+    code: &Code,
+    redirect_uri: &str,
+    basic: bool,
+) -> (StatusCode, Value) {
+    let http = reqwest::Client::builder()
+        .local_address(from)
+        .build()
+        .unwrap();
     let mut form = vec![
         ("grant_type", "authorization_code"),
         ("code", code.value.as_str()),

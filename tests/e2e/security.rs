@@ -277,6 +277,7 @@ async fn brute_force_is_blocked() {
         tweak: |c| {
             c.oidc_front.brute_force_max_failures = 3;
             c.oidc_front.brute_force_block_seconds = 120;
+            c.telemetry.metrics_listen = "127.0.0.1:0".into();
         },
         ..Options::default()
     })
@@ -289,7 +290,8 @@ async fn brute_force_is_blocked() {
         let (status, body) = token(&hub, SP_A, "guess-0123456789", &code, REDIRECT_A, true).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
     }
-    // Even the right secret is refused now, with a delay to wait.
+    // The client id named from this address is refused now, even with the right secret,
+    // with a delay to wait.
     let r = reqwest::Client::new()
         .post(format!("{hub}/token"))
         .basic_auth(SP_A, Some(SECRET_A))
@@ -314,8 +316,20 @@ async fn brute_force_is_blocked() {
     assert!(wait > 0 && wait <= 120, "{wait}");
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["error_code"], "client_blocked");
-    // The address is blocked too: another client from it is refused.
-    let (status, _) = token(&hub, SP_B, SECRET_B, &Code::bare("x"), REDIRECT_B, false).await;
+    // The address is blocked too, but only for what does not verify: another SP behind
+    // it (one NAT, one proxy) is served with its own secret, refused with a wrong one.
+    let (status, body) = token(&hub, SP_B, SECRET_B, &Code::bare("x"), REDIRECT_B, false).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"], "invalid_grant");
+    let (status, _) = token(
+        &hub,
+        SP_B,
+        "guess-0123456789",
+        &Code::bare("x"),
+        REDIRECT_B,
+        false,
+    )
+    .await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
 
     let blocks = stack
@@ -328,8 +342,8 @@ async fn brute_force_is_blocked() {
         .blocks;
     let mut subjects: Vec<&str> = blocks.iter().map(|b| b.subject.as_str()).collect();
     subjects.sort_unstable();
-    assert_eq!(subjects, ["client:sp-a", "ip:127.0.0.1"]);
-    for subject in ["client:sp-a", "ip:127.0.0.1"] {
+    assert_eq!(subjects, ["client:sp-a@ip:127.0.0.1", "ip:127.0.0.1"]);
+    for subject in ["client:sp-a@ip:127.0.0.1", "ip:127.0.0.1"] {
         stack
             .front
             .clone()
@@ -340,6 +354,82 @@ async fn brute_force_is_blocked() {
             .unwrap();
     }
     // The code was never consumed by the refused attempts.
+    let (status, body) = token(&hub, SP_A, SECRET_A, &code, REDIRECT_A, true).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // Operators hear of each block begun.
+    let metrics = stack.metrics().await;
+    assert!(
+        metrics.contains(r#"relais_back_channel_blocks_total{kind="client_address"} 1"#)
+            && metrics.contains(r#"relais_back_channel_blocks_total{kind="address"} 1"#),
+        "{metrics}"
+    );
+    stack.stop().await;
+}
+
+/// Failures naming a victim SP from elsewhere never refuse the victim, and failures an
+/// SP makes with its own credentials block that SP, not its neighbours behind the same
+/// address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn others_failures_never_block_a_client_with_its_own_credentials() {
+    let stack = Stack::start_with(Options {
+        tweak: |c| {
+            c.oidc_front.brute_force_max_failures = 3;
+            c.oidc_front.brute_force_block_seconds = 120;
+        },
+        ..Options::default()
+    })
+    .await;
+    let hub = stack.hub.clone();
+    let attacker: std::net::IpAddr = "127.0.0.2".parse().unwrap();
+    let browser = Browser::new();
+    let req = AuthRequest::new(SP_A, REDIRECT_A, "openid email");
+    let code = req.code(&sign_in(&stack, &browser, &req, "camille").await.at_sp());
+    // Many bad secrets naming SP A, from another machine.
+    for _ in 0..6 {
+        let (status, _) = token_from(
+            Some(attacker),
+            &hub,
+            SP_A,
+            "guess-0123456789",
+            &code,
+            REDIRECT_A,
+            true,
+        )
+        .await;
+        assert!(
+            status == StatusCode::UNAUTHORIZED || status == StatusCode::TOO_MANY_REQUESTS,
+            "{status}"
+        );
+    }
+    // SP A from its own address is served, and its code was not spent.
+    let (status, body) = token(&hub, SP_A, SECRET_A, &code, REDIRECT_A, true).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // SP B guesses codes with its own secret: SP B is blocked, from everywhere...
+    for _ in 0..3 {
+        let (status, _) = token(&hub, SP_B, SECRET_B, &Code::bare("x"), REDIRECT_B, false).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+    }
+    for from in [None, Some(attacker)] {
+        let (status, body) = token_from(
+            from,
+            &hub,
+            SP_B,
+            SECRET_B,
+            &Code::bare("x"),
+            REDIRECT_B,
+            false,
+        )
+        .await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    }
+    // ...and SP A, behind the same address, is not.
+    let req = AuthRequest::new(SP_A, REDIRECT_A, "openid email");
+    let code = req.code(
+        &sign_in(&stack, &Browser::new(), &req, "camille")
+            .await
+            .at_sp(),
+    );
     let (status, body) = token(&hub, SP_A, SECRET_A, &code, REDIRECT_A, true).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     stack.stop().await;

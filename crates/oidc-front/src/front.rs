@@ -45,6 +45,8 @@ pub struct FrontMetrics {
     sign_ins: relais_telemetry::metrics::Counters,
     /// Sign-ins that ended in a failure, by the hub's error code.
     failures: relais_telemetry::metrics::Counters,
+    /// Brute-force blocks begun, by what is blocked.
+    blocks: relais_telemetry::metrics::Counters,
 }
 
 impl FrontMetrics {
@@ -59,12 +61,22 @@ impl FrontMetrics {
                 "sign_in_failures",
                 "Sign-ins that ended in a failure, by the hub's error code (docs/errors.md)",
             ),
+            blocks: counters(
+                "back_channel_blocks",
+                "Brute-force blocks begun on the back channel, by what is blocked (client: its own failures after authentication; client_address: a client id named from one address; address: an address, whose verified clients are still served)",
+            ),
         }
     }
 
     pub fn signed_in(&self, path: &str) {
         self.sign_ins
             .get_or_create(&vec![("path".into(), path.into())])
+            .inc();
+    }
+
+    pub fn blocked(&self, kind: &str) {
+        self.blocks
+            .get_or_create(&vec![("kind".into(), kind.into())])
             .inc();
     }
 

@@ -695,15 +695,15 @@ impl Store {
         self.blocks.lock().await.read_at = None;
     }
 
-    /// Counts one more failure for each subject; returns the block it caused, if any.
+    /// Counts one more failure for each subject; returns the blocks it caused.
     pub async fn record_auth_failure(
         &self,
         subjects: &[String],
         limits: &Limits,
-    ) -> Result<Option<OffsetDateTime>, FrontError> {
+    ) -> Result<Vec<(String, OffsetDateTime)>, FrontError> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
-        let mut blocked = None;
+        let mut blocked = Vec::new();
         for subject in subjects {
             let now = self.clock.now();
             let previous = tx
@@ -740,12 +740,14 @@ impl Store {
                 ],
             )
             .await?;
-            if next.blocked_until != previous.and_then(|p| p.blocked_until) {
-                blocked = blocked.max(next.blocked_until);
+            if next.blocked_until != previous.and_then(|p| p.blocked_until)
+                && let Some(until) = next.blocked_until
+            {
+                blocked.push((subject.clone(), until));
             }
         }
         tx.commit().await?;
-        if blocked.is_some() {
+        if !blocked.is_empty() {
             self.forget_blocks().await;
         }
         Ok(blocked)

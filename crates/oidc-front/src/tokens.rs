@@ -14,7 +14,7 @@ use crate::domain::authorize::Params;
 use crate::domain::client_auth::{PRIVATE_KEY_JWT, client_credentials};
 use crate::domain::id_token;
 use crate::domain::secrets::{at_hash, constant_time_eq, pkce_s256, random_token, sha256};
-use crate::domain::types;
+use crate::domain::{throttle, types};
 use crate::error::FrontError;
 use crate::events;
 use crate::front::{Front, params_of, ts};
@@ -23,46 +23,92 @@ use crate::store::Grant;
 
 impl Front {
     /// A back-channel call (token, revocation, introspection) behind the brute-force
-    /// guard: a blocked client or address is refused before anything else, and each
-    /// failure that looks like guessing counts toward a block.
+    /// guard, given the authenticated client. Failures to authenticate count against the
+    /// client id named from that address and against the address; once the pair is
+    /// blocked it is refused before its credentials are checked. A blocked address
+    /// still has credentials checked: verified ones are served (the SPs behind one NAT
+    /// or proxy are not refused for another's failures), others refused. Failures after
+    /// authentication (codes, PKCE, redirect URIs) count against the client itself,
+    /// which a block then refuses from everywhere: it earned it with its own credentials.
     async fn guarded<F, Fut>(&self, req: pb::TokenRequest, call: F) -> pb::ApiResponse
     where
-        F: FnOnce(pb::TokenRequest, pb::Source) -> Fut,
+        F: FnOnce(pb::TokenRequest, pb::Source, Arc<reg::ServiceProvider>) -> Fut,
         Fut: std::future::Future<Output = Result<Value, FrontError>>,
     {
         let source = req.source.clone().unwrap_or_default();
         let basic = req.authorization.trim_start().starts_with("Basic ");
-        let params = params_of(req.params.clone());
-        let mut subjects = Vec::new();
-        if let Ok((client_id, _, _)) = client_credentials(&req.authorization, &params) {
-            subjects.push(format!("client:{client_id}"));
-        }
-        if !source.ip.is_empty() {
-            subjects.push(format!("ip:{}", source.ip));
-        }
-        let result = match self.store.blocked_until(&subjects).await {
-            Ok(Some(until)) => Err(blocked_for(until, self.clock.now())),
-            Ok(None) => call(req, source.clone()).await,
-            Err(e) => Err(e),
-        };
-        if let Err(e) = &result
-            && e.counts_as_attack()
-        {
-            match self
-                .store
-                .record_auth_failure(&subjects, &self.config.throttle_limits())
-                .await
-            {
-                Ok(Some(until)) => {
-                    tracing::warn!(subjects = ?subjects, until = %until, "blocked after repeated failures")
-                }
-                Ok(None) => {}
-                Err(err) => tracing::error!(error = %err, "could not count a failure"),
-            }
-        }
+        let result = self.guarded_inner(req, &source, call).await;
         match result {
             Ok(v) => json_ok(&v),
             Err(e) => json_error(&e, basic.then_some("Basic"), &source.request_id),
+        }
+    }
+
+    async fn guarded_inner<F, Fut>(
+        &self,
+        req: pb::TokenRequest,
+        source: &pb::Source,
+        call: F,
+    ) -> Result<Value, FrontError>
+    where
+        F: FnOnce(pb::TokenRequest, pb::Source, Arc<reg::ServiceProvider>) -> Fut,
+        Fut: std::future::Future<Output = Result<Value, FrontError>>,
+    {
+        let params = params_of(req.params.clone());
+        let address = (!source.ip.is_empty()).then(|| throttle::address_subject(&source.ip));
+        let pair = client_credentials(&req.authorization, &params)
+            .ok()
+            .map(|(client_id, _, _)| throttle::pair_subject(&client_id, &source.ip));
+        let now = self.clock.now();
+        if let Some(until) = self.store.blocked_until(pair.as_slice()).await? {
+            return Err(blocked_for(until, now));
+        }
+        let sp = match self.authenticate(&req.authorization, &params).await {
+            Ok(sp) => sp,
+            Err(e) => {
+                let blocked = self.store.blocked_until(address.as_slice()).await?;
+                if e.counts_as_attack() {
+                    let subjects: Vec<String> = pair.into_iter().chain(address).collect();
+                    self.count_failure(&subjects).await;
+                }
+                return Err(match blocked {
+                    Some(until) => blocked_for(until, now),
+                    None => e,
+                });
+            }
+        };
+        let client = throttle::client_subject(&sp.client_id);
+        if let Some(until) = self
+            .store
+            .blocked_until(std::slice::from_ref(&client))
+            .await?
+        {
+            return Err(blocked_for(until, now));
+        }
+        let result = call(req, source.clone(), sp).await;
+        if let Err(e) = &result
+            && e.counts_as_attack()
+        {
+            self.count_failure(&[client]).await;
+        }
+        result
+    }
+
+    /// One more failure for each of `subjects`; a block it causes is logged and counted
+    /// for operators.
+    async fn count_failure(&self, subjects: &[String]) {
+        match self
+            .store
+            .record_auth_failure(subjects, &self.config.throttle_limits())
+            .await
+        {
+            Ok(blocked) => {
+                for (subject, until) in blocked {
+                    tracing::warn!(%subject, %until, "blocked after repeated failures");
+                    self.metrics.blocked(throttle::kind_of(&subject));
+                }
+            }
+            Err(err) => tracing::error!(error = %err, "could not count a failure"),
         }
     }
 
@@ -141,8 +187,8 @@ impl Front {
     }
 
     pub async fn token(&self, req: pb::TokenRequest) -> pb::ApiResponse {
-        self.guarded(req, |req, source| async move {
-            self.token_inner(req, &source).await
+        self.guarded(req, |req, source, sp| async move {
+            self.token_inner(req, &source, sp).await
         })
         .await
     }
@@ -151,9 +197,9 @@ impl Front {
         &self,
         req: pb::TokenRequest,
         source: &pb::Source,
+        sp: Arc<reg::ServiceProvider>,
     ) -> Result<Value, FrontError> {
         let params = params_of(req.params);
-        let sp = self.authenticate(&req.authorization, &params).await?;
         let client_id = sp.client_id.clone();
         match params.single("grant_type")? {
             Some("authorization_code") => {}
@@ -372,9 +418,8 @@ impl Front {
     }
 
     pub async fn revoke(&self, req: pb::TokenRequest) -> pb::ApiResponse {
-        self.guarded(req, |req, source| async move {
+        self.guarded(req, |req, source, sp| async move {
             let params = params_of(req.params);
-            let sp = self.authenticate(&req.authorization, &params).await?;
             let token = Self::presented_token(&params)?;
             // RFC 7009 §2.2: an unknown or foreign token is answered as a success.
             if let Some(connection) = self
@@ -398,9 +443,8 @@ impl Front {
     }
 
     pub async fn introspect(&self, req: pb::TokenRequest) -> pb::ApiResponse {
-        self.guarded(req, |req, _source| async move {
+        self.guarded(req, |req, _source, sp| async move {
             let params = params_of(req.params);
-            let sp = self.authenticate(&req.authorization, &params).await?;
             let token = Self::presented_token(&params)?;
             // Only the client a token was issued to learns anything about it.
             let record = self

@@ -20,7 +20,7 @@ relais admin suspend-idp <idp_id> <reason>
 relais admin reactivate-idp <idp_id> <reason>
 relais admin rotate-secret <client_id> [overlap_seconds]   (prints the new secret once)
 relais admin blocks
-relais admin unblock <client:ID | ip:ADDRESS>
+relais admin unblock <client:ID | client:ID@ip:ADDRESS | ip:ADDRESS>
 relais admin pki init [--dir DIR]                  (a CA and every service's certificate)
 relais admin pki issue <service> [--dir DIR]       (renews one service's certificate)
 relais admin pki issue operator <name> [--dir DIR] (operator.pem for relais admin)

@@ -2,6 +2,30 @@
 
 use time::{Duration, OffsetDateTime};
 
+/// Who failures count against, as stored and as operators list and clear them.
+pub fn client_subject(client_id: &str) -> String {
+    format!("client:{client_id}")
+}
+
+/// A client id named from an address (before its credentials were checked).
+pub fn pair_subject(client_id: &str, ip: &str) -> String {
+    format!("client:{client_id}@ip:{ip}")
+}
+
+pub fn address_subject(ip: &str) -> String {
+    format!("ip:{ip}")
+}
+
+/// The kind of a subject, for the operators' metric: `client`, `client_address` or
+/// `address`.
+pub fn kind_of(subject: &str) -> &'static str {
+    match subject.split_once(':') {
+        Some(("ip", _)) => "address",
+        Some(("client", rest)) if rest.contains("@ip:") => "client_address",
+        _ => "client",
+    }
+}
+
 /// The limits, from configuration.
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
@@ -86,6 +110,16 @@ mod tests {
             .map(|d| d.map(|d| d.whole_minutes()).unwrap_or(0))
             .collect();
         assert_eq!(minutes, vec![1, 2, 4, 5, 5]);
+    }
+
+    #[test]
+    fn subjects_name_their_kind() {
+        assert_eq!(kind_of(&client_subject("sp-a")), "client");
+        assert_eq!(
+            kind_of(&pair_subject("sp-a", "2001:db8::1")),
+            "client_address"
+        );
+        assert_eq!(kind_of(&address_subject("203.0.113.7")), "address");
     }
 
     #[test]
