@@ -268,12 +268,9 @@ async fn pkce_is_enforced() {
     stack.stop().await;
 }
 
-/// Repeated failures block the client and the address, for every replica, with a
-/// Retry-After; operators see the block and can lift it.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn brute_force_is_blocked() {
-    use relais_proto::oidc_front::v1 as front;
-    let stack = Stack::start_with(Options {
+/// A hub that blocks for two minutes after three failures, its `/metrics` served.
+async fn blocking_after_three_failures() -> Stack {
+    Stack::start_with(Options {
         tweak: |c| {
             c.oidc_front.brute_force_max_failures = 3;
             c.oidc_front.brute_force_block_seconds = 120;
@@ -281,7 +278,16 @@ async fn brute_force_is_blocked() {
         },
         ..Options::default()
     })
-    .await;
+    .await
+}
+
+/// Repeated failed authentications block the client id named from that address and the
+/// address (which still serves verified clients), for every replica, with a Retry-After;
+/// operators see the blocks, hear of them in the metrics, and can lift them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn brute_force_is_blocked() {
+    use relais_proto::oidc_front::v1 as front;
+    let stack = blocking_after_three_failures().await;
     let hub = stack.hub.clone();
     let browser = Browser::new();
     let req = AuthRequest::new(SP_A, REDIRECT_A, "openid email");
@@ -371,14 +377,7 @@ async fn brute_force_is_blocked() {
 /// address.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn others_failures_never_block_a_client_with_its_own_credentials() {
-    let stack = Stack::start_with(Options {
-        tweak: |c| {
-            c.oidc_front.brute_force_max_failures = 3;
-            c.oidc_front.brute_force_block_seconds = 120;
-        },
-        ..Options::default()
-    })
-    .await;
+    let stack = blocking_after_three_failures().await;
     let hub = stack.hub.clone();
     let attacker: std::net::IpAddr = "127.0.0.2".parse().unwrap();
     let browser = Browser::new();

@@ -543,11 +543,8 @@ impl Consumer {
                     let Some(channel) = retry else {
                         return self.requeue_after_pause(delivery, shutdown).await;
                     };
-                    if let Err(settle) = self.retry_later(channel, &delivery, event, &error).await {
-                        if matches!(settle, BusError::Requeued) {
-                            return self.requeue_after_pause(delivery, shutdown).await;
-                        }
-                        return Err(settle);
+                    if !self.retry_later(channel, &delivery, event, &error).await? {
+                        return self.requeue_after_pause(delivery, shutdown).await;
                     }
                 }
             }
@@ -577,14 +574,14 @@ impl Consumer {
     }
 
     /// Moves a failed event to the delay queue of its next attempt, or gives it up after
-    /// the last. `Err(Requeued)`: giving it up failed, its delivery must go back.
+    /// the last. False when giving it up failed: its delivery must go back.
     async fn retry_later(
         &self,
         channel: &lapin::Channel,
         delivery: &Delivery,
         event: &Event,
         error: &BusError,
-    ) -> Result<(), BusError> {
+    ) -> Result<bool, BusError> {
         let failed = attempts_of(delivery) + 1;
         let next = usize::try_from(failed - 1)
             .ok()
@@ -620,13 +617,13 @@ impl Consumer {
                     .await
                 {
                     tracing::warn!(queue = %self.queue, event_id = %event.id, error = %e, "giving up an event failed; it goes back to the queue");
-                    return Err(BusError::Requeued);
+                    return Ok(false);
                 }
                 ConsumerStats::count(&self.stats.abandoned);
                 tracing::warn!(queue = %self.queue, event_id = %event.id, kind = %event.kind, attempts = failed, "event given up after its last attempt");
             }
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Claims the batch's events in the inbox and hands the new ones, in order and each

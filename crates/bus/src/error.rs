@@ -39,9 +39,6 @@ pub enum BusError {
     #[error("RabbitMQ confirmed neither way {0} message(s); their events stay in the outbox")]
     ConfirmsLost(usize),
 
-    #[error("giving up an event failed; its delivery goes back to the queue")]
-    Requeued,
-
     #[error("the consumer stopped receiving deliveries")]
     ConsumerEnded,
 

@@ -328,15 +328,20 @@ fn messages(rows: &[(Uuid, &str, &str)]) -> Vec<Message> {
         .iter()
         .map(|(_, kind, _)| crate::batch_routing_key(kind))
         .collect();
+    let mut counts: Vec<(&str, usize)> = Vec::new();
+    for key in keys.iter().flatten() {
+        match counts.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((key, 1)),
+        }
+    }
     let mut out: Vec<Message> = Vec::with_capacity(rows.len());
     // Each family's batch message: its key and its index in `out`.
-    let mut batches: Vec<(String, usize)> = Vec::new();
-    let several = |key: &String| keys.iter().flatten().filter(|k| *k == key).nth(1).is_some();
-    let batched: Vec<Option<String>> = keys
-        .iter()
-        .map(|key| key.clone().filter(|key| several(key)))
-        .collect();
-    for ((id, kind, body), key) in rows.iter().zip(batched) {
+    let mut batches: Vec<(&str, usize)> = Vec::new();
+    for ((id, kind, body), key) in rows.iter().zip(&keys) {
+        let key = key
+            .as_deref()
+            .filter(|key| counts.iter().any(|(k, n)| k == key && *n > 1));
         let Some(key) = key else {
             out.push(Message {
                 id: *id,
@@ -347,19 +352,18 @@ fn messages(rows: &[(Uuid, &str, &str)]) -> Vec<Message> {
         };
         match batches.iter().find(|(k, _)| *k == key) {
             Some((_, at)) => {
-                let body_of = &mut out[*at].body;
-                body_of.push(b',');
-                body_of.extend_from_slice(body.as_bytes());
+                let batch = &mut out[*at].body;
+                batch.push(b',');
+                batch.extend_from_slice(body.as_bytes());
             }
             None => {
-                batches.push((key.clone(), out.len()));
-                let mut first = Vec::with_capacity(body.len() * 8);
-                first.push(b'[');
-                first.extend_from_slice(body.as_bytes());
+                batches.push((key, out.len()));
+                let mut batch = vec![b'['];
+                batch.extend_from_slice(body.as_bytes());
                 out.push(Message {
                     id: *id,
-                    routing_key: key,
-                    body: first,
+                    routing_key: key.to_owned(),
+                    body: batch,
                 });
             }
         }

@@ -143,34 +143,11 @@ async fn a_broker_outage_delays_events_and_each_then_arrives_exactly_once() {
 /// and the consumer still gets each once, in order.
 #[tokio::test]
 async fn records_relayed_together_travel_as_one_message_and_arrive_each_once_in_order() {
-    use futures::StreamExt;
-    use lapin::{options::*, types::FieldTable};
-
     let hub = Hub::start().await;
     let recorder = Arc::new(Recorder::default());
     let consumer = hub.consume(hub.bus.config(), &recorder).await;
     // A raw observer of what the broker carries.
-    let connection = hub.bus.connect().await;
-    let channel = connection.create_channel().await.unwrap();
-    let observer = hub.bus.queue("observer");
-    channel
-        .queue_declare(
-            &observer,
-            QueueDeclareOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
-    channel
-        .queue_bind(
-            &observer,
-            hub.bus.exchange(),
-            "connection.#",
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
+    let mut observer = hub.bus.listen("connection.#").await;
 
     let expected = hub.enqueue(6, true).await;
     let relay = spawn_relay(
@@ -183,25 +160,10 @@ async fn records_relayed_together_travel_as_one_message_and_arrive_each_once_in_
     assert_eq!(recorder.seen(), expected);
     assert_eq!(relay.stats.published(), 6);
 
-    let mut messages = channel
-        .basic_consume(
-            &observer,
-            "observer",
-            BasicConsumeOptions {
-                no_ack: true,
-                ..BasicConsumeOptions::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
-    let first = tokio::time::timeout(Duration::from_secs(5), messages.next())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    assert_eq!(first.routing_key.as_str(), "connection.batch");
-    let carried: Vec<_> = relais_bus::Event::from_message(&first.data)
+    let wait = Duration::from_secs(5);
+    let (key, body) = observer.next_message(wait).await.unwrap();
+    assert_eq!(key, "connection.batch");
+    let carried: Vec<_> = relais_bus::Event::from_message(&body)
         .unwrap()
         .into_iter()
         .map(|e| e.id)
@@ -210,19 +172,11 @@ async fn records_relayed_together_travel_as_one_message_and_arrive_each_once_in_
 
     // A record relayed alone keeps its own kind: a consumer of one step still gets it.
     let alone = hub.enqueue(1, true).await;
-    let second = tokio::time::timeout(Duration::from_secs(5), messages.next())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    assert_eq!(second.routing_key.as_str(), "connection.token_issued");
-    assert_eq!(
-        relais_bus::Event::from_json(&second.data).unwrap().id,
-        alone[0]
-    );
+    let (key, body) = observer.next_message(wait).await.unwrap();
+    assert_eq!(key, "connection.token_issued");
+    assert_eq!(relais_bus::Event::from_json(&body).unwrap().id, alone[0]);
     // Nothing else: the six records were one message.
-    assert!(tokio::time::timeout(SETTLE, messages.next()).await.is_err());
-    let _ = connection.close(200, "done").await;
+    assert!(observer.next_message(SETTLE).await.is_none());
 
     hub.stop(vec![relay.task, consumer.task]).await;
 }

@@ -239,26 +239,36 @@ pub struct Listener {
 }
 
 impl Listener {
+    /// The next message as the broker carries it: its routing key and body, or None if
+    /// none comes within `wait`.
+    pub async fn next_message(&mut self, wait: std::time::Duration) -> Option<(String, Vec<u8>)> {
+        use futures::StreamExt;
+        let delivery = tokio::time::timeout(wait, self.consumer.next())
+            .await
+            .ok()?
+            .expect("the observer's consumer ended")
+            .unwrap();
+        Some((delivery.routing_key.to_string(), delivery.data))
+    }
+
     /// The first event received that `wanted` accepts; panics if none comes in time.
     pub async fn wait_for(
         &mut self,
         what: &str,
         wanted: impl Fn(&relais_bus::Event) -> bool,
     ) -> relais_bus::Event {
-        use futures::StreamExt;
         let deadline = tokio::time::Instant::now() + EVENT_WAIT;
         loop {
             if self.pending.is_empty() {
-                let delivery = tokio::time::timeout_at(deadline, self.consumer.next())
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                let (key, data) = self
+                    .next_message(left)
                     .await
-                    .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
-                    .expect("the observer's consumer ended")
-                    .unwrap();
-                let events = relais_bus::Event::from_message(&delivery.data).unwrap();
-                let key = delivery.routing_key.as_str();
+                    .unwrap_or_else(|| panic!("timed out waiting for {what}"));
+                let events = relais_bus::Event::from_message(&data).unwrap();
                 for event in &events {
                     let batch = relais_bus::batch_routing_key(&event.kind);
-                    assert!(event.kind == key || batch.as_deref() == Some(key));
+                    assert!(event.kind == key || batch.as_deref() == Some(key.as_str()));
                 }
                 self.pending.extend(events);
             }

@@ -475,7 +475,15 @@ impl Store {
     /// Recomputes every link of the chain; the first altered, removed or reordered event
     /// breaks it.
     pub async fn verify_chain(&self) -> Result<ChainCheck, TraceError> {
-        let client = self.pool.get().await?;
+        let mut client = self.pool.get().await?;
+        // One snapshot for the events and the head: an append committing between two
+        // reads would otherwise look like a break.
+        let client = client
+            .build_transaction()
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await?;
         let rows = client
             .all(
                 "SELECT seq, body, prev_hash, hash FROM events ORDER BY seq",

@@ -86,3 +86,57 @@ async fn two_swapped_events_break_the_chain_at_the_first() {
     assert_broken_at(&mut trace, 2).await;
     trace.stop().await;
 }
+
+#[tokio::test]
+async fn a_chain_growing_while_it_is_checked_is_found_intact() {
+    let mut trace = Trace::start().await;
+    let ids: Vec<String> = (0..40).map(|i| format!("cnx-growing-{i}")).collect();
+    let batches: Vec<Vec<relais_bus::Event>> = ids
+        .iter()
+        .map(|id| {
+            sign_in(
+                &SignIn {
+                    connection_id: id,
+                    sp_id: "sp-a",
+                    sub_fs: "fs-1",
+                    account_id: "acct-1",
+                },
+                base_time(),
+            )
+        })
+        .collect();
+    let all: Vec<&relais_bus::Event> = batches.iter().flatten().collect();
+    // Appends commit one sign-in at a time while the chain is verified over and over:
+    // each check sees one consistent state, never a head ahead of its events.
+    let publishing = async {
+        for batch in &batches {
+            trace.publish(&batch.iter().collect::<Vec<_>>()).await;
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    };
+    let client = trace.client.clone();
+    let checking = async move {
+        let mut client = client;
+        let mut checks = 0;
+        let mut broken = Vec::new();
+        while checks < 60 {
+            let chain = client
+                .verify_chain(relais_proto::trace::v1::VerifyChainRequest {})
+                .await
+                .unwrap()
+                .into_inner();
+            if !chain.intact {
+                broken.push(chain);
+            }
+            checks += 1;
+        }
+        broken
+    };
+    let ((), broken) = tokio::join!(publishing, checking);
+    assert!(broken.is_empty(), "{broken:?}");
+    trace.wait_stored(&all).await;
+    let chain = trace.verify().await;
+    assert!(chain.intact, "{chain:?}");
+    assert_eq!(chain.events, i64::try_from(all.len()).unwrap());
+    trace.stop().await;
+}
