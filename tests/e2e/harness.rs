@@ -486,6 +486,17 @@ impl Stack {
         r.text().await.unwrap()
     }
 
+    /// SQL on a service's schema, as an operator (or an intruder) at the database would.
+    pub async fn sql(
+        &self,
+        schema: &str,
+        statement: &str,
+    ) -> Vec<deadpool_postgres::tokio_postgres::Row> {
+        let pool = self.db.pool(schema, 1).await;
+        let client = pool.get().await.unwrap();
+        client.query(statement, &[]).await.unwrap()
+    }
+
     pub async fn proof_events(&self, kind: &str) -> Vec<Value> {
         let pool = self.db.pool("trace", 1).await;
         let client = pool.get().await.unwrap();
@@ -605,17 +616,26 @@ idp_ids = ["demo-idp"]
 # Signs in without PKCE, as it did before OAuth 2.1.
 pkce_exempt = true
 
-# The demo IdP's Camille is support staff, Jean a contact of Service A; Karim is nobody.
+# The demo IdP's Marie-Hélène (eidas3) and Camille (eidas1, too low for staff) are support
+# staff, Jean a contact of Service A bound at his first use; Karim is nobody.
+[[people]]
+email = "marie-helene.lefevre@demo-idp.test"
+name = "Marie-Hélène Lefèvre"
+role = "level1"
+idp = "demo-idp"
+
 [[people]]
 email = "camille.martin@demo-idp.test"
 name = "Camille Martin"
 role = "level1"
+idp = "demo-idp"
 
 [[people]]
 email = "jean.dupont@demo-idp.test"
 name = "Jean Dupont"
 role = "contact"
 partner = "sp:{SP_A}"
+idp = "demo-idp"
 "#
     )
 }

@@ -56,7 +56,7 @@ async fn contacts_and_staff_use_the_support_api_with_console_tokens_and_every_ca
     })
     .await;
     let jean = access_token(&stack, CONSOLE, "jean").await;
-    let camille = access_token(&stack, CONSOLE, "camille").await;
+    let staff = access_token(&stack, CONSOLE, "marie-helene").await;
 
     // A contact files for their own partner.
     let new = json!({
@@ -114,7 +114,7 @@ async fn contacts_and_staff_use_the_support_api_with_console_tokens_and_every_ca
         &stack,
         Method::POST,
         &format!("/tickets/{id}/acknowledge"),
-        Some(&camille),
+        Some(&staff),
         None,
     )
     .await;
@@ -122,13 +122,13 @@ async fn contacts_and_staff_use_the_support_api_with_console_tokens_and_every_ca
     assert!(acknowledged["acknowledged_at"].is_string());
     assert_eq!(
         acknowledged["history"][1]["actor"],
-        "camille.martin@demo-idp.test (level1)"
+        "marie-helene.lefevre@demo-idp.test (level1)"
     );
     let (status, severity, _) = call(
         &stack,
         Method::PUT,
         &format!("/tickets/{id}/severity"),
-        Some(&camille),
+        Some(&staff),
         Some(json!({ "severity": 9 })),
     )
     .await;
@@ -137,7 +137,7 @@ async fn contacts_and_staff_use_the_support_api_with_console_tokens_and_every_ca
         &stack,
         Method::GET,
         "/indicator?from=2020-01-01T00:00:00Z&to=2100-01-01T00:00:00Z",
-        Some(&camille),
+        Some(&staff),
         None,
     )
     .await;
@@ -240,7 +240,11 @@ Subject: Deuxieme souci\r\nMessage-ID: <e2e-1@demo-idp.test>\r\n\r\nBonjour.\r\n
         "GetIndicator",
         "forbidden"
     ));
-    assert!(seen("camille.martin@demo-idp.test", "Acknowledge", "ok"));
+    assert!(seen(
+        "marie-helene.lefevre@demo-idp.test",
+        "Acknowledge",
+        "ok"
+    ));
     assert!(seen("unidentified caller", "ListTickets", "forbidden"));
     assert!(
         calls
@@ -260,7 +264,7 @@ Subject: Deuxieme souci\r\nMessage-ID: <e2e-1@demo-idp.test>\r\n\r\nBonjour.\r\n
     assert!(!stack.proof_events("support.ticket.opened").await.is_empty());
     for c in &calls {
         let text = c.to_string();
-        for token in [&jean, &camille, &karim, &service_a, &revoked] {
+        for token in [&jean, &staff, &karim, &service_a, &revoked] {
             assert!(!text.contains(token.as_str()), "a token in the proof store");
         }
     }
@@ -274,4 +278,88 @@ Subject: Deuxieme souci\r\nMessage-ID: <e2e-1@demo-idp.test>\r\n\r\nBonjour.\r\n
         .unwrap();
     assert!(doc["paths"]["/tickets/{id}/acknowledge"]["post"].is_object());
     stack.stop().await;
+}
+
+/// An `email` claim is not an identity: a person is the subject their enrolled IdP gave
+/// them (recorded at their first use), and staff sign in at a staff level (RFC 9470).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn people_are_their_enrolled_idp_identity_and_staff_sign_in_strongly() {
+    let stack = Stack::start().await;
+    let jean_sub = "5f0a77c3d9e14b6a9c2e0b8d4f6a1e33";
+    assert_eq!(
+        bound_sub(&stack, "jean.dupont@demo-idp.test").await,
+        "",
+        "enrolled with the IdP only"
+    );
+
+    // Jean's first use through the demo IdP records his subject there.
+    let jean = access_token(&stack, CONSOLE, "jean").await;
+    let (status, body, _) = call(&stack, Method::GET, "/tickets", Some(&jean), None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        bound_sub(&stack, "jean.dupont@demo-idp.test").await,
+        jean_sub
+    );
+    let (status, body, _) = call(&stack, Method::GET, "/tickets", Some(&jean), None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // Enrolled as another subject, or through another IdP: his e-mail claim admits nothing.
+    // A refused call binds nobody: the stored subject is what the enrolment left.
+    for (tampered, left) in [
+        (
+            "UPDATE people SET idp_sub = 'another-person' WHERE email = 'jean.dupont@demo-idp.test'",
+            "another-person",
+        ),
+        (
+            "UPDATE people SET idp_id = 'other-idp', idp_sub = NULL \
+             WHERE email = 'jean.dupont@demo-idp.test'",
+            "",
+        ),
+        (
+            "UPDATE people SET idp_id = NULL, idp_sub = NULL \
+             WHERE email = 'jean.dupont@demo-idp.test'",
+            "",
+        ),
+    ] {
+        stack.sql("registry", tampered).await;
+        let (status, error, _) = call(&stack, Method::GET, "/tickets", Some(&jean), None).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{tampered}: {error}");
+        assert_eq!(error["error"], "identity_mismatch", "{tampered}");
+        assert!(
+            !error.to_string().contains("another-person"),
+            "the enrolled subject is never told: {error}"
+        );
+        assert_eq!(
+            bound_sub(&stack, "jean.dupont@demo-idp.test").await,
+            left,
+            "{tampered}"
+        );
+    }
+
+    // Camille is staff but signs in at eidas1: told which levels would do.
+    let camille = access_token(&stack, CONSOLE, "camille").await;
+    let (status, error, headers) =
+        call(&stack, Method::GET, "/tickets", Some(&camille), None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{error}");
+    assert_eq!(error["error"], "insufficient_user_authentication");
+    let challenge = headers["www-authenticate"].to_str().unwrap();
+    assert!(
+        challenge.contains("error=\"insufficient_user_authentication\"")
+            && challenge.contains("acr_values=\"eidas2 eidas3\""),
+        "{challenge}"
+    );
+    // … and her refused call bound nothing either.
+    assert_eq!(bound_sub(&stack, "camille.martin@demo-idp.test").await, "");
+    stack.stop().await;
+}
+
+/// The IdP subject the registry holds for a person ("" for none).
+async fn bound_sub(stack: &Stack, email: &str) -> String {
+    stack
+        .sql(
+            "registry",
+            &format!("SELECT coalesce(idp_sub, '') FROM people WHERE email = '{email}'"),
+        )
+        .await[0]
+        .get::<_, String>(0)
 }

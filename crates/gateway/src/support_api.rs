@@ -82,8 +82,11 @@ pub(crate) fn router() -> (axum::Router<Shared>, utoipa::openapi::OpenApi) {
 /// An error answer: a stable code and words for a person.
 #[derive(Serialize, ToSchema)]
 pub(crate) struct ApiError {
-    /// `invalid_token`, `forbidden`, `unknown_ticket`, `invalid_argument`,
-    /// `invalid_state`, `not_found`, `service_unavailable`.
+    /// `invalid_token`, `insufficient_user_authentication` (a staff member's sign-in
+    /// below `support.staff_acr_values`; the challenge names the levels), `forbidden`,
+    /// `identity_mismatch` (not the IdP identity the person is enrolled with),
+    /// `unknown_ticket`, `invalid_argument`, `invalid_state`, `not_found`,
+    /// `service_unavailable`.
     error: String,
     error_description: String,
     request_id: String,
@@ -399,6 +402,18 @@ fn caller(headers: &HeaderMap) -> pb::Caller {
 }
 
 fn error(meta: &Meta, status: StatusCode, code: &str, description: &str) -> Response {
+    challenged(meta, status, code, description, None)
+}
+
+/// An error answer; a 401 carries its RFC 6750 challenge, with the levels to reach when
+/// the sign-in was too weak (RFC 9470).
+fn challenged(
+    meta: &Meta,
+    status: StatusCode,
+    code: &str,
+    description: &str,
+    acr_values: Option<&str>,
+) -> Response {
     let mut response = (
         status,
         Json(ApiError {
@@ -410,14 +425,18 @@ fn error(meta: &Meta, status: StatusCode, code: &str, description: &str) -> Resp
         .into_response();
     if status == StatusCode::UNAUTHORIZED {
         // RFC 6750 §3: the scheme, and why when a token was presented.
-        let challenge = if code == "invalid_token" {
-            "Bearer realm=\"relais-support\", error=\"invalid_token\""
-        } else {
-            "Bearer realm=\"relais-support\""
+        let challenge = match (code, acr_values) {
+            ("invalid_token", _) => {
+                HeaderValue::from_static("Bearer realm=\"relais-support\", error=\"invalid_token\"")
+            }
+            ("insufficient_user_authentication", Some(levels)) => HeaderValue::try_from(format!(
+                "Bearer realm=\"relais-support\", error=\"insufficient_user_authentication\", \
+                 error_description=\"A stronger sign-in is needed\", acr_values=\"{levels}\""
+            ))
+            .unwrap_or_else(|_| HeaderValue::from_static("Bearer realm=\"relais-support\"")),
+            _ => HeaderValue::from_static("Bearer realm=\"relais-support\""),
         };
-        response
-            .headers_mut()
-            .insert(WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+        response.headers_mut().insert(WWW_AUTHENTICATE, challenge);
     }
     no_store(response)
 }
@@ -453,7 +472,16 @@ fn failure(meta: &Meta, status: &tonic::Status) -> Response {
         StatusCode::NOT_FOUND => "not_found",
         _ => "invalid_argument",
     });
-    error(meta, http, code, status.message())
+    // Levels are acr tokens (`[A-Za-z0-9_.-]`): nothing that could break the header.
+    let acr_values = status
+        .metadata()
+        .get(relais_runtime::ACR_VALUES_KEY)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            v.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b" _.-:".contains(&b))
+        });
+    challenged(meta, http, code, status.message(), acr_values)
 }
 
 fn answer<T, U: Serialize>(

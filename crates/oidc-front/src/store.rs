@@ -563,6 +563,22 @@ impl Store {
         }))
     }
 
+    /// The IdP subject of the sign-in an access token came from, through its grant's
+    /// session; `None` once that session is gone.
+    pub async fn token_sub_fi(&self, token_hash: &[u8]) -> Result<Option<String>, FrontError> {
+        let client = self.pool.get().await?;
+        client
+            .opt(
+                "SELECT s.sub_fi FROM access_tokens t JOIN grants g ON g.code_hash = t.code_hash \
+                 JOIN sessions s ON s.sid = g.sid WHERE t.token_hash = $1",
+                &[&token_hash],
+            )
+            .await?
+            .map(|r| r.try_get(0))
+            .transpose()
+            .map_err(FrontError::from)
+    }
+
     pub async fn session_by_cookie(&self, id_hash: &[u8]) -> Result<Option<Session>, FrontError> {
         let client = self.pool.get().await?;
         client

@@ -539,9 +539,10 @@ impl Front {
         &self,
         req: pb::VerifyAccessTokenRequest,
     ) -> Result<pb::VerifiedAccessToken, FrontError> {
+        let hash = sha256(&req.token);
         let at = self
             .store
-            .access_token(&sha256(&req.token))
+            .access_token(&hash)
             .await?
             .ok_or(FrontError::InvalidToken)?;
         // Only the client it was issued to, and only while that client is active.
@@ -556,6 +557,7 @@ impl Front {
             acr: at.acr,
             idp_id: at.idp_id,
             claims_json: at.claims.to_string(),
+            sub_fi: self.store.token_sub_fi(&hash).await?.unwrap_or_default(),
         })
     }
 }

@@ -13,7 +13,7 @@ pub fn allowed(method: &str) -> &'static [Role] {
         "SetServiceProviderStatus" | "SetIdentityProviderStatus" | "RotateClientSecret" => {
             &[Role::Operator]
         }
-        "FindPerson" | "ListContacts" => &[Role::Support],
+        "FindPerson" | "ListContacts" | "BindPerson" => &[Role::Support],
         _ => &[],
     }
 }

@@ -137,6 +137,13 @@ pub struct PersonSeed {
     /// For a contact: `sp:<client_id>` or `idp:<id>`.
     #[serde(default)]
     pub partner: Option<String>,
+    /// The IdP that signs this person in: support admits them only through it.
+    #[serde(default)]
+    pub idp: Option<String>,
+    /// Their subject at that IdP, when known at enrolment; otherwise their first use
+    /// records it.
+    #[serde(default)]
+    pub idp_sub: Option<String>,
 }
 
 impl PersonSeed {
@@ -156,6 +163,16 @@ impl PersonSeed {
                 self.role,
                 PERSON_ROLES.join(", ")
             )));
+        }
+        match (&self.idp, &self.idp_sub) {
+            (None, Some(_)) => return Err(invalid("idp_sub needs the idp that gave it")),
+            (Some(idp), _) if !seed.identity_providers.iter().any(|i| &i.id == idp) => {
+                return Err(invalid(&format!("unknown identity provider {idp}")));
+            }
+            (_, Some(sub)) if sub.trim().is_empty() || sub.len() > 255 => {
+                return Err(invalid("idp_sub must be 1 to 255 characters"));
+            }
+            _ => {}
         }
         match (self.role.as_str(), &self.partner) {
             ("contact", None) => Err(invalid("a contact needs its partner (sp:<id> or idp:<id>)")),

@@ -118,6 +118,18 @@ impl Registry for RegistryService {
         Ok(Response::new(person))
     }
 
+    async fn bind_person(
+        &self,
+        request: Request<pb::BindPersonRequest>,
+    ) -> Result<Response<pb::Person>, Status> {
+        let req = request.into_inner();
+        let person = self
+            .store
+            .bind_person(&req.email, &req.idp_id, &req.idp_sub)
+            .await?;
+        Ok(Response::new(person))
+    }
+
     async fn list_contacts(
         &self,
         request: Request<pb::ListContactsRequest>,

@@ -317,17 +317,30 @@ impl Store {
                 Some((kind, id)) => (Some(kind.as_str()), Some(id)),
                 None => (None, None),
             };
+            // A subject in the seed wins; a subject bound at first use stays while the
+            // person's IdP does.
             tx.run(
-                "INSERT INTO people (email, name, role, partner_kind, partner_id) \
-                 VALUES ($1, $2, $3, $4, $5) \
+                "INSERT INTO people (email, name, role, partner_kind, partner_id, idp_id, \
+                 idp_sub, bound_at) VALUES ($1, $2, $3, $4, $5, $6, $7, \
+                 CASE WHEN $7::text IS NULL THEN NULL ELSE now() END) \
                  ON CONFLICT (email) DO UPDATE SET name = $2, role = $3, partner_kind = $4, \
-                 partner_id = $5, updated_at = now()",
+                 partner_id = $5, idp_id = $6, \
+                 idp_sub = CASE WHEN $7::text IS NOT NULL THEN $7 \
+                   WHEN people.idp_id IS DISTINCT FROM $6 THEN NULL ELSE people.idp_sub END, \
+                 bound_at = CASE WHEN $7::text IS NOT NULL THEN \
+                     CASE WHEN people.idp_sub IS NOT DISTINCT FROM $7 \
+                       AND people.idp_id IS NOT DISTINCT FROM $6 THEN people.bound_at \
+                     ELSE now() END \
+                   WHEN people.idp_id IS DISTINCT FROM $6 THEN NULL ELSE people.bound_at END, \
+                 updated_at = now()",
                 &[
                     &person.email.to_lowercase(),
                     &person.name,
                     &person.role,
                     &kind,
                     &id,
+                    &person.idp,
+                    &person.idp_sub,
                 ],
             )
             .await?;
@@ -341,19 +354,36 @@ impl Store {
         let client = self.pool.get().await?;
         let row = client
             .opt(
-                "SELECT email, name, role, coalesce(partner_kind, ''), coalesce(partner_id, '') \
-                 FROM people WHERE email = lower($1)",
+                &format!("SELECT {PERSON_COLUMNS} FROM people WHERE email = lower($1)"),
                 &[&email],
             )
             .await?
             .ok_or(RegistryError::UnknownPerson)?;
-        Ok(pb::Person {
-            email: row.try_get(0)?,
-            name: row.try_get(1)?,
-            role: row.try_get(2)?,
-            partner_kind: row.try_get(3)?,
-            partner_id: row.try_get(4)?,
-        })
+        person_from_row(&row)
+    }
+
+    /// Records the subject of a person's first use at their enrolled IdP; the person as
+    /// stored afterwards, whoever bound them.
+    pub async fn bind_person(
+        &self,
+        email: &str,
+        idp_id: &str,
+        idp_sub: &str,
+    ) -> Result<pb::Person, RegistryError> {
+        if idp_sub.is_empty() || idp_sub.len() > 255 {
+            return Err(RegistryError::Invalid(
+                "idp_sub must be 1 to 255 characters".into(),
+            ));
+        }
+        let client = self.pool.get().await?;
+        client
+            .run(
+                "UPDATE people SET idp_sub = $3, bound_at = now(), updated_at = now() \
+                 WHERE email = lower($1) AND idp_id = $2 AND idp_sub IS NULL",
+                &[&email, &idp_id, &idp_sub],
+            )
+            .await?;
+        self.person(email).await
     }
 
     pub async fn contacts(
@@ -363,22 +393,16 @@ impl Store {
     ) -> Result<Vec<pb::Person>, RegistryError> {
         let client = self.pool.get().await?;
         client
-            .query(
-                "SELECT email, name, role, partner_kind, partner_id FROM people \
-                 WHERE role = 'contact' AND partner_kind = $1 AND partner_id = $2 ORDER BY email",
+            .all(
+                &format!(
+                    "SELECT {PERSON_COLUMNS} FROM people WHERE role = 'contact' \
+                     AND partner_kind = $1 AND partner_id = $2 ORDER BY email"
+                ),
                 &[&partner_kind, &partner_id],
             )
             .await?
             .iter()
-            .map(|row| {
-                Ok(pb::Person {
-                    email: row.try_get(0)?,
-                    name: row.try_get(1)?,
-                    role: row.try_get(2)?,
-                    partner_kind: row.try_get(3)?,
-                    partner_id: row.try_get(4)?,
-                })
-            })
+            .map(person_from_row)
             .collect()
     }
 
@@ -555,4 +579,19 @@ pub async fn incident_resolved(
         }
     }
     Ok(())
+}
+
+const PERSON_COLUMNS: &str = "email, name, role, coalesce(partner_kind, ''), \
+    coalesce(partner_id, ''), coalesce(idp_id, ''), coalesce(idp_sub, '')";
+
+fn person_from_row(row: &Row) -> Result<pb::Person, RegistryError> {
+    Ok(pb::Person {
+        email: row.try_get(0)?,
+        name: row.try_get(1)?,
+        role: row.try_get(2)?,
+        partner_kind: row.try_get(3)?,
+        partner_id: row.try_get(4)?,
+        idp_id: row.try_get(5)?,
+        idp_sub: row.try_get(6)?,
+    })
 }

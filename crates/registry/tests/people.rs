@@ -1,6 +1,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use relais_proto::registry::v1::{FindPersonRequest, ListContactsRequest};
+use relais_proto::registry::v1::{BindPersonRequest, FindPersonRequest, ListContactsRequest};
 use tonic::Code;
 
 use crate::common::{BASIC_SECRET, Registry, error_code, seed};
@@ -129,4 +129,96 @@ async fn a_person_with_a_bad_address_an_unknown_role_or_twice_is_refused() {
     let message =
         refused(&seed(BASIC_SECRET).replace("n2@relais.example", "ops@sp-basic.example")).await;
     assert!(message.contains("listed twice"), "{message}");
+}
+
+/// The fixture seed with its contact enrolled at `idp-a` (and `extra` lines after it).
+fn enrolled(extra: &str) -> String {
+    seed(BASIC_SECRET).replace(
+        "partner = \"sp:sp-basic\"\n",
+        &format!("partner = \"sp:sp-basic\"\nidp = \"idp-a\"\n{extra}"),
+    )
+}
+
+async fn binding(registry: &mut Registry, email: &str) -> (String, String) {
+    let p = registry
+        .client
+        .find_person(FindPersonRequest {
+            email: email.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    (p.idp_id, p.idp_sub)
+}
+
+async fn bind(registry: &mut Registry, idp: &str, sub: &str) -> (String, String) {
+    let p = registry
+        .client
+        .bind_person(BindPersonRequest {
+            email: "OPS@sp-basic.example".into(),
+            idp_id: idp.into(),
+            idp_sub: sub.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    (p.idp_id, p.idp_sub)
+}
+
+#[tokio::test]
+async fn a_person_is_bound_once_through_the_enrolled_idp_and_a_reseed_keeps_it() {
+    let ops = "ops@sp-basic.example";
+    let mut registry = Registry::start(&enrolled("")).await;
+    let pair = |idp: &str, sub: &str| (idp.to_owned(), sub.to_owned());
+    assert_eq!(binding(&mut registry, ops).await, pair("idp-a", ""));
+    // Not through another IdP; then the first use through idp-a, and only that one.
+    assert_eq!(bind(&mut registry, "idp-b", "x").await, pair("idp-a", ""));
+    assert_eq!(
+        bind(&mut registry, "idp-a", "sub-1").await,
+        pair("idp-a", "sub-1")
+    );
+    assert_eq!(
+        bind(&mut registry, "idp-a", "sub-2").await,
+        pair("idp-a", "sub-1")
+    );
+    // A reseed keeps the binding while the IdP stays; a new IdP unbinds; a seeded subject wins.
+    registry.restart(&enrolled("")).await;
+    assert_eq!(binding(&mut registry, ops).await, pair("idp-a", "sub-1"));
+    registry.restart(&enrolled("idp_sub = \"sub-9\"\n")).await;
+    assert_eq!(binding(&mut registry, ops).await, pair("idp-a", "sub-9"));
+    registry
+        .restart(&enrolled("").replace("idp = \"idp-a\"", "idp = \"idp-b\""))
+        .await;
+    assert_eq!(binding(&mut registry, ops).await, pair("idp-b", ""));
+    // A person never enrolled with an IdP is never bound.
+    let staff = registry
+        .client
+        .bind_person(BindPersonRequest {
+            email: "n2@relais.example".into(),
+            idp_id: String::new(),
+            idp_sub: "sub-1".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (staff.idp_id, staff.idp_sub),
+        (String::new(), String::new())
+    );
+    registry.stop().await;
+}
+
+#[tokio::test]
+async fn an_enrolment_naming_an_unknown_idp_or_a_subject_alone_is_refused() {
+    let unknown = refused(&enrolled("").replace("idp = \"idp-a\"", "idp = \"idp-x\"")).await;
+    assert!(
+        unknown.contains("unknown identity provider idp-x"),
+        "{unknown}"
+    );
+    let alone = refused(&seed(BASIC_SECRET).replace(
+        "partner = \"sp:sp-basic\"\n",
+        "partner = \"sp:sp-basic\"\nidp_sub = \"sub-1\"\n",
+    ))
+    .await;
+    assert!(alone.contains("idp_sub needs the idp"), "{alone}");
 }

@@ -265,6 +265,10 @@ pub fn grpc_url(addr: SocketAddr) -> String {
 /// which callers branch on rather than on words.
 pub const ERROR_CODE_KEY: &str = "relais-error-code";
 
+/// With `insufficient_user_authentication`: the acr levels a new sign-in must reach,
+/// space-separated (RFC 9470's `acr_values`).
+pub const ACR_VALUES_KEY: &str = "relais-acr-values";
+
 /// A gRPC failure with its stable code attached.
 pub fn status_with_code(
     code: tonic::Code,

@@ -36,6 +36,8 @@ pub struct SupportConfig {
     /// The client the support console signs people in as (a service provider of the
     /// registry, scope `email`): only access tokens issued to it open the support API.
     pub console_client_id: String,
+    /// The acr levels a staff member's sign-in must have reached (contacts: any level).
+    pub staff_acr_values: Vec<String>,
     /// What the mail gateway presents to post raw messages (`SubmitMail`,
     /// `POST /api/support/v1/mail`); empty: only the Maildir intake takes mail.
     pub mail_intake_secret: Secret,
@@ -105,6 +107,7 @@ impl Default for SupportConfig {
             registry_url: "http://127.0.0.1:7101".into(),
             oidc_front_url: "http://127.0.0.1:7102".into(),
             console_client_id: "support-console".into(),
+            staff_acr_values: vec!["eidas2".into(), "eidas3".into()],
             mail_intake_secret: Secret::default(),
             mail_scope: "information_request".into(),
             mail_dir: String::new(),
@@ -167,6 +170,13 @@ impl SupportConfig {
                     self.mail_scope
                 ))
             })?;
+        if self.staff_acr_values.is_empty()
+            || self.staff_acr_values.iter().any(|a| a.trim().is_empty())
+        {
+            return Err(SupportError::Config(
+                "support.staff_acr_values must list at least one acr level".into(),
+            ));
+        }
         if self.console_client_id.trim().is_empty() {
             return Err(SupportError::Config(
                 "support.console_client_id must name the support console's client".into(),

@@ -10,6 +10,13 @@ pub enum SupportError {
     /// No caller could be established from the credentials presented.
     #[error("not authenticated: {0}")]
     Unauthenticated(String),
+    /// The sign-in behind the token is not the IdP identity the person is enrolled with.
+    #[error("not the enrolled identity: {0}")]
+    IdentityMismatch(String),
+    /// The sign-in did not reach a level this caller needs (RFC 9470): sign in again at
+    /// one of these.
+    #[error("a sign-in at {} is needed", .0.join(" or "))]
+    InsufficientAuthentication(Vec<String>),
     /// The registry or oidc-front did not answer.
     #[error("{0}")]
     Upstream(String),
@@ -55,6 +62,8 @@ impl SupportError {
             SupportError::NotFound => "unknown_ticket",
             SupportError::Forbidden(_) => "forbidden",
             SupportError::Unauthenticated(_) => "invalid_token",
+            SupportError::IdentityMismatch(_) => "identity_mismatch",
+            SupportError::InsufficientAuthentication(_) => "insufficient_user_authentication",
             SupportError::Invalid(_) => "invalid_argument",
             SupportError::Conflict(_) => "invalid_state",
             SupportError::Calendar(_)
@@ -72,8 +81,12 @@ impl From<SupportError> for tonic::Status {
         use tonic::Code;
         let code = match &e {
             SupportError::NotFound => Code::NotFound,
-            SupportError::Forbidden(_) => Code::PermissionDenied,
-            SupportError::Unauthenticated(_) => Code::Unauthenticated,
+            SupportError::Forbidden(_) | SupportError::IdentityMismatch(_) => {
+                Code::PermissionDenied
+            }
+            SupportError::Unauthenticated(_) | SupportError::InsufficientAuthentication(_) => {
+                Code::Unauthenticated
+            }
             SupportError::Invalid(_) => Code::InvalidArgument,
             SupportError::Conflict(_) => Code::FailedPrecondition,
             SupportError::Calendar(_)
@@ -91,6 +104,15 @@ impl From<SupportError> for tonic::Status {
         } else {
             e.to_string()
         };
-        relais_runtime::status_with_code(code, message, e.code())
+        let mut status = relais_runtime::status_with_code(code, message, e.code());
+        if let SupportError::InsufficientAuthentication(levels) = &e
+            && let Ok(value) = levels.join(" ").parse()
+        {
+            // The levels a new sign-in must reach, for the RFC 9470 challenge.
+            status
+                .metadata_mut()
+                .insert(relais_runtime::ACR_VALUES_KEY, value);
+        }
+        status
     }
 }

@@ -97,6 +97,7 @@ pub async fn start_with_clock(
         RegistryClient::new(local.channel(Role::Registry, &config.registry_url)?),
         OidcFrontClient::new(local.channel(Role::OidcFront, &config.oidc_front_url)?),
         config.console_client_id.trim().to_owned(),
+        config.staff_acr_values.clone(),
     );
     let mail_dir = config.mail_dir()?;
     let metrics_listen = config.metrics_listen()?;
