@@ -38,6 +38,7 @@ impl RelaisConfig {
         self.oidc_front.validate()?;
         self.idp_bridge.validate()?;
         self.registry.validate()?;
+        self.trace.validate(&self.oidc_front.issuer)?;
         self.grpc.validate(
             &self.oidc_front.issuer,
             &[
