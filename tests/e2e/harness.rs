@@ -273,6 +273,7 @@ impl Stack {
                 c.oidc_front.idp_bridge_url = format!("http://{}", c.idp_bridge.listen);
                 c.gateway.oidc_front_url = format!("http://{}", c.oidc_front.listen);
                 c.gateway.support_url = format!("http://{}", c.support.listen);
+                c.gateway.trace_url = format!("http://{}", c.trace.listen);
                 c.support.registry_url = format!("http://{}", c.registry.listen);
                 c.support.oidc_front_url = format!("http://{}", c.oidc_front.listen);
                 let file = dir.join("relais.toml");
@@ -329,6 +330,7 @@ impl Stack {
         c.gateway.listen = gateway.to_string();
         c.gateway.oidc_front_url = format!("http://{front}");
         c.gateway.support_url = format!("http://{}", self.support_addr);
+        c.gateway.trace_url = format!("http://{}", c.trace.listen);
         c.oidc_front.listen = front.to_string();
         c.oidc_front.registry_url = format!("http://{}", self.registry_addr);
         c.oidc_front.idp_bridge_url = format!("http://{bridge}");

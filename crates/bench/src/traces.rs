@@ -267,7 +267,7 @@ pub async fn verify_chain(stack: &Stack) -> anyhow::Result<Chain> {
         )?;
     let mut client = TraceClient::new(channel);
     let answer = client
-        .verify_chain(VerifyChainRequest {})
+        .verify_chain(VerifyChainRequest::default())
         .await?
         .into_inner();
     Ok(Chain {

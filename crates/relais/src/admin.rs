@@ -24,6 +24,7 @@ relais admin unblock <client:ID | client:ID@ip:ADDRESS | ip:ADDRESS>
 relais admin pki init [--dir DIR]                  (a CA and every service's certificate)
 relais admin pki issue <service> [--dir DIR]       (renews one service's certificate)
 relais admin pki issue operator <name> [--dir DIR] (operator.pem for relais admin)
+relais admin checkpoint-key FILE                   (a new key signing the proof store's checkpoints)
 DIR defaults to the directory of grpc.ca_file.";
 
 /// Days a CA, a service's and an operator's certificate are valid.
@@ -40,6 +41,9 @@ pub async fn run(config: &RelaisConfig, args: &[String]) -> Result<(), String> {
     };
     if arg(0)? == "pki" {
         return run_pki(config, &args[1..]);
+    }
+    if arg(0)? == "checkpoint-key" {
+        return write_checkpoint_key(config, Path::new(arg(1)?));
     }
     let links = LocalServices::new(&config.grpc).for_service(Role::Operator);
     let registry = || -> Result<RegistryClient<relais_runtime::GrpcChannel>, String> {
@@ -137,6 +141,35 @@ pub async fn run(config: &RelaisConfig, args: &[String]) -> Result<(), String> {
 
 fn status_name(status: i32) -> &'static str {
     PartnerStatus::from_proto(status).map_or("unknown", PartnerStatus::as_str)
+}
+
+/// `checkpoint-key FILE`: a new Ed25519 key of the log `trace.origin`, written to FILE (mode
+/// 0600, never over an existing file: a log's key is not replaced by mistake); its public
+/// verifier key is printed, for those who check the checkpoints.
+fn write_checkpoint_key(config: &RelaisConfig, file: &Path) -> Result<(), String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let (private, public) = relais_trace::checkpoint::generate_key(&config.trace.origin)
+        .map_err(|e| format!("trace.origin {:?}: {e}", config.trace.origin))?;
+    let mut out = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(file)
+        .map_err(|e| format!("{}: {e}", file.display()))?;
+    writeln!(out, "{}", private.expose()).map_err(|e| format!("{}: {e}", file.display()))?;
+    println!(
+        "checkpoint key of {} written to {}",
+        config.trace.origin,
+        file.display()
+    );
+    println!(
+        "set trace.checkpoint_key_file = {:?}",
+        file.display().to_string()
+    );
+    println!("verifier key (publish it; checkpoints are checked with it):");
+    println!("{public}");
+    Ok(())
 }
 
 /// `pki init|issue`: files in DIR (`--dir`, else where `grpc.ca_file` is).

@@ -38,7 +38,6 @@ impl RelaisConfig {
         self.oidc_front.validate()?;
         self.idp_bridge.validate()?;
         self.registry.validate()?;
-        self.trace.validate(&self.oidc_front.issuer)?;
         self.grpc.validate(
             &self.oidc_front.issuer,
             &[
@@ -55,6 +54,7 @@ impl RelaisConfig {
                 "must equal gateway.public_url (the URL SPs reach the hub at)",
             ));
         }
+        self.trace.validate(&self.oidc_front.issuer)?;
         Ok(())
     }
 }

@@ -209,7 +209,7 @@ async fn in_process_calls_carry_the_callers_identity_through_the_table() {
         .unwrap_err();
     refused(&denied, Code::PermissionDenied, NOT_ALLOWED_CODE);
     let unlisted = as_role(Role::Operator)
-        .verify_chain(pb::VerifyChainRequest {})
+        .verify_chain(pb::VerifyChainRequest::default())
         .await
         .unwrap_err();
     refused(&unlisted, Code::PermissionDenied, NOT_ALLOWED_CODE);

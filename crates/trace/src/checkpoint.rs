@@ -94,9 +94,10 @@ impl CheckpointKey {
             });
         }
         // The signer keeps its public half to itself: derived again from the private key.
+        // PRIVATE+KEY+<name>+<id>+<key>: the key is all after the fourth '+' (base64 has some).
         let encoded = private
-            .rsplit_once('+')
-            .map(|(_, k)| k)
+            .splitn(5, '+')
+            .nth(4)
             .ok_or(CheckpointError::KeyFormat)?;
         let bytes = BASE64_STANDARD
             .decode(encoded)

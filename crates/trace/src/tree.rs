@@ -151,8 +151,10 @@ impl HashReader for Wanted {
 /// A computation over stored hashes, in two steps: `needs` tells which to fetch, `run`
 /// computes with them.
 pub struct Computation<T> {
-    compute: Box<dyn Fn(&dyn Reader) -> Result<T, tlog_tiles::Error> + Send + Sync>,
+    compute: Box<Compute<T>>,
 }
+
+type Compute<T> = dyn Fn(&dyn Reader) -> Result<T, tlog_tiles::Error> + Send + Sync;
 
 /// `HashReader` as an object, for [`Computation`].
 pub trait Reader {
