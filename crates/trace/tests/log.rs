@@ -272,3 +272,84 @@ async fn the_latest_checkpoint_is_signed_by_the_services_key_only() {
     assert!(checkpoint::open(&latest.note, &other, &config.origin).is_err());
     trace.stop().await;
 }
+
+#[test]
+fn the_checkpoint_key_is_the_one_set_the_files_or_on_loopback_the_development_one() {
+    let origin = "relais.example/trace";
+    let (private, public) = checkpoint::generate_key(origin).unwrap();
+    let config = relais_trace::TraceConfig {
+        origin: origin.into(),
+        ..relais_trace::TraceConfig::default()
+    };
+    // No key: the development one, on loopback only.
+    config.validate("http://127.0.0.1:8000").unwrap();
+    let err = config.validate("https://relais.example").unwrap_err();
+    assert!(err.to_string().contains("trace.checkpoint_key"), "{err}");
+    let dev = config.key().unwrap();
+    assert_ne!(dev.verifier_key(), public);
+    // Set inline.
+    let inline = relais_trace::TraceConfig {
+        checkpoint_key: private.clone(),
+        ..config.clone()
+    };
+    inline.validate("https://relais.example").unwrap();
+    assert_eq!(inline.key().unwrap().verifier_key(), public);
+    // In a file, read at start.
+    let file = std::env::temp_dir().join(format!("relais-key-{}", uuid::Uuid::new_v4()));
+    std::fs::write(&file, format!("{}\n", private.expose())).unwrap();
+    let in_file = relais_trace::TraceConfig {
+        checkpoint_key_file: file.display().to_string(),
+        ..config.clone()
+    };
+    in_file.validate("https://relais.example").unwrap();
+    assert_eq!(in_file.key().unwrap().verifier_key(), public);
+    std::fs::remove_file(&file).unwrap();
+    let err = in_file.key().unwrap_err();
+    assert!(
+        err.to_string().contains("trace.checkpoint_key_file"),
+        "{err}"
+    );
+    // Both, a bad key, a key of another log, a bad origin, no interval: named.
+    for (bad, field) in [
+        (
+            relais_trace::TraceConfig {
+                checkpoint_key_file: "/k".into(),
+                ..inline.clone()
+            },
+            "trace.checkpoint_key_file",
+        ),
+        (
+            relais_trace::TraceConfig {
+                checkpoint_key: relais_config::Secret::new("PRIVATE+KEY+x"),
+                ..config.clone()
+            },
+            "trace.checkpoint_key",
+        ),
+        (
+            relais_trace::TraceConfig {
+                origin: "elsewhere.example/trace".into(),
+                ..inline.clone()
+            },
+            "trace.checkpoint_key",
+        ),
+        (
+            relais_trace::TraceConfig {
+                origin: "two words".into(),
+                ..config.clone()
+            },
+            "trace.origin",
+        ),
+        (
+            relais_trace::TraceConfig {
+                checkpoint_interval_seconds: 0,
+                ..config.clone()
+            },
+            "trace.checkpoint_interval_seconds",
+        ),
+    ] {
+        let err = bad.validate("http://127.0.0.1:8000").unwrap_err();
+        assert!(err.to_string().contains(field), "{field}: {err}");
+    }
+    // The key never prints.
+    assert!(!format!("{inline:?}").contains(private.expose()));
+}
