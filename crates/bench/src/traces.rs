@@ -249,7 +249,7 @@ pub async fn quiet(stack: &Stack, db: &tokio_postgres::Client, until: Instant) -
     false
 }
 
-/// The trace service's own check of its hash chain.
+/// The trace service's own check of its log (the records against the tree, its head and checkpoints).
 #[derive(Clone, Debug, Serialize)]
 pub struct Chain {
     pub intact: bool,
