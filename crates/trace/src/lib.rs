@@ -13,6 +13,7 @@ mod config;
 mod log;
 mod store;
 pub mod tree;
+mod verify;
 
 use std::sync::Arc;
 

@@ -1,8 +1,6 @@
 //! SQL of the transparency log: the tree's stored hashes and head (`tree.rs` computes,
-//! this stores), appends, proofs, signed checkpoints, the paged verification, and the
-//! take-over of the hash chain the log replaced.
-
-use std::collections::HashMap;
+//! this stores), appends, proofs, signed checkpoints, the verification's snapshot (its
+//! pages in `verify.rs`), and the take-over of the hash chain the log replaced.
 
 use deadpool_postgres::{GenericClient, Pool, Transaction};
 use relais_proto::trace::v1 as pb;
@@ -14,19 +12,20 @@ use tokio_postgres::IsolationLevel;
 use crate::TraceError;
 use crate::checkpoint::CheckpointKey;
 use crate::tree::{self, Computation, Frontier, Hash, Known};
+use crate::verify::Check;
 
 /// Records read at once by the verification and the take-over: what bounds their memory.
-const PAGE: i64 = 1000;
+pub(crate) const PAGE: i64 = 1000;
 
-fn int(n: u64) -> Result<i64, TraceError> {
+pub(crate) fn int(n: u64) -> Result<i64, TraceError> {
     i64::try_from(n).map_err(|_| TraceError::Invalid(format!("{n} is out of range")))
 }
 
-fn uint(n: i64) -> Result<u64, TraceError> {
+pub(crate) fn uint(n: i64) -> Result<u64, TraceError> {
     u64::try_from(n).map_err(|_| TraceError::Database(format!("negative size {n} stored")))
 }
 
-fn hash_of(bytes: &[u8]) -> Result<Hash, TraceError> {
+pub(crate) fn hash_of(bytes: &[u8]) -> Result<Hash, TraceError> {
     tree::to_hash(bytes).ok_or_else(|| TraceError::Database("a stored hash is not 32 bytes".into()))
 }
 
@@ -317,21 +316,15 @@ impl Log {
             .await?;
         let size = uint(head.try_get(0)?)?;
         let root = hash_of(&head.try_get::<_, Vec<u8>>(1)?)?;
-        let mut check = Check {
-            key: &self.key,
-            given,
-            frontier: Frontier::empty(),
-            verified_up_to: 0,
-            checkpoints: 0,
-        };
+        let mut check = Check::new(&self.key, given);
         let outcome = check.run(&tx, size, root).await?;
         tx.commit().await?;
         Ok(Verification {
-            events: int(check.frontier.size())?,
+            events: int(check.verified())?,
             broken: outcome,
             tree_size: size,
             root,
-            checkpoints: check.checkpoints,
+            checkpoints: check.checkpoints(),
         })
     }
 
@@ -432,182 +425,4 @@ async fn legacy_head_matches(tx: &Transaction<'_>) -> Result<(), TraceError> {
         ));
     }
     Ok(())
-}
-
-/// A verification under way.
-struct Check<'a> {
-    key: &'a CheckpointKey,
-    given: Option<crate::checkpoint::Opened>,
-    /// The tree recomputed from the records read so far.
-    frontier: Frontier,
-    /// The size of the last checkpoint found right: a wrong one is wrong after it.
-    verified_up_to: u64,
-    checkpoints: u32,
-}
-
-type Broken = Option<(i64, String)>;
-
-impl Check<'_> {
-    async fn run(
-        &mut self,
-        tx: &Transaction<'_>,
-        size: u64,
-        root: Hash,
-    ) -> Result<Broken, TraceError> {
-        let mut stored_checkpoints = page_checkpoints(tx, -1, 0).await?;
-        if let Some(b) = self.checkpoints_at(&mut stored_checkpoints)? {
-            return Ok(Some(b));
-        }
-        loop {
-            let next = int(self.frontier.size() + 1)?;
-            let rows = tx
-                .all(
-                    "SELECT seq, body FROM events WHERE seq >= $1 ORDER BY seq LIMIT $2",
-                    &[&next, &PAGE],
-                )
-                .await?;
-            let Some(last) = rows.last() else { break };
-            let last: i64 = last.try_get(0)?;
-            let first = self.frontier.size();
-            let end = uint(last)?.min(size);
-            let mut stored = HashMap::new();
-            if end > first {
-                let (lo, hi) = tree::stored_range(first, end);
-                for r in tx
-                    .all(
-                        "SELECT idx, hash FROM tree_hashes WHERE idx >= $1 AND idx < $2",
-                        &[&int(lo)?, &int(hi)?],
-                    )
-                    .await?
-                {
-                    stored.insert(uint(r.try_get(0)?)?, r.try_get::<_, Vec<u8>>(1)?);
-                }
-            }
-            let mut checkpoints = page_checkpoints(tx, int(first)?, last).await?;
-            for r in &rows {
-                let seq: i64 = r.try_get(0)?;
-                let expected = int(self.frontier.size() + 1)?;
-                if seq != expected {
-                    return Ok(Some((
-                        seq.min(expected),
-                        "a record is missing or out of its place".into(),
-                    )));
-                }
-                if uint(seq)? > size {
-                    return Ok(Some((
-                        seq,
-                        format!("the record is not in the log's tree ({size} records)"),
-                    )));
-                }
-                let body: String = r.try_get(1)?;
-                let written = self.frontier.push(tree::leaf_hash(&body))?;
-                for (i, (idx, hash)) in written.iter().enumerate() {
-                    if stored.get(idx).map(Vec::as_slice) != Some(hash.0.as_slice()) {
-                        let why = if i == 0 {
-                            "the record does not hash to its leaf in the tree"
-                        } else {
-                            "a hash of the tree above the record is not the one it gives"
-                        };
-                        return Ok(Some((seq, why.into())));
-                    }
-                }
-                if let Some(b) = self.checkpoints_at(&mut checkpoints)? {
-                    return Ok(Some(b));
-                }
-            }
-        }
-        let count = self.frontier.size();
-        if count < size {
-            return Ok(Some((
-                int(count + 1)?,
-                format!("the log's head holds {size} records and the store {count}"),
-            )));
-        }
-        if self.frontier.root()? != root {
-            return Ok(Some((
-                int(size)?,
-                "the head's root is not the tree's".into(),
-            )));
-        }
-        let beyond: Option<i64> = tx
-            .one(
-                "SELECT min(size) FROM checkpoints WHERE size > $1",
-                &[&int(count)?],
-            )
-            .await?
-            .try_get(0)?;
-        let beyond = beyond
-            .map(uint)
-            .transpose()?
-            .into_iter()
-            .chain(self.given.as_ref().map(|g| g.size).filter(|s| *s > count))
-            .min();
-        if let Some(signed) = beyond {
-            return Ok(Some((
-                int(count + 1)?,
-                format!("a signed checkpoint covers {signed} records and the log holds {count}"),
-            )));
-        }
-        Ok(None)
-    }
-
-    /// Checks the checkpoints of the tree's present size (stored ones, then the one given).
-    fn checkpoints_at(&mut self, page: &mut Vec<(u64, String)>) -> Result<Broken, TraceError> {
-        let size = self.frontier.size();
-        let mut texts = Vec::new();
-        while page.first().is_some_and(|(s, _)| *s <= size) {
-            let (s, note) = page.remove(0);
-            if s == size {
-                texts.push(note);
-            }
-        }
-        let given = self.given.clone().filter(|g| g.size == size);
-        if texts.is_empty() && given.is_none() {
-            return Ok(None);
-        }
-        let root = self.frontier.root()?;
-        let after = int(self.verified_up_to + 1)?;
-        for text in texts {
-            self.checkpoints += 1;
-            match self.key.open(&text) {
-                Ok(c) if c.size == size && c.root == root => {}
-                Ok(_) => {
-                    return Ok(Some((
-                        after,
-                        format!("the tree of {size} records is not the one its checkpoint signed"),
-                    )));
-                }
-                Err(e) => return Ok(Some((after, format!("checkpoint of {size} records: {e}")))),
-            }
-        }
-        if let Some(g) = given {
-            self.checkpoints += 1;
-            if g.root != root {
-                return Ok(Some((
-                    after,
-                    format!(
-                        "the tree of {size} records is not the one the checkpoint given signed"
-                    ),
-                )));
-            }
-        }
-        self.verified_up_to = size;
-        Ok(None)
-    }
-}
-
-/// Stored checkpoints of sizes in `(after, up_to]`, smallest first.
-async fn page_checkpoints(
-    tx: &Transaction<'_>,
-    after: i64,
-    up_to: i64,
-) -> Result<Vec<(u64, String)>, TraceError> {
-    tx.all(
-        "SELECT size, note FROM checkpoints WHERE size > $1 AND size <= $2 ORDER BY size",
-        &[&after, &up_to],
-    )
-    .await?
-    .iter()
-    .map(|r| Ok((uint(r.try_get(0)?)?, r.try_get(1)?)))
-    .collect()
 }
