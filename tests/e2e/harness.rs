@@ -425,6 +425,17 @@ impl Stack {
                 "RELAIS__GATEWAY__OIDC_FRONT_URL",
                 format!("http://{}", self.front_addr),
             )
+            .env(
+                "RELAIS__GATEWAY__TRACE_URL",
+                format!(
+                    "http://{}",
+                    self.grpc_addrs
+                        .iter()
+                        .find(|(s, _)| *s == Service::Trace)
+                        .unwrap()
+                        .1
+                ),
+            )
             .env("RELAIS__GRPC__CA_FILE", &self.grpc.ca_file)
             .env("RELAIS__GRPC__CERT_FILE", &self.grpc.cert_file)
             .env("RELAIS__GRPC__KEY_FILE", &self.grpc.key_file)

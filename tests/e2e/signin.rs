@@ -206,6 +206,18 @@ async fn full_sign_in(mode: Mode) {
         relais_trace::tree::leaf_hash(&proof.body),
     )
     .unwrap();
+    // An operator's commands: a checkpoint now, the log verified against a kept one.
+    let (ok, out) = stack.admin(&["checkpoint"]).await;
+    assert!(ok, "{out}");
+    assert!(
+        out.starts_with(&format!("{}\n", trace_config.origin)),
+        "{out}"
+    );
+    let kept = std::env::temp_dir().join(format!("relais-checkpoint-{}", uuid::Uuid::new_v4()));
+    std::fs::write(&kept, &note).unwrap();
+    let (ok, out) = stack.admin(&["verify-log", kept.to_str().unwrap()]).await;
+    std::fs::remove_file(&kept).unwrap();
+    assert!(ok && out.starts_with("intact: "), "{out}");
     stack.stop().await;
 }
 

@@ -11,6 +11,8 @@ use relais_proto::oidc_front::v1 as front;
 use relais_proto::oidc_front::v1::oidc_front_client::OidcFrontClient;
 use relais_proto::registry::v1 as reg;
 use relais_proto::registry::v1::registry_client::RegistryClient;
+use relais_proto::trace::v1 as trace;
+use relais_proto::trace::v1::trace_client::TraceClient;
 
 use crate::RelaisConfig;
 
@@ -24,6 +26,8 @@ relais admin unblock <client:ID | client:ID@ip:ADDRESS | ip:ADDRESS>
 relais admin pki init [--dir DIR]                  (a CA and every service's certificate)
 relais admin pki issue <service> [--dir DIR]       (renews one service's certificate)
 relais admin pki issue operator <name> [--dir DIR] (operator.pem for relais admin)
+relais admin checkpoint                            (signs a checkpoint of the proof store now; prints it)
+relais admin verify-log [CHECKPOINT_FILE]          (the proof store recomputed; against a kept checkpoint too)
 relais admin checkpoint-key FILE                   (a new key signing the proof store's checkpoints)
 DIR defaults to the directory of grpc.ca_file.";
 
@@ -57,6 +61,13 @@ pub async fn run(config: &RelaisConfig, args: &[String]) -> Result<(), String> {
         Ok(OidcFrontClient::new(
             links
                 .channel(Role::OidcFront, &config.gateway.oidc_front_url)
+                .map_err(|e| e.to_string())?,
+        ))
+    };
+    let proof_store = || -> Result<TraceClient<relais_runtime::GrpcChannel>, String> {
+        Ok(TraceClient::new(
+            links
+                .channel(Role::Trace, &config.gateway.trace_url)
                 .map_err(|e| e.to_string())?,
         ))
     };
@@ -133,6 +144,35 @@ pub async fn run(config: &RelaisConfig, args: &[String]) -> Result<(), String> {
                 .await
                 .map_err(status)?;
             println!("{} unblocked", arg(1)?);
+        }
+        "checkpoint" => {
+            let c = proof_store()?
+                .make_checkpoint(trace::MakeCheckpointRequest {})
+                .await
+                .map_err(status)?
+                .into_inner();
+            print!("{}", c.note);
+        }
+        "verify-log" => {
+            let checkpoint = match args.get(1) {
+                Some(file) => std::fs::read_to_string(file).map_err(|e| format!("{file}: {e}"))?,
+                None => String::new(),
+            };
+            let v = proof_store()?
+                .verify_chain(trace::VerifyChainRequest { checkpoint })
+                .await
+                .map_err(status)?
+                .into_inner();
+            if !v.intact {
+                return Err(format!(
+                    "the log is broken at record {}: {}",
+                    v.broken_at_seq, v.reason
+                ));
+            }
+            println!(
+                "intact: {} records, {} checkpoints checked",
+                v.events, v.checkpoints_checked
+            );
         }
         other => return Err(format!("unknown admin command {other}\n{USAGE}")),
     }
