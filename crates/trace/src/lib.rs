@@ -44,6 +44,9 @@ pub enum TraceError {
     Missing(&'static str),
     #[error("invalid event: {0}")]
     Invalid(String),
+    /// A request the log cannot answer as asked (a size, a checkpoint given).
+    #[error("{0}")]
+    BadRequest(String),
     #[error("{0}")]
     Precondition(String),
     #[error("database: {0}")]
@@ -81,7 +84,7 @@ impl From<TraceError> for Status {
     fn from(e: TraceError) -> Self {
         match e {
             TraceError::NotFound | TraceError::Missing(_) => Status::not_found(e.to_string()),
-            TraceError::Invalid(m) => Status::invalid_argument(m),
+            TraceError::Invalid(m) | TraceError::BadRequest(m) => Status::invalid_argument(m),
             TraceError::Precondition(m) => Status::failed_precondition(m),
             TraceError::Tree(tree::TreeError::Invalid(m)) => Status::invalid_argument(m),
             other => {

@@ -18,7 +18,7 @@ use crate::verify::Check;
 pub(crate) const PAGE: i64 = 1000;
 
 pub(crate) fn int(n: u64) -> Result<i64, TraceError> {
-    i64::try_from(n).map_err(|_| TraceError::Invalid(format!("{n} is out of range")))
+    i64::try_from(n).map_err(|_| TraceError::BadRequest(format!("{n} is out of range")))
 }
 
 pub(crate) fn uint(n: i64) -> Result<u64, TraceError> {
@@ -299,7 +299,7 @@ impl Log {
             .map(|text| {
                 self.key
                     .open(text)
-                    .map_err(|e| TraceError::Invalid(e.to_string()))
+                    .map_err(|e| TraceError::BadRequest(e.to_string()))
             })
             .transpose()?;
         let mut client = self.pool.get().await?;
