@@ -202,10 +202,22 @@ async fn every_method_of_every_service_admits_exactly_the_identities_of_its_tabl
     for m in ["Authorize", "Token", "UserInfo", "Revoke", "Introspect"] {
         assert_eq!(allowed(front, m), [Role::Gateway], "{m}");
     }
-    // Nobody but an operator reads the proof store's subjects and addresses.
-    for m in ["GetConnection", "ListConnections", "VerifyChain"] {
+    // Nobody but an operator reads the proof store's subjects, addresses and proofs, or
+    // signs a checkpoint on demand; the gateway publishes the latest checkpoint.
+    for m in [
+        "GetConnection",
+        "ListConnections",
+        "VerifyChain",
+        "MakeCheckpoint",
+        "GetInclusionProof",
+        "GetConsistencyProof",
+    ] {
         assert_eq!(allowed("relais.trace.v1.Trace", m), [Role::Operator], "{m}");
     }
+    assert_eq!(
+        allowed("relais.trace.v1.Trace", "GetCheckpoint"),
+        [Role::Gateway, Role::Operator]
+    );
     // The registry and the proof store call nobody; the operator is not allowed everything.
     let callers: Vec<Role> = seen.keys().copied().collect();
     assert_eq!(
@@ -282,6 +294,77 @@ async fn check_config_names_the_plaintext_switch_off_loopback_and_missing_certif
     assert!(!ok && err.contains("grpc.insecure_plaintext"), "{err}");
     let (ok, err) = run(&public[..1]);
     assert!(ok, "plaintext on loopback is allowed: {err}");
+}
+
+#[tokio::test]
+async fn off_loopback_checkpoints_need_a_key_of_their_own_which_admin_makes() {
+    let dir = std::env::temp_dir().join(format!("relais-ckey-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("checkpoint.key");
+    let origin = "relais.example/trace";
+    let relais = |args: &[&str], env: &[(&str, &str)]| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_relais"));
+        cmd.args(args).env("RELAIS__TRACE__ORIGIN", origin);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let (ok, out) = relais(&["admin", "checkpoint-key", file.to_str().unwrap()], &[]);
+    assert!(ok, "{out}");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let private = std::fs::read_to_string(&file).unwrap();
+    let key = relais_trace::checkpoint::CheckpointKey::parse(&private, origin).unwrap();
+    // The verifier key printed is the key's.
+    assert!(out.lines().any(|l| l == key.verifier_key()), "{out}");
+    assert!(key.verifier_key().starts_with(&format!("{origin}+")));
+    // Never over an existing key.
+    let (ok, out) = relais(&["admin", "checkpoint-key", file.to_str().unwrap()], &[]);
+    assert!(!ok, "{out}");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), private);
+
+    let public = [
+        ("RELAIS__OIDC_FRONT__ISSUER", "https://relais.example"),
+        ("RELAIS__GATEWAY__PUBLIC_URL", "https://relais.example"),
+        ("RELAIS__GRPC__CA_FILE", "/etc/relais/ca.pem"),
+        ("RELAIS__GRPC__CERT_FILE", "/etc/relais/{service}.pem"),
+        ("RELAIS__GRPC__KEY_FILE", "/etc/relais/{service}.key"),
+        // TLS ends at a proxy in front.
+        ("RELAIS__GATEWAY__ALLOW_PLAIN_HTTP", "true"),
+    ];
+    // The development key is for loopback only.
+    let (ok, err) = relais(&["check-config"], &public);
+    assert!(!ok && err.contains("trace.checkpoint_key"), "{err}");
+    let with_key = [
+        &public[..],
+        &[("RELAIS__TRACE__CHECKPOINT_KEY", private.trim())],
+    ]
+    .concat();
+    let (ok, err) = relais(&["check-config"], &with_key);
+    assert!(ok, "{err}");
+    let with_file = [
+        &public[..],
+        &[("RELAIS__TRACE__CHECKPOINT_KEY_FILE", file.to_str().unwrap())],
+    ]
+    .concat();
+    let (ok, err) = relais(&["check-config"], &with_file);
+    assert!(ok, "{err}");
+    // A key of another log is refused, naming the field.
+    let other = [
+        &with_key[..],
+        &[("RELAIS__TRACE__ORIGIN", "elsewhere.example/trace")],
+    ]
+    .concat();
+    let (ok, err) = relais(&["check-config"], &other);
+    assert!(!ok && err.contains("trace.checkpoint_key"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -273,6 +273,7 @@ impl Stack {
                 c.oidc_front.idp_bridge_url = format!("http://{}", c.idp_bridge.listen);
                 c.gateway.oidc_front_url = format!("http://{}", c.oidc_front.listen);
                 c.gateway.support_url = format!("http://{}", c.support.listen);
+                c.gateway.trace_url = format!("http://{}", c.trace.listen);
                 c.support.registry_url = format!("http://{}", c.registry.listen);
                 c.support.oidc_front_url = format!("http://{}", c.oidc_front.listen);
                 let file = dir.join("relais.toml");
@@ -329,6 +330,7 @@ impl Stack {
         c.gateway.listen = gateway.to_string();
         c.gateway.oidc_front_url = format!("http://{front}");
         c.gateway.support_url = format!("http://{}", self.support_addr);
+        c.gateway.trace_url = format!("http://{}", c.trace.listen);
         c.oidc_front.listen = front.to_string();
         c.oidc_front.registry_url = format!("http://{}", self.registry_addr);
         c.oidc_front.idp_bridge_url = format!("http://{bridge}");
@@ -422,6 +424,17 @@ impl Stack {
             .env(
                 "RELAIS__GATEWAY__OIDC_FRONT_URL",
                 format!("http://{}", self.front_addr),
+            )
+            .env(
+                "RELAIS__GATEWAY__TRACE_URL",
+                format!(
+                    "http://{}",
+                    self.grpc_addrs
+                        .iter()
+                        .find(|(s, _)| *s == Service::Trace)
+                        .unwrap()
+                        .1
+                ),
             )
             .env("RELAIS__GRPC__CA_FILE", &self.grpc.ca_file)
             .env("RELAIS__GRPC__CERT_FILE", &self.grpc.cert_file)

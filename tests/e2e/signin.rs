@@ -141,11 +141,83 @@ async fn full_sign_in(mode: Mode) {
     let chain = stack
         .trace
         .clone()
-        .verify_chain(relais_proto::trace::v1::VerifyChainRequest {})
+        .verify_chain(relais_proto::trace::v1::VerifyChainRequest::default())
         .await
         .unwrap()
         .into_inner();
     assert!(chain.intact);
+
+    // The published checkpoint is signed by the proof store's key, and the sign-in's record
+    // is proven to be in its tree.
+    let made = stack
+        .trace
+        .clone()
+        .make_checkpoint(relais_proto::trace::v1::MakeCheckpointRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let published = reqwest::get(format!("{hub}/.well-known/relais-checkpoint"))
+        .await
+        .unwrap();
+    assert_eq!(published.status(), StatusCode::OK);
+    let kind = published.headers()[reqwest::header::CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(kind.starts_with("text/plain"), "{kind}");
+    let note = published.text().await.unwrap();
+    assert_eq!(note, made.note);
+    let trace_config = relais_trace::TraceConfig::default();
+    let key = trace_config.key().unwrap();
+    assert_eq!(made.verifier_key, key.verifier_key());
+    let checkpoint =
+        relais_trace::checkpoint::open(&note, key.verifier_key(), &trace_config.origin).unwrap();
+    assert_eq!(checkpoint.size, chain.tree_size);
+    let record = c
+        .steps
+        .iter()
+        .find(|s| s.kind == "code_issued" && !s.event_id.contains('#'))
+        .unwrap_or_else(|| panic!("no sign-in record in {:?}", c.steps));
+    let proof = stack
+        .trace
+        .clone()
+        .get_inclusion_proof(relais_proto::trace::v1::GetInclusionProofRequest {
+            record: Some(
+                relais_proto::trace::v1::get_inclusion_proof_request::Record::EventId(
+                    record.event_id.clone(),
+                ),
+            ),
+            tree_size: checkpoint.size,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(proof.body.contains(&c.connection_id), "{}", proof.body);
+    let path: Vec<relais_trace::tree::Hash> = proof
+        .hashes
+        .iter()
+        .map(|h| relais_trace::tree::to_hash(h).unwrap())
+        .collect();
+    relais_trace::tree::check_inclusion(
+        &path,
+        checkpoint.size,
+        checkpoint.root,
+        proof.leaf_index,
+        relais_trace::tree::leaf_hash(&proof.body),
+    )
+    .unwrap();
+    // An operator's commands: a checkpoint now, the log verified against a kept one.
+    let (ok, out) = stack.admin(&["checkpoint"]).await;
+    assert!(ok, "{out}");
+    assert!(
+        out.starts_with(&format!("{}\n", trace_config.origin)),
+        "{out}"
+    );
+    let kept = std::env::temp_dir().join(format!("relais-checkpoint-{}", uuid::Uuid::new_v4()));
+    std::fs::write(&kept, &note).unwrap();
+    let (ok, out) = stack.admin(&["verify-log", kept.to_str().unwrap()]).await;
+    std::fs::remove_file(&kept).unwrap();
+    assert!(ok && out.starts_with("intact: "), "{out}");
     stack.stop().await;
 }
 

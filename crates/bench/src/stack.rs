@@ -188,6 +188,7 @@ impl Stack {
         config.idp_bridge.registry_url = format!("http://{}", config.registry.listen);
         config.oidc_front.idp_bridge_url = format!("http://{}", config.idp_bridge.listen);
         config.gateway.oidc_front_url = format!("http://{}", config.oidc_front.listen);
+        config.gateway.trace_url = format!("http://{}", config.trace.listen);
         config.telemetry.log_level = "warn".into();
         config
             .validate()

@@ -249,7 +249,7 @@ pub async fn quiet(stack: &Stack, db: &tokio_postgres::Client, until: Instant) -
     false
 }
 
-/// The trace service's own check of its hash chain.
+/// The trace service's own check of its log (the records against the tree, its head and checkpoints).
 #[derive(Clone, Debug, Serialize)]
 pub struct Chain {
     pub intact: bool,
@@ -267,7 +267,7 @@ pub async fn verify_chain(stack: &Stack) -> anyhow::Result<Chain> {
         )?;
     let mut client = TraceClient::new(channel);
     let answer = client
-        .verify_chain(VerifyChainRequest {})
+        .verify_chain(VerifyChainRequest::default())
         .await?
         .into_inner();
     Ok(Chain {

@@ -263,7 +263,7 @@ impl GrpcConfig {
     /// `issuer` is the hub's public URL; `listens` the gRPC addresses served (`[section, addr]`).
     pub fn validate(&self, issuer: &str, listens: &[(&str, &str)]) -> Result<(), ConfigError> {
         if self.insecure_plaintext {
-            if !is_loopback_host(url_host(issuer)) {
+            if !is_loopback_url(issuer) {
                 return Err(ConfigError::invalid(
                     "grpc.insecure_plaintext",
                     format!("is for development on loopback only, and the issuer {issuer} is not"),
@@ -307,6 +307,12 @@ impl GrpcConfig {
     pub fn path_for(template: &str, service: &str) -> String {
         template.replace("{service}", service)
     }
+}
+
+/// Whether `http(s)://host[:port]/…` names this machine (`localhost`, a loopback address):
+/// where development settings are allowed.
+pub fn is_loopback_url(url: &str) -> bool {
+    is_loopback_host(url_host(url))
 }
 
 /// The host of `http(s)://host[:port]/…`, without IPv6 brackets.

@@ -24,6 +24,8 @@ pub struct GatewayConfig {
     pub oidc_front_url: String,
     /// gRPC endpoint of the support service (`/api/support/v1`).
     pub support_url: String,
+    /// gRPC endpoint of the trace service (`/.well-known/relais-checkpoint`).
+    pub trace_url: String,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
     /// Longest a request may take, body and backend call included.
@@ -59,6 +61,7 @@ impl Default for GatewayConfig {
             public_url: "http://127.0.0.1:8000".to_string(),
             oidc_front_url: "http://127.0.0.1:7102".to_string(),
             support_url: "http://127.0.0.1:7105".to_string(),
+            trace_url: "http://127.0.0.1:7104".to_string(),
             max_body_bytes: 64 * 1024,
             request_timeout_ms: 10_000,
             tls: None,
@@ -82,6 +85,7 @@ impl GatewayConfig {
         check_http_url("gateway.public_url", &self.public_url)?;
         check_http_url("gateway.oidc_front_url", &self.oidc_front_url)?;
         check_http_url("gateway.support_url", &self.support_url)?;
+        check_http_url("gateway.trace_url", &self.trace_url)?;
         if self.max_body_bytes == 0 || self.max_body_bytes > MAX_BODY_CEILING {
             return Err(ConfigError::invalid(
                 "gateway.max_body_bytes",

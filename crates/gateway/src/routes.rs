@@ -22,6 +22,8 @@ use relais_proto::oidc_front::v1::{
     LogoutCallbackRequest, Param, ShowChooserRequest, TokenRequest, UserInfoRequest,
 };
 use relais_proto::support::v1::support_client::SupportClient;
+use relais_proto::trace::v1::GetCheckpointRequest;
+use relais_proto::trace::v1::trace_client::TraceClient;
 use relais_runtime::GrpcChannel as Channel;
 
 use crate::config::GatewayConfig;
@@ -45,7 +47,11 @@ const STYLESHEET: &str = include_str!("../static/relais.css");
 fn is_api(path: &str) -> bool {
     matches!(
         path,
-        "/token" | "/userinfo" | "/jwks" | "/.well-known/openid-configuration"
+        "/token"
+            | "/userinfo"
+            | "/jwks"
+            | "/.well-known/openid-configuration"
+            | "/.well-known/relais-checkpoint"
     ) || path.starts_with("/api/")
 }
 
@@ -53,11 +59,14 @@ fn is_api(path: &str) -> bool {
 pub struct Backends {
     pub oidc_front: OidcFrontClient<Channel>,
     pub support: SupportClient<Channel>,
+    /// The proof store, whose latest signed checkpoint the gateway publishes.
+    pub trace: TraceClient<Channel>,
 }
 
 pub(crate) struct AppState {
     front: OidcFrontClient<Channel>,
     support: SupportClient<Channel>,
+    trace: TraceClient<Channel>,
     max_body_bytes: usize,
     timeout: Duration,
     https: bool,
@@ -71,6 +80,7 @@ impl AppState {
         AppState {
             front: backends.oidc_front,
             support: backends.support,
+            trace: backends.trace,
             max_body_bytes: config.max_body_bytes,
             timeout: config.request_timeout(),
             https: config.is_https(),
@@ -143,6 +153,7 @@ pub(crate) fn router(state: Shared) -> Router {
         .nest(support_api::BASE, support)
         .route("/.well-known/openid-configuration", get(discovery))
         .route("/jwks", get(jwks))
+        .route("/.well-known/relais-checkpoint", get(checkpoint))
         .route("/authorize", get(authorize_get).post(authorize_post))
         .route("/chooser", get(show_chooser).post(choose_idp))
         .route("/idp/callback", get(idp_callback))
@@ -224,6 +235,33 @@ async fn jwks(State(s): State<Shared>, meta: Meta) -> Response {
         &meta,
         result
             .map(|doc| render::public_json(doc.into_inner()))
+            .map_err(GatewayError::from),
+    )
+}
+
+/// The proof store's latest signed checkpoint (C2SP signed note), as published like the
+/// JWKS: anyone holding the log's public key can check it and keep it.
+async fn checkpoint(State(s): State<Shared>, meta: Meta) -> Response {
+    let result = s
+        .trace
+        .clone()
+        .get_checkpoint(s.grpc(GetCheckpointRequest {}))
+        .await;
+    json(
+        &meta,
+        result
+            .map(|c| {
+                (
+                    StatusCode::OK,
+                    [
+                        (CONTENT_TYPE, "text/plain; charset=utf-8"),
+                        // A new one is signed at the log's interval: always revalidated.
+                        (CACHE_CONTROL, "no-cache"),
+                    ],
+                    c.into_inner().note,
+                )
+                    .into_response()
+            })
             .map_err(GatewayError::from),
     )
 }

@@ -246,3 +246,20 @@ async fn the_support_api_is_described_and_answers_in_json_even_when_support_is_d
     }
     assert!(gw.fake.calls().is_empty());
 }
+
+#[tokio::test]
+async fn the_checkpoint_answers_in_json_when_the_proof_store_does_not() {
+    // The harness's trace service is not running (the signed note itself: e2e `signin`).
+    let gw = support::start(|_| {}).await;
+    let r = support::http()
+        .get(gw.url("/.well-known/relais-checkpoint"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    let kind = r.headers()["content-type"].to_str().unwrap().to_string();
+    assert!(kind.starts_with("application/json"), "{kind}");
+    assert_security_headers(r.headers());
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "temporarily_unavailable", "{body}");
+}

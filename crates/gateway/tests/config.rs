@@ -150,7 +150,8 @@ async fn start_refuses_unreadable_tls_files() {
         oidc_front: relais_proto::oidc_front::v1::oidc_front_client::OidcFrontClient::new(
             channel.clone(),
         ),
-        support: relais_proto::support::v1::support_client::SupportClient::new(channel),
+        support: relais_proto::support::v1::support_client::SupportClient::new(channel.clone()),
+        trace: relais_proto::trace::v1::trace_client::TraceClient::new(channel),
     };
     let err = relais_gateway::start(config, listener, backends, Default::default())
         .await

@@ -236,6 +236,9 @@ async fn start_with(
         oidc_front: front,
         // Nothing listens there: the support API answers 503.
         support: SupportClient::new(relais_runtime::grpc_channel("http://127.0.0.1:1").unwrap()),
+        trace: relais_proto::trace::v1::trace_client::TraceClient::new(
+            relais_runtime::grpc_channel("http://127.0.0.1:1").unwrap(),
+        ),
     };
     let task = relais_gateway::start(config, listener, backends, shutdown.clone())
         .await

@@ -11,6 +11,8 @@ use relais_proto::oidc_front::v1 as front;
 use relais_proto::oidc_front::v1::oidc_front_client::OidcFrontClient;
 use relais_proto::registry::v1 as reg;
 use relais_proto::registry::v1::registry_client::RegistryClient;
+use relais_proto::trace::v1 as trace;
+use relais_proto::trace::v1::trace_client::TraceClient;
 
 use crate::RelaisConfig;
 
@@ -24,6 +26,9 @@ relais admin unblock <client:ID | client:ID@ip:ADDRESS | ip:ADDRESS>
 relais admin pki init [--dir DIR]                  (a CA and every service's certificate)
 relais admin pki issue <service> [--dir DIR]       (renews one service's certificate)
 relais admin pki issue operator <name> [--dir DIR] (operator.pem for relais admin)
+relais admin checkpoint                            (signs a checkpoint of the proof store now; prints it)
+relais admin verify-log [CHECKPOINT_FILE]          (the proof store recomputed; against a kept checkpoint too)
+relais admin checkpoint-key FILE                   (a new key signing the proof store's checkpoints)
 DIR defaults to the directory of grpc.ca_file.";
 
 /// Days a CA, a service's and an operator's certificate are valid.
@@ -41,6 +46,9 @@ pub async fn run(config: &RelaisConfig, args: &[String]) -> Result<(), String> {
     if arg(0)? == "pki" {
         return run_pki(config, &args[1..]);
     }
+    if arg(0)? == "checkpoint-key" {
+        return write_checkpoint_key(config, Path::new(arg(1)?));
+    }
     let links = LocalServices::new(&config.grpc).for_service(Role::Operator);
     let registry = || -> Result<RegistryClient<relais_runtime::GrpcChannel>, String> {
         Ok(RegistryClient::new(
@@ -53,6 +61,13 @@ pub async fn run(config: &RelaisConfig, args: &[String]) -> Result<(), String> {
         Ok(OidcFrontClient::new(
             links
                 .channel(Role::OidcFront, &config.gateway.oidc_front_url)
+                .map_err(|e| e.to_string())?,
+        ))
+    };
+    let proof_store = || -> Result<TraceClient<relais_runtime::GrpcChannel>, String> {
+        Ok(TraceClient::new(
+            links
+                .channel(Role::Trace, &config.gateway.trace_url)
                 .map_err(|e| e.to_string())?,
         ))
     };
@@ -130,6 +145,35 @@ pub async fn run(config: &RelaisConfig, args: &[String]) -> Result<(), String> {
                 .map_err(status)?;
             println!("{} unblocked", arg(1)?);
         }
+        "checkpoint" => {
+            let c = proof_store()?
+                .make_checkpoint(trace::MakeCheckpointRequest {})
+                .await
+                .map_err(status)?
+                .into_inner();
+            print!("{}", c.note);
+        }
+        "verify-log" => {
+            let checkpoint = match args.get(1) {
+                Some(file) => std::fs::read_to_string(file).map_err(|e| format!("{file}: {e}"))?,
+                None => String::new(),
+            };
+            let v = proof_store()?
+                .verify_chain(trace::VerifyChainRequest { checkpoint })
+                .await
+                .map_err(status)?
+                .into_inner();
+            if !v.intact {
+                return Err(format!(
+                    "the log is broken at record {}: {}",
+                    v.broken_at_seq, v.reason
+                ));
+            }
+            println!(
+                "intact: {} records, {} checkpoints checked",
+                v.events, v.checkpoints_checked
+            );
+        }
         other => return Err(format!("unknown admin command {other}\n{USAGE}")),
     }
     Ok(())
@@ -137,6 +181,35 @@ pub async fn run(config: &RelaisConfig, args: &[String]) -> Result<(), String> {
 
 fn status_name(status: i32) -> &'static str {
     PartnerStatus::from_proto(status).map_or("unknown", PartnerStatus::as_str)
+}
+
+/// `checkpoint-key FILE`: a new Ed25519 key of the log `trace.origin`, written to FILE (mode
+/// 0600, never over an existing file: a log's key is not replaced by mistake); its public
+/// verifier key is printed, for those who check the checkpoints.
+fn write_checkpoint_key(config: &RelaisConfig, file: &Path) -> Result<(), String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let (private, public) = relais_trace::checkpoint::generate_key(&config.trace.origin)
+        .map_err(|e| format!("trace.origin {:?}: {e}", config.trace.origin))?;
+    let mut out = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(file)
+        .map_err(|e| format!("{}: {e}", file.display()))?;
+    writeln!(out, "{}", private.expose()).map_err(|e| format!("{}: {e}", file.display()))?;
+    println!(
+        "checkpoint key of {} written to {}",
+        config.trace.origin,
+        file.display()
+    );
+    println!(
+        "set trace.checkpoint_key_file = {:?}",
+        file.display().to_string()
+    );
+    println!("verifier key (publish it; checkpoints are checked with it):");
+    println!("{public}");
+    Ok(())
 }
 
 /// `pki init|issue`: files in DIR (`--dir`, else where `grpc.ca_file` is).

@@ -54,6 +54,7 @@ impl RelaisConfig {
                 "must equal gateway.public_url (the URL SPs reach the hub at)",
             ));
         }
+        self.trace.validate(&self.oidc_front.issuer)?;
         Ok(())
     }
 }

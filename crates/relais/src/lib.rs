@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use relais_proto::oidc_front::v1::oidc_front_client::OidcFrontClient;
 use relais_proto::support::v1::support_client::SupportClient;
+use relais_proto::trace::v1::trace_client::TraceClient;
 use relais_runtime::{Role, Shutdown, Tasks};
 
 pub use config::RelaisConfig;
@@ -202,7 +203,8 @@ pub async fn start_bound(
                 config.support.oidc_front_url = url(*addr);
             }
             Service::Support => config.gateway.support_url = url(*addr),
-            Service::Gateway | Service::Trace => {}
+            Service::Trace => config.gateway.trace_url = url(*addr),
+            Service::Gateway => {}
         }
     }
     let mut tasks = Tasks::new(shutdown.clone());
@@ -258,6 +260,7 @@ pub async fn start_bound(
                         Role::Support,
                         &config.gateway.support_url,
                     )?),
+                    trace: TraceClient::new(channel(Role::Trace, &config.gateway.trace_url)?),
                 };
                 let handle = relais_gateway::start(
                     config.gateway.clone(),

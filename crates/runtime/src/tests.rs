@@ -53,6 +53,34 @@ impl Trace for Echo {
         self.0.fetch_add(1, Ordering::SeqCst);
         Ok(Response::new(pb::VerifyChainResponse::default()))
     }
+
+    async fn get_checkpoint(
+        &self,
+        _request: Request<pb::GetCheckpointRequest>,
+    ) -> Result<Response<pb::Checkpoint>, Status> {
+        Ok(Response::new(pb::Checkpoint::default()))
+    }
+
+    async fn make_checkpoint(
+        &self,
+        _request: Request<pb::MakeCheckpointRequest>,
+    ) -> Result<Response<pb::Checkpoint>, Status> {
+        Ok(Response::new(pb::Checkpoint::default()))
+    }
+
+    async fn get_inclusion_proof(
+        &self,
+        _request: Request<pb::GetInclusionProofRequest>,
+    ) -> Result<Response<pb::InclusionProof>, Status> {
+        Ok(Response::new(pb::InclusionProof::default()))
+    }
+
+    async fn get_consistency_proof(
+        &self,
+        _request: Request<pb::GetConsistencyProofRequest>,
+    ) -> Result<Response<pb::ConsistencyProof>, Status> {
+        Ok(Response::new(pb::ConsistencyProof::default()))
+    }
 }
 
 /// The stub's table: the gateway reads a connection, an operator lists them, nobody
@@ -181,7 +209,7 @@ async fn in_process_calls_carry_the_callers_identity_through_the_table() {
         .unwrap_err();
     refused(&denied, Code::PermissionDenied, NOT_ALLOWED_CODE);
     let unlisted = as_role(Role::Operator)
-        .verify_chain(pb::VerifyChainRequest {})
+        .verify_chain(pb::VerifyChainRequest::default())
         .await
         .unwrap_err();
     refused(&unlisted, Code::PermissionDenied, NOT_ALLOWED_CODE);

@@ -1,11 +1,19 @@
-//! Who may call each trace method: the proof store (subjects, addresses) is read by
-//! operators' investigation tools only; services write to it through the bus.
+//! Who may call each trace method: the proof store (subjects, addresses, records and their
+//! proofs) is read by operators' investigation tools only; services write to it through
+//! the bus. The latest checkpoint is public: the gateway serves it at
+//! `/.well-known/relais-checkpoint`. Only an operator signs one on demand.
 
 use relais_runtime::Role;
 
 pub fn allowed(method: &str) -> &'static [Role] {
     match method {
-        "GetConnection" | "ListConnections" | "VerifyChain" => &[Role::Operator],
+        "GetConnection"
+        | "ListConnections"
+        | "VerifyChain"
+        | "MakeCheckpoint"
+        | "GetInclusionProof"
+        | "GetConsistencyProof" => &[Role::Operator],
+        "GetCheckpoint" => &[Role::Gateway, Role::Operator],
         _ => &[],
     }
 }

@@ -1,4 +1,7 @@
+use relais_config::{ConfigError, Secret};
 use serde::{Deserialize, Serialize};
+
+use crate::checkpoint::CheckpointKey;
 
 /// Settings of the proof store.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -6,12 +9,84 @@ use serde::{Deserialize, Serialize};
 pub struct TraceConfig {
     /// gRPC listen address (port 0: any free port).
     pub listen: String,
+    /// The log's origin line (C2SP tlog-checkpoint), e.g. `relais.example.gouv.fr/trace`:
+    /// the name of the log and of its key; it never changes for the life of the log.
+    pub origin: String,
+    /// The Ed25519 private key checkpoints are signed with, in the signed-note format
+    /// (`relais admin checkpoint-key FILE` makes one).
+    pub checkpoint_key: Secret,
+    /// A file holding that key instead (read at start).
+    pub checkpoint_key_file: String,
+    /// How often a checkpoint is signed and stored, when the log grew since the last one.
+    pub checkpoint_interval_seconds: u64,
 }
 
 impl Default for TraceConfig {
     fn default() -> Self {
         TraceConfig {
             listen: "127.0.0.1:7104".into(),
+            origin: "localhost/relais-trace".into(),
+            checkpoint_key: Secret::default(),
+            checkpoint_key_file: String::new(),
+            checkpoint_interval_seconds: 60,
         }
+    }
+}
+
+impl TraceConfig {
+    /// Checks the settings without I/O; `issuer` is the hub's public URL: the development
+    /// key (used when no key is set) is taken only on loopback.
+    pub fn validate(&self, issuer: &str) -> Result<(), ConfigError> {
+        if !signed_note::is_key_name_valid(&self.origin) {
+            return Err(ConfigError::invalid(
+                "trace.origin",
+                "must be a non-empty name without spaces or '+', e.g. relais.example.gouv.fr/trace",
+            ));
+        }
+        if self.checkpoint_interval_seconds == 0 {
+            return Err(ConfigError::invalid(
+                "trace.checkpoint_interval_seconds",
+                "must be at least 1",
+            ));
+        }
+        let file = !self.checkpoint_key_file.trim().is_empty();
+        match (self.checkpoint_key.is_empty(), file) {
+            (false, true) => Err(ConfigError::invalid(
+                "trace.checkpoint_key_file",
+                "is set with trace.checkpoint_key: set one of them",
+            )),
+            (false, false) => CheckpointKey::parse(self.checkpoint_key.expose(), &self.origin)
+                .map(|_| ())
+                .map_err(|e| ConfigError::invalid("trace.checkpoint_key", e.to_string())),
+            (true, true) => Ok(()),
+            (true, false) if relais_config::is_loopback_url(issuer) => Ok(()),
+            (true, false) => Err(ConfigError::invalid(
+                "trace.checkpoint_key",
+                format!(
+                    "must be set (or trace.checkpoint_key_file): the development key is for \
+                     loopback only, and the issuer {issuer} is not (`relais admin \
+                     checkpoint-key FILE` makes a key)"
+                ),
+            )),
+        }
+    }
+
+    /// The signing key: the one set, the file's, or the development key.
+    pub fn key(&self) -> Result<CheckpointKey, ConfigError> {
+        if !self.checkpoint_key.is_empty() {
+            return CheckpointKey::parse(self.checkpoint_key.expose(), &self.origin)
+                .map_err(|e| ConfigError::invalid("trace.checkpoint_key", e.to_string()));
+        }
+        let path = self.checkpoint_key_file.trim();
+        if !path.is_empty() {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                ConfigError::invalid("trace.checkpoint_key_file", format!("{path}: {e}"))
+            })?;
+            return CheckpointKey::parse(&text, &self.origin).map_err(|e| {
+                ConfigError::invalid("trace.checkpoint_key_file", format!("{path}: {e}"))
+            });
+        }
+        CheckpointKey::development(&self.origin)
+            .map_err(|e| ConfigError::invalid("trace.origin", e.to_string()))
     }
 }

@@ -1,12 +1,19 @@
 //! The proof store: it consumes every connection event from the bus, exactly once, and
-//! keeps it append-only in a SHA-256 hash chain (any altered, removed or reordered event
-//! is detected), with one summary row per connection holding every field the terms of
-//! use require (source IP and port, time, SP, IdP, acr, SUB FI, SUB FS, account,
-//! outcome). It owns the `trace` schema and never modifies a stored event.
+//! keeps it append-only as a leaf of a transparency log (RFC 6962 / RFC 9162 Merkle tree,
+//! through `tlog_tiles`) whose signed checkpoints (C2SP signed notes, Ed25519 key of its
+//! own) it stores at an interval and on demand, and whose inclusion and consistency
+//! proofs it serves; any altered, removed or reordered event is detected. It keeps one
+//! summary row per connection holding every field the terms of use require (source IP
+//! and port, time, SP, IdP, acr, SUB FI, SUB FS, account, outcome). It owns the `trace`
+//! schema and never modifies a stored event.
 
 pub mod access;
+pub mod checkpoint;
 mod config;
+mod log;
 mod store;
+pub mod tree;
+mod verify;
 
 use std::sync::Arc;
 
@@ -20,7 +27,8 @@ use tokio::net::TcpListener;
 use tonic::{Request, Response, Status};
 
 pub use config::TraceConfig;
-pub use store::{ChainCheck, Store, append, chain_hash};
+pub use log::{Log, Record, Verification};
+pub use store::{Store, append};
 
 pub const SCHEMA: &str = "trace";
 
@@ -32,10 +40,28 @@ mod embedded {
 pub enum TraceError {
     #[error("no such connection")]
     NotFound,
+    #[error("no {0}")]
+    Missing(&'static str),
     #[error("invalid event: {0}")]
     Invalid(String),
+    /// A request the log cannot answer as asked (a size, a checkpoint given).
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Precondition(String),
     #[error("database: {0}")]
     Database(String),
+    #[error("{0}")]
+    Config(#[from] relais_config::ConfigError),
+    #[error("the log: {0}")]
+    Tree(#[from] tree::TreeError),
+    #[error("checkpoint: {0}")]
+    Checkpoint(#[from] checkpoint::CheckpointError),
+    #[error(
+        "the hash chain kept before the log is broken at record {seq}: {reason}; the records \
+         were altered before the log could take them over"
+    )]
+    LegacyChain { seq: i64, reason: String },
     #[error("{0}")]
     Runtime(#[from] relais_runtime::RuntimeError),
     #[error("bus: {0}")]
@@ -57,8 +83,10 @@ impl From<deadpool_postgres::PoolError> for TraceError {
 impl From<TraceError> for Status {
     fn from(e: TraceError) -> Self {
         match e {
-            TraceError::NotFound => Status::not_found(e.to_string()),
-            TraceError::Invalid(m) => Status::invalid_argument(m),
+            TraceError::NotFound | TraceError::Missing(_) => Status::not_found(e.to_string()),
+            TraceError::Invalid(m) | TraceError::BadRequest(m) => Status::invalid_argument(m),
+            TraceError::Precondition(m) => Status::failed_precondition(m),
+            TraceError::Tree(tree::TreeError::Invalid(m)) => Status::invalid_argument(m),
             other => {
                 tracing::error!(error = %other, "trace failure");
                 Status::unavailable("trace store unavailable")
@@ -95,6 +123,7 @@ impl EventHandler for Recorder {
 
 pub struct TraceService {
     store: Store,
+    log: Log,
 }
 
 #[tonic::async_trait]
@@ -117,20 +146,73 @@ impl Trace for TraceService {
 
     async fn verify_chain(
         &self,
-        _request: Request<pb::VerifyChainRequest>,
+        request: Request<pb::VerifyChainRequest>,
     ) -> Result<Response<pb::VerifyChainResponse>, Status> {
-        Ok(Response::new(match self.store.verify_chain().await? {
-            ChainCheck::Intact { events } => pb::VerifyChainResponse {
-                intact: true,
-                events,
-                broken_at_seq: 0,
-            },
-            ChainCheck::Broken { at_seq } => pb::VerifyChainResponse {
-                intact: false,
-                events: 0,
-                broken_at_seq: at_seq,
-            },
+        let given = request.into_inner().checkpoint;
+        let given = Some(given.as_str()).filter(|g| !g.trim().is_empty());
+        let v = self.log.verify(given).await?;
+        let (intact, events, broken_at_seq, reason) = match v.broken {
+            None => (true, v.events, 0, String::new()),
+            Some((seq, reason)) => (false, 0, seq, reason),
+        };
+        Ok(Response::new(pb::VerifyChainResponse {
+            intact,
+            events,
+            broken_at_seq,
+            reason,
+            tree_size: v.tree_size,
+            root_hash: v.root.0.to_vec(),
+            checkpoints_checked: v.checkpoints,
         }))
+    }
+
+    async fn get_checkpoint(
+        &self,
+        _request: Request<pb::GetCheckpointRequest>,
+    ) -> Result<Response<pb::Checkpoint>, Status> {
+        Ok(Response::new(self.log.latest_checkpoint().await?))
+    }
+
+    async fn make_checkpoint(
+        &self,
+        _request: Request<pb::MakeCheckpointRequest>,
+    ) -> Result<Response<pb::Checkpoint>, Status> {
+        Ok(Response::new(self.log.make_checkpoint().await?))
+    }
+
+    async fn get_inclusion_proof(
+        &self,
+        request: Request<pb::GetInclusionProofRequest>,
+    ) -> Result<Response<pb::InclusionProof>, Status> {
+        use pb::get_inclusion_proof_request::Record as Asked;
+        let request = request.into_inner();
+        let record = match request.record {
+            Some(Asked::EventId(id)) => Record::Event(
+                id.parse()
+                    .map_err(|_| Status::invalid_argument("event_id is not a UUID"))?,
+            ),
+            Some(Asked::LeafIndex(i)) => Record::Leaf(i),
+            None => {
+                return Err(Status::invalid_argument(
+                    "event_id or leaf_index is required",
+                ));
+            }
+        };
+        Ok(Response::new(
+            self.log.inclusion_proof(record, request.tree_size).await?,
+        ))
+    }
+
+    async fn get_consistency_proof(
+        &self,
+        request: Request<pb::GetConsistencyProofRequest>,
+    ) -> Result<Response<pb::ConsistencyProof>, Status> {
+        let request = request.into_inner();
+        Ok(Response::new(
+            self.log
+                .consistency_proof(request.old_size, request.new_size)
+                .await?,
+        ))
     }
 }
 
@@ -144,7 +226,17 @@ pub async fn start(
     shutdown: Shutdown,
 ) -> Result<Tasks, TraceError> {
     tracing::debug!(listen = %config.listen, "trace starting");
+    let key = config.key()?;
     let pool = relais_runtime::service_pool(db, SCHEMA, embedded::migrations::runner()).await?;
+    let log = Log::new(pool.clone(), key);
+    // Before any new record: the records of the chain the log replaced come first.
+    let moved = log.take_over_legacy_chain().await?;
+    if moved > 0 {
+        tracing::info!(
+            records = moved,
+            "records of the hash chain moved into the log"
+        );
+    }
     {
         // The consumer's inbox lives in the bus tables.
         let mut client = pool.get().await?;
@@ -165,8 +257,26 @@ pub async fn start(
         tracing::warn!("event queue not bound yet: the broker does not answer");
     }
     tasks.spawn("trace.consumer", consumer.wait());
+    // A checkpoint from the start, then one per interval when the log grew.
+    if let Err(e) = log.make_checkpoint().await {
+        tracing::warn!(error = %e, "no checkpoint signed at start");
+    }
+    let scheduled = log.clone();
+    tasks.spawn_every(
+        "trace.checkpoints",
+        std::time::Duration::from_secs(config.checkpoint_interval_seconds),
+        move || {
+            let log = scheduled.clone();
+            async move {
+                if let Err(e) = log.make_checkpoint().await {
+                    tracing::warn!(error = %e, "scheduled checkpoint not signed");
+                }
+            }
+        },
+    );
     let service = TraceServer::new(TraceService {
         store: Store::new(pool),
+        log,
     });
     local.serve(&mut tasks, listener, service, access::allowed)?;
     Ok(tasks)

@@ -5,12 +5,12 @@ use relais_bus::Event;
 use relais_bus::events::{ConnectionEvent, ConnectionStep, Outcome};
 use relais_proto::trace::v1 as pb;
 use relais_runtime::Prepared;
-use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tokio_postgres::Row;
 
 use crate::TraceError;
+use crate::{log, tree};
 
 /// Connections listed when the request sets no limit, and the most it may ask for.
 const DEFAULT_LIST_LIMIT: i64 = 100;
@@ -35,19 +35,12 @@ fn from_browser(step: ConnectionStep) -> bool {
     )
 }
 
-pub fn chain_hash(prev: &[u8], body: &str) -> Vec<u8> {
-    let mut h = Sha256::new();
-    h.update(prev);
-    h.update(body.as_bytes());
-    h.finalize().to_vec()
-}
-
 fn rfc3339(t: OffsetDateTime) -> String {
     t.format(&Rfc3339).unwrap_or_default()
 }
 
-/// Appends events to the chain, in order, and folds each connection step into its
-/// connection. The head is locked once for the whole batch.
+/// Appends events to the log, in order, and folds each connection step into its
+/// connection. The tree's head is locked once for the whole batch.
 pub async fn append(tx: &Transaction<'_>, events: &[&Event]) -> Result<(), TraceError> {
     fn invalid(e: impl std::fmt::Display) -> TraceError {
         TraceError::Invalid(e.to_string())
@@ -62,20 +55,12 @@ pub async fn append(tx: &Transaction<'_>, events: &[&Event]) -> Result<(), Trace
             None
         });
     }
-    // The lock on the head serialises appends: the chain has one order.
-    let head = tx
-        .one("SELECT seq, hash FROM chain_head WHERE id FOR UPDATE", &[])
-        .await?;
-    let mut seq: i64 = head.try_get(0)?;
-    let mut prev: Vec<u8> = head.try_get(1)?;
-    let (mut seqs, mut prevs, mut hashes) = (Vec::new(), Vec::new(), Vec::new());
-    for body in &bodies {
-        let hash = chain_hash(&prev, body);
-        seq += 1;
-        seqs.push(seq);
-        prevs.push(std::mem::replace(&mut prev, hash.clone()));
-        hashes.push(hash);
-    }
+    // The lock on the head serialises appends: the log has one order.
+    let mut frontier = log::lock(tx).await?;
+    let first = i64::try_from(frontier.size()).map_err(invalid)? + 1;
+    let leaves: Vec<tree::Hash> = bodies.iter().map(|b| tree::leaf_hash(b)).collect();
+    let growth = log::grow(&mut frontier, &leaves)?;
+    let seqs: Vec<i64> = (first..).take(events.len()).collect();
     let ids: Vec<_> = events.iter().map(|e| e.id).collect();
     let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
     let connections: Vec<Option<&str>> = steps
@@ -86,7 +71,7 @@ pub async fn append(tx: &Transaction<'_>, events: &[&Event]) -> Result<(), Trace
     let sources: Vec<&str> = events.iter().map(|e| e.source.as_str()).collect();
     // Sent together (tokio-postgres pipelines what is awaited at once, in this order):
     // one flight to the server instead of a round trip per statement.
-    let insert_params: [&(dyn tokio_postgres::types::ToSql + Sync); 9] = [
+    let insert_params: [&(dyn tokio_postgres::types::ToSql + Sync); 7] = [
         &seqs,
         &ids,
         &kinds,
@@ -94,25 +79,19 @@ pub async fn append(tx: &Transaction<'_>, events: &[&Event]) -> Result<(), Trace
         &occurred,
         &sources,
         &bodies,
-        &prevs,
-        &hashes,
     ];
     let insert = tx.run(
-        "INSERT INTO events (seq, event_id, kind, connection_id, occurred_at, source, body, \
-         prev_hash, hash) SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::text[], \
-         $4::text[], $5::timestamptz[], $6::text[], $7::text[], $8::bytea[], $9::bytea[])",
+        "INSERT INTO events (seq, event_id, kind, connection_id, occurred_at, source, body) \
+         SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::text[], $4::text[], \
+         $5::timestamptz[], $6::text[], $7::text[])",
         &insert_params,
     );
-    let head_params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&seq, &prev];
-    let head = tx.run(
-        "UPDATE chain_head SET seq = $1, hash = $2 WHERE id",
-        &head_params,
-    );
+    let tree = log::write(tx, &growth);
     let folded = fold_all(events, &steps);
     let folds = fold(tx, &folded);
     futures::try_join!(
         async { insert.await.map_err(TraceError::from) },
-        async { head.await.map_err(TraceError::from) },
+        tree,
         folds
     )?;
     Ok(())
@@ -384,13 +363,6 @@ fn connection_from_row(r: &Row) -> Result<pb::Connection, TraceError> {
     })
 }
 
-/// What a check of the whole chain found.
-#[derive(Debug, PartialEq, Eq)]
-pub enum ChainCheck {
-    Intact { events: i64 },
-    Broken { at_seq: i64 },
-}
-
 impl Store {
     pub fn new(pool: Pool) -> Self {
         Store { pool }
@@ -470,52 +442,5 @@ impl Store {
             )
             .await?;
         rows.iter().map(connection_from_row).collect()
-    }
-
-    /// Recomputes every link of the chain; the first altered, removed or reordered event
-    /// breaks it.
-    pub async fn verify_chain(&self) -> Result<ChainCheck, TraceError> {
-        let mut client = self.pool.get().await?;
-        // One snapshot for the events and the head: an append committing between two
-        // reads would otherwise look like a break.
-        let client = client
-            .build_transaction()
-            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .await?;
-        let rows = client
-            .all(
-                "SELECT seq, body, prev_hash, hash FROM events ORDER BY seq",
-                &[],
-            )
-            .await?;
-        let mut prev = vec![0u8; 32];
-        let mut expected_seq = 1i64;
-        for r in &rows {
-            let seq: i64 = r.try_get(0)?;
-            let body: String = r.try_get(1)?;
-            let stored_prev: Vec<u8> = r.try_get(2)?;
-            let hash: Vec<u8> = r.try_get(3)?;
-            if seq != expected_seq || stored_prev != prev || chain_hash(&prev, &body) != hash {
-                // A gap in the sequence is a removed event: the break is where it was.
-                return Ok(ChainCheck::Broken {
-                    at_seq: seq.min(expected_seq),
-                });
-            }
-            prev = hash;
-            expected_seq += 1;
-        }
-        let head = client
-            .one("SELECT seq, hash FROM chain_head WHERE id", &[])
-            .await?;
-        let head_seq: i64 = head.try_get(0)?;
-        let head_hash: Vec<u8> = head.try_get(1)?;
-        if head_seq != expected_seq - 1 || head_hash != prev {
-            return Ok(ChainCheck::Broken { at_seq: head_seq });
-        }
-        Ok(ChainCheck::Intact {
-            events: expected_seq - 1,
-        })
     }
 }

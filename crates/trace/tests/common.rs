@@ -14,8 +14,8 @@ use relais_bus::{
 };
 use relais_config::{DatabaseConfig, Secret};
 use relais_proto::trace::v1::{
-    Connection, GetConnectionRequest, VerifyChainRequest, VerifyChainResponse,
-    trace_client::TraceClient,
+    Checkpoint, Connection, GetConnectionRequest, MakeCheckpointRequest, VerifyChainRequest,
+    VerifyChainResponse, trace_client::TraceClient,
 };
 use relais_runtime::{Shutdown, Tasks};
 use relais_testkit::{TestBus, TestDb};
@@ -45,7 +45,21 @@ pub struct Trace {
 
 impl Trace {
     pub async fn start() -> Self {
-        let db = TestDb::create().await;
+        Self::start_on(TestDb::create().await).await
+    }
+
+    /// The service on a database the test prepared.
+    pub async fn start_on(db: TestDb) -> Self {
+        match Self::try_start_on(db).await {
+            Ok(trace) => trace,
+            Err((e, _, _)) => panic!("the trace service did not start: {e}"),
+        }
+    }
+
+    /// The service on `db`, or why it refused to start (with what to clean up).
+    pub async fn try_start_on(
+        db: TestDb,
+    ) -> Result<Self, (relais_trace::TraceError, TestDb, TestBus)> {
         let bus = TestBus::new();
         let shutdown = Shutdown::new();
         // The name the service gives its queue, so that cleanup removes it.
@@ -56,7 +70,7 @@ impl Trace {
         };
         let listener = relais_runtime::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let tasks = relais_trace::start(
+        let started = relais_trace::start(
             relais_trace::TraceConfig::default(),
             &database,
             bus.config(),
@@ -64,8 +78,11 @@ impl Trace {
             &relais_runtime::LocalServices::default().for_service(relais_runtime::Role::Trace),
             shutdown.child_token(),
         )
-        .await
-        .unwrap();
+        .await;
+        let tasks = match started {
+            Ok(tasks) => tasks,
+            Err(e) => return Err((e, db, bus)),
+        };
         wait_for_consumer(&bus, &queue).await;
 
         let producer = db.pool("producer", 2).await;
@@ -78,7 +95,7 @@ impl Trace {
             bus.config(),
             shutdown.child_token(),
         );
-        Self {
+        Ok(Self {
             client: TraceClient::connect(format!("http://{addr}"))
                 .await
                 .unwrap(),
@@ -89,7 +106,7 @@ impl Trace {
             tasks,
             relay,
             shutdown,
-        }
+        })
     }
 
     /// Queues `events` in the producer's outbox, in this order, in one transaction.
@@ -153,11 +170,40 @@ impl Trace {
     }
 
     pub async fn verify(&mut self) -> VerifyChainResponse {
+        self.verify_against("").await
+    }
+
+    /// Verifies the log against the stored checkpoints and `checkpoint` (a signed note).
+    pub async fn verify_against(&mut self, checkpoint: &str) -> VerifyChainResponse {
         self.client
-            .verify_chain(VerifyChainRequest {})
+            .verify_chain(VerifyChainRequest {
+                checkpoint: checkpoint.to_string(),
+            })
             .await
             .unwrap()
             .into_inner()
+    }
+
+    pub async fn make_checkpoint(&mut self) -> Checkpoint {
+        self.client
+            .make_checkpoint(MakeCheckpointRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+    }
+
+    /// The stored records' bodies, in the log's order.
+    pub async fn bodies(&self) -> Vec<String> {
+        self.sql
+            .get()
+            .await
+            .unwrap()
+            .query("SELECT body FROM events ORDER BY seq", &[])
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect()
     }
 
     /// Runs statements on the trace schema, as someone tampering with the store would;

@@ -1,7 +1,10 @@
 //! Integration tests of relais-trace: the real service, fed through a real outbox, against
-//! the real PostgreSQL and RabbitMQ servers.
+//! the real PostgreSQL and RabbitMQ servers; the log's tree and checkpoints against a second
+//! implementation.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod chain;
 mod common;
 mod connections;
+mod legacy;
+mod log;
