@@ -316,7 +316,7 @@ const DEVELOPMENT_KEY_MARKERS: [&str; 2] = ["change-me", "not-for-production"];
 /// The most bits a key of this length can carry given its alphabet: 4 per hexadecimal
 /// digit, 6 per base64 character (padding not counted), about 6.5 per printable ASCII
 /// character, 8 per byte otherwise. The hub cannot measure a key's entropy; this refuses
-/// only keys too short to hold 256 bits whatever how they were made.
+/// only keys too short to hold 256 bits however they were made.
 pub fn key_bits(key: &str) -> u32 {
     let body = key.trim_end_matches('=');
     let per_char = if !body.is_empty() && body.chars().all(|c| c.is_ascii_hexdigit()) {

@@ -78,6 +78,11 @@ pub async fn start_with_clock(
     config
         .validate()
         .map_err(|e| FrontError::Internal(e.to_string()))?;
+    // Also when started as a library, not only through `relais`'s own check.
+    for (field, key) in config.deployment_keys() {
+        relais_config::check_deployment_key(field, key.expose(), &config.issuer)
+            .map_err(|e| FrontError::Internal(e.to_string()))?;
+    }
     let runtime_err = |e: relais_runtime::RuntimeError| FrontError::Unavailable(e.to_string());
     let pool = relais_runtime::service_pool(db, SCHEMA, embedded::migrations::runner())
         .await
