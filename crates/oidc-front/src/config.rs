@@ -235,9 +235,9 @@ impl OidcFrontConfig {
         Ok(())
     }
 
-    /// The key-encryption key, read from its file if one is named, with the field it came
-    /// from; the development key when none is set. Checked as a deployment's key.
-    pub fn key_encryption_key(&self) -> Result<(Secret, &'static str), ConfigError> {
+    /// The key-encryption key, read from its file if one is named; the development key
+    /// when none is set. Checked as a deployment's key, naming the field it came from.
+    pub fn key_encryption_key(&self) -> Result<Secret, ConfigError> {
         let (kek, field) = if !self.key_encryption_key_file.is_empty() {
             let field = "oidc_front.key_encryption_key_file";
             let text = std::fs::read_to_string(&self.key_encryption_key_file).map_err(|e| {
@@ -265,7 +265,7 @@ impl OidcFrontConfig {
             ));
         }
         relais_config::check_deployment_key(field, kek.expose(), &self.issuer)?;
-        Ok((kek, field))
+        Ok(kek)
     }
 
     /// The deployment keys of this section (for `relais_config::check_deployment_key`);

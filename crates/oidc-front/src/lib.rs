@@ -2,7 +2,8 @@
 //! IdP chooser), token, userinfo and RP-initiated logout; per-SP subjects; acr; data
 //! minimisation to the SP's habilitation. It owns the `oidc_front` schema: accounts,
 //! sessions, codes and tokens (codes, tokens and cookies stored only as SHA-256), signing
-//! keys (sealed under the key-encryption key, several per algorithm, rotated with overlap). A sign-in in progress is stored nowhere: it travels sealed in the browser's flow
+//! keys (sealed under the key-encryption key, several per algorithm, rotated with
+//! overlap). A sign-in in progress is stored nowhere: it travels sealed in the browser's flow
 //! cookie, and is written once, with every step of its proof, when the IdP answers. It answers no HTTP (the gateway does; its one call out is
 //! back-channel logout to an SP's registered endpoint), never talks to an IdP (the bridge
 //! does), and never logs a code, a token or identity data.
@@ -83,17 +84,17 @@ pub async fn start_with_clock(
         relais_config::check_deployment_key(field, key.expose(), &config.issuer)
             .map_err(|e| FrontError::Internal(e.to_string()))?;
     }
+    let kek = config
+        .key_encryption_key()
+        .map_err(|e| FrontError::Internal(e.to_string()))?;
+    let kek = relais_jose::LocalKek::new(kek.expose())
+        .map_err(|e| FrontError::Internal(format!("oidc_front.key_encryption_key: {e}")))?;
     let runtime_err = |e: relais_runtime::RuntimeError| FrontError::Unavailable(e.to_string());
     let pool = relais_runtime::service_pool(db, SCHEMA, embedded::migrations::runner())
         .await
         .map_err(runtime_err)?;
     let relay = relais_bus::start_outbox(&pool, bus.clone(), shutdown.clone()).await?;
     let store = store::Store::new(pool.clone(), relay.outbox.clone(), Arc::clone(&clock));
-    let (kek, _) = config
-        .key_encryption_key()
-        .map_err(|e| FrontError::Internal(e.to_string()))?;
-    let kek = relais_jose::LocalKek::new(kek.expose())
-        .map_err(|e| FrontError::Internal(format!("oidc_front.key_encryption_key: {e}")))?;
     let signing = Arc::new(
         signing::SigningKeys::load(
             store.clone(),
