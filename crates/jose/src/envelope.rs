@@ -113,6 +113,15 @@ pub fn seal(kek: &dyn KeyWrap, plain: &[u8], context: &[&str]) -> Result<String,
     ))
 }
 
+/// The id of the key-encryption key an envelope is sealed under, if it is one.
+pub fn kek_id_of(envelope: &str) -> Option<&str> {
+    let mut parts = envelope.split('.');
+    match (parts.next(), parts.next()) {
+        (Some(VERSION), Some(id)) => Some(id),
+        _ => None,
+    }
+}
+
 /// Opens what [`seal`] made with the same `context`.
 pub fn open(kek: &dyn KeyWrap, envelope: &str, context: &[&str]) -> Result<Vec<u8>, EnvelopeError> {
     let mut parts = envelope.split('.');
@@ -193,6 +202,7 @@ mod tests {
         let kek = LocalKek::new(KEK).unwrap();
         let sealed = seal(&kek, b"private jwk", CONTEXT).unwrap();
         assert!(!sealed.contains("private"), "{sealed}");
+        assert_eq!(kek_id_of(&sealed), Some(kek.kek_id()));
         assert_eq!(open(&kek, &sealed, CONTEXT).unwrap(), b"private jwk");
         // A fresh data key and nonce each time: two envelopes of one key cannot be linked.
         assert_ne!(sealed, seal(&kek, b"private jwk", CONTEXT).unwrap());

@@ -29,6 +29,11 @@ pub struct OidcFrontConfig {
     /// A file holding the key-encryption key (a trailing newline is ignored), e.g. a
     /// mounted Kubernetes Secret; set this or `key_encryption_key`, not both.
     pub key_encryption_key_file: String,
+    /// More key-encryption keys the signing keys may be sealed under: they open, never
+    /// seal, and a key found under one is sealed again under the current KEK at start. To
+    /// change the KEK: add the new one here on every replica, then make it the KEK with the
+    /// old one here, then, once every replica has started so, remove the old one.
+    pub other_key_encryption_keys: Vec<Secret>,
     /// How long SPs may cache the JWKS (announced as its `Cache-Control: max-age`): a new
     /// signing key is published this long, and `signing_keys_reload_seconds`, before it signs.
     pub jwks_cache_seconds: u32,
@@ -84,6 +89,7 @@ impl Default for OidcFrontConfig {
             flow_keys: vec![Secret::new("change-me-flow-key-0123456789abcdefghij")],
             key_encryption_key: Secret::default(),
             key_encryption_key_file: String::new(),
+            other_key_encryption_keys: Vec::new(),
             jwks_cache_seconds: 300,
             signing_keys_reload_seconds: 60,
             acr_levels: vec!["eidas1".into(), "eidas2".into(), "eidas3".into()],
@@ -146,6 +152,16 @@ impl OidcFrontConfig {
             return Err(ConfigError::invalid(
                 "oidc_front.key_encryption_key",
                 "must be at least 32 characters (256 bits)",
+            ));
+        }
+        if self
+            .other_key_encryption_keys
+            .iter()
+            .any(|k| k.expose().len() < 32)
+        {
+            return Err(ConfigError::invalid(
+                "oidc_front.other_key_encryption_keys",
+                "each must be at least 32 characters (256 bits)",
             ));
         }
         if !(1..=86_400).contains(&self.jwks_cache_seconds) {
@@ -276,6 +292,11 @@ impl OidcFrontConfig {
         if !self.key_encryption_key.is_empty() {
             keys.push(("oidc_front.key_encryption_key", &self.key_encryption_key));
         }
+        keys.extend(
+            self.other_key_encryption_keys
+                .iter()
+                .map(|k| ("oidc_front.other_key_encryption_keys", k)),
+        );
         keys
     }
 

@@ -89,6 +89,17 @@ pub async fn start_with_clock(
         .map_err(|e| FrontError::Internal(e.to_string()))?;
     let kek = relais_jose::LocalKek::new(kek.expose())
         .map_err(|e| FrontError::Internal(format!("oidc_front.key_encryption_key: {e}")))?;
+    let other_keks = config
+        .other_key_encryption_keys
+        .iter()
+        .map(|k| {
+            relais_jose::LocalKek::new(k.expose())
+                .map(|k| Arc::new(k) as Arc<dyn relais_jose::KeyWrap>)
+                .map_err(|e| {
+                    FrontError::Internal(format!("oidc_front.other_key_encryption_keys: {e}"))
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let runtime_err = |e: relais_runtime::RuntimeError| FrontError::Unavailable(e.to_string());
     let pool = relais_runtime::service_pool(db, SCHEMA, embedded::migrations::runner())
         .await
@@ -98,7 +109,10 @@ pub async fn start_with_clock(
     let signing = Arc::new(
         signing::SigningKeys::load(
             store.clone(),
-            Arc::new(kek),
+            signing::Keks {
+                current: Arc::new(kek),
+                others: other_keks,
+            },
             keys::Rotation::of(&config),
             Arc::clone(&clock),
         )

@@ -29,9 +29,28 @@ pub struct Rotated {
     pub replaced_retire_at: OffsetDateTime,
 }
 
+/// The key-encryption keys: the one that seals, and others that only open (while the
+/// KEK is changed).
+pub struct Keks {
+    pub current: Arc<dyn KeyWrap>,
+    pub others: Vec<Arc<dyn KeyWrap>>,
+}
+
+impl Keks {
+    /// The KEK an envelope names (the current one when none matches, so that the error
+    /// says it is under another KEK).
+    fn for_envelope(&self, sealed: &str) -> &dyn KeyWrap {
+        let id = envelope::kek_id_of(sealed);
+        self.others
+            .iter()
+            .find(|k| Some(k.kek_id()) == id)
+            .map_or(self.current.as_ref(), |k| k.as_ref())
+    }
+}
+
 pub struct SigningKeys {
     store: Store,
-    kek: Arc<dyn KeyWrap>,
+    keks: Keks,
     keys: Arc<Keys>,
     rotation: Rotation,
     clock: Arc<dyn Clock>,
@@ -39,10 +58,11 @@ pub struct SigningKeys {
 
 impl SigningKeys {
     /// The keys in force: a first key of each algorithm is made if there is none, and a
-    /// key an earlier release stored in clear is sealed.
+    /// key an earlier release stored in clear, or sealed under another KEK, is sealed
+    /// under the current one.
     pub async fn load(
         store: Store,
-        kek: Arc<dyn KeyWrap>,
+        keks: Keks,
         rotation: Rotation,
         clock: Arc<dyn Clock>,
     ) -> Result<SigningKeys, FrontError> {
@@ -51,7 +71,7 @@ impl SigningKeys {
                 continue;
             }
             let key = generate(alg).await?;
-            let sealed = seal(kek.as_ref(), &key)?;
+            let sealed = seal(keks.current.as_ref(), &key)?;
             // No JWKS of this hub is cached anywhere yet: the first key signs at once.
             let added = store
                 .add_first_signing_key(&NewKey {
@@ -65,11 +85,11 @@ impl SigningKeys {
                 tracing::info!(alg = %alg, kid = key.kid(), "first signing key made");
             }
         }
-        let live = open_all(&store, kek.as_ref(), &[]).await?;
+        let live = open_all(&store, &keks, &[], true).await?;
         let keys = Arc::new(Keys::new(live, Arc::clone(&clock))?);
         Ok(SigningKeys {
             store,
-            kek,
+            keks,
             keys,
             rotation,
             clock,
@@ -80,9 +100,10 @@ impl SigningKeys {
         Arc::clone(&self.keys)
     }
 
-    /// Reads the keys again (opening only those not held yet).
+    /// Reads the keys again (opening only those not held yet; a key under another KEK is
+    /// sealed again only at start, so that replicas between two KEKs do not take turns).
     pub async fn reload(&self) -> Result<(), FrontError> {
-        let live = open_all(&self.store, self.kek.as_ref(), &self.keys.loaded()).await?;
+        let live = open_all(&self.store, &self.keks, &self.keys.loaded(), false).await?;
         self.keys.replace(live)
     }
 
@@ -92,7 +113,7 @@ impl SigningKeys {
         let mut done = Vec::new();
         for alg in ALGS {
             let key = generate(alg).await?;
-            let sealed = seal(self.kek.as_ref(), &key)?;
+            let sealed = seal(self.keks.current.as_ref(), &key)?;
             let (activates_at, retire_at) = self.rotation.schedule(self.clock.now());
             let replaced = self
                 .store
@@ -137,22 +158,42 @@ fn seal(kek: &dyn KeyWrap, key: &SigningKey) -> Result<String, FrontError> {
     .map_err(|e| FrontError::Internal(format!("sealing signing key {}: {e}", key.kid())))
 }
 
-/// Every stored key in force, opened (or taken from `held` when already open).
+/// Every stored key in force, opened (or taken from `held` when already open); with
+/// `reseal`, one under another KEK is sealed again under the current one.
 async fn open_all(
     store: &Store,
-    kek: &dyn KeyWrap,
+    keks: &Keks,
     held: &[LiveKey],
+    reseal: bool,
 ) -> Result<Vec<LiveKey>, FrontError> {
+    let current = keks.current.as_ref();
     let mut live = Vec::new();
     for row in store.signing_keys().await? {
         let key = match held.iter().find(|k| k.key.kid() == row.kid) {
             Some(k) => Arc::clone(&k.key),
-            None => Arc::new(open(kek, &row)?),
+            None => {
+                let kek = row
+                    .sealed_jwk
+                    .as_deref()
+                    .map_or(current, |s| keks.for_envelope(s));
+                Arc::new(open(kek, &row)?)
+            }
         };
-        if row.sealed_jwk.is_none() {
-            // A key of an earlier release, stored in clear: sealed from now on.
-            store.seal_signing_key(&row.kid, &seal(kek, &key)?).await?;
-            tracing::info!(kid = %row.kid, "signing key stored in clear is now sealed");
+        match row.sealed_jwk.as_deref().map(envelope::kek_id_of) {
+            None => {
+                // A key of an earlier release, stored in clear: sealed from now on.
+                store
+                    .seal_signing_key(&row.kid, &seal(current, &key)?)
+                    .await?;
+                tracing::info!(kid = %row.kid, "signing key stored in clear is now sealed");
+            }
+            Some(id) if reseal && id != Some(current.kek_id()) => {
+                store
+                    .seal_signing_key(&row.kid, &seal(current, &key)?)
+                    .await?;
+                tracing::info!(kid = %row.kid, "signing key sealed again under the current KEK");
+            }
+            Some(_) => {}
         }
         live.push(LiveKey {
             key,

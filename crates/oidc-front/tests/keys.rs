@@ -299,3 +299,56 @@ fn sorted(mut v: Vec<String>) -> Vec<String> {
     v.sort();
     v
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kek_changes_without_losing_a_key_and_the_old_one_then_opens_nothing() {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let hub = Hub::start_with(Arc::clone(&clock), with_kek).await;
+    let before = jwks(&hub.front).await;
+    let kids_before: Vec<String> = stored(&hub).await.into_iter().map(|k| k.0).collect();
+    let with = |kek: &str, others: &[&str]| OidcFrontConfig {
+        key_encryption_key: Secret::new(kek),
+        other_key_encryption_keys: others.iter().map(|k| Secret::new(*k)).collect(),
+        ..hub.config.clone()
+    };
+
+    // The new KEK seals, the old one still opens: every key sealed again under the new.
+    let (other, tasks) = hub
+        .another_front(with(OTHER_KEK, &[KEK]), Arc::clone(&clock))
+        .await
+        .unwrap();
+    assert_eq!(jwks(&other).await, before, "the same keys");
+    tasks.shutdown(std::time::Duration::from_secs(5)).await;
+    let new = LocalKek::new(OTHER_KEK).unwrap();
+    let keys = stored(&hub).await;
+    assert_eq!(
+        keys.iter().map(|k| k.0.clone()).collect::<Vec<_>>(),
+        kids_before
+    );
+    for (kid, alg, clear, sealed) in &keys {
+        assert_eq!(clear, &None);
+        let sealed = sealed.as_deref().unwrap();
+        assert_eq!(
+            envelope::kek_id_of(sealed),
+            Some(relais_jose::KeyWrap::kek_id(&new))
+        );
+        envelope::open(&new, sealed, &[kid, alg]).unwrap();
+    }
+
+    // The old KEK alone no longer opens them; the new one alone does.
+    let err = hub
+        .another_front(with(KEK, &[]), Arc::clone(&clock))
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        matches!(err, FrontError::SigningKeyUnreadable { .. }),
+        "{err}"
+    );
+    let (_, tasks) = hub
+        .another_front(with(OTHER_KEK, &[]), Arc::clone(&clock))
+        .await
+        .unwrap();
+    tasks.shutdown(std::time::Duration::from_secs(5)).await;
+    hub.stop().await;
+}
