@@ -412,6 +412,11 @@ impl Stack {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 
+    /// The configuration the hub was started with.
+    pub fn config(&self) -> &RelaisConfig {
+        &self.config
+    }
+
     /// Runs `relais admin <args>` against this hub; returns its output.
     pub async fn admin(&self, args: &[&str]) -> (bool, String) {
         let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_relais"))

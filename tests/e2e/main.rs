@@ -8,6 +8,7 @@ mod backchannel;
 mod flows;
 mod harness;
 mod incidents;
+mod keys;
 mod outage;
 mod rejections;
 mod security;

@@ -315,6 +315,70 @@ pub fn is_loopback_url(url: &str) -> bool {
     is_loopback_host(url_host(url))
 }
 
+/// Words in every development key the hub ships (its defaults and `make run`'s file):
+/// such a key is public, so it protects nothing.
+const DEVELOPMENT_KEY_MARKERS: [&str; 2] = ["change-me", "not-for-production"];
+
+/// The most bits a key of this length can carry given its alphabet: 4 per hexadecimal
+/// digit, 6 per base64 character (padding not counted), about 6.5 per printable ASCII
+/// character, 8 per byte otherwise. The hub cannot measure a key's entropy; this refuses
+/// only keys too short to hold 256 bits however they were made.
+pub fn key_bits(key: &str) -> u32 {
+    let body = key.trim_end_matches('=');
+    let per_char = if !body.is_empty() && body.chars().all(|c| c.is_ascii_hexdigit()) {
+        4.0
+    } else if body
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '+' | '/'))
+    {
+        6.0
+    } else if body.chars().all(|c| c.is_ascii_graphic() || c == ' ') {
+        95f64.log2()
+    } else {
+        return u32::try_from(body.len().saturating_mul(8)).unwrap_or(u32::MAX);
+    };
+    // Whole bits only; lengths are far below f64's exact range.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let bits = (body.chars().count() as f64 * per_char).floor() as u32;
+    bits
+}
+
+/// Whether `key` is one of the development keys the hub ships.
+pub fn is_development_key(key: &str) -> bool {
+    let lower = key.to_ascii_lowercase();
+    DEVELOPMENT_KEY_MARKERS.iter().any(|m| lower.contains(m))
+}
+
+/// A deployment's key (`field`) must be its own and carry 256 bits: a development
+/// default, or a key too short, is refused when `issuer` is not loopback (on loopback,
+/// development and tests use them freely).
+pub fn check_deployment_key(field: &str, key: &str, issuer: &str) -> Result<(), ConfigError> {
+    if is_loopback_host(url_host(issuer)) {
+        return Ok(());
+    }
+    if is_development_key(key) {
+        return Err(ConfigError::invalid(
+            field,
+            format!(
+                "is a development key, public in the hub's sources, and the issuer {issuer} is \
+                 not loopback: set a key of your own (e.g. `openssl rand -base64 32`)"
+            ),
+        ));
+    }
+    let bits = key_bits(key);
+    if bits < 256 {
+        return Err(ConfigError::invalid(
+            field,
+            format!(
+                "carries at most {bits} bits and the issuer {issuer} is not loopback: a key \
+                 needs 256 (64 hexadecimal digits, 43 base64 characters; \
+                 e.g. `openssl rand -base64 32`)"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// The host of `http(s)://host[:port]/…`, without IPv6 brackets.
 fn url_host(url: &str) -> &str {
     let rest = url.split_once("://").map_or(url, |(_, r)| r);
@@ -426,6 +490,38 @@ mod tests {
                 .to_string()
                 .contains("database.url")
         );
+    }
+
+    #[test]
+    fn a_development_or_short_key_is_refused_off_loopback_naming_its_field() {
+        let field = "oidc_front.subject_key";
+        let strong = "q5Vx1pJ0m1S8uYyK2b6Zr9Wc3Lh7Tn4Ae0Gd5Fo8Ikw"; // 43 base64: 258 bits
+        for issuer in ["https://relais.example", "http://10.0.0.1:8000"] {
+            for weak in [
+                "change-me-subject-key-0123456789abcdef",
+                "demo-subject-key-not-for-production-0123456789",
+                "only-thirty-two-characters-long!",
+                &"ab12".repeat(15), // 60 hexadecimal digits: 240 bits
+            ] {
+                let err = check_deployment_key(field, weak, issuer).unwrap_err();
+                assert!(err.to_string().contains(field), "{weak}: {err}");
+            }
+            check_deployment_key(field, strong, issuer).unwrap();
+            check_deployment_key(field, &"ab12".repeat(16), issuer).unwrap();
+        }
+        for issuer in [
+            "http://127.0.0.1:8000",
+            "http://localhost",
+            "http://[::1]:80",
+        ] {
+            check_deployment_key(field, "change-me-subject-key-0123456789abcdef", issuer).unwrap();
+        }
+        assert_eq!(key_bits(&"f".repeat(64)), 256);
+        assert_eq!(
+            key_bits("q5Vx1pJ0m1S8uYyK2b6Zr9Wc3Lh7Tn4Ae0Gd5Fo8Ikw="),
+            258
+        );
+        assert_eq!(key_bits(&"é".repeat(16)), 256);
     }
 
     #[test]

@@ -101,16 +101,21 @@ pub(crate) fn api(answer: ApiResponse) -> Result<Response, GatewayError> {
     Ok(response)
 }
 
-/// Discovery and JWKS: public documents that clients may cache for a while.
+/// Discovery and JWKS: public documents that clients may cache for a while (the front
+/// says how long for the JWKS: it publishes a new key that long before signing with it).
 pub(crate) fn public_json(doc: Json) -> Response {
+    let max_age = if doc.max_age_seconds == 0 {
+        300
+    } else {
+        doc.max_age_seconds
+    };
+    let cache = HeaderValue::from_str(&format!("public, max-age={max_age}"))
+        .unwrap_or_else(|_| HeaderValue::from_static("public, max-age=300"));
     (
         StatusCode::OK,
         [
             (CONTENT_TYPE, HeaderValue::from_static(JSON)),
-            (
-                CACHE_CONTROL,
-                HeaderValue::from_static("public, max-age=300"),
-            ),
+            (CACHE_CONTROL, cache),
         ],
         doc.json,
     )

@@ -81,12 +81,14 @@ impl OidcFront for Fake {
         self.record(Call::Discovery).await;
         Ok(Response::new(Json {
             json: r#"{"issuer":"http://127.0.0.1"}"#.into(),
+            max_age_seconds: 0,
         }))
     }
     async fn jwks(&self, _: Request<Empty>) -> Result<Response<Json>, Status> {
         self.record(Call::Jwks).await;
         Ok(Response::new(Json {
             json: r#"{"keys":[]}"#.into(),
+            max_age_seconds: 0,
         }))
     }
     async fn authorize(
@@ -135,6 +137,10 @@ impl OidcFront for Fake {
 
     async fn clear_block(&self, _r: Request<ClearBlockRequest>) -> Result<Response<Empty>, Status> {
         Err(Status::not_found("no such subject"))
+    }
+
+    async fn rotate_keys(&self, _r: Request<Empty>) -> Result<Response<RotatedKeys>, Status> {
+        Err(Status::permission_denied("the gateway never asks this"))
     }
 
     async fn revoke(&self, r: Request<TokenRequest>) -> Result<Response<ApiResponse>, Status> {

@@ -1,9 +1,11 @@
 //! JOSE for the hub: signing keys (ES256 and RS256) with RFC 7638 thumbprint `kid`s, the
 //! public JWKS, compact JWS signing of JWT claims, and verification of JWTs against a key
 //! set with an allow-list of algorithms (never `none`, never HMAC with a public key).
-//! It owns no storage: callers persist keys as private JWK JSON. [`sealed`] seals state
-//! that the hub hands to browsers instead of storing it.
+//! It owns no storage: callers persist keys as private JWK JSON, sealed at rest with
+//! [`envelope`] under a key-encryption key. [`sealed`] seals state that the hub hands to
+//! browsers instead of storing it.
 
+pub mod envelope;
 pub mod sealed;
 
 use std::fmt;
@@ -16,6 +18,7 @@ use josekit::jwt::{self, JwtPayload};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
+pub use envelope::{EnvelopeError, KeyWrap, LocalKek};
 pub use sealed::{SealError, Sealer};
 
 #[derive(Debug, thiserror::Error)]

@@ -24,7 +24,7 @@ use crate::partners::Partners;
 /// The event the spec defines for a logout token.
 const LOGOUT_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
 /// Long enough for a delivery and its clock skew, short enough not to be replayed later.
-const LOGOUT_TOKEN_TTL_SECONDS: i64 = 120;
+pub(crate) const LOGOUT_TOKEN_TTL_SECONDS: i64 = 120;
 /// What a failed delivery is recorded with once it is given up.
 pub const GIVEN_UP: &str = "backchannel_logout_failed";
 
@@ -107,7 +107,7 @@ impl Notifier {
         let claims = logout_claims(&self.issuer, notice, self.clock.now());
         let signed = self
             .keys
-            .for_alg(crate::domain::types::id_token_alg(sp))
+            .signer(crate::domain::types::id_token_alg(sp))?
             .sign(&claims, "logout+jwt")?;
         if sp.id_token_encrypted_response_alg.is_empty() {
             return Ok(signed);

@@ -1,6 +1,10 @@
 use relais_config::{ConfigError, Secret};
 use serde::{Deserialize, Serialize};
 
+/// The key-encryption key when none is configured: public, so for development on
+/// loopback only.
+const DEVELOPMENT_KEK: &str = "change-me-key-encryption-key-0123456789abcdef";
+
 /// Settings of the OpenID Provider that SPs see.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -18,6 +22,24 @@ pub struct OidcFrontConfig {
     /// seals, all open. To rotate, add the new key second on every replica, then put it
     /// first, then drop the old one after `flow_ttl_seconds`.
     pub flow_keys: Vec<Secret>,
+    /// The key-encryption key the signing keys are sealed under at rest (256 bits at
+    /// least), from the environment (`RELAIS__OIDC_FRONT__KEY_ENCRYPTION_KEY`) or a file;
+    /// neither: a development key, refused off loopback.
+    pub key_encryption_key: Secret,
+    /// A file holding the key-encryption key (a trailing newline is ignored), e.g. a
+    /// mounted Kubernetes Secret; set this or `key_encryption_key`, not both.
+    pub key_encryption_key_file: String,
+    /// More key-encryption keys the signing keys may be sealed under: they open, never
+    /// seal, and a key found under one is sealed again under the current KEK at start. To
+    /// change the KEK: add the new one here on every replica, then make it the KEK with the
+    /// old one here, then, once every replica has started so, remove the old one.
+    pub other_key_encryption_keys: Vec<Secret>,
+    /// How long SPs may cache the JWKS (announced as its `Cache-Control: max-age`): a new
+    /// signing key is published this long, and `signing_keys_reload_seconds`, before it signs.
+    pub jwks_cache_seconds: u32,
+    /// How often every replica reads the signing keys again, so that all follow a
+    /// rotation without a restart.
+    pub signing_keys_reload_seconds: u32,
     /// Assurance levels, lowest first.
     pub acr_levels: Vec<String>,
     pub code_ttl_seconds: u32,
@@ -65,6 +87,11 @@ impl Default for OidcFrontConfig {
             idp_bridge_url: "http://127.0.0.1:7103".into(),
             subject_key: Secret::new("change-me-subject-key-0123456789abcdef"),
             flow_keys: vec![Secret::new("change-me-flow-key-0123456789abcdefghij")],
+            key_encryption_key: Secret::default(),
+            key_encryption_key_file: String::new(),
+            other_key_encryption_keys: Vec::new(),
+            jwks_cache_seconds: 300,
+            signing_keys_reload_seconds: 60,
             acr_levels: vec!["eidas1".into(), "eidas2".into(), "eidas3".into()],
             code_ttl_seconds: 60,
             access_token_ttl_seconds: 1800,
@@ -113,6 +140,40 @@ impl OidcFrontConfig {
             return Err(ConfigError::invalid(
                 "oidc_front.flow_keys",
                 "needs at least one key, each of at least 32 characters",
+            ));
+        }
+        if !self.key_encryption_key.is_empty() && !self.key_encryption_key_file.is_empty() {
+            return Err(ConfigError::invalid(
+                "oidc_front.key_encryption_key_file",
+                "and oidc_front.key_encryption_key are both set: give the key one way",
+            ));
+        }
+        if !self.key_encryption_key.is_empty() && self.key_encryption_key.expose().len() < 32 {
+            return Err(ConfigError::invalid(
+                "oidc_front.key_encryption_key",
+                "must be at least 32 characters (256 bits)",
+            ));
+        }
+        if self
+            .other_key_encryption_keys
+            .iter()
+            .any(|k| k.expose().len() < 32)
+        {
+            return Err(ConfigError::invalid(
+                "oidc_front.other_key_encryption_keys",
+                "each must be at least 32 characters (256 bits)",
+            ));
+        }
+        if !(1..=86_400).contains(&self.jwks_cache_seconds) {
+            return Err(ConfigError::invalid(
+                "oidc_front.jwks_cache_seconds",
+                "must be between 1 and 86400",
+            ));
+        }
+        if !(1..=3_600).contains(&self.signing_keys_reload_seconds) {
+            return Err(ConfigError::invalid(
+                "oidc_front.signing_keys_reload_seconds",
+                "must be between 1 and 3600",
             ));
         }
         if self.acr_levels.is_empty() {
@@ -188,6 +249,55 @@ impl OidcFrontConfig {
             ));
         }
         Ok(())
+    }
+
+    /// The key-encryption key, read from its file if one is named; the development key
+    /// when none is set. Checked as a deployment's key, naming the field it came from.
+    pub fn key_encryption_key(&self) -> Result<Secret, ConfigError> {
+        let (kek, field) = if !self.key_encryption_key_file.is_empty() {
+            let field = "oidc_front.key_encryption_key_file";
+            let text = std::fs::read_to_string(&self.key_encryption_key_file).map_err(|e| {
+                ConfigError::invalid(
+                    field,
+                    format!("cannot be read ({}): {e}", self.key_encryption_key_file),
+                )
+            })?;
+            (Secret::new(text.trim_end_matches(['\n', '\r'])), field)
+        } else if !self.key_encryption_key.is_empty() {
+            (
+                self.key_encryption_key.clone(),
+                "oidc_front.key_encryption_key",
+            )
+        } else {
+            (
+                Secret::new(DEVELOPMENT_KEK),
+                "oidc_front.key_encryption_key",
+            )
+        };
+        if kek.expose().len() < 32 {
+            return Err(ConfigError::invalid(
+                field,
+                "must be at least 32 characters (256 bits)",
+            ));
+        }
+        relais_config::check_deployment_key(field, kek.expose(), &self.issuer)?;
+        Ok(kek)
+    }
+
+    /// The deployment keys of this section (for `relais_config::check_deployment_key`);
+    /// the key-encryption key is checked where it is read.
+    pub fn deployment_keys(&self) -> Vec<(&'static str, &Secret)> {
+        let mut keys = vec![("oidc_front.subject_key", &self.subject_key)];
+        keys.extend(self.flow_keys.iter().map(|k| ("oidc_front.flow_keys", k)));
+        if !self.key_encryption_key.is_empty() {
+            keys.push(("oidc_front.key_encryption_key", &self.key_encryption_key));
+        }
+        keys.extend(
+            self.other_key_encryption_keys
+                .iter()
+                .map(|k| ("oidc_front.other_key_encryption_keys", k)),
+        );
+        keys
     }
 
     pub fn throttle_limits(&self) -> crate::domain::throttle::Limits {

@@ -128,6 +128,10 @@ pub enum FrontError {
     InvalidIdTokenHint,
     #[error("post_logout_redirect_uri is not registered for this client")]
     PostLogoutRedirectUriMismatch,
+    #[error(
+        "signing key {kid} cannot be opened: {reason} (is oidc_front.key_encryption_key the one it was sealed under?)"
+    )]
+    SigningKeyUnreadable { kid: String, reason: String },
     // Display carries the detail for logs; people and SPs get fixed words.
     #[error("a service is temporarily unavailable: {0}")]
     Unavailable(String),
@@ -520,6 +524,13 @@ impl FrontError {
                 Page,
                 "post_logout_redirect_uri n'est pas enregistrée pour ce service.",
             ),
+            E::SigningKeyUnreadable { .. } => (
+                "signing_key_unreadable",
+                "server_error",
+                500,
+                Page,
+                "Erreur interne.",
+            ),
             E::Unavailable(_) => (
                 "service_unavailable",
                 "temporarily_unavailable",
@@ -569,9 +580,12 @@ impl FrontError {
     /// Words for a person in `locale`.
     pub fn message(&self, locale: Locale) -> String {
         match (self, locale) {
-            (FrontError::Unavailable(_) | FrontError::Internal(_), Locale::En) => {
-                "A service is temporarily unavailable. Please try again shortly.".into()
-            }
+            (
+                FrontError::Unavailable(_)
+                | FrontError::Internal(_)
+                | FrontError::SigningKeyUnreadable { .. },
+                Locale::En,
+            ) => "A service is temporarily unavailable. Please try again shortly.".into(),
             (_, Locale::En) => self.to_string(),
             (FrontError::Idp { message, .. }, _) => {
                 format!("{} ({message})", self.info().fr)
@@ -603,7 +617,9 @@ impl FrontError {
     pub fn description(&self) -> String {
         match self {
             FrontError::Unavailable(_) => "a service is temporarily unavailable".into(),
-            FrontError::Internal(_) => "internal error".into(),
+            FrontError::Internal(_) | FrontError::SigningKeyUnreadable { .. } => {
+                "internal error".into()
+            }
             _ => format!("{} [{}]", self, self.code()),
         }
     }
@@ -639,11 +655,16 @@ impl From<FrontError> for tonic::Status {
         use tonic::Code;
         let code = match &e {
             FrontError::Unavailable(_) => Code::Unavailable,
-            FrontError::Internal(_) => Code::Internal,
+            FrontError::Internal(_) | FrontError::SigningKeyUnreadable { .. } => Code::Internal,
             FrontError::InvalidToken => Code::Unauthenticated,
             _ => Code::InvalidArgument,
         };
-        if matches!(e, FrontError::Unavailable(_) | FrontError::Internal(_)) {
+        if matches!(
+            e,
+            FrontError::Unavailable(_)
+                | FrontError::Internal(_)
+                | FrontError::SigningKeyUnreadable { .. }
+        ) {
             tracing::error!(error = %e, "a call failed");
         }
         relais_runtime::status_with_code(code, e.description(), e.info().code)
@@ -711,6 +732,10 @@ mod tests {
             FrontError::UnsupportedTokenType,
             FrontError::InvalidIdTokenHint,
             FrontError::PostLogoutRedirectUriMismatch,
+            FrontError::SigningKeyUnreadable {
+                kid: String::new(),
+                reason: String::new(),
+            },
             FrontError::Unavailable(String::new()),
             FrontError::Internal(String::new()),
         ];

@@ -28,6 +28,8 @@ pub struct Front {
     pub partners: Partners,
     pub bridge: IdpBridgeClient<Channel>,
     pub keys: Arc<Keys>,
+    /// Where the keys come from: reloads and rotations.
+    pub signing: Arc<crate::signing::SigningKeys>,
     pub ladder: AcrLadder,
     pub discovery_json: String,
     /// Seals the browsers' flow cookies.
@@ -237,7 +239,6 @@ impl Front {
     pub fn verify_hint(&self, token: &str) -> Result<Map<String, Value>, FrontError> {
         let claims = self
             .keys
-            .public
             .verify(token)
             .map_err(|_| FrontError::InvalidIdTokenHint)?;
         if claims.get("iss").and_then(Value::as_str) != Some(self.config.issuer.as_str()) {

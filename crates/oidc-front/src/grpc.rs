@@ -12,12 +12,14 @@ impl OidcFront for Front {
     async fn discovery(&self, _r: Request<pb::Empty>) -> Result<Response<pb::Json>, Status> {
         Ok(Response::new(pb::Json {
             json: self.discovery_json.clone(),
+            max_age_seconds: 0,
         }))
     }
 
     async fn jwks(&self, _r: Request<pb::Empty>) -> Result<Response<pb::Json>, Status> {
         Ok(Response::new(pb::Json {
-            json: self.keys.jwks_json.clone(),
+            json: self.keys.jwks_json(),
+            max_age_seconds: self.config.jwks_cache_seconds,
         }))
     }
 
@@ -121,6 +123,32 @@ impl OidcFront for Front {
         }
         tracing::info!(subject = %subject, "block lifted by an operator");
         Ok(Response::new(pb::Empty {}))
+    }
+
+    async fn rotate_keys(
+        &self,
+        _r: Request<pb::Empty>,
+    ) -> Result<Response<pb::RotatedKeys>, Status> {
+        let rfc3339 = |t: time::OffsetDateTime| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default()
+        };
+        let keys = self
+            .signing
+            .rotate()
+            .await
+            .map_err(Status::from)?
+            .into_iter()
+            .map(|r| pb::RotatedKey {
+                alg: r.alg.to_string(),
+                kid: r.kid,
+                signs_from: rfc3339(r.activates_at),
+                replaced_kids: r.replaced,
+                replaced_retire_at: rfc3339(r.replaced_retire_at),
+            })
+            .collect();
+        tracing::info!("signing keys rotated by an operator");
+        Ok(Response::new(pb::RotatedKeys { keys }))
     }
 
     async fn verify_access_token(

@@ -2,7 +2,8 @@
 //! IdP chooser), token, userinfo and RP-initiated logout; per-SP subjects; acr; data
 //! minimisation to the SP's habilitation. It owns the `oidc_front` schema: accounts,
 //! sessions, codes and tokens (codes, tokens and cookies stored only as SHA-256), signing
-//! keys. A sign-in in progress is stored nowhere: it travels sealed in the browser's flow
+//! keys (sealed under the key-encryption key, several per algorithm, rotated with
+//! overlap). A sign-in in progress is stored nowhere: it travels sealed in the browser's flow
 //! cookie, and is written once, with every step of its proof, when the IdP answers. It answers no HTTP (the gateway does; its one call out is
 //! back-channel logout to an SP's registered endpoint), never talks to an IdP (the bridge
 //! does), and never logs a code, a token or identity data.
@@ -22,6 +23,7 @@ mod logout;
 mod partners;
 mod recovery;
 mod responses;
+mod signing;
 mod sso;
 mod store;
 mod tokens;
@@ -32,7 +34,6 @@ use std::time::Duration;
 use relais_bus::BusConfig;
 use relais_bus::events::{BACKCHANNEL_LOGOUTS, PARTNER_EVENTS};
 use relais_config::DatabaseConfig;
-use relais_jose::Alg;
 use relais_proto::idp_bridge::v1::idp_bridge_client::IdpBridgeClient;
 use relais_proto::oidc_front::v1::oidc_front_server::OidcFrontServer;
 use relais_proto::registry::v1::registry_client::RegistryClient;
@@ -78,15 +79,46 @@ pub async fn start_with_clock(
     config
         .validate()
         .map_err(|e| FrontError::Internal(e.to_string()))?;
+    // Also when started as a library, not only through `relais`'s own check.
+    for (field, key) in config.deployment_keys() {
+        relais_config::check_deployment_key(field, key.expose(), &config.issuer)
+            .map_err(|e| FrontError::Internal(e.to_string()))?;
+    }
+    let kek = config
+        .key_encryption_key()
+        .map_err(|e| FrontError::Internal(e.to_string()))?;
+    let kek = relais_jose::LocalKek::new(kek.expose())
+        .map_err(|e| FrontError::Internal(format!("oidc_front.key_encryption_key: {e}")))?;
+    let other_keks = config
+        .other_key_encryption_keys
+        .iter()
+        .map(|k| {
+            relais_jose::LocalKek::new(k.expose())
+                .map(|k| Arc::new(k) as Arc<dyn relais_jose::KeyWrap>)
+                .map_err(|e| {
+                    FrontError::Internal(format!("oidc_front.other_key_encryption_keys: {e}"))
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let runtime_err = |e: relais_runtime::RuntimeError| FrontError::Unavailable(e.to_string());
     let pool = relais_runtime::service_pool(db, SCHEMA, embedded::migrations::runner())
         .await
         .map_err(runtime_err)?;
     let relay = relais_bus::start_outbox(&pool, bus.clone(), shutdown.clone()).await?;
     let store = store::Store::new(pool.clone(), relay.outbox.clone(), Arc::clone(&clock));
-    let keys = Arc::new(Keys::new(
-        store.signing_keys(&[Alg::Es256, Alg::Rs256]).await?,
-    )?);
+    let signing = Arc::new(
+        signing::SigningKeys::load(
+            store.clone(),
+            signing::Keks {
+                current: Arc::new(kek),
+                others: other_keks,
+            },
+            keys::Rotation::of(&config),
+            Arc::clone(&clock),
+        )
+        .await?,
+    );
+    let keys = signing.keys();
     let registry = RegistryClient::new(
         local
             .channel(Role::Registry, &config.registry_url)
@@ -120,6 +152,7 @@ pub async fn start_with_clock(
         .map(|s| Duration::from_secs(u64::from(*s)))
         .collect();
     let workers = config.backchannel_logout_workers;
+    let front_reload = config.signing_keys_reload_seconds;
     let front = Front {
         discovery_json: keys::discovery(&config),
         sealer,
@@ -143,6 +176,7 @@ pub async fn start_with_clock(
         partners: partners.clone(),
         bridge,
         keys: Arc::clone(&keys),
+        signing: Arc::clone(&signing),
         clock,
     };
     let mut tasks = Tasks::new(shutdown.clone());
@@ -182,6 +216,15 @@ pub async fn start_with_clock(
         }
         tasks.spawn("oidc-front.backchannel-logout", worker.wait());
     }
+    let reload = Duration::from_secs(u64::from(front_reload));
+    tasks.spawn_every("oidc-front.signing-keys", reload, move || {
+        let signing = Arc::clone(&signing);
+        async move {
+            if let Err(e) = signing.reload().await {
+                tracing::warn!(error = %e, "signing keys not read again; the ones held still serve");
+            }
+        }
+    });
     tasks.spawn_every("oidc-front.purge", Duration::from_secs(60), move || {
         let store = store.clone();
         async move {

@@ -1,12 +1,15 @@
 //! SQL of the front's own schema. Every change that others must hear of is written with
 //! its events in one transaction (the outbox).
 
+mod signing_keys;
+
+pub use signing_keys::{NewKey, StoredKey};
+
 use std::sync::Arc;
 
 use deadpool_postgres::{Pool, Transaction};
 use relais_bus::Event;
 use relais_bus::Outbox;
-use relais_jose::{Alg, SigningKey};
 use relais_runtime::Prepared;
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -170,43 +173,6 @@ impl Store {
             clock,
             blocks: Arc::default(),
         }
-    }
-
-    /// The signing key of each algorithm, generated and stored at first start. Two
-    /// replicas starting together agree: the first insert wins, the other reloads.
-    pub async fn signing_keys(&self, algs: &[Alg]) -> Result<Vec<SigningKey>, FrontError> {
-        let client = self.pool.get().await?;
-        let mut keys = Vec::new();
-        for alg in algs {
-            let existing = client
-                .opt(
-                    "SELECT private_jwk FROM signing_keys WHERE alg = $1",
-                    &[&alg.as_str()],
-                )
-                .await?;
-            let key = match existing {
-                Some(row) => SigningKey::from_json(*alg, row.try_get(0)?)?,
-                None => {
-                    let key = SigningKey::generate(*alg)?;
-                    client
-                        .run(
-                            "INSERT INTO signing_keys (kid, alg, private_jwk) VALUES ($1, $2, $3) \
-                             ON CONFLICT DO NOTHING",
-                            &[&key.kid(), &alg.as_str(), &key.private_jwk_json()],
-                        )
-                        .await?;
-                    let row = client
-                        .one(
-                            "SELECT private_jwk FROM signing_keys WHERE alg = $1",
-                            &[&alg.as_str()],
-                        )
-                        .await?;
-                    SigningKey::from_json(*alg, row.try_get(0)?)?
-                }
-            };
-            keys.push(key);
-        }
-        Ok(keys)
     }
 
     pub async fn record_events(&self, events: &[Event]) -> Result<(), FrontError> {
@@ -842,6 +808,7 @@ impl Store {
                 &[&now],
             )
             .await?;
+        n += self.delete_retired_signing_keys().await?;
         Ok(n)
     }
 }

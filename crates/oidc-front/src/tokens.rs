@@ -258,7 +258,7 @@ impl Front {
                 .code_refused(&code_hash, &client_id, redirect_uri, verifier, source)
                 .await);
         };
-        let key = self.keys.for_alg(types::id_token_alg(&sp));
+        let key = self.keys.signer(types::id_token_alg(&sp))?;
         let sid = grant.sid.to_string();
         let c = id_token::IdToken {
             issuer: &self.config.issuer,
@@ -303,7 +303,7 @@ impl Front {
             claims.insert("iss".into(), Value::from(self.config.issuer.clone()));
             claims.insert("aud".into(), Value::from(sp.client_id.clone()));
             claims.insert("iat".into(), Value::from(ts(self.clock.now())));
-            let key = self.keys.for_alg(alg);
+            let key = self.keys.signer(alg)?;
             (key.sign(&claims, "JWT")?, Some("JWT"))
         } else {
             (Value::Object(claims).to_string(), None)

@@ -3,4 +3,5 @@
 //! calls it, against a database of the test's own: one test binary.
 
 mod flow;
+mod keys;
 mod support;

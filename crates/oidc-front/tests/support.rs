@@ -30,6 +30,11 @@ const IDP_SECRET: &str = "hub-at-demo-idp-secret-0123456789-0123456789";
 
 pub struct Hub {
     pub front: OidcFrontClient<GrpcChannel>,
+    /// The front called as an operator calls it.
+    pub operator: OidcFrontClient<GrpcChannel>,
+    /// The front's configuration, for another front on the same database.
+    pub config: relais_oidc_front::OidcFrontConfig,
+    database: DatabaseConfig,
     pub idp: DemoIdpHandle,
     /// The front's own schema.
     pub sql: Pool,
@@ -120,6 +125,14 @@ impl Hub {
     pub async fn start_with_clock(
         clock: std::sync::Arc<dyn relais_oidc_front::clock::Clock>,
     ) -> Hub {
+        Hub::start_with(clock, |_| {}).await
+    }
+
+    /// The front reading `clock`, its configuration changed by `tweak`.
+    pub async fn start_with(
+        clock: std::sync::Arc<dyn relais_oidc_front::clock::Clock>,
+        tweak: fn(&mut relais_oidc_front::OidcFrontConfig),
+    ) -> Hub {
         let db = TestDb::create().await;
         let bus = TestBus::new();
         let idp_config: DemoIdpConfig = toml::from_str(&format!(
@@ -171,12 +184,14 @@ impl Hub {
         )
         .await
         .unwrap();
+        let mut config = relais_oidc_front::OidcFrontConfig {
+            issuer: HUB.into(),
+            subject_key: Secret::new("front-test-subject-key-0123456789-012345"),
+            ..relais_oidc_front::OidcFrontConfig::default()
+        };
+        tweak(&mut config);
         let front = relais_oidc_front::start_with_clock(
-            relais_oidc_front::OidcFrontConfig {
-                issuer: HUB.into(),
-                subject_key: Secret::new("front-test-subject-key-0123456789-012345"),
-                ..relais_oidc_front::OidcFrontConfig::default()
-            },
+            config.clone(),
             &database,
             bus.config(),
             None,
@@ -205,8 +220,15 @@ impl Hub {
             .cookie_store(true)
             .build()
             .unwrap();
+        let operator = local
+            .for_service(Role::Operator)
+            .channel(Role::OidcFront, "http://127.0.0.1:1")
+            .unwrap();
         Hub {
             front: OidcFrontClient::new(channel),
+            operator: OidcFrontClient::new(operator),
+            config,
+            database,
             idp,
             sql,
             browser,
@@ -215,6 +237,34 @@ impl Hub {
             db,
             bus,
         }
+    }
+
+    /// Another front on this hub's database and exchange, with `config` (its registry and
+    /// bridge unreachable: enough for its keys), reading `clock`; called as the gateway calls it.
+    pub async fn another_front(
+        &self,
+        config: relais_oidc_front::OidcFrontConfig,
+        clock: std::sync::Arc<dyn relais_oidc_front::clock::Clock>,
+    ) -> Result<(OidcFrontClient<GrpcChannel>, Tasks), relais_oidc_front::FrontError> {
+        let local = LocalServices::default();
+        let shutdown = Shutdown::new();
+        let started = relais_oidc_front::start_with_clock(
+            config,
+            &self.database,
+            self.bus.config(),
+            None,
+            &local.for_service(Role::OidcFront),
+            shutdown.clone(),
+            clock,
+        )
+        .await;
+        // What a refused start had begun (its outbox relay) stops with it.
+        let tasks = started.inspect_err(|_| shutdown.cancel())?;
+        let channel = local
+            .for_service(Role::Gateway)
+            .channel(Role::OidcFront, "http://127.0.0.1:1")
+            .unwrap();
+        Ok((OidcFrontClient::new(channel), tasks))
     }
 
     pub async fn stop(self) {

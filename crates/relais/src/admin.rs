@@ -23,6 +23,7 @@ relais admin reactivate-idp <idp_id> <reason>
 relais admin rotate-secret <client_id> [overlap_seconds]   (prints the new secret once)
 relais admin blocks
 relais admin unblock <client:ID | client:ID@ip:ADDRESS | ip:ADDRESS>
+relais admin rotate-keys                           (new signing keys, published before they sign)
 relais admin pki init [--dir DIR]                  (a CA and every service's certificate)
 relais admin pki issue <service> [--dir DIR]       (renews one service's certificate)
 relais admin pki issue operator <name> [--dir DIR] (operator.pem for relais admin)
@@ -173,6 +174,27 @@ pub async fn run(config: &RelaisConfig, args: &[String]) -> Result<(), String> {
                 "intact: {} records, {} checkpoints checked",
                 v.events, v.checkpoints_checked
             );
+        }
+        "rotate-keys" => {
+            let keys = front()?
+                .rotate_keys(front::Empty {})
+                .await
+                .map_err(status)?
+                .into_inner()
+                .keys;
+            for k in keys {
+                println!(
+                    "{} {}: published now, signs from {}",
+                    k.alg, k.kid, k.signs_from
+                );
+                if !k.replaced_kids.is_empty() {
+                    println!(
+                        "  replaces {} (published until {})",
+                        k.replaced_kids.join(", "),
+                        k.replaced_retire_at
+                    );
+                }
+            }
         }
         other => return Err(format!("unknown admin command {other}\n{USAGE}")),
     }

@@ -55,6 +55,34 @@ impl RelaisConfig {
             ));
         }
         self.trace.validate(&self.oidc_front.issuer)?;
+        self.check_deployment_keys()?;
+        // The key-encryption key given inline, or the development one (a file's is
+        // checked where it is read: `check_key_files`).
+        if self.oidc_front.key_encryption_key_file.is_empty() {
+            self.oidc_front.key_encryption_key()?;
+        }
         Ok(())
+    }
+
+    /// Off loopback, no development key and none under 256 bits, naming the field.
+    fn check_deployment_keys(&self) -> Result<(), ConfigError> {
+        let issuer = &self.oidc_front.issuer;
+        let mut keys = self.oidc_front.deployment_keys();
+        keys.push(("registry.secret_hash_key", &self.registry.secret_hash_key));
+        keys.extend(
+            self.idp_bridge
+                .round_trip_keys
+                .iter()
+                .map(|k| ("idp_bridge.round_trip_keys", k)),
+        );
+        for (field, key) in keys {
+            relais_config::check_deployment_key(field, key.expose(), issuer)?;
+        }
+        Ok(())
+    }
+
+    /// What `validate` cannot check without I/O: the key-encryption key's file.
+    pub fn check_key_files(&self) -> Result<(), ConfigError> {
+        self.oidc_front.key_encryption_key().map(|_| ())
     }
 }

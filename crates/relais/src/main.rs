@@ -86,7 +86,15 @@ fn main() -> ExitCode {
             }
         };
     }
-    if let Err(e) = config.validate() {
+    // The front's key-encryption key file is needed only where the front runs.
+    let files = || {
+        if services.contains(&Service::OidcFront) {
+            config.check_key_files()
+        } else {
+            Ok(())
+        }
+    };
+    if let Err(e) = config.validate().and_then(|()| files()) {
         eprintln!("relais: {e}");
         return ExitCode::from(2);
     }
