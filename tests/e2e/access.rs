@@ -296,6 +296,10 @@ async fn check_config_names_the_plaintext_switch_off_loopback_and_missing_certif
     assert!(ok, "plaintext on loopback is allowed: {err}");
 }
 
+/// A key of 256 bits (43 base64url characters), and a list of one.
+const STRONG_KEY: &str = "Yq3m8Vt2Lr5Nw9Bx1Kc7Hf4Jd6Gs0Pz2Qa8Ue5Ri3To";
+const STRONG_KEYS: &str = "[\"Yq3m8Vt2Lr5Nw9Bx1Kc7Hf4Jd6Gs0Pz2Qa8Ue5Ri3To\"]";
+
 #[tokio::test]
 async fn off_loopback_checkpoints_need_a_key_of_their_own_which_admin_makes() {
     let dir = std::env::temp_dir().join(format!("relais-ckey-{}", uuid::Uuid::new_v4()));
@@ -338,6 +342,12 @@ async fn off_loopback_checkpoints_need_a_key_of_their_own_which_admin_makes() {
         ("RELAIS__GRPC__KEY_FILE", "/etc/relais/{service}.key"),
         // TLS ends at a proxy in front.
         ("RELAIS__GATEWAY__ALLOW_PLAIN_HTTP", "true"),
+        // The deployment's own keys (`keys::check_config_names_a_development_or_short_key_off_loopback`).
+        ("RELAIS__OIDC_FRONT__SUBJECT_KEY", STRONG_KEY),
+        ("RELAIS__OIDC_FRONT__FLOW_KEYS", STRONG_KEYS),
+        ("RELAIS__REGISTRY__SECRET_HASH_KEY", STRONG_KEY),
+        ("RELAIS__IDP_BRIDGE__ROUND_TRIP_KEYS", STRONG_KEYS),
+        ("RELAIS__OIDC_FRONT__KEY_ENCRYPTION_KEY", STRONG_KEY),
     ];
     // The development key is for loopback only.
     let (ok, err) = relais(&["check-config"], &public);

@@ -144,11 +144,23 @@ async fn check_config_names_a_development_or_short_key_off_loopback() {
     std::fs::create_dir_all(&dir).unwrap();
     let kek_file = dir.join("kek");
     let strong = "Yq3m8Vt2Lr5Nw9Bx1Kc7Hf4Jd6Gs0Pz2Qa8Ue5Ri3To";
+    // The proof store's checkpoint key is the deployment's own here
+    // (`access::off_loopback_checkpoints_need_a_key_of_their_own_which_admin_makes`).
+    let checkpoint_key = dir.join("checkpoint.key");
+    let made = std::process::Command::new(env!("CARGO_BIN_EXE_relais"))
+        .args(["admin", "checkpoint-key", checkpoint_key.to_str().unwrap()])
+        .env_remove("RELAIS_CONFIG")
+        .env("RELAIS__TRACE__ORIGIN", "relais.example/trace")
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{made:?}");
     let run = |env: &[(&str, &str)]| {
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_relais"));
         // Defaults and these variables only (no deployment's file), off loopback.
         cmd.arg("check-config")
             .env_remove("RELAIS_CONFIG")
+            .env("RELAIS__TRACE__ORIGIN", "relais.example/trace")
+            .env("RELAIS__TRACE__CHECKPOINT_KEY_FILE", &checkpoint_key)
             .env("RELAIS__GATEWAY__ALLOW_PLAIN_HTTP", "true")
             .env("RELAIS__OIDC_FRONT__ISSUER", "https://relais.example")
             .env("RELAIS__GATEWAY__PUBLIC_URL", "https://relais.example")
