@@ -548,6 +548,54 @@ async fn operators_rotate_secrets_and_see_blocks() {
     );
     let (ok, out) = stack.admin(&["suspend-sp", SP_B, "identity theft"]).await;
     assert!(ok && out.contains("suspended"), "{out}");
+
+    // Every one of these calls is in the proof store, with the operator who made it and
+    // what they asked, the refused unblock included (recorded before it ran).
+    let wanted = [
+        ("relais.registry.v1.Registry", "RotateClientSecret", SP_A),
+        ("relais.oidc_front.v1.OidcFront", "ListBlocks", ""),
+        (
+            "relais.oidc_front.v1.OidcFront",
+            "ClearBlock",
+            "ip:203.0.113.9",
+        ),
+        (
+            "relais.registry.v1.Registry",
+            "SetServiceProviderStatus",
+            "identity theft",
+        ),
+    ];
+    let mut calls = Vec::new();
+    for _ in 0..100 {
+        calls = stack.proof_events("operator.call").await;
+        if calls.len() >= wanted.len() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    for (service, method, asked) in wanted {
+        let found = calls
+            .iter()
+            .find(|c| c["service"] == service && c["method"] == method);
+        let Some(call) = found else {
+            panic!("{method} is not in the proof store: {calls:?}");
+        };
+        assert!(
+            call["operator"]
+                .as_str()
+                .is_some_and(|o| o.ends_with(".operator.relais.internal")),
+            "{call}"
+        );
+        let request = base64::Engine::decode(
+            &base64::engine::general_purpose::STANDARD,
+            call["request"].as_str().unwrap(),
+        )
+        .unwrap();
+        assert!(
+            String::from_utf8_lossy(&request).contains(asked),
+            "{method}: {call}"
+        );
+    }
     stack.stop().await;
 }
 

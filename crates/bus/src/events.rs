@@ -12,6 +12,12 @@ pub const CONNECTION_EVENTS: &str = "connection.#";
 /// Binding pattern for everything support publishes: ticket changes, incidents, and
 /// each call of its API (`support.call`).
 pub const SUPPORT_EVENTS: &str = "support.#";
+
+/// The kind of an operator's call, recorded by the service called before it runs
+/// (`relais_runtime::OperatorCall`); the proof store keeps them.
+pub const OPERATOR_CALL: &str = "operator.call";
+/// Binds every operator record.
+pub const OPERATOR_EVENTS: &str = "operator.#";
 /// Binding pattern for incidents opened and resolved by support.
 pub const INCIDENT_EVENTS: &str = "support.incident.*";
 

@@ -29,7 +29,9 @@ pub use consumer::{
 };
 pub use error::BusError;
 pub use event::{Event, Payload, batch_routing_key};
-pub use relay::{Outbox, Relay, RelayHandle, RelayStats, spawn_relay, start_outbox};
+pub use relay::{
+    Outbox, Recorder, Relay, RelayHandle, RelayStats, recorder, spawn_relay, start_outbox,
+};
 pub use store::{
     MIGRATION_TABLE, change_if_with_events, change_with_events, change_with_filled_events, enqueue,
     enqueue_all, migrate, outbox_depth, purge_inbox,

@@ -373,3 +373,33 @@ fn messages(rows: &[(Uuid, &str, &str)]) -> Vec<Message> {
     }
     out
 }
+
+/// What [`recorder`] returns: records a payload durably, or says why it could not.
+pub type Recorder<T> = Arc<
+    dyn Fn(T) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send>>
+        + Send
+        + Sync,
+>;
+
+/// Records each payload it is given as an event `kind` from `source`, queued in the
+/// service's outbox (committed when it returns) for the relay to publish.
+pub fn recorder<T: serde::Serialize + Send + 'static>(
+    pool: deadpool_postgres::Pool,
+    outbox: Outbox,
+    kind: &'static str,
+    source: &'static str,
+) -> Recorder<T> {
+    Arc::new(move |payload: T| {
+        let (pool, outbox) = (pool.clone(), outbox.clone());
+        Box::pin(async move {
+            let payload = serde_json::to_value(&payload).map_err(|e| e.to_string())?;
+            let event = crate::Event::new(kind, source, payload);
+            let client = pool.get().await.map_err(|e| e.to_string())?;
+            crate::enqueue(&client, &event)
+                .await
+                .map_err(|e| e.to_string())?;
+            outbox.wake();
+            Ok(())
+        })
+    })
+}

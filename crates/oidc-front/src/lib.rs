@@ -181,8 +181,14 @@ pub async fn start_with_clock(
     };
     let mut tasks = Tasks::new(shutdown.clone());
     let server = OidcFrontServer::new(front);
+    let audit = relais_bus::recorder(
+        pool.clone(),
+        relay.outbox.clone(),
+        relais_bus::events::OPERATOR_CALL,
+        "oidc-front",
+    );
     local
-        .serve(&mut tasks, listener, server, access::allowed)
+        .serve_audited(&mut tasks, listener, server, access::allowed, audit)
         .map_err(runtime_err)?;
     tasks.spawn("oidc-front.outbox", relay.wait());
     // Every replica's cache must forget a changed partner: a queue of its own.

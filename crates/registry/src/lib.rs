@@ -203,7 +203,18 @@ pub async fn start(
         hasher,
         config.secret_lifetime_days,
     ));
-    local.serve(&mut tasks, listener, service, access::allowed)?;
+    local.serve_audited(
+        &mut tasks,
+        listener,
+        service,
+        access::allowed,
+        relais_bus::recorder(
+            pool.clone(),
+            relay.outbox.clone(),
+            relais_bus::events::OPERATOR_CALL,
+            "registry",
+        ),
+    )?;
     let outbox = relay.outbox.clone();
     tasks.spawn("registry.outbox", relay.wait());
     let incidents = relais_bus::spawn_consumer(

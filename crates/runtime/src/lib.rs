@@ -21,7 +21,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub use links::LocalServices;
-pub use peer::{Access, Caller, Peer, Role};
+pub use peer::{Access, Caller, OperatorAudit, OperatorCall, Peer, Role};
 pub use tokio_util::sync::CancellationToken as Shutdown;
 
 #[derive(Debug, thiserror::Error)]

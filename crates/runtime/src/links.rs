@@ -11,7 +11,7 @@ use tokio::net::TcpListener;
 use tokio_stream::StreamExt as _;
 use tower::ServiceExt;
 
-use crate::peer::{Access, Guarded, LocalCaller, Peer, Role};
+use crate::peer::{Access, Guarded, LocalCaller, OperatorAudit, Peer, Role};
 use crate::tls::{Connector, Material, PlainConn, TlsFiles};
 use crate::{GrpcChannel, RuntimeError, Tasks};
 
@@ -120,12 +120,60 @@ impl LocalServices {
             + 'static,
         S::Future: Send + 'static,
     {
+        self.serve_guarded(tasks, listener, Guarded::new(service, access))
+    }
+
+    /// [`serve`](Self::serve), each operator's call recorded by `audit` before it runs.
+    pub fn serve_audited<S>(
+        &self,
+        tasks: &mut Tasks,
+        listener: Option<TcpListener>,
+        service: S,
+        access: Access,
+        audit: OperatorAudit,
+    ) -> Result<(), RuntimeError>
+    where
+        S: tower::Service<
+                http::Request<tonic::body::Body>,
+                Response = http::Response<tonic::body::Body>,
+                Error = std::convert::Infallible,
+            > + tonic::server::NamedService
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        self.serve_guarded(
+            tasks,
+            listener,
+            Guarded::new(service, access).audited(audit),
+        )
+    }
+
+    fn serve_guarded<S>(
+        &self,
+        tasks: &mut Tasks,
+        listener: Option<TcpListener>,
+        guarded: Guarded<S>,
+    ) -> Result<(), RuntimeError>
+    where
+        S: tower::Service<
+                http::Request<tonic::body::Body>,
+                Response = http::Response<tonic::body::Body>,
+                Error = std::convert::Infallible,
+            > + tonic::server::NamedService
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
         let Some(role) = self.me else {
             return Err(RuntimeError::Serve(
                 "a service is served from its own view (LocalServices::for_service)".into(),
             ));
         };
-        let guarded = Guarded::new(service, access);
         let channel = GrpcChannel::new(guarded.clone().map_err(|never| match never {}));
         lock(&self.shared.services).insert(role, channel);
         let Some(listener) = listener else {

@@ -6,6 +6,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 /// The DNS name suffix of every Relais identity in a certificate's SAN.
@@ -150,16 +151,50 @@ pub fn caller<T>(request: &tonic::Request<T>) -> Option<&Caller> {
     request.extensions().get::<Caller>()
 }
 
+/// An operator's call as it came, recorded before it runs (`operator.call` in the proof
+/// store): who, which method of which service, and the request message itself.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct OperatorCall {
+    pub service: String,
+    pub method: String,
+    /// The operator's certificate name (`<name>.operator.relais.internal`).
+    pub operator: String,
+    /// The gRPC request message as sent (length-prefixed protobuf frames, base64).
+    pub request: String,
+    /// Hex SHA-256 of those bytes.
+    pub request_sha256: String,
+}
+
+/// Where a service records its operators' calls durably; an error refuses the call.
+pub type OperatorAudit = Arc<
+    dyn Fn(OperatorCall) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>> + Send + Sync,
+>;
+
+/// The most an operator's request may weigh: it is held whole to be recorded.
+const MAX_AUDITED_REQUEST: usize = 1 << 20;
+
 /// A gRPC service behind its authorisation table.
 #[derive(Clone)]
 pub struct Guarded<S> {
     inner: S,
     access: Access,
+    audit: Option<OperatorAudit>,
 }
 
 impl<S> Guarded<S> {
     pub fn new(inner: S, access: Access) -> Self {
-        Guarded { inner, access }
+        Guarded {
+            inner,
+            access,
+            audit: None,
+        }
+    }
+
+    /// Every call of an operator is recorded by `audit` before it runs; one that cannot
+    /// be recorded is refused.
+    pub fn audited(mut self, audit: OperatorAudit) -> Self {
+        self.audit = Some(audit);
+        self
     }
 }
 
@@ -174,7 +209,10 @@ type ResponseFuture =
 impl<S> tower::Service<http::Request<Body>> for Guarded<S>
 where
     S: tower::Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>
-        + tonic::server::NamedService,
+        + tonic::server::NamedService
+        + Clone
+        + Send
+        + 'static,
     S::Future: Send + 'static,
 {
     type Response = http::Response<Body>;
@@ -189,13 +227,65 @@ where
         let method = method_of(request.uri().path(), S::NAME);
         match admit(&request, method, self.access) {
             Ok(caller) => {
+                let audit = match (&caller, &self.audit) {
+                    (Caller::Verified(peer), Some(audit)) if peer.role == Role::Operator => {
+                        Some((audit.clone(), peer.dns_name(), method.to_owned()))
+                    }
+                    _ => None,
+                };
                 request.extensions_mut().insert(caller);
-                Box::pin(self.inner.call(request))
+                let Some((audit, operator, method)) = audit else {
+                    return Box::pin(self.inner.call(request));
+                };
+                // The service polled ready is the one called; a clone takes its place.
+                let clone = self.inner.clone();
+                let mut inner = std::mem::replace(&mut self.inner, clone);
+                Box::pin(async move {
+                    let (parts, body) = request.into_parts();
+                    let bytes = match http_body_util::BodyExt::collect(
+                        http_body_util::Limited::new(body, MAX_AUDITED_REQUEST),
+                    )
+                    .await
+                    {
+                        Ok(collected) => collected.to_bytes(),
+                        Err(_) => {
+                            return Ok(tonic::Status::resource_exhausted(
+                                "an operator's request is read whole, up to 1 MiB",
+                            )
+                            .into_http());
+                        }
+                    };
+                    let call = OperatorCall {
+                        service: S::NAME.to_owned(),
+                        method,
+                        operator,
+                        request: base64::Engine::encode(
+                            &base64::engine::general_purpose::STANDARD,
+                            &bytes,
+                        ),
+                        request_sha256: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes)),
+                    };
+                    if let Err(e) = audit(call).await {
+                        tracing::error!(error = %e, "an operator's call could not be recorded");
+                        return Ok(crate::status_with_code(
+                            tonic::Code::Unavailable,
+                            "the call could not be recorded in the proof store; nothing was done"
+                                .into(),
+                            AUDIT_UNAVAILABLE_CODE,
+                        )
+                        .into_http());
+                    }
+                    let body = Body::new(http_body_util::Full::new(bytes));
+                    inner.call(http::Request::from_parts(parts, body)).await
+                })
             }
             Err(status) => Box::pin(std::future::ready(Ok(status.into_http()))),
         }
     }
 }
+
+/// The stable code of an operator's call refused because it could not be recorded.
+pub const AUDIT_UNAVAILABLE_CODE: &str = "audit_unavailable";
 
 /// `RotateClientSecret` of `/relais.registry.v1.Registry/RotateClientSecret`.
 fn method_of<'a>(path: &'a str, service: &str) -> &'a str {

@@ -470,3 +470,89 @@ async fn plaintext_identifies_nobody_on_the_network() {
     assert_eq!(answer.into_inner().connection_id, "unverified");
     tasks.shutdown(Duration::from_secs(1)).await;
 }
+
+/// Records every operator's call it is given, or refuses all when `fail`.
+fn recorder(
+    fail: bool,
+) -> (
+    crate::OperatorAudit,
+    Arc<std::sync::Mutex<Vec<crate::OperatorCall>>>,
+) {
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let kept = seen.clone();
+    let audit: crate::OperatorAudit = Arc::new(move |call| {
+        let kept = kept.clone();
+        Box::pin(async move {
+            if fail {
+                return Err("the proof store's outbox is down".to_string());
+            }
+            kept.lock().unwrap().push(call);
+            Ok(())
+        })
+    });
+    (audit, seen)
+}
+
+#[tokio::test]
+async fn an_operators_call_is_recorded_with_its_request_before_it_runs_or_refused() {
+    for fail in [false, true] {
+        let links = LocalServices::default();
+        let mut tasks = Tasks::new(Shutdown::new());
+        let echo = Echo::default();
+        let (audit, seen) = recorder(fail);
+        links
+            .for_service(Role::Trace)
+            .serve_audited(
+                &mut tasks,
+                None,
+                TraceServer::new(echo.clone()),
+                access,
+                audit,
+            )
+            .unwrap();
+        let as_role = |role: Role| {
+            TraceClient::new(
+                links
+                    .for_service(role)
+                    .channel(Role::Trace, "http://127.0.0.1:1")
+                    .unwrap(),
+            )
+        };
+        let asked = pb::ListConnectionsRequest {
+            sp_id: "sp-under-investigation".into(),
+            ..Default::default()
+        };
+        let answer = as_role(Role::Operator).list_connections(asked).await;
+        // Another service's call is not an operator's: not recorded.
+        as_role(Role::Gateway).get_connection(get()).await.unwrap();
+        let seen = seen.lock().unwrap().clone();
+        if fail {
+            let status = answer.unwrap_err();
+            refused(&status, Code::Unavailable, "audit_unavailable");
+            assert_eq!(
+                echo.0.load(Ordering::SeqCst),
+                1,
+                "only the gateway's call ran"
+            );
+            assert!(seen.is_empty());
+        } else {
+            answer.unwrap();
+            assert_eq!(echo.0.load(Ordering::SeqCst), 2);
+            assert_eq!(seen.len(), 1, "{seen:?}");
+            let call = &seen[0];
+            assert_eq!(call.service, "relais.trace.v1.Trace");
+            assert_eq!(call.method, "ListConnections");
+            assert_eq!(call.operator, Peer::service(Role::Operator).dns_name());
+            let bytes =
+                base64::Engine::decode(&base64::engine::general_purpose::STANDARD, &call.request)
+                    .unwrap();
+            let text = String::from_utf8_lossy(&bytes);
+            assert!(text.contains("sp-under-investigation"), "{text}");
+            assert_eq!(
+                call.request_sha256,
+                hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes))
+            );
+        }
+        tasks.shutdown(Duration::from_secs(1)).await;
+    }
+}

@@ -139,6 +139,12 @@ pub async fn start_with_clock(
         }
         tasks.spawn("support.notifier", consumer.wait());
     }
+    let audit = relais_bus::recorder(
+        pool.clone(),
+        relay.outbox.clone(),
+        relais_bus::events::OPERATOR_CALL,
+        "support",
+    );
     let desk = Arc::new(Desk::new(
         Store::new(pool, relay.outbox.clone()),
         calendar,
@@ -149,7 +155,7 @@ pub async fn start_with_clock(
         clock,
     ));
     let server = SupportServer::new(SupportService::new(desk.clone()));
-    local.serve(&mut tasks, listener, server, access::allowed)?;
+    local.serve_audited(&mut tasks, listener, server, access::allowed, audit)?;
     if let Some(listener) = metrics_listener {
         let (desk, token) = (desk.clone(), shutdown.clone());
         let days = config.metrics_window_days;

@@ -17,7 +17,7 @@ mod verify;
 
 use std::sync::Arc;
 
-use relais_bus::events::{CONNECTION_EVENTS, SUPPORT_EVENTS};
+use relais_bus::events::{CONNECTION_EVENTS, OPERATOR_CALL, OPERATOR_EVENTS, SUPPORT_EVENTS};
 use relais_bus::{BusConfig, Event, EventHandler, HandlerError};
 use relais_config::DatabaseConfig;
 use relais_proto::trace::v1 as pb;
@@ -97,6 +97,24 @@ impl From<TraceError> for Status {
 
 /// Stores each event in the transaction the bus opened (with its inbox row).
 pub struct Recorder;
+
+/// The proof store's own operators' calls (investigations included) go straight into
+/// its log, committed before the call runs.
+fn operator_audit(pool: deadpool_postgres::Pool) -> relais_runtime::OperatorAudit {
+    Arc::new(move |call| {
+        let pool = pool.clone();
+        Box::pin(async move {
+            let payload = serde_json::to_value(&call).map_err(|e| e.to_string())?;
+            let event = Event::new(OPERATOR_CALL, "trace", payload);
+            let mut client = pool.get().await.map_err(|e| e.to_string())?;
+            let tx = client.transaction().await.map_err(|e| e.to_string())?;
+            store::append(&tx, &[&event])
+                .await
+                .map_err(|e| e.to_string())?;
+            tx.commit().await.map_err(|e| e.to_string())
+        })
+    })
+}
 
 #[relais_bus::async_trait]
 impl EventHandler for Recorder {
@@ -248,7 +266,11 @@ pub async fn start(
         bus.clone(),
         format!("{}.trace.connections", bus.exchange),
         // Support's ticket changes and API calls are operator evidence too.
-        vec![CONNECTION_EVENTS.to_string(), SUPPORT_EVENTS.to_string()],
+        vec![
+            CONNECTION_EVENTS.to_string(),
+            SUPPORT_EVENTS.to_string(),
+            OPERATOR_EVENTS.to_string(),
+        ],
         Arc::new(Recorder),
         shutdown.clone(),
     );
@@ -274,10 +296,11 @@ pub async fn start(
             }
         },
     );
+    let audit = operator_audit(pool.clone());
     let service = TraceServer::new(TraceService {
         store: Store::new(pool),
         log,
     });
-    local.serve(&mut tasks, listener, service, access::allowed)?;
+    local.serve_audited(&mut tasks, listener, service, access::allowed, audit)?;
     Ok(tasks)
 }
