@@ -187,31 +187,51 @@ pub fn is_email_address(s: &str) -> bool {
 }
 
 /// The PostgreSQL database shared by the services (each owns a schema in it).
+///
+/// `{service}` in `url` and `password_file` is replaced by the schema of the service
+/// connecting (`registry`, `oidc_front`, `trace`, `support`), so that one setting gives
+/// each service a role of its own, in `relais all` as in split processes.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DatabaseConfig {
-    /// A libpq-style URL, e.g. `postgres://postgres@127.0.0.1:5432/relais`.
+    /// A libpq-style URL, e.g. `postgres://relais_{service}@db.internal:5432/relais`.
     pub url: Secret,
     /// Connections per service pool.
     pub pool_size: usize,
+    /// A file holding the password of the URL's user (a trailing newline ignored), e.g.
+    /// `/run/secrets/relais-db-{service}`; empty: the URL's own, if any.
+    pub password_file: String,
+    /// The administrative connection `relais admin db-roles` creates the roles with; no
+    /// service reads it.
+    pub admin_url: Secret,
 }
+
+/// The placeholder of `database.url` and `database.password_file`.
+pub const SERVICE_PLACEHOLDER: &str = "{service}";
 
 impl Default for DatabaseConfig {
     fn default() -> Self {
         DatabaseConfig {
             url: Secret::new("postgres://postgres@127.0.0.1:5432/relais"),
             pool_size: 16,
+            password_file: String::new(),
+            admin_url: Secret::new(""),
         }
     }
 }
 
 impl DatabaseConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if !self.url.expose().starts_with("postgres://")
-            && !self.url.expose().starts_with("postgresql://")
-        {
+        let is_pg = |u: &str| u.starts_with("postgres://") || u.starts_with("postgresql://");
+        if !is_pg(self.url.expose()) {
             return Err(ConfigError::invalid(
                 "database.url",
+                "must be a postgres:// URL",
+            ));
+        }
+        if !self.admin_url.is_empty() && !is_pg(self.admin_url.expose()) {
+            return Err(ConfigError::invalid(
+                "database.admin_url",
                 "must be a postgres:// URL",
             ));
         }
@@ -222,6 +242,22 @@ impl DatabaseConfig {
             ));
         }
         Ok(())
+    }
+
+    /// The URL `schema`'s service connects with.
+    pub fn url_for(&self, schema: &str) -> Secret {
+        Secret::new(self.url.expose().replace(SERVICE_PLACEHOLDER, schema))
+    }
+
+    /// The password file of `schema`'s service, if one is set.
+    pub fn password_file_for(&self, schema: &str) -> Option<String> {
+        let file = self.password_file.trim();
+        (!file.is_empty()).then(|| file.replace(SERVICE_PLACEHOLDER, schema))
+    }
+
+    /// Whether each service connects as a role of its own.
+    pub fn has_service_roles(&self) -> bool {
+        self.url.expose().contains(SERVICE_PLACEHOLDER)
     }
 }
 
@@ -483,6 +519,7 @@ mod tests {
         let db = DatabaseConfig {
             url: Secret::new("mysql://x"),
             pool_size: 1,
+            ..DatabaseConfig::default()
         };
         assert!(
             db.validate()

@@ -1,6 +1,6 @@
 //! What every Relais service process needs to run and stop cleanly: a set of named tasks
-//! under one shutdown token, PostgreSQL pools bound to the service's own schema with its
-//! migrations applied, gRPC serving on a pre-bound listener, and gRPC client channels
+//! under one shutdown token, PostgreSQL pools bound to the service's own schema (as its own
+//! role, which `provision_roles` makes) with its migrations applied, gRPC serving on a pre-bound listener, and gRPC client channels
 //! (over the network with mTLS, or in-process between services of one process), and the
 //! authorisation of each call by its caller's identity. It holds no business rules and no
 //! global state.
@@ -8,6 +8,7 @@
 mod links;
 pub mod peer;
 pub mod pki;
+mod roles;
 pub mod tls;
 
 use std::net::SocketAddr;
@@ -22,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use links::LocalServices;
 pub use peer::{Access, Caller, Peer, Role};
+pub use roles::provision_roles;
 pub use tokio_util::sync::CancellationToken as Shutdown;
 
 #[derive(Debug, thiserror::Error)]
@@ -147,20 +149,26 @@ pub async fn bind(addr: &str) -> Result<TcpListener, RuntimeError> {
         })
 }
 
-/// Connection settings whose sessions see only `schema`.
+/// Connection settings whose sessions see only `schema`, as the role of its service
+/// (`{service}` in `database.url` and `database.password_file` is `schema`).
 pub fn pg_config(
     db: &DatabaseConfig,
     schema: &str,
 ) -> Result<tokio_postgres::Config, RuntimeError> {
-    let mut pg = tokio_postgres::Config::from_str(db.url.expose())
+    let mut pg = tokio_postgres::Config::from_str(db.url_for(schema).expose())
         .map_err(|e| RuntimeError::Database(e.to_string()))?;
+    if let Some(file) = db.password_file_for(schema) {
+        let password = std::fs::read_to_string(&file)
+            .map_err(|e| RuntimeError::Database(format!("database.password_file {file}: {e}")))?;
+        pg.password(password.trim_end_matches(['\r', '\n']));
+    }
     pg.options(format!("-c search_path={schema}"));
     pg.application_name(format!("relais-{schema}"));
     pg.connect_timeout(Duration::from_secs(5));
     Ok(pg)
 }
 
-/// A pool whose connections see only `schema` (created if missing).
+/// A pool whose connections see only `schema` (created if missing and the role may).
 pub async fn pg_pool(db: &DatabaseConfig, schema: &str) -> Result<Pool, RuntimeError> {
     if !schema.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
         return Err(RuntimeError::Database(format!("bad schema name {schema}")));
@@ -184,16 +192,29 @@ pub async fn pg_pool(db: &DatabaseConfig, schema: &str) -> Result<Pool, RuntimeE
         .get()
         .await
         .map_err(|e| RuntimeError::Database(e.to_string()))?;
+    // A service's own role may not create schemas (`relais admin db-roles` made its one):
+    // CREATE SCHEMA IF NOT EXISTS checks that right even when the schema exists.
+    let exists = client
+        .query_opt("SELECT 1 FROM pg_namespace WHERE nspname = $1", &[&schema])
+        .await
+        .map_err(|e| RuntimeError::Database(e.to_string()))?
+        .is_some();
+    if exists {
+        return Ok(pool);
+    }
     client
         .batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
         .await
-        .or_else(|e| {
+        .or_else(|e| match e.code() {
             // Two services starting together may race on CREATE SCHEMA.
-            if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) {
-                Ok(())
-            } else {
-                Err(RuntimeError::Database(e.to_string()))
+            Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) => Ok(()),
+            Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE) => {
+                Err(RuntimeError::Database(format!(
+                    "schema {schema} does not exist and this role may not create it: \
+                     run `relais admin db-roles`"
+                )))
             }
+            _ => Err(RuntimeError::Database(e.to_string())),
         })?;
     Ok(pool)
 }

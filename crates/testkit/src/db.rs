@@ -8,7 +8,8 @@ const DEFAULT_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 ///
 /// The admin connection comes from `RELAIS_TEST_PG` (default
 /// `postgres://postgres@127.0.0.1:5432/postgres`); the database is named
-/// `relais_test_<uuid>`.
+/// `relais_test_<uuid>`. Roles named `relais_test_<uuid>_…` (see [`TestDb::role_url`]) are
+/// cluster-wide, so they are dropped with it.
 pub struct TestDb {
     name: String,
     url: String,
@@ -44,6 +45,27 @@ impl TestDb {
     /// `postgres://…/<name>`: what a service under test is configured with.
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// `postgres://relais_test_<uuid>_{service}@…/<name>`: a `database.url` giving each
+    /// service a role of this database's own (`{service}` is left for the hub to fill).
+    pub fn role_url(&self) -> String {
+        let mut url = url::Url::parse(&self.url).expect("the test database URL parses");
+        url.set_username(&format!("{}_SERVICE", self.name))
+            .expect("the test database URL has a host");
+        url.set_password(None)
+            .expect("the test database URL has a host");
+        url.to_string().replace("_SERVICE@", "_{service}@")
+    }
+
+    /// The URL of the login role `role` (no password: the test server trusts loopback).
+    pub fn url_as(&self, role: &str) -> String {
+        let mut url = url::Url::parse(&self.url).expect("the test database URL parses");
+        url.set_username(role)
+            .expect("the test database URL has a host");
+        url.set_password(None)
+            .expect("the test database URL has a host");
+        url.to_string()
     }
 
     /// The parsed connection settings, from which each pool is made.
@@ -112,11 +134,26 @@ impl Drop for TestDb {
 }
 
 async fn drop_database(admin_url: &str, name: &str) {
-    connect(admin_url)
-        .await
+    let admin = connect(admin_url).await;
+    admin
         .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
         .await
         .unwrap_or_else(|e| panic!("cannot drop test database {name}: {e}"));
+    // Its roles had rights in it alone, gone with it: nothing else holds them.
+    let roles = admin
+        .query(
+            "SELECT rolname FROM pg_roles WHERE starts_with(rolname, $1)",
+            &[&format!("{name}_")],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("cannot list the roles of {name}: {e}"));
+    for row in roles {
+        let role: String = row.get(0);
+        admin
+            .batch_execute(&format!("DROP ROLE IF EXISTS \"{role}\""))
+            .await
+            .unwrap_or_else(|e| panic!("cannot drop test role {role}: {e}"));
+    }
 }
 
 async fn connect(url: &str) -> tokio_postgres::Client {
