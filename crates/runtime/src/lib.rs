@@ -7,6 +7,7 @@
 
 mod links;
 pub mod peer;
+mod pg_tls;
 pub mod pki;
 mod roles;
 pub mod tls;
@@ -19,6 +20,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use relais_config::DatabaseConfig;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
+use tokio_postgres_rustls::MakeRustlsConnect;
 use tokio_util::sync::CancellationToken;
 
 pub use links::LocalServices;
@@ -154,9 +156,8 @@ pub async fn bind(addr: &str) -> Result<TcpListener, RuntimeError> {
 pub fn pg_config(
     db: &DatabaseConfig,
     schema: &str,
-) -> Result<tokio_postgres::Config, RuntimeError> {
-    let mut pg = tokio_postgres::Config::from_str(db.url_for(schema).expose())
-        .map_err(|e| RuntimeError::Database(e.to_string()))?;
+) -> Result<(tokio_postgres::Config, MakeRustlsConnect), RuntimeError> {
+    let (mut pg, tls) = pg_connection(db, db.url_for(schema).expose())?;
     if let Some(file) = db.password_file_for(schema) {
         let password = std::fs::read_to_string(&file)
             .map_err(|e| RuntimeError::Database(format!("database.password_file {file}: {e}")))?;
@@ -165,7 +166,22 @@ pub fn pg_config(
     pg.options(format!("-c search_path={schema}"));
     pg.application_name(format!("relais-{schema}"));
     pg.connect_timeout(Duration::from_secs(5));
-    Ok(pg)
+    Ok((pg, tls))
+}
+
+/// The settings of `url` (a `sslmode` in it, or `database.sslmode`, in force) and the TLS
+/// connector of `database.ca_file`.
+pub fn pg_connection(
+    db: &DatabaseConfig,
+    url: &str,
+) -> Result<(tokio_postgres::Config, MakeRustlsConnect), RuntimeError> {
+    let (url, mode) = db
+        .connection(url)
+        .map_err(|e| RuntimeError::Database(e.to_string()))?;
+    let mut pg = tokio_postgres::Config::from_str(&url)
+        .map_err(|e| RuntimeError::Database(e.to_string()))?;
+    let tls = pg_tls::connector(db, mode, &mut pg)?;
+    Ok((pg, tls))
 }
 
 /// A pool whose connections see only `schema` (created if missing and the role may).
@@ -173,10 +189,10 @@ pub async fn pg_pool(db: &DatabaseConfig, schema: &str) -> Result<Pool, RuntimeE
     if !schema.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
         return Err(RuntimeError::Database(format!("bad schema name {schema}")));
     }
-    let pg = pg_config(db, schema)?;
+    let (pg, tls) = pg_config(db, schema)?;
     let manager = Manager::from_config(
         pg,
-        tokio_postgres::NoTls,
+        tls,
         ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
         },
@@ -191,7 +207,7 @@ pub async fn pg_pool(db: &DatabaseConfig, schema: &str) -> Result<Pool, RuntimeE
     let client = pool
         .get()
         .await
-        .map_err(|e| RuntimeError::Database(e.to_string()))?;
+        .map_err(|e| RuntimeError::Database(with_causes(&e)))?;
     // A service's own role may not create schemas (`relais admin db-roles` made its one):
     // CREATE SCHEMA IF NOT EXISTS checks that right even when the schema exists.
     let exists = client
@@ -217,6 +233,18 @@ pub async fn pg_pool(db: &DatabaseConfig, schema: &str) -> Result<Pool, RuntimeE
             _ => Err(RuntimeError::Database(e.to_string())),
         })?;
     Ok(pool)
+}
+
+/// An error and its causes (a TLS refusal says why only in its source).
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// A service's pool, its schema created and its migrations applied.

@@ -3,8 +3,6 @@
 //! `relais admin db-roles` over an administrative connection; the services then connect
 //! as their roles and apply their own migrations.
 
-use std::str::FromStr;
-
 use relais_config::{DatabaseConfig, SERVICE_PLACEHOLDER};
 
 use crate::RuntimeError;
@@ -28,7 +26,7 @@ fn service_login(
     db: &DatabaseConfig,
     schema: &str,
 ) -> Result<(String, Option<String>, String), RuntimeError> {
-    let pg = tokio_postgres::Config::from_str(db.url_for(schema).expose()).map_err(db_error)?;
+    let (pg, _) = crate::pg_connection(db, db.url_for(schema).expose())?;
     let role = pg
         .get_user()
         .ok_or_else(|| db_error("database.url names no user"))?
@@ -87,13 +85,10 @@ pub async fn provision_roles(
             )));
         }
     }
-    let mut admin = tokio_postgres::Config::from_str(db.admin_url.expose()).map_err(db_error)?;
+    let (mut admin, tls) = crate::pg_connection(db, db.admin_url.expose())?;
     // The services' database, whichever the administrative URL names.
     admin.dbname(&database);
-    let (mut client, connection) = admin
-        .connect(tokio_postgres::NoTls)
-        .await
-        .map_err(db_error)?;
+    let (mut client, connection) = admin.connect(tls).await.map_err(db_error)?;
     let driver = tokio::spawn(connection);
     let done = provision(&mut client, &database, &logins).await;
     drop(client);

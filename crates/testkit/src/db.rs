@@ -68,6 +68,62 @@ impl TestDb {
         url.to_string()
     }
 
+    /// Makes sure the server speaks TLS, and gives its certificate (PEM). A server
+    /// with `ssl = off` (a fresh machine's may be) is given `ssl = on` with the certificate
+    /// it is configured with (Debian's `ssl-cert` package's by default), through
+    /// `ALTER SYSTEM` and a configuration reload as the superuser the tests connect as:
+    /// a setting of the machine's server, left on afterwards (it refuses nobody).
+    pub async fn server_tls(&self) -> String {
+        let admin = connect(&self.admin_url).await;
+        let setting = |name: &'static str| {
+            let admin = &admin;
+            async move {
+                admin
+                    .query_one(&format!("SHOW {name}"), &[])
+                    .await
+                    .unwrap_or_else(|e| panic!("SHOW {name}: {e}"))
+                    .get::<_, String>(0)
+            }
+        };
+        let cert = setting("ssl_cert_file").await;
+        if setting("ssl").await != "on" {
+            let present = admin
+                .query_one(
+                    "SELECT pg_stat_file($1, true) IS NOT NULL AND pg_stat_file($2, true) IS NOT NULL",
+                    &[&cert, &setting("ssl_key_file").await],
+                )
+                .await
+                .unwrap_or_else(|e| panic!("cannot look for the server's certificate: {e}"))
+                .get::<_, bool>(0);
+            assert!(
+                present,
+                "PostgreSQL has ssl = off and no certificate at ssl_cert_file ({cert}): \
+                 install Debian's ssl-cert package (its snakeoil certificate) or set one"
+            );
+            admin
+                .batch_execute("ALTER SYSTEM SET ssl = on; SELECT pg_reload_conf();")
+                .await
+                .unwrap_or_else(|e| panic!("cannot turn PostgreSQL's ssl on: {e}"));
+            for _ in 0..50 {
+                if connect(&self.admin_url)
+                    .await
+                    .query_one("SHOW ssl", &[])
+                    .await
+                    .is_ok_and(|r| r.get::<_, String>(0) == "on")
+                {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+        // Read by the server: the file may be relative to its data directory.
+        admin
+            .query_one("SELECT pg_read_file($1)", &[&cert])
+            .await
+            .unwrap_or_else(|e| panic!("cannot read the server's certificate {cert}: {e}"))
+            .get(0)
+    }
+
     /// The parsed connection settings, from which each pool is made.
     fn pg_config(&self) -> tokio_postgres::Config {
         self.url
