@@ -186,3 +186,54 @@ async fn a_deployment_of_one_shared_role_moves_to_a_role_per_service() {
     refused(&stack, "oidc_front", "SELECT * FROM registry.people").await;
     stack.stop().await;
 }
+
+#[tokio::test]
+async fn check_config_names_clear_links_to_a_database_or_broker_off_this_machine() {
+    let run = |env: &[(&str, &str)]| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_relais"));
+        // Defaults and these variables only, every other check satisfied on loopback.
+        cmd.arg("check-config")
+            .env_remove("RELAIS_CONFIG")
+            .env("RELAIS__GATEWAY__ALLOW_PLAIN_HTTP", "true")
+            .env("RELAIS__GRPC__INSECURE_PLAINTEXT", "true");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, err) = run(&[]);
+    assert!(ok, "{err}");
+    let remote_db = (
+        "RELAIS__DATABASE__URL",
+        "postgres://relais_{service}@db.example/relais",
+    );
+    let (ok, err) = run(&[remote_db]);
+    assert!(!ok && err.contains("database.sslmode"), "{err}");
+    let (ok, err) = run(&[remote_db, ("RELAIS__DATABASE__SSLMODE", "verify-full")]);
+    assert!(!ok && err.contains("database.ca_file"), "{err}");
+    let (ok, err) = run(&[
+        remote_db,
+        ("RELAIS__DATABASE__SSLMODE", "verify-full"),
+        ("RELAIS__DATABASE__CA_FILE", "/etc/relais/db-ca.pem"),
+    ]);
+    assert!(ok, "{err}");
+
+    let remote_bus = ("RELAIS__BUS__URL", "amqp://relais:pw@broker.example/%2f");
+    let (ok, err) = run(&[remote_bus]);
+    assert!(!ok && err.contains("bus.url"), "{err}");
+    let (ok, err) = run(&[remote_bus, ("RELAIS__BUS__INSECURE_PLAINTEXT", "true")]);
+    assert!(ok, "{err}");
+    let missing = "/nonexistent/relais/broker-ca.pem";
+    let (ok, err) = run(&[
+        ("RELAIS__BUS__URL", "amqps://relais:pw@broker.example/%2f"),
+        ("RELAIS__BUS__CA_FILE", missing),
+    ]);
+    assert!(
+        !ok && err.contains("bus.ca_file") && err.contains(missing),
+        "{err}"
+    );
+}
