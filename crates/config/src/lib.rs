@@ -216,10 +216,11 @@ pub struct DatabaseConfig {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum SslMode {
-    /// Plain TCP.
+    /// Plain TCP: the hub's default, as in earlier releases (on loopback TLS protects
+    /// nothing and costs a handshake per connection; off it, refused).
+    #[default]
     Disable,
     /// TLS if the server offers it, plain TCP otherwise (libpq's default).
-    #[default]
     Prefer,
     /// TLS or no connection; the certificate checked only against `ca_file` if set.
     Require,
@@ -294,7 +295,7 @@ impl Default for DatabaseConfig {
             pool_size: 16,
             password_file: String::new(),
             admin_url: Secret::new(""),
-            sslmode: SslMode::Prefer,
+            sslmode: SslMode::Disable,
             ca_file: String::new(),
         }
     }
@@ -723,6 +724,7 @@ mod tests {
             config.connection("postgres://u@h/relais").unwrap().1,
             SslMode::Prefer
         );
+        assert_eq!(DatabaseConfig::default().sslmode, SslMode::Disable);
     }
 
     #[test]
