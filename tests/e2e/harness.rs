@@ -113,6 +113,8 @@ pub struct Options {
     pub idp_sessions: bool,
     /// Last changes to the hub's configuration.
     pub tweak: fn(&mut RelaisConfig),
+    /// Each service connects as a role of its own, made by `relais admin db-roles`.
+    pub db_roles: bool,
 }
 
 impl Default for Options {
@@ -123,6 +125,7 @@ impl Default for Options {
             idp_timeout_ms: 10_000,
             idp_sessions: false,
             tweak: |_| {},
+            db_roles: false,
         }
     }
 }
@@ -230,6 +233,11 @@ impl Stack {
         // An SP that does not take a logout token is tried again within seconds.
         config.oidc_front.backchannel_logout_retry_seconds = vec![1, 1];
         let support_addr: SocketAddr = config.support.listen.parse().unwrap();
+        if options.db_roles {
+            config.database.url = Secret::new(db.role_url());
+            let (ok, out) = db_roles(&config, db.url()).await;
+            assert!(ok, "relais admin db-roles: {out}");
+        }
         (options.tweak)(&mut config);
         config.validate().unwrap();
         let front_addr: SocketAddr = config.oidc_front.listen.parse().unwrap();
@@ -398,6 +406,23 @@ async fn wait_for(hub: &str) {
     }
 }
 
+/// `relais admin db-roles` for `config`'s database, over `admin_url`.
+pub async fn db_roles(config: &RelaisConfig, admin_url: &str) -> (bool, String) {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_relais"))
+        .args(["admin", "db-roles"])
+        .env("RELAIS__DATABASE__URL", config.database.url.expose())
+        .env("RELAIS__DATABASE__ADMIN_URL", admin_url)
+        .output()
+        .await
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
 impl Stack {
     pub async fn stop(mut self) {
         match self.running.take() {
@@ -415,6 +440,11 @@ impl Stack {
     /// The configuration the hub was started with.
     pub fn config(&self) -> &RelaisConfig {
         &self.config
+    }
+
+    /// The hub's database.
+    pub fn db(&self) -> &TestDb {
+        &self.db
     }
 
     /// Runs `relais admin <args>` against this hub; returns its output.

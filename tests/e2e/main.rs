@@ -5,6 +5,7 @@
 
 mod access;
 mod backchannel;
+mod database;
 mod flows;
 mod harness;
 mod incidents;

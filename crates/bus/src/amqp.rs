@@ -19,9 +19,11 @@ pub(crate) async fn connect(config: &BusConfig, name: &str) -> Result<Connection
         .with_connection_name(name.into())
         .with_executor(tokio_executor_trait::Tokio::current())
         .with_reactor(tokio_reactor_trait::Tokio);
+    // Empty for amqp://; for amqps:// the CA and client identity, read at each connection.
+    let tls = config.tls()?;
     tokio::time::timeout(
         CONNECT_TIMEOUT,
-        Connection::connect(&config.url, properties),
+        Connection::connect_with_config(&config.url, properties, tls),
     )
     .await
     .map_err(|_| BusError::Timeout(CONNECT_TIMEOUT))?

@@ -2,6 +2,9 @@ use std::{fmt, time::Duration};
 
 use serde::{Deserialize, Serialize};
 
+use lapin::tcp::{OwnedIdentity, OwnedTLSConfig};
+use lapin::uri::AMQPScheme;
+
 use crate::BusError;
 
 /// How a service reaches the bus. Every field has a default fit for the local stack.
@@ -24,6 +27,17 @@ pub struct BusConfig {
     pub retry_delay_ms: u64,
     /// Cap of the doubling pause between reconnection attempts.
     pub reconnect_max_backoff_ms: u64,
+    /// With `amqps://`: PEM file of the CA of the broker's certificate, trusted besides
+    /// the system's roots.
+    pub ca_file: String,
+    /// With `amqps://`: the client certificate and key as a PKCS#12 file (what the
+    /// broker's `ssl_options.verify = verify_peer` asks for), empty for none.
+    pub client_identity_file: String,
+    /// The password of `client_identity_file`; `Debug` hides it.
+    pub client_identity_password: String,
+    /// Plain `amqp://` to a broker that is not on this machine (e.g. through a local TLS
+    /// sidecar): refused unless this is set.
+    pub insecure_plaintext: bool,
 }
 
 impl Default for BusConfig {
@@ -37,6 +51,10 @@ impl Default for BusConfig {
             prefetch: 64,
             retry_delay_ms: 1_000,
             reconnect_max_backoff_ms: 30_000,
+            ca_file: String::new(),
+            client_identity_file: String::new(),
+            client_identity_password: String::new(),
+            insecure_plaintext: false,
         }
     }
 }
@@ -50,11 +68,42 @@ impl BusConfig {
                 reason: reason.to_owned(),
             })
         };
-        if let Err(reason) = self.url.parse::<lapin::uri::AMQPUri>() {
-            return Err(BusError::Config {
-                field: "url",
-                reason: format!("is not an AMQP URL: {reason}"),
-            });
+        let uri = match self.url.parse::<lapin::uri::AMQPUri>() {
+            Ok(uri) => uri,
+            Err(reason) => {
+                return Err(BusError::Config {
+                    field: "url",
+                    reason: format!("is not an AMQP URL: {reason}"),
+                });
+            }
+        };
+        if uri.scheme == AMQPScheme::AMQP {
+            let host = uri
+                .authority
+                .host
+                .trim_start_matches('[')
+                .trim_end_matches(']');
+            let local = host.eq_ignore_ascii_case("localhost")
+                || host
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback());
+            if !local && !self.insecure_plaintext {
+                return invalid(
+                    "url",
+                    "is plain amqp:// to a broker that is not on this machine: events carry \
+                     identity data and the broker's password would cross the network in \
+                     clear; use amqps:// (with bus.ca_file), or set bus.insecure_plaintext \
+                     if something else encrypts the link",
+                );
+            }
+            for (field, value) in [
+                ("ca_file", &self.ca_file),
+                ("client_identity_file", &self.client_identity_file),
+            ] {
+                if !value.trim().is_empty() {
+                    return invalid(field, "is used with an amqps:// URL only");
+                }
+            }
         }
         if self.exchange.is_empty() {
             return invalid("exchange", "must not be empty");
@@ -75,6 +124,50 @@ impl BusConfig {
             return invalid("reconnect_max_backoff_ms", "must be at least 1");
         }
         Ok(())
+    }
+
+    /// Reads the TLS files of an `amqps://` link; what `validate` cannot check without I/O.
+    pub fn check_files(&self) -> Result<(), BusError> {
+        self.tls().map(|_| ())
+    }
+
+    /// The CA and client identity of the broker link, read now (so renewed files are
+    /// taken at the next connection).
+    pub(crate) fn tls(&self) -> Result<OwnedTLSConfig, BusError> {
+        let read = |field: &'static str, file: &str| {
+            std::fs::read(file).map_err(|e| BusError::Config {
+                field,
+                reason: format!("cannot be read ({file}: {e})"),
+            })
+        };
+        let cert_chain = match self.ca_file.trim() {
+            "" => None,
+            file => {
+                let pem =
+                    String::from_utf8(read("ca_file", file)?).map_err(|_| BusError::Config {
+                        field: "ca_file",
+                        reason: format!("{file} is not PEM text"),
+                    })?;
+                if !pem.contains("-----BEGIN CERTIFICATE-----") {
+                    return Err(BusError::Config {
+                        field: "ca_file",
+                        reason: format!("{file} holds no PEM certificate"),
+                    });
+                }
+                Some(pem)
+            }
+        };
+        let identity = match self.client_identity_file.trim() {
+            "" => None,
+            file => Some(OwnedIdentity {
+                der: read("client_identity_file", file)?,
+                password: self.client_identity_password.clone(),
+            }),
+        };
+        Ok(OwnedTLSConfig {
+            identity,
+            cert_chain,
+        })
     }
 
     pub(crate) fn relay_interval(&self) -> Duration {
@@ -119,6 +212,10 @@ impl fmt::Debug for BusConfig {
             .field("prefetch", &self.prefetch)
             .field("retry_delay_ms", &self.retry_delay_ms)
             .field("reconnect_max_backoff_ms", &self.reconnect_max_backoff_ms)
+            .field("ca_file", &self.ca_file)
+            .field("client_identity_file", &self.client_identity_file)
+            .field("client_identity_password", &"[redacted]")
+            .field("insecure_plaintext", &self.insecure_plaintext)
             .finish()
     }
 }

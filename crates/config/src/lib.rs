@@ -187,31 +187,132 @@ pub fn is_email_address(s: &str) -> bool {
 }
 
 /// The PostgreSQL database shared by the services (each owns a schema in it).
+///
+/// `{service}` in `url` and `password_file` is replaced by the schema of the service
+/// connecting (`registry`, `oidc_front`, `trace`, `support`), so that one setting gives
+/// each service a role of its own, in `relais all` as in split processes.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DatabaseConfig {
-    /// A libpq-style URL, e.g. `postgres://postgres@127.0.0.1:5432/relais`.
+    /// A libpq-style URL, e.g. `postgres://relais_{service}@db.internal:5432/relais`.
     pub url: Secret,
     /// Connections per service pool.
     pub pool_size: usize,
+    /// A file holding the password of the URL's user (a trailing newline ignored), e.g.
+    /// `/run/secrets/relais-db-{service}`; empty: the URL's own, if any.
+    pub password_file: String,
+    /// The administrative connection `relais admin db-roles` creates the roles with; no
+    /// service reads it.
+    pub admin_url: Secret,
+    /// TLS to PostgreSQL, as libpq's `sslmode`; a `sslmode` in the URL wins.
+    pub sslmode: SslMode,
+    /// PEM file of the CA that issued the server's certificate: checked with `verify-ca`
+    /// and `verify-full` (required there), and with `prefer` and `require` when set, as
+    /// libpq does with a root certificate.
+    pub ca_file: String,
 }
+
+/// libpq's `sslmode`: how a connection to PostgreSQL is protected.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SslMode {
+    /// Plain TCP: the hub's default, as in earlier releases (on loopback TLS protects
+    /// nothing and costs a handshake per connection; off it, refused).
+    #[default]
+    Disable,
+    /// TLS if the server offers it, plain TCP otherwise (libpq's default).
+    Prefer,
+    /// TLS or no connection; the certificate checked only against `ca_file` if set.
+    Require,
+    /// TLS with a certificate issued by `ca_file`'s CA, for any host name.
+    VerifyCa,
+    /// TLS with a certificate issued by `ca_file`'s CA for the host connected to.
+    VerifyFull,
+}
+
+impl SslMode {
+    fn parse(s: &str) -> Option<SslMode> {
+        Some(match s {
+            "disable" => SslMode::Disable,
+            "prefer" => SslMode::Prefer,
+            "require" => SslMode::Require,
+            "verify-ca" => SslMode::VerifyCa,
+            "verify-full" => SslMode::VerifyFull,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            SslMode::Disable => "disable",
+            SslMode::Prefer => "prefer",
+            SslMode::Require => "require",
+            SslMode::VerifyCa => "verify-ca",
+            SslMode::VerifyFull => "verify-full",
+        }
+    }
+}
+
+/// A PostgreSQL URL split into what `tokio-postgres` parses and the `sslmode` it does not
+/// know all of (`verify-ca`, `verify-full`).
+fn split_sslmode(url: &str) -> Result<(String, Option<SslMode>), ConfigError> {
+    let Some((base, query)) = url.split_once('?') else {
+        return Ok((url.to_string(), None));
+    };
+    let mut mode = None;
+    let mut kept = Vec::new();
+    for pair in query.split('&') {
+        match pair.split_once('=') {
+            Some(("sslmode", value)) => {
+                mode = Some(SslMode::parse(value).ok_or_else(|| {
+                    ConfigError::invalid(
+                        "database.url",
+                        format!(
+                            "has sslmode={value}: disable, prefer, require, verify-ca or \
+                             verify-full"
+                        ),
+                    )
+                })?);
+            }
+            _ => kept.push(pair),
+        }
+    }
+    let url = if kept.is_empty() {
+        base.to_string()
+    } else {
+        format!("{base}?{}", kept.join("&"))
+    };
+    Ok((url, mode))
+}
+
+/// The placeholder of `database.url` and `database.password_file`.
+pub const SERVICE_PLACEHOLDER: &str = "{service}";
 
 impl Default for DatabaseConfig {
     fn default() -> Self {
         DatabaseConfig {
             url: Secret::new("postgres://postgres@127.0.0.1:5432/relais"),
             pool_size: 16,
+            password_file: String::new(),
+            admin_url: Secret::new(""),
+            sslmode: SslMode::Disable,
+            ca_file: String::new(),
         }
     }
 }
 
 impl DatabaseConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if !self.url.expose().starts_with("postgres://")
-            && !self.url.expose().starts_with("postgresql://")
-        {
+        let is_pg = |u: &str| u.starts_with("postgres://") || u.starts_with("postgresql://");
+        if !is_pg(self.url.expose()) {
             return Err(ConfigError::invalid(
                 "database.url",
+                "must be a postgres:// URL",
+            ));
+        }
+        if !self.admin_url.is_empty() && !is_pg(self.admin_url.expose()) {
+            return Err(ConfigError::invalid(
+                "database.admin_url",
                 "must be a postgres:// URL",
             ));
         }
@@ -221,7 +322,52 @@ impl DatabaseConfig {
                 "must be at least 1",
             ));
         }
+        let (url, mode) = self.connection(self.url.expose())?;
+        if matches!(mode, SslMode::VerifyCa | SslMode::VerifyFull) && self.ca_file.trim().is_empty()
+        {
+            return Err(ConfigError::invalid(
+                "database.ca_file",
+                format!(
+                    "must be set with sslmode {}: the CA the server's certificate is checked against",
+                    mode.name()
+                ),
+            ));
+        }
+        if matches!(mode, SslMode::Disable | SslMode::Prefer) && !is_local_database(&url) {
+            return Err(ConfigError::invalid(
+                "database.sslmode",
+                format!(
+                    "is {} and the database is not on this machine: `disable` sends \
+                     passwords and identity data in clear, and `prefer` falls back to clear \
+                     whenever someone on the path answers that TLS is not offered; use \
+                     verify-full (or verify-ca, require) in database.sslmode or the URL",
+                    mode.name()
+                ),
+            ));
+        }
         Ok(())
+    }
+
+    /// `url` without its `sslmode`, and the mode in force (the URL's, or `sslmode`).
+    pub fn connection(&self, url: &str) -> Result<(String, SslMode), ConfigError> {
+        let (url, mode) = split_sslmode(url)?;
+        Ok((url, mode.unwrap_or(self.sslmode)))
+    }
+
+    /// The URL `schema`'s service connects with.
+    pub fn url_for(&self, schema: &str) -> Secret {
+        Secret::new(self.url.expose().replace(SERVICE_PLACEHOLDER, schema))
+    }
+
+    /// The password file of `schema`'s service, if one is set.
+    pub fn password_file_for(&self, schema: &str) -> Option<String> {
+        let file = self.password_file.trim();
+        (!file.is_empty()).then(|| file.replace(SERVICE_PLACEHOLDER, schema))
+    }
+
+    /// Whether each service connects as a role of its own.
+    pub fn has_service_roles(&self) -> bool {
+        self.url.expose().contains(SERVICE_PLACEHOLDER)
     }
 }
 
@@ -307,6 +453,20 @@ impl GrpcConfig {
     pub fn path_for(template: &str, service: &str) -> String {
         template.replace("{service}", service)
     }
+}
+
+/// Whether a PostgreSQL URL reaches a server on this machine: a loopback host, or a Unix
+/// socket (no host, or a `host=/path` parameter).
+fn is_local_database(url: &str) -> bool {
+    let param = url.split_once('?').and_then(|(_, q)| {
+        q.split('&')
+            .find_map(|p| p.strip_prefix("host="))
+            .map(|h| h.replace("%2F", "/").replace("%2f", "/"))
+    });
+    let host = param.unwrap_or_else(|| url_host(url).to_string());
+    // Several hosts (`a,b`) are local only if each is.
+    host.split(',')
+        .all(|h| h.is_empty() || h.starts_with('/') || is_loopback_host(h))
 }
 
 /// Whether `http(s)://host[:port]/…` names this machine (`localhost`, a loopback address):
@@ -483,6 +643,7 @@ mod tests {
         let db = DatabaseConfig {
             url: Secret::new("mysql://x"),
             pool_size: 1,
+            ..DatabaseConfig::default()
         };
         assert!(
             db.validate()
@@ -490,6 +651,100 @@ mod tests {
                 .to_string()
                 .contains("database.url")
         );
+    }
+
+    #[test]
+    fn database_tls_is_required_off_this_machine_and_verification_needs_its_ca() {
+        let db = |url: &str, sslmode: SslMode, ca_file: &str| DatabaseConfig {
+            url: Secret::new(url),
+            sslmode,
+            ca_file: ca_file.into(),
+            ..DatabaseConfig::default()
+        };
+        let remote = "postgres://relais_{service}@db.example:5432/relais";
+        for mode in [SslMode::Disable, SslMode::Prefer] {
+            let err = db(remote, mode, "").validate().unwrap_err();
+            assert!(err.to_string().contains("database.sslmode"), "{err}");
+            let err = db(
+                &format!("{remote}?sslmode={}", mode.name()),
+                SslMode::VerifyFull,
+                "ca.pem",
+            )
+            .validate()
+            .unwrap_err();
+            assert!(err.to_string().contains("database.sslmode"), "{err}");
+            let err = db("postgres://u@/relais?host=db.example", mode, "")
+                .validate()
+                .unwrap_err();
+            assert!(err.to_string().contains("database.sslmode"), "{err}");
+            for local in [
+                "postgres://postgres@127.0.0.1:5432/relais",
+                "postgres://postgres@localhost/relais",
+                "postgres://postgres@[::1]/relais",
+                "postgres://postgres@/relais?host=/run/postgresql",
+                "postgres://postgres@/relais?host=%2Frun%2Fpostgresql",
+            ] {
+                db(local, mode, "").validate().unwrap();
+            }
+        }
+        db(remote, SslMode::Require, "").validate().unwrap();
+        db(&format!("{remote}?sslmode=require"), SslMode::Disable, "")
+            .validate()
+            .unwrap();
+        for mode in ["verify-ca", "verify-full"] {
+            let err = db(&format!("{remote}?sslmode={mode}"), SslMode::Prefer, "")
+                .validate()
+                .unwrap_err();
+            assert!(err.to_string().contains("database.ca_file"), "{err}");
+            db(
+                &format!("{remote}?sslmode={mode}"),
+                SslMode::Prefer,
+                "ca.pem",
+            )
+            .validate()
+            .unwrap();
+        }
+        let err = db(&format!("{remote}?sslmode=allow"), SslMode::Prefer, "")
+            .validate()
+            .unwrap_err();
+        assert!(err.to_string().contains("database.url"), "{err}");
+        let config = db(
+            "postgres://u@h/relais?application_name=x&sslmode=verify-full&connect_timeout=3",
+            SslMode::Prefer,
+            "ca.pem",
+        );
+        assert_eq!(
+            config.connection(config.url.expose()).unwrap(),
+            (
+                "postgres://u@h/relais?application_name=x&connect_timeout=3".to_string(),
+                SslMode::VerifyFull
+            )
+        );
+        assert_eq!(
+            config.connection("postgres://u@h/relais").unwrap().1,
+            SslMode::Prefer
+        );
+        assert_eq!(DatabaseConfig::default().sslmode, SslMode::Disable);
+    }
+
+    #[test]
+    fn each_service_has_its_own_role_and_password_file() {
+        let db = DatabaseConfig {
+            url: Secret::new("postgres://relais_{service}@db/relais"),
+            password_file: "/run/secrets/db-{service}".into(),
+            ..DatabaseConfig::default()
+        };
+        assert!(db.has_service_roles());
+        assert_eq!(
+            db.url_for("oidc_front").expose(),
+            "postgres://relais_oidc_front@db/relais"
+        );
+        assert_eq!(
+            db.password_file_for("trace").as_deref(),
+            Some("/run/secrets/db-trace")
+        );
+        assert!(!DatabaseConfig::default().has_service_roles());
+        assert_eq!(DatabaseConfig::default().password_file_for("trace"), None);
     }
 
     #[test]

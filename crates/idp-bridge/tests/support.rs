@@ -94,6 +94,7 @@ impl Hub {
         let database = DatabaseConfig {
             url: Secret::new(db.url()),
             pool_size: 2,
+            ..DatabaseConfig::default()
         };
         let registry = relais_registry::start(
             relais_registry::RegistryConfig {

@@ -157,6 +157,7 @@ impl Hub {
         let database = DatabaseConfig {
             url: Secret::new(db.url()),
             pool_size: 4,
+            ..DatabaseConfig::default()
         };
         let registry = relais_registry::start(
             relais_registry::RegistryConfig {

@@ -184,6 +184,7 @@ pub async fn launch(
     let database = DatabaseConfig {
         url: Secret::new(db.url()),
         pool_size: 4,
+        ..DatabaseConfig::default()
     };
     let listener = relais_runtime::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

@@ -30,7 +30,16 @@ relais admin pki issue operator <name> [--dir DIR] (operator.pem for relais admi
 relais admin checkpoint                            (signs a checkpoint of the proof store now; prints it)
 relais admin verify-log [CHECKPOINT_FILE]          (the proof store recomputed; against a kept checkpoint too)
 relais admin checkpoint-key FILE                   (a new key signing the proof store's checkpoints)
+relais admin db-roles                              (each service's PostgreSQL role and schema, over database.admin_url)
 DIR defaults to the directory of grpc.ca_file.";
+
+/// The schemas of the services that keep data, each its service's role's own.
+const SCHEMAS: [&str; 4] = [
+    relais_registry::SCHEMA,
+    relais_oidc_front::SCHEMA,
+    relais_trace::SCHEMA,
+    relais_support::SCHEMA,
+];
 
 /// Days a CA, a service's and an operator's certificate are valid.
 const CA_DAYS: i64 = 10 * 365;
@@ -49,6 +58,16 @@ pub async fn run(config: &RelaisConfig, args: &[String]) -> Result<(), String> {
     }
     if arg(0)? == "checkpoint-key" {
         return write_checkpoint_key(config, Path::new(arg(1)?));
+    }
+    if arg(0)? == "db-roles" {
+        config.database.validate().map_err(|e| e.to_string())?;
+        let done = relais_runtime::provision_roles(&config.database, &SCHEMAS)
+            .await
+            .map_err(|e| e.to_string())?;
+        for line in done {
+            println!("{line}");
+        }
+        return Ok(());
     }
     let links = LocalServices::new(&config.grpc).for_service(Role::Operator);
     let registry = || -> Result<RegistryClient<relais_runtime::GrpcChannel>, String> {

@@ -31,9 +31,7 @@ impl RelaisConfig {
     /// Checks every section, with no I/O; the error names the field.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.database.validate()?;
-        self.bus
-            .validate()
-            .map_err(|e| ConfigError::invalid("bus", e.to_string()))?;
+        self.bus.validate().map_err(bus_error)?;
         self.gateway.validate()?;
         self.oidc_front.validate()?;
         self.idp_bridge.validate()?;
@@ -84,5 +82,20 @@ impl RelaisConfig {
     /// What `validate` cannot check without I/O: the key-encryption key's file.
     pub fn check_key_files(&self) -> Result<(), ConfigError> {
         self.oidc_front.key_encryption_key().map(|_| ())
+    }
+
+    /// What `validate` cannot check without I/O for every service: the bus's TLS files.
+    pub fn check_files(&self) -> Result<(), ConfigError> {
+        self.bus.check_files().map_err(bus_error)
+    }
+}
+
+/// A bus error named by its field in the whole configuration (`bus.url`).
+fn bus_error(e: relais_bus::BusError) -> ConfigError {
+    match e {
+        relais_bus::BusError::Config { field, reason } => {
+            ConfigError::invalid(format!("bus.{field}"), reason)
+        }
+        other => ConfigError::invalid("bus", other.to_string()),
     }
 }

@@ -88,6 +88,7 @@ fn main() -> ExitCode {
     }
     // The front's key-encryption key file is needed only where the front runs.
     let files = || {
+        config.check_files()?;
         if services.contains(&Service::OidcFront) {
             config.check_key_files()
         } else {

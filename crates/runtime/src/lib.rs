@@ -1,13 +1,15 @@
 //! What every Relais service process needs to run and stop cleanly: a set of named tasks
-//! under one shutdown token, PostgreSQL pools bound to the service's own schema with its
-//! migrations applied, gRPC serving on a pre-bound listener, and gRPC client channels
+//! under one shutdown token, PostgreSQL pools bound to the service's own schema (as its own
+//! role, which `provision_roles` makes) with its migrations applied, gRPC serving on a pre-bound listener, and gRPC client channels
 //! (over the network with mTLS, or in-process between services of one process), and the
 //! authorisation of each call by its caller's identity. It holds no business rules and no
 //! global state.
 
 mod links;
 pub mod peer;
+mod pg_tls;
 pub mod pki;
+mod roles;
 pub mod tls;
 
 use std::net::SocketAddr;
@@ -18,10 +20,12 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use relais_config::DatabaseConfig;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
+use tokio_postgres_rustls::MakeRustlsConnect;
 use tokio_util::sync::CancellationToken;
 
 pub use links::LocalServices;
 pub use peer::{Access, Caller, OperatorAudit, OperatorCall, Peer, Role};
+pub use roles::provision_roles;
 pub use tokio_util::sync::CancellationToken as Shutdown;
 
 #[derive(Debug, thiserror::Error)]
@@ -147,28 +151,48 @@ pub async fn bind(addr: &str) -> Result<TcpListener, RuntimeError> {
         })
 }
 
-/// Connection settings whose sessions see only `schema`.
+/// Connection settings whose sessions see only `schema`, as the role of its service
+/// (`{service}` in `database.url` and `database.password_file` is `schema`).
 pub fn pg_config(
     db: &DatabaseConfig,
     schema: &str,
-) -> Result<tokio_postgres::Config, RuntimeError> {
-    let mut pg = tokio_postgres::Config::from_str(db.url.expose())
-        .map_err(|e| RuntimeError::Database(e.to_string()))?;
+) -> Result<(tokio_postgres::Config, MakeRustlsConnect), RuntimeError> {
+    let (mut pg, tls) = pg_connection(db, db.url_for(schema).expose())?;
+    if let Some(file) = db.password_file_for(schema) {
+        let password = std::fs::read_to_string(&file)
+            .map_err(|e| RuntimeError::Database(format!("database.password_file {file}: {e}")))?;
+        pg.password(password.trim_end_matches(['\r', '\n']));
+    }
     pg.options(format!("-c search_path={schema}"));
     pg.application_name(format!("relais-{schema}"));
     pg.connect_timeout(Duration::from_secs(5));
-    Ok(pg)
+    Ok((pg, tls))
 }
 
-/// A pool whose connections see only `schema` (created if missing).
+/// The settings of `url` (a `sslmode` in it, or `database.sslmode`, in force) and the TLS
+/// connector of `database.ca_file`.
+pub fn pg_connection(
+    db: &DatabaseConfig,
+    url: &str,
+) -> Result<(tokio_postgres::Config, MakeRustlsConnect), RuntimeError> {
+    let (url, mode) = db
+        .connection(url)
+        .map_err(|e| RuntimeError::Database(e.to_string()))?;
+    let mut pg = tokio_postgres::Config::from_str(&url)
+        .map_err(|e| RuntimeError::Database(e.to_string()))?;
+    let tls = pg_tls::connector(db, mode, &mut pg)?;
+    Ok((pg, tls))
+}
+
+/// A pool whose connections see only `schema` (created if missing and the role may).
 pub async fn pg_pool(db: &DatabaseConfig, schema: &str) -> Result<Pool, RuntimeError> {
     if !schema.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
         return Err(RuntimeError::Database(format!("bad schema name {schema}")));
     }
-    let pg = pg_config(db, schema)?;
+    let (pg, tls) = pg_config(db, schema)?;
     let manager = Manager::from_config(
         pg,
-        tokio_postgres::NoTls,
+        tls,
         ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
         },
@@ -183,19 +207,44 @@ pub async fn pg_pool(db: &DatabaseConfig, schema: &str) -> Result<Pool, RuntimeE
     let client = pool
         .get()
         .await
-        .map_err(|e| RuntimeError::Database(e.to_string()))?;
+        .map_err(|e| RuntimeError::Database(with_causes(&e)))?;
+    // A service's own role may not create schemas (`relais admin db-roles` made its one):
+    // CREATE SCHEMA IF NOT EXISTS checks that right even when the schema exists.
+    let exists = client
+        .query_opt("SELECT 1 FROM pg_namespace WHERE nspname = $1", &[&schema])
+        .await
+        .map_err(|e| RuntimeError::Database(e.to_string()))?
+        .is_some();
+    if exists {
+        return Ok(pool);
+    }
     client
         .batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
         .await
-        .or_else(|e| {
+        .or_else(|e| match e.code() {
             // Two services starting together may race on CREATE SCHEMA.
-            if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) {
-                Ok(())
-            } else {
-                Err(RuntimeError::Database(e.to_string()))
+            Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) => Ok(()),
+            Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE) => {
+                Err(RuntimeError::Database(format!(
+                    "schema {schema} does not exist and this role may not create it: \
+                     run `relais admin db-roles`"
+                )))
             }
+            _ => Err(RuntimeError::Database(e.to_string())),
         })?;
     Ok(pool)
+}
+
+/// An error and its causes (a TLS refusal says why only in its source).
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// A service's pool, its schema created and its migrations applied.

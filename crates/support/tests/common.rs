@@ -296,6 +296,7 @@ fn database(db: &TestDb) -> DatabaseConfig {
     DatabaseConfig {
         url: Secret::new(db.url()),
         pool_size: 4,
+        ..DatabaseConfig::default()
     }
 }
 

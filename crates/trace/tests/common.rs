@@ -67,6 +67,7 @@ impl Trace {
         let database = DatabaseConfig {
             url: Secret::new(db.url()),
             pool_size: 4,
+            ..DatabaseConfig::default()
         };
         let listener = relais_runtime::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

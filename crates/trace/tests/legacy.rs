@@ -22,6 +22,7 @@ async fn chained_store(records: &[relais_bus::Event]) -> TestDb {
     let config = DatabaseConfig {
         url: Secret::new(db.url()),
         pool_size: 1,
+        ..DatabaseConfig::default()
     };
     let pool = relais_runtime::pg_pool(&config, relais_trace::SCHEMA)
         .await
