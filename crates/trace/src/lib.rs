@@ -11,6 +11,7 @@ pub mod access;
 pub mod checkpoint;
 mod config;
 mod log;
+pub mod proof_file;
 mod store;
 pub mod tree;
 mod verify;

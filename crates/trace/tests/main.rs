@@ -8,3 +8,4 @@ mod common;
 mod connections;
 mod legacy;
 mod log;
+mod proof_file;
