@@ -10,6 +10,7 @@
 pub mod access;
 pub mod checkpoint;
 mod config;
+mod export;
 mod log;
 pub mod proof_file;
 mod store;
@@ -213,6 +214,23 @@ impl Trace for TraceService {
             self.log
                 .consistency_proof(request.old_size, request.new_size)
                 .await?,
+        ))
+    }
+
+    async fn export_case(
+        &self,
+        request: Request<pb::ExportCaseRequest>,
+    ) -> Result<Response<pb::ExportCaseResponse>, Status> {
+        use relais_runtime::Caller;
+        // Who exported is the verified certificate's identity, never a field of the request.
+        let operator = match relais_runtime::peer::caller(&request) {
+            Some(Caller::Verified(peer)) => peer.dns_name(),
+            Some(Caller::Unverified) => "unverified (plaintext connection)".to_string(),
+            None => "unknown".to_string(),
+        };
+        let request = request.into_inner();
+        Ok(Response::new(
+            self.log.export_case(&request, &operator).await?,
         ))
     }
 }
