@@ -10,6 +10,7 @@ mod harness;
 mod incidents;
 mod keys;
 mod outage;
+mod proof_file;
 mod rejections;
 mod security;
 mod signin;
