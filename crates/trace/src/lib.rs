@@ -2,10 +2,12 @@
 //! keeps it append-only as a leaf of a transparency log (RFC 6962 / RFC 9162 Merkle tree,
 //! through `tlog_tiles`) whose signed checkpoints (C2SP signed notes, Ed25519 key of its
 //! own) it stores at an interval and on demand, and whose inclusion and consistency
-//! proofs it serves; any altered, removed or reordered event is detected. It keeps one
-//! summary row per connection holding every field the terms of use require (source IP
-//! and port, time, SP, IdP, acr, SUB FI, SUB FS, account, outcome). It owns the `trace`
-//! schema and never modifies a stored event.
+//! proofs it serves; any altered, removed or reordered event is detected. It exports a
+//! case as a proof file (`proof_file.rs`: records, inclusion proofs, the signed checkpoint)
+//! that anyone verifies offline with the log's verifier key alone, and records each export
+//! in the log. It keeps one summary row per connection holding every field the terms of
+//! use require (source IP and port, time, SP, IdP, acr, SUB FI, SUB FS, account, outcome).
+//! It owns the `trace` schema and never modifies a stored event.
 
 pub mod access;
 pub mod checkpoint;
