@@ -91,10 +91,39 @@ async fn an_exported_case_verifies_offline_with_the_logs_verifier_key() {
     // The export is itself a record of the log: who (the operator's certificate), what, why.
     let exports = stack.proof_events("trace.case_exported").await;
     assert_eq!(exports.len(), 1, "{exports:?}");
+    assert_eq!(
+        exports[0]["selection"],
+        format!("sub_fs={sub} at sp {SP_A}")
+    );
     assert_eq!(exports[0]["case"], "TICKET-E2E-1");
     assert_eq!(exports[0]["reason"], "identity theft reported");
     let operator = exports[0]["operator"].as_str().unwrap();
     assert!(operator.contains(".operator."), "{operator}");
+
+    // Extended with a consistency proof to a later checkpoint (another export grew the log).
+    let (ok, out) = stack
+        .admin(&[
+            "export-case",
+            "TICKET-E2E-2",
+            "account:nobody",
+            "--out",
+            dir.join("other.json").to_str().unwrap(),
+        ])
+        .await;
+    assert!(ok, "{out}");
+    let extended = dir.join("extended.json");
+    let (ok, out) = stack
+        .admin(&[
+            "extend-case",
+            file.to_str().unwrap(),
+            "--out",
+            extended.to_str().unwrap(),
+        ])
+        .await;
+    assert!(ok, "{out}");
+    let (code, out) = verify_offline(&extended, &vkey).await;
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("extended by the signed tree"), "{out}");
 
     // An altered body is named, and the command fails.
     let text = std::fs::read_to_string(&file).unwrap();

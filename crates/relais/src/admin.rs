@@ -14,6 +14,8 @@ use relais_proto::registry::v1::registry_client::RegistryClient;
 use relais_proto::trace::v1 as trace;
 use relais_proto::trace::v1::trace_client::TraceClient;
 
+use relais_trace::proof_file;
+
 use crate::RelaisConfig;
 
 pub const USAGE: &str = "relais admin suspend-sp <client_id> <reason>
@@ -33,6 +35,7 @@ relais admin checkpoint-key FILE                   (a new key signing the proof 
 relais admin export-case <case> <SELECTION> --out FILE [--reason WORDS] [--from T] [--to T] [--limit N]
     SELECTION: connection:ID | account:ID | sub-fi:IDP:SUB | sub-fs:SP:SUB | ip:ADDRESS
     (the case's proof file; the export is recorded; `relais trace verify` checks the file)
+relais admin extend-case FILE --out FILE           (the file with a consistency proof to the latest checkpoint)
 DIR defaults to the directory of grpc.ca_file.";
 
 /// Days a CA, a service's and an operator's certificate are valid.
@@ -196,6 +199,46 @@ pub async fn run(config: &RelaisConfig, args: &[String]) -> Result<(), String> {
                     ""
                 },
                 r.export_event_id
+            );
+        }
+        "extend-case" => {
+            let (input, out) = match args.get(1..) {
+                Some([input, flag, out]) if flag == "--out" => (input, out),
+                _ => return Err(format!("extend-case needs FILE --out FILE\n{USAGE}")),
+            };
+            let text = std::fs::read_to_string(input).map_err(|e| format!("{input}: {e}"))?;
+            let mut file = proof_file::parse(&text).map_err(|e| format!("{input}: {e}"))?;
+            let old = proof_file::checkpoint_size(&file.checkpoint)
+                .map_err(|e| format!("{input}: {e}"))?;
+            let mut client = proof_store()?;
+            let latest = client
+                .get_checkpoint(trace::GetCheckpointRequest {})
+                .await
+                .map_err(status)?
+                .into_inner();
+            let proof = client
+                .get_consistency_proof(trace::GetConsistencyProofRequest {
+                    old_size: old,
+                    new_size: latest.tree_size,
+                })
+                .await
+                .map_err(status)?
+                .into_inner();
+            let hashes = proof
+                .hashes
+                .iter()
+                .map(|h| relais_trace::tree::to_hash(h))
+                .collect::<Option<Vec<_>>>()
+                .ok_or("the proof store sent a hash that is not 32 bytes")?;
+            file.consistency = Some(proof_file::Consistency {
+                checkpoint: latest.note,
+                proof: proof_file::encode(&hashes),
+            });
+            let json = serde_json::to_string_pretty(&file).map_err(|e| e.to_string())?;
+            write_new(Path::new(out), &json)?;
+            println!(
+                "{out}: the file's tree of {old} records extended to the signed tree of {}",
+                latest.tree_size
             );
         }
         "rotate-keys" => {

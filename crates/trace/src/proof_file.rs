@@ -126,6 +126,15 @@ pub fn parse(text: &str) -> Result<ProofFile, Failure> {
     Ok(file)
 }
 
+/// The size a checkpoint's text says (its second line), unverified: what to ask a
+/// consistency proof from.
+pub fn checkpoint_size(text: &str) -> Result<u64, Failure> {
+    text.lines()
+        .nth(1)
+        .and_then(|l| l.parse().ok())
+        .ok_or_else(|| Failure::Checkpoint("no size on its second line".into()))
+}
+
 /// The name of a C2SP verifier key (`<name>+<id>+<key>`).
 fn key_name(vkey: &str) -> &str {
     vkey.trim().split('+').next().unwrap_or_default()
