@@ -211,6 +211,7 @@ async fn every_method_of_every_service_admits_exactly_the_identities_of_its_tabl
         "MakeCheckpoint",
         "GetInclusionProof",
         "GetConsistencyProof",
+        "ExportCase",
     ] {
         assert_eq!(allowed("relais.trace.v1.Trace", m), [Role::Operator], "{m}");
     }

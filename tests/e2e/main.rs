@@ -11,6 +11,7 @@ mod harness;
 mod incidents;
 mod keys;
 mod outage;
+mod proof_file;
 mod rejections;
 mod security;
 mod signin;

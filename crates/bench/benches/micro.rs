@@ -1,11 +1,12 @@
 //! Criterion microbenchmarks of the hub's per-sign-in cryptography: ID token signing
 //! (ES256, RS256), verification of an IdP's token against its key set, the per-SP
-//! subject (SUB FS), and the generation and hashing of codes and tokens.
+//! subject (SUB FS), the generation and hashing of codes and tokens, and the offline
+//! verification of a proof file (records per second).
 
 use std::hint::black_box;
 use std::time::Duration;
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use relais_jose::{Alg, KeySet, SigningKey};
 use relais_oidc_front::domain::secrets::{random_token, sha256, subject_for};
 use serde_json::{Map, Value};
@@ -106,6 +107,72 @@ fn secrets(c: &mut Criterion) {
     g.finish();
 }
 
+/// Records in the benchmark's proof file: every record of a log of that many.
+const PROOF_FILE_RECORDS: u64 = 100_000;
+
+/// A proof file of every record of a log of `n` records, its text, and the verifier key.
+fn proof_file(n: u64) -> Option<(String, String)> {
+    use relais_trace::checkpoint::CheckpointKey;
+    use relais_trace::proof_file::{self, ProofFile, ProvenRecord};
+    use relais_trace::tree::{self, Frontier, Known};
+    let origin = "bench.example/trace";
+    let key = CheckpointKey::development(origin).ok()?;
+    let (mut frontier, mut known, mut bodies) = (Frontier::empty(), Known::default(), Vec::new());
+    for i in 0..n {
+        // About the size of a sign-in's record.
+        let body = format!(
+            r#"{{"id":"{i:032}","kind":"connection.code_issued","occurred_at":"2026-12-03T14:00:00Z","source":"oidc-front","payload":{{"connection_id":"c-{i}","sp_id":"sp-a","idp_id":"idp-a","acr":"eidas2","sub_fs":"{i:064}","source_ip":"203.0.113.10","source_port":50000}}}}"#
+        );
+        for (idx, h) in frontier.push(tree::leaf_hash(&body)).ok()? {
+            known.0.insert(idx, h);
+        }
+        bodies.push(body);
+    }
+    let mut records = Vec::new();
+    for (i, body) in bodies.into_iter().enumerate() {
+        let proof = tree::inclusion(i as u64, n).ok()?.run(&known).ok()?;
+        records.push(ProvenRecord {
+            leaf_index: i as u64,
+            body,
+            proof: proof_file::encode(&proof),
+        });
+    }
+    let file = ProofFile {
+        format: proof_file::FORMAT.into(),
+        origin: origin.into(),
+        case: "BENCH".into(),
+        exported_at: String::new(),
+        selection: String::new(),
+        truncated: false,
+        checkpoint: key.sign(n, frontier.root().ok()?).ok()?,
+        records,
+        consistency: None,
+    };
+    Some((
+        serde_json::to_string(&file).ok()?,
+        key.verifier_key().to_string(),
+    ))
+}
+
+fn proof_files(c: &mut Criterion) {
+    use relais_trace::proof_file;
+    let Some((text, vkey)) = proof_file(PROOF_FILE_RECORDS) else {
+        eprintln!("no proof file built");
+        return;
+    };
+    let mut g = c.benchmark_group("proof_file");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(PROOF_FILE_RECORDS));
+    // What `relais trace verify` does: read the JSON, then check every record.
+    g.bench_function("parse_and_verify_100k_records", |b| {
+        b.iter(|| {
+            let file = proof_file::parse(black_box(&text)).ok();
+            file.map(|f| proof_file::verify(&f, &vkey).is_ok())
+        })
+    });
+    g.finish();
+}
+
 fn config() -> Criterion {
     Criterion::default()
         .warm_up_time(Duration::from_secs(1))
@@ -116,6 +183,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = micro;
     config = config();
-    targets = id_tokens, secrets
+    targets = id_tokens, secrets, proof_files
 }
 criterion_main!(micro);

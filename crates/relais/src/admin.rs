@@ -14,6 +14,8 @@ use relais_proto::registry::v1::registry_client::RegistryClient;
 use relais_proto::trace::v1 as trace;
 use relais_proto::trace::v1::trace_client::TraceClient;
 
+use relais_trace::proof_file;
+
 use crate::RelaisConfig;
 
 pub const USAGE: &str = "relais admin suspend-sp <client_id> <reason>
@@ -31,6 +33,10 @@ relais admin checkpoint                            (signs a checkpoint of the pr
 relais admin verify-log [CHECKPOINT_FILE]          (the proof store recomputed; against a kept checkpoint too)
 relais admin checkpoint-key FILE                   (a new key signing the proof store's checkpoints)
 relais admin db-roles                              (each service's PostgreSQL role and schema, over database.admin_url)
+relais admin export-case <case> <SELECTION> --out FILE [--reason WORDS] [--from T] [--to T] [--limit N]
+    SELECTION: connection:ID | account:ID | sub-fi:IDP:SUB | sub-fs:SP:SUB | ip:ADDRESS
+    (the case's proof file; the export is recorded; `relais trace verify` checks the file)
+relais admin extend-case FILE --out FILE           (the file with a consistency proof to the latest checkpoint)
 DIR defaults to the directory of grpc.ca_file.";
 
 /// The schemas of the services that keep data, each its service's role's own.
@@ -194,6 +200,66 @@ pub async fn run(config: &RelaisConfig, args: &[String]) -> Result<(), String> {
                 v.events, v.checkpoints_checked
             );
         }
+        "export-case" => {
+            let (request, out) = export_request(&args[1..])?;
+            let r = proof_store()?
+                .export_case(request)
+                .await
+                .map_err(status)?
+                .into_inner();
+            write_new(Path::new(&out), &r.proof_file)?;
+            println!(
+                "{out}: {} records of {} connections{}; the export is record {}",
+                r.records,
+                r.connections,
+                if r.truncated {
+                    " (bounded: more matched)"
+                } else {
+                    ""
+                },
+                r.export_event_id
+            );
+        }
+        "extend-case" => {
+            let (input, out) = match args.get(1..) {
+                Some([input, flag, out]) if flag == "--out" => (input, out),
+                _ => return Err(format!("extend-case needs FILE --out FILE\n{USAGE}")),
+            };
+            let text = std::fs::read_to_string(input).map_err(|e| format!("{input}: {e}"))?;
+            let mut file = proof_file::parse(&text).map_err(|e| format!("{input}: {e}"))?;
+            let old = proof_file::checkpoint_size(&file.checkpoint)
+                .map_err(|e| format!("{input}: {e}"))?;
+            let mut client = proof_store()?;
+            let latest = client
+                .get_checkpoint(trace::GetCheckpointRequest {})
+                .await
+                .map_err(status)?
+                .into_inner();
+            let proof = client
+                .get_consistency_proof(trace::GetConsistencyProofRequest {
+                    old_size: old,
+                    new_size: latest.tree_size,
+                })
+                .await
+                .map_err(status)?
+                .into_inner();
+            let hashes = proof
+                .hashes
+                .iter()
+                .map(|h| relais_trace::tree::to_hash(h))
+                .collect::<Option<Vec<_>>>()
+                .ok_or("the proof store sent a hash that is not 32 bytes")?;
+            file.consistency = Some(proof_file::Consistency {
+                checkpoint: latest.note,
+                proof: proof_file::encode(&hashes),
+            });
+            let json = serde_json::to_string_pretty(&file).map_err(|e| e.to_string())?;
+            write_new(Path::new(out), &json)?;
+            println!(
+                "{out}: the file's tree of {old} records extended to the signed tree of {}",
+                latest.tree_size
+            );
+        }
         "rotate-keys" => {
             let keys = front()?
                 .rotate_keys(front::Empty {})
@@ -218,6 +284,77 @@ pub async fn run(config: &RelaisConfig, args: &[String]) -> Result<(), String> {
         other => return Err(format!("unknown admin command {other}\n{USAGE}")),
     }
     Ok(())
+}
+
+/// `export-case <case> <SELECTION> --out FILE [--reason …] [--from …] [--to …] [--limit …]`.
+fn export_request(args: &[String]) -> Result<(trace::ExportCaseRequest, String), String> {
+    use trace::export_case_request::Subject;
+    let mut request = trace::ExportCaseRequest::default();
+    let (mut words, mut out) = (Vec::new(), None);
+    let mut i = 0;
+    while i < args.len() {
+        let value = || {
+            args.get(i + 1)
+                .cloned()
+                .ok_or_else(|| format!("{} needs a value\n{USAGE}", args[i]))
+        };
+        match args[i].as_str() {
+            "--out" => out = Some(value()?),
+            "--reason" => request.reason = value()?,
+            "--from" => request.from = value()?,
+            "--to" => request.to = value()?,
+            "--limit" => {
+                let v = value()?;
+                request.limit = v
+                    .parse()
+                    .map_err(|_| format!("--limit must be a number: {v}"))?;
+            }
+            word => {
+                words.push(word.to_string());
+                i += 1;
+                continue;
+            }
+        }
+        i += 2;
+    }
+    let [case, selection] = words.as_slice() else {
+        return Err(format!("export-case needs a case and a selection\n{USAGE}"));
+    };
+    let out = out.ok_or_else(|| format!("export-case needs --out FILE\n{USAGE}"))?;
+    let at = |rest: &str| -> Result<trace::SubjectAt, String> {
+        let (partner, sub) = rest
+            .split_once(':')
+            .ok_or_else(|| format!("{selection}: give PARTNER:SUB"))?;
+        Ok(trace::SubjectAt {
+            partner_id: partner.to_string(),
+            sub: sub.to_string(),
+        })
+    };
+    let (kind, rest) = selection
+        .split_once(':')
+        .ok_or_else(|| format!("unknown selection {selection}\n{USAGE}"))?;
+    request.subject = Some(match kind {
+        "connection" => Subject::ConnectionId(rest.to_string()),
+        "account" => Subject::AccountId(rest.to_string()),
+        "sub-fi" => Subject::SubFi(at(rest)?),
+        "sub-fs" => Subject::SubFs(at(rest)?),
+        "ip" => Subject::SourceIp(rest.to_string()),
+        _ => return Err(format!("unknown selection {selection}\n{USAGE}")),
+    });
+    request.case = case.clone();
+    Ok((request, out))
+}
+
+/// Writes `text` to a new file (never over one: a case's file is evidence).
+fn write_new(file: &Path, text: &str) -> Result<(), String> {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(file)
+        .map_err(|e| format!("{}: {e}", file.display()))?;
+    f.write_all(text.as_bytes())
+        .map_err(|e| format!("{}: {e}", file.display()))
 }
 
 fn status_name(status: i32) -> &'static str {

@@ -8,6 +8,7 @@
 
 pub mod admin;
 pub mod config;
+pub mod verify;
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -11,10 +11,17 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const USAGE: &str =
     "usage: relais <all|gateway|oidc-front|idp-bridge|registry|trace|support|check-config> [--config FILE]
+       relais trace verify --file FILE --key VKEY   (checks a proof file offline)
 Settings come from defaults, then FILE (or $RELAIS_CONFIG), then RELAIS__SECTION__FIELD variables.";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    // Offline: no configuration, no database, no network.
+    if args.first().map(String::as_str) == Some("trace")
+        && args.get(1).map(String::as_str) == Some("verify")
+    {
+        return relais::verify::run(&args[2..]);
+    }
     let mut command = None;
     let mut rest: Vec<String> = Vec::new();
     let mut file = std::env::var_os("RELAIS_CONFIG").map(PathBuf::from);

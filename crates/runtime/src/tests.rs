@@ -81,6 +81,13 @@ impl Trace for Echo {
     ) -> Result<Response<pb::ConsistencyProof>, Status> {
         Ok(Response::new(pb::ConsistencyProof::default()))
     }
+
+    async fn export_case(
+        &self,
+        _request: Request<pb::ExportCaseRequest>,
+    ) -> Result<Response<pb::ExportCaseResponse>, Status> {
+        Ok(Response::new(pb::ExportCaseResponse::default()))
+    }
 }
 
 /// The stub's table: the gateway reads a connection, an operator lists them, nobody

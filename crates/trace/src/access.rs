@@ -12,7 +12,8 @@ pub fn allowed(method: &str) -> &'static [Role] {
         | "VerifyChain"
         | "MakeCheckpoint"
         | "GetInclusionProof"
-        | "GetConsistencyProof" => &[Role::Operator],
+        | "GetConsistencyProof"
+        | "ExportCase" => &[Role::Operator],
         "GetCheckpoint" => &[Role::Gateway, Role::Operator],
         _ => &[],
     }

@@ -2,15 +2,19 @@
 //! keeps it append-only as a leaf of a transparency log (RFC 6962 / RFC 9162 Merkle tree,
 //! through `tlog_tiles`) whose signed checkpoints (C2SP signed notes, Ed25519 key of its
 //! own) it stores at an interval and on demand, and whose inclusion and consistency
-//! proofs it serves; any altered, removed or reordered event is detected. It keeps one
-//! summary row per connection holding every field the terms of use require (source IP
-//! and port, time, SP, IdP, acr, SUB FI, SUB FS, account, outcome). It owns the `trace`
-//! schema and never modifies a stored event.
+//! proofs it serves; any altered, removed or reordered event is detected. It exports a
+//! case as a proof file (`proof_file.rs`: records, inclusion proofs, the signed checkpoint)
+//! that anyone verifies offline with the log's verifier key alone, and records each export
+//! in the log. It keeps one summary row per connection holding every field the terms of
+//! use require (source IP and port, time, SP, IdP, acr, SUB FI, SUB FS, account, outcome).
+//! It owns the `trace` schema and never modifies a stored event.
 
 pub mod access;
 pub mod checkpoint;
 mod config;
+mod export;
 mod log;
+pub mod proof_file;
 mod store;
 pub mod tree;
 mod verify;
@@ -230,6 +234,23 @@ impl Trace for TraceService {
             self.log
                 .consistency_proof(request.old_size, request.new_size)
                 .await?,
+        ))
+    }
+
+    async fn export_case(
+        &self,
+        request: Request<pb::ExportCaseRequest>,
+    ) -> Result<Response<pb::ExportCaseResponse>, Status> {
+        use relais_runtime::Caller;
+        // Who exported is the verified certificate's identity, never a field of the request.
+        let operator = match relais_runtime::peer::caller(&request) {
+            Some(Caller::Verified(peer)) => peer.dns_name(),
+            Some(Caller::Unverified) => "unverified (plaintext connection)".to_string(),
+            None => "unknown".to_string(),
+        };
+        let request = request.into_inner();
+        Ok(Response::new(
+            self.log.export_case(&request, &operator).await?,
         ))
     }
 }

@@ -148,6 +148,10 @@ impl Log {
         &self.key
     }
 
+    pub(crate) fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
     fn checkpoint_from_row(&self, r: &tokio_postgres::Row) -> Result<pb::Checkpoint, TraceError> {
         let created: OffsetDateTime = r.try_get("created_at")?;
         Ok(pb::Checkpoint {

@@ -6,5 +6,7 @@
 mod chain;
 mod common;
 mod connections;
+mod export;
 mod legacy;
 mod log;
+mod proof_file;
