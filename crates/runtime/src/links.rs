@@ -109,15 +109,7 @@ impl LocalServices {
         access: Access,
     ) -> Result<(), RuntimeError>
     where
-        S: tower::Service<
-                http::Request<tonic::body::Body>,
-                Response = http::Response<tonic::body::Body>,
-                Error = std::convert::Infallible,
-            > + tonic::server::NamedService
-            + Clone
-            + Send
-            + Sync
-            + 'static,
+        S: Servable,
         S::Future: Send + 'static,
     {
         self.serve_guarded(tasks, listener, Guarded::new(service, access))
@@ -133,15 +125,7 @@ impl LocalServices {
         audit: OperatorAudit,
     ) -> Result<(), RuntimeError>
     where
-        S: tower::Service<
-                http::Request<tonic::body::Body>,
-                Response = http::Response<tonic::body::Body>,
-                Error = std::convert::Infallible,
-            > + tonic::server::NamedService
-            + Clone
-            + Send
-            + Sync
-            + 'static,
+        S: Servable,
         S::Future: Send + 'static,
     {
         self.serve_guarded(
@@ -158,15 +142,7 @@ impl LocalServices {
         guarded: Guarded<S>,
     ) -> Result<(), RuntimeError>
     where
-        S: tower::Service<
-                http::Request<tonic::body::Body>,
-                Response = http::Response<tonic::body::Body>,
-                Error = std::convert::Infallible,
-            > + tonic::server::NamedService
-            + Clone
-            + Send
-            + Sync
-            + 'static,
+        S: Servable,
         S::Future: Send + 'static,
     {
         let Some(role) = self.me else {
@@ -233,4 +209,31 @@ impl LocalServices {
         let ep = crate::endpoint(endpoint)?;
         Ok(GrpcChannel::new(ep.connect_with_connector_lazy(connector)))
     }
+}
+
+/// A tonic service as [`LocalServices::serve`] takes it.
+pub trait Servable:
+    tower::Service<
+        http::Request<tonic::body::Body>,
+        Response = http::Response<tonic::body::Body>,
+        Error = std::convert::Infallible,
+    > + tonic::server::NamedService
+    + Clone
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<S> Servable for S where
+    S: tower::Service<
+            http::Request<tonic::body::Body>,
+            Response = http::Response<tonic::body::Body>,
+            Error = std::convert::Infallible,
+        > + tonic::server::NamedService
+        + Clone
+        + Send
+        + Sync
+        + 'static
+{
 }
