@@ -260,9 +260,10 @@ async fn each_record_of_a_batch_message_is_handled_once_even_when_one_fails() {
     hub.publish_raw("connection.batch", b"[]").await;
 
     // The empty batch may be reached after the records: both are waited for.
-    wait_until("every record to be handled and the empty batch rejected", || async {
-        consumer.stats.handled() == 3 && consumer.stats.malformed() == 1
-    })
+    wait_until(
+        "every record to be handled and the empty batch rejected",
+        || async { consumer.stats.handled() == 3 && consumer.stats.malformed() == 1 },
+    )
     .await;
     // Each committed once (what a rolled-back attempt saw does not count).
     let seen: std::collections::HashSet<_> = recorder.seen().into_iter().collect();

@@ -336,40 +336,37 @@ async fn fold(tx: &Transaction<'_>, folds: &[Fold]) -> Result<(), TraceError> {
     let sessions = column(folds, |f| f.session_id.as_deref());
     let outcomes = column(folds, |f| f.outcome.as_str());
     let errors = column(folds, |f| f.error_code.as_deref());
-    // The same rules as `Fold::then`, against the stored row. Rows already stored are
-    // updated by a join and the others inserted (appends are serialised by the head's
-    // lock, so no other transaction inserts them meanwhile): an `ON CONFLICT` update would
-    // have to look each row's flags up in `n`, a scan per row.
+    // The same rules as `Fold::then`, against the stored row.
     tx.run(
         "WITH n AS (SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[], \
          $4::text[], $5::int[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], \
          $11::text[], $12::text[], $13::text[], $14::text[], $15::bool[], $16::bool[]) \
          AS n(id, started, updated, ip, port, sp, idp, acr, sub_fi, sub_fs, account, \
-         session, outcome, error, ip_auth, port_auth)), \
-         known AS (UPDATE connections AS c SET \
-         started_at = LEAST(c.started_at, n.started), \
-         updated_at = GREATEST(c.updated_at, n.updated), \
-         source_ip = CASE WHEN n.ip_auth THEN n.ip ELSE COALESCE(c.source_ip, n.ip) END, \
-         source_port = CASE WHEN n.port_auth THEN n.port ELSE COALESCE(c.source_port, n.port) END, \
-         sp_id = COALESCE(c.sp_id, n.sp), \
-         idp_id = COALESCE(n.idp, c.idp_id), \
-         acr = COALESCE(n.acr, c.acr), sub_fi = COALESCE(n.sub_fi, c.sub_fi), \
-         sub_fs = COALESCE(n.sub_fs, c.sub_fs), \
-         account_id = COALESCE(n.account, c.account_id), \
-         session_id = COALESCE(n.session, c.session_id), \
-         outcome = CASE \
-           WHEN c.outcome = 'logged_out' OR n.outcome = 'logged_out' THEN 'logged_out' \
-           WHEN n.outcome = 'failed' AND c.outcome = 'succeeded' THEN c.outcome \
-           WHEN n.outcome IN ('failed', 'succeeded') THEN n.outcome \
-           ELSE c.outcome END, \
-         error_code = COALESCE(n.error, c.error_code) \
-         FROM n WHERE c.connection_id = n.id RETURNING c.connection_id) \
-         INSERT INTO connections (connection_id, started_at, updated_at, source_ip, \
+         session, outcome, error, ip_auth, port_auth)) \
+         INSERT INTO connections AS c (connection_id, started_at, updated_at, source_ip, \
          source_port, sp_id, idp_id, acr, sub_fi, sub_fs, account_id, session_id, outcome, \
          error_code) \
          SELECT id, started, updated, ip, port, sp, idp, acr, sub_fi, sub_fs, account, \
          session, outcome, error FROM n \
-         WHERE NOT EXISTS (SELECT 1 FROM known WHERE known.connection_id = n.id)",
+         ON CONFLICT (connection_id) DO UPDATE SET \
+         started_at = LEAST(c.started_at, EXCLUDED.started_at), \
+         updated_at = GREATEST(c.updated_at, EXCLUDED.updated_at), \
+         source_ip = CASE WHEN (SELECT ip_auth FROM n WHERE id = EXCLUDED.connection_id) \
+           THEN EXCLUDED.source_ip ELSE COALESCE(c.source_ip, EXCLUDED.source_ip) END, \
+         source_port = CASE WHEN (SELECT port_auth FROM n WHERE id = EXCLUDED.connection_id) \
+           THEN EXCLUDED.source_port ELSE COALESCE(c.source_port, EXCLUDED.source_port) END, \
+         sp_id = COALESCE(c.sp_id, EXCLUDED.sp_id), \
+         idp_id = COALESCE(EXCLUDED.idp_id, c.idp_id), \
+         acr = COALESCE(EXCLUDED.acr, c.acr), sub_fi = COALESCE(EXCLUDED.sub_fi, c.sub_fi), \
+         sub_fs = COALESCE(EXCLUDED.sub_fs, c.sub_fs), \
+         account_id = COALESCE(EXCLUDED.account_id, c.account_id), \
+         session_id = COALESCE(EXCLUDED.session_id, c.session_id), \
+         outcome = CASE \
+           WHEN c.outcome = 'logged_out' OR EXCLUDED.outcome = 'logged_out' THEN 'logged_out' \
+           WHEN EXCLUDED.outcome = 'failed' AND c.outcome = 'succeeded' THEN c.outcome \
+           WHEN EXCLUDED.outcome IN ('failed', 'succeeded') THEN EXCLUDED.outcome \
+           ELSE c.outcome END, \
+         error_code = COALESCE(EXCLUDED.error_code, c.error_code)",
         &[
             &ids, &started, &updated, &ips, &ports, &sps, &idps, &acrs, &subs_fi, &subs_fs,
             &accounts, &sessions, &outcomes, &errors, &ip_auth, &port_auth,
