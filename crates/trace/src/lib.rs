@@ -12,12 +12,16 @@
 pub mod access;
 pub mod checkpoint;
 mod config;
+pub mod cosignature;
 mod export;
 mod log;
 pub mod proof_file;
 mod store;
 pub mod tree;
 mod verify;
+pub mod witness;
+pub mod witness_server;
+mod witnessing;
 
 use std::sync::Arc;
 
@@ -30,7 +34,7 @@ use relais_runtime::{LocalServices, Shutdown, Tasks};
 use tokio::net::TcpListener;
 use tonic::{Request, Response, Status};
 
-pub use config::TraceConfig;
+pub use config::{TraceConfig, WitnessLink};
 pub use log::{Log, Record, Verification};
 pub use store::{Store, append};
 
@@ -185,6 +189,7 @@ impl Trace for TraceService {
             tree_size: v.tree_size,
             root_hash: v.root.0.to_vec(),
             checkpoints_checked: v.checkpoints,
+            cosigned_by: v.cosigned_by,
         }))
     }
 
@@ -267,7 +272,11 @@ pub async fn start(
     tracing::debug!(listen = %config.listen, "trace starting");
     let key = config.key()?;
     let pool = relais_runtime::service_pool(db, SCHEMA, embedded::migrations::runner()).await?;
-    let log = Log::new(pool.clone(), key);
+    let witnesses = witnessing::Witnesses::new(
+        config.witness_verifiers()?,
+        std::time::Duration::from_secs(config.witness_timeout_seconds),
+    )?;
+    let log = Log::new(pool.clone(), key).with_witnesses(witnesses);
     // Before any new record: the records of the chain the log replaced come first.
     let moved = log.take_over_legacy_chain().await?;
     if moved > 0 {
