@@ -48,7 +48,9 @@ pub fn key(args: &[String]) -> ExitCode {
     match written {
         Ok(public) => {
             println!("witness key {name} written to {file}");
-            println!("verifier key (give it to the logs, as trace.witnesses[].key, and to verifiers):");
+            println!(
+                "verifier key (give it to the logs, as trace.witnesses[].key, and to verifiers):"
+            );
             println!("{public}");
             ExitCode::SUCCESS
         }

@@ -26,7 +26,9 @@ pub enum CosignatureError {
     Name(String),
     #[error("no cosignature of the witness {0}")]
     Missing(String),
-    #[error("the cosignature of the witness {0} does not verify (forged, or of another checkpoint)")]
+    #[error(
+        "the cosignature of the witness {0} does not verify (forged, or of another checkpoint)"
+    )]
     Forged(String),
     #[error("not a signed note: {0}")]
     Malformed(String),

@@ -91,7 +91,10 @@ pub(crate) async fn write(tx: &Transaction<'_>, g: &Growth) -> Result<(), TraceE
 }
 
 /// Runs a tree computation on the stored hashes it needs.
-pub(crate) async fn compute<T>(client: &impl GenericClient, c: &Computation<T>) -> Result<T, TraceError> {
+pub(crate) async fn compute<T>(
+    client: &impl GenericClient,
+    c: &Computation<T>,
+) -> Result<T, TraceError> {
     let needs: Vec<i64> = c.needs()?.into_iter().map(int).collect::<Result<_, _>>()?;
     let rows = client
         .all(
@@ -201,10 +204,7 @@ impl Log {
     pub async fn latest_checkpoint(&self) -> Result<pb::Checkpoint, TraceError> {
         let client = self.pool.get().await?;
         let row = client
-            .opt(
-                &format!("{CHECKPOINT} ORDER BY size DESC LIMIT 1"),
-                &[],
-            )
+            .opt(&format!("{CHECKPOINT} ORDER BY size DESC LIMIT 1"), &[])
             .await?
             .ok_or(TraceError::Missing("checkpoint signed yet"))?;
         self.checkpoint_from_row(&row)

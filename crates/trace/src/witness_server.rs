@@ -153,10 +153,12 @@ async fn add_checkpoint(Shared(service): Shared<WitnessService>, body: Bytes) ->
             let status =
                 StatusCode::from_u16(refusal.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             match refusal {
-                Refusal::Conflict { size, .. } => {
-                    (status, [(header::CONTENT_TYPE, "text/x.tlog.size")], format!("{size}\n"))
-                        .into_response()
-                }
+                Refusal::Conflict { size, .. } => (
+                    status,
+                    [(header::CONTENT_TYPE, "text/x.tlog.size")],
+                    format!("{size}\n"),
+                )
+                    .into_response(),
                 other => {
                     // A valid log signature on an inconsistent tree is evidence: logged.
                     if let Refusal::Inconsistent(why) = &other {

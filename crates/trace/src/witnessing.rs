@@ -111,7 +111,11 @@ impl Log {
             )
             .await
             .map_err(TraceError::from)?;
-        if row.try_get::<_, Option<bool>>(1).map_err(TraceError::from)? == Some(true) {
+        if row
+            .try_get::<_, Option<bool>>(1)
+            .map_err(TraceError::from)?
+            == Some(true)
+        {
             return Ok(false);
         }
         let last: Option<i64> = row.try_get(0).map_err(TraceError::from)?;
@@ -165,7 +169,11 @@ impl Log {
         let proof = if old == 0 || old == size {
             Vec::new()
         } else {
-            compute(client, &tree::consistency(old, size).map_err(TraceError::from)?).await?
+            compute(
+                client,
+                &tree::consistency(old, size).map_err(TraceError::from)?,
+            )
+            .await?
         };
         let response = self
             .witnesses()

@@ -7,6 +7,7 @@
 use std::path::PathBuf;
 
 use relais_proto::trace::v1::{ExportCaseRequest, GetCheckpointRequest, VerifyChainRequest};
+use relais_runtime::Shutdown;
 use relais_trace::checkpoint::{self, CheckpointKey};
 use relais_trace::cosignature::{self, CosignatureError, WitnessKey, WitnessVerifier};
 use relais_trace::proof_file::{self, Failure};
@@ -14,7 +15,6 @@ use relais_trace::tree::{self, Frontier, Hash, Known};
 use relais_trace::witness::{self, AddCheckpoint, Refusal, State, Witness};
 use relais_trace::witness_server::WitnessService;
 use relais_trace::{TraceConfig, WitnessLink};
-use relais_runtime::Shutdown;
 
 use crate::chain::recompute_tree;
 use crate::common::{SignIn, Trace, base_time, sign_in};
@@ -120,7 +120,10 @@ fn a_witness_key_and_its_cosignature_round_trip_and_others_are_refused() {
     );
     let other_note = log_key().sign(4, tree::leaf_hash("x")).unwrap();
     assert_eq!(
-        verifier.check(&cosignature::append(&other_note, &[line.clone()])),
+        verifier.check(&cosignature::append(
+            &other_note,
+            std::slice::from_ref(&line)
+        )),
         Err(CosignatureError::Forged(NAME.into()))
     );
     let impostor = witness_key();
@@ -338,7 +341,10 @@ async fn the_witness_serves_the_protocol_and_its_state_survives_a_restart() {
     let r5 = five.request(&log_key(), 0);
     let (status, _, answer) = post(&running.url, body(&r5)).await;
     assert_eq!(status, 200, "{answer}");
-    assert!(answer.starts_with('\u{2014}') && answer.ends_with('\n'), "{answer}");
+    assert!(
+        answer.starts_with('\u{2014}') && answer.ends_with('\n'),
+        "{answer}"
+    );
     verifier
         .check(&cosignature::append(&r5.checkpoint, &[answer]))
         .unwrap();
@@ -480,7 +486,10 @@ async fn the_logs_checkpoints_are_cosigned_and_a_rewrite_is_named_against_them()
             .execute("DELETE FROM witness_cosignatures", &[])
             .await
             .unwrap();
-        client.execute("DELETE FROM checkpoints", &[]).await.unwrap();
+        client
+            .execute("DELETE FROM checkpoints", &[])
+            .await
+            .unwrap();
     }
     let named = trace.verify_against(&held.note).await;
     assert!(!named.intact, "{named:?}");
@@ -500,9 +509,7 @@ async fn the_logs_checkpoints_are_cosigned_and_a_rewrite_is_named_against_them()
     let kept = relais_trace::witness_server::load_state(&path).unwrap();
     assert_eq!(kept[ORIGIN].root.0.to_vec(), held.root_hash);
     // One more record on the second tree: refused as inconsistent (422), still not cosigned.
-    trace
-        .record(&[&sign_ins("cnx-after")[0]])
-        .await;
+    trace.record(&[&sign_ins("cnx-after")[0]]).await;
     let third = trace.make_checkpoint().await;
     assert_eq!(third.tree_size, held.tree_size + 1);
     assert!(third.cosigned_by.is_empty(), "{third:?}");
@@ -552,9 +559,7 @@ async fn a_proof_file_needs_each_witness_cosignature_asked_for() {
     let running = serve(witness(key.clone()), &path).await;
     let mut trace = witnessed_trace(&running.url, &key).await;
     let events = sign_ins("cnx-exported");
-    trace
-        .record(&events.iter().collect::<Vec<_>>())
-        .await;
+    trace.record(&events.iter().collect::<Vec<_>>()).await;
     let exported = trace
         .client
         .export_case(ExportCaseRequest {
