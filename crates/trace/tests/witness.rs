@@ -603,3 +603,53 @@ async fn a_proof_file_needs_each_witness_cosignature_asked_for() {
     running.stop().await;
     std::fs::remove_file(&path).unwrap();
 }
+
+#[test]
+fn witnesses_are_configured_by_url_and_cosignature_key_and_bad_ones_are_named() {
+    let key = witness_key().verifier_key();
+    let link = |url: &str, key: &str| WitnessLink {
+        url: url.into(),
+        key: key.into(),
+    };
+    let with = |witnesses: Vec<WitnessLink>| TraceConfig {
+        witnesses,
+        ..TraceConfig::default()
+    };
+    let issuer = "http://127.0.0.1:8080";
+    let good = with(vec![link("https://witness.example.org/", &key)]);
+    good.validate(issuer).unwrap();
+    let verifiers = good.witness_verifiers().unwrap();
+    assert_eq!(verifiers[0].0, "https://witness.example.org");
+    assert_eq!(verifiers[0].1.name(), NAME);
+    for (config, field) in [
+        (
+            with(vec![link("witness.example.org", &key)]),
+            "trace.witnesses[0].url",
+        ),
+        (
+            with(vec![link("https://w.example", log_key().verifier_key())]),
+            "trace.witnesses[0].key",
+        ),
+        (
+            with(vec![
+                link("https://a.example", &key),
+                link("https://b.example", &key),
+            ]),
+            "trace.witnesses[1].key",
+        ),
+        (
+            TraceConfig {
+                witness_timeout_seconds: 0,
+                ..good.clone()
+            },
+            "trace.witness_timeout_seconds",
+        ),
+    ] {
+        let err = config.validate(issuer).unwrap_err().to_string();
+        assert!(err.contains(field), "{field}: {err}");
+    }
+    // A witness's logs: verifier keys, once each.
+    let log = log_key().verifier_key().to_string();
+    assert!(Witness::new(witness_key(), &[log.clone(), log]).is_err());
+    assert!(Witness::new(witness_key(), &[key]).is_err());
+}
