@@ -141,7 +141,7 @@ async fn a_witness_run_from_the_command_line_cosigns_and_the_offline_verify_requ
         exported_at: String::new(),
         selection: "test".into(),
         truncated: false,
-        checkpoint: relais_trace::cosignature::append(&note, &[line.clone()]),
+        checkpoint: relais_trace::cosignature::append(&note, std::slice::from_ref(&line)),
         records: [1u64, 4]
             .iter()
             .map(|&i| ProvenRecord {
