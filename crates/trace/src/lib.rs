@@ -8,6 +8,10 @@
 //! in the log. It keeps one summary row per connection holding every field the terms of
 //! use require (source IP and port, time, SP, IdP, acr, SUB FI, SUB FS, account, outcome).
 //! It owns the `trace` schema and never modifies a stored event.
+//!
+//! Witnesses anchor its checkpoints outside the operator: it sends each to the witnesses
+//! configured (C2SP tlog-witness) and keeps their cosignatures with it; the witness itself
+//! (`witness.rs`, `witness_server.rs`) is the process another party runs, `relais trace witness`.
 
 pub mod access;
 pub mod checkpoint;
