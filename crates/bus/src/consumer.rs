@@ -63,6 +63,27 @@ pub trait EventHandler: Send + Sync {
         Ok(())
     }
 
+    /// True when the handler's own store keeps each event once under a unique event id,
+    /// which it checks in the transaction (a log of every event): the consumer then claims
+    /// nothing in the inbox, whose row would be a second copy of that id, and hands the
+    /// events to [`handle_new`](Self::handle_new). Not for a retrying consumer's handler
+    /// (an event given up is claimed in the inbox).
+    fn deduplicates(&self) -> bool {
+        false
+    }
+
+    /// For a handler that [`deduplicates`](Self::deduplicates): handles those of `events`
+    /// (in delivery order; one may come twice) that its store does not hold yet, each
+    /// once, and returns how many it handled.
+    async fn handle_new(
+        &self,
+        tx: &Transaction<'_>,
+        events: &[&Event],
+    ) -> Result<usize, HandlerError> {
+        self.handle_batch(tx, events).await?;
+        Ok(events.len())
+    }
+
     /// False when handling acts outside the transaction (sending mail): a failed batch
     /// retried event by event would act twice, so such a handler gets one event at a time.
     fn batches(&self) -> bool {
@@ -631,6 +652,20 @@ impl Consumer {
     async fn process_batch(&self, events: &[&Event]) -> Result<usize, BusError> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
+        if self.handler.deduplicates() {
+            let fresh = match self.handler.handle_new(&tx, events).await {
+                Ok(fresh) => fresh,
+                Err(error) => {
+                    if let Err(rollback) = tx.rollback().await {
+                        tracing::debug!(%rollback, "rollback after a handler error failed");
+                    }
+                    return Err(BusError::Handler(error));
+                }
+            };
+            tx.commit().await?;
+            self.handler.committed();
+            return Ok(fresh);
+        }
         let claim = tx
             .prepare_cached(
                 "INSERT INTO inbox (consumer, event_id) SELECT $1, id FROM unnest($2::uuid[]) AS id \
@@ -676,6 +711,9 @@ impl Consumer {
         event: &Event,
         given_up: Option<(u32, &str)>,
     ) -> Result<bool, BusError> {
+        if given_up.is_none() && self.handler.deduplicates() {
+            return Ok(self.process_batch(&[event]).await? > 0);
+        }
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         let claim = tx

@@ -107,7 +107,8 @@ impl From<TraceError> for Status {
     }
 }
 
-/// Stores each event in the transaction the bus opened (with its inbox row).
+/// Stores each event in the transaction the bus opened, once: the log's event id is its
+/// inbox.
 pub struct Recorder;
 
 /// The proof store's own operators' calls (investigations included) go straight into
@@ -146,6 +147,21 @@ impl EventHandler for Recorder {
         events: &[&Event],
     ) -> Result<(), HandlerError> {
         store::append(tx, events)
+            .await
+            .map_err(|e| Box::new(e) as HandlerError)
+    }
+
+    // The log holds each event id once: a second copy in the inbox would only cost.
+    fn deduplicates(&self) -> bool {
+        true
+    }
+
+    async fn handle_new(
+        &self,
+        tx: &deadpool_postgres::Transaction<'_>,
+        events: &[&Event],
+    ) -> Result<usize, HandlerError> {
+        store::append_new(tx, events)
             .await
             .map_err(|e| Box::new(e) as HandlerError)
     }

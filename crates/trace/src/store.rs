@@ -42,6 +42,43 @@ fn rfc3339(t: OffsetDateTime) -> String {
 /// Appends events to the log, in order, and folds each connection step into its
 /// connection. The tree's head is locked once for the whole batch.
 pub async fn append(tx: &Transaction<'_>, events: &[&Event]) -> Result<(), TraceError> {
+    let frontier = log::lock(tx).await?;
+    append_locked(tx, frontier, events).await
+}
+
+/// [`append`] for events that may be in the log already (a redelivery): only those it
+/// does not hold are appended, each once. Returns how many. The log's unique event id is
+/// what makes the consumer idempotent; the head's lock, taken first, means another
+/// replica's append of the same event has committed before the check reads.
+pub async fn append_new(tx: &Transaction<'_>, events: &[&Event]) -> Result<usize, TraceError> {
+    let frontier = log::lock(tx).await?;
+    let ids: Vec<uuid::Uuid> = events.iter().map(|e| e.id).collect();
+    let held: std::collections::HashSet<uuid::Uuid> = tx
+        .query(
+            "SELECT event_id FROM events WHERE event_id = ANY($1::uuid[])",
+            &[&ids],
+        )
+        .await?
+        .iter()
+        .map(|r| r.try_get(0))
+        .collect::<Result<_, _>>()?;
+    let mut seen = std::collections::HashSet::with_capacity(events.len());
+    let fresh: Vec<&Event> = events
+        .iter()
+        .filter(|e| !held.contains(&e.id) && seen.insert(e.id))
+        .copied()
+        .collect();
+    if !fresh.is_empty() {
+        append_locked(tx, frontier, &fresh).await?;
+    }
+    Ok(fresh.len())
+}
+
+async fn append_locked(
+    tx: &Transaction<'_>,
+    mut frontier: tree::Frontier,
+    events: &[&Event],
+) -> Result<(), TraceError> {
     fn invalid(e: impl std::fmt::Display) -> TraceError {
         TraceError::Invalid(e.to_string())
     }
@@ -55,8 +92,7 @@ pub async fn append(tx: &Transaction<'_>, events: &[&Event]) -> Result<(), Trace
             None
         });
     }
-    // The lock on the head serialises appends: the log has one order.
-    let mut frontier = log::lock(tx).await?;
+    // The lock on the head (taken by the caller) serialises appends: the log has one order.
     let first = i64::try_from(frontier.size()).map_err(invalid)? + 1;
     let leaves: Vec<tree::Hash> = bodies.iter().map(|b| tree::leaf_hash(b)).collect();
     let growth = log::grow(&mut frontier, &leaves)?;
@@ -300,37 +336,40 @@ async fn fold(tx: &Transaction<'_>, folds: &[Fold]) -> Result<(), TraceError> {
     let sessions = column(folds, |f| f.session_id.as_deref());
     let outcomes = column(folds, |f| f.outcome.as_str());
     let errors = column(folds, |f| f.error_code.as_deref());
-    // The same rules as `Fold::then`, against the stored row.
+    // The same rules as `Fold::then`, against the stored row. Rows already stored are
+    // updated by a join and the others inserted (appends are serialised by the head's
+    // lock, so no other transaction inserts them meanwhile): an `ON CONFLICT` update would
+    // have to look each row's flags up in `n`, a scan per row.
     tx.run(
         "WITH n AS (SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[], \
          $4::text[], $5::int[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], \
          $11::text[], $12::text[], $13::text[], $14::text[], $15::bool[], $16::bool[]) \
          AS n(id, started, updated, ip, port, sp, idp, acr, sub_fi, sub_fs, account, \
-         session, outcome, error, ip_auth, port_auth)) \
-         INSERT INTO connections AS c (connection_id, started_at, updated_at, source_ip, \
+         session, outcome, error, ip_auth, port_auth)), \
+         known AS (UPDATE connections AS c SET \
+         started_at = LEAST(c.started_at, n.started), \
+         updated_at = GREATEST(c.updated_at, n.updated), \
+         source_ip = CASE WHEN n.ip_auth THEN n.ip ELSE COALESCE(c.source_ip, n.ip) END, \
+         source_port = CASE WHEN n.port_auth THEN n.port ELSE COALESCE(c.source_port, n.port) END, \
+         sp_id = COALESCE(c.sp_id, n.sp), \
+         idp_id = COALESCE(n.idp, c.idp_id), \
+         acr = COALESCE(n.acr, c.acr), sub_fi = COALESCE(n.sub_fi, c.sub_fi), \
+         sub_fs = COALESCE(n.sub_fs, c.sub_fs), \
+         account_id = COALESCE(n.account, c.account_id), \
+         session_id = COALESCE(n.session, c.session_id), \
+         outcome = CASE \
+           WHEN c.outcome = 'logged_out' OR n.outcome = 'logged_out' THEN 'logged_out' \
+           WHEN n.outcome = 'failed' AND c.outcome = 'succeeded' THEN c.outcome \
+           WHEN n.outcome IN ('failed', 'succeeded') THEN n.outcome \
+           ELSE c.outcome END, \
+         error_code = COALESCE(n.error, c.error_code) \
+         FROM n WHERE c.connection_id = n.id RETURNING c.connection_id) \
+         INSERT INTO connections (connection_id, started_at, updated_at, source_ip, \
          source_port, sp_id, idp_id, acr, sub_fi, sub_fs, account_id, session_id, outcome, \
          error_code) \
          SELECT id, started, updated, ip, port, sp, idp, acr, sub_fi, sub_fs, account, \
          session, outcome, error FROM n \
-         ON CONFLICT (connection_id) DO UPDATE SET \
-         started_at = LEAST(c.started_at, EXCLUDED.started_at), \
-         updated_at = GREATEST(c.updated_at, EXCLUDED.updated_at), \
-         source_ip = CASE WHEN (SELECT ip_auth FROM n WHERE id = EXCLUDED.connection_id) \
-           THEN EXCLUDED.source_ip ELSE COALESCE(c.source_ip, EXCLUDED.source_ip) END, \
-         source_port = CASE WHEN (SELECT port_auth FROM n WHERE id = EXCLUDED.connection_id) \
-           THEN EXCLUDED.source_port ELSE COALESCE(c.source_port, EXCLUDED.source_port) END, \
-         sp_id = COALESCE(c.sp_id, EXCLUDED.sp_id), \
-         idp_id = COALESCE(EXCLUDED.idp_id, c.idp_id), \
-         acr = COALESCE(EXCLUDED.acr, c.acr), sub_fi = COALESCE(EXCLUDED.sub_fi, c.sub_fi), \
-         sub_fs = COALESCE(EXCLUDED.sub_fs, c.sub_fs), \
-         account_id = COALESCE(EXCLUDED.account_id, c.account_id), \
-         session_id = COALESCE(EXCLUDED.session_id, c.session_id), \
-         outcome = CASE \
-           WHEN c.outcome = 'logged_out' OR EXCLUDED.outcome = 'logged_out' THEN 'logged_out' \
-           WHEN EXCLUDED.outcome = 'failed' AND c.outcome = 'succeeded' THEN c.outcome \
-           WHEN EXCLUDED.outcome IN ('failed', 'succeeded') THEN EXCLUDED.outcome \
-           ELSE c.outcome END, \
-         error_code = COALESCE(EXCLUDED.error_code, c.error_code)",
+         WHERE NOT EXISTS (SELECT 1 FROM known WHERE known.connection_id = n.id)",
         &[
             &ids, &started, &updated, &ips, &ports, &sps, &idps, &acrs, &subs_fi, &subs_fs,
             &accounts, &sessions, &outcomes, &errors, &ip_auth, &port_auth,

@@ -185,6 +185,17 @@ async fn an_event_delivered_twice_is_stored_once() {
     trace.record(&[&events[0], &events[1]]).await;
 
     assert_eq!(trace.stored_count(&[events[0].id]).await, 1);
+    // The log's unique event id is the deduplication: no inbox row is kept beside it.
+    let inbox: i64 = trace
+        .sql
+        .get()
+        .await
+        .unwrap()
+        .query_one("SELECT count(*) FROM inbox", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(inbox, 0);
     let c = trace.connection("cnx-dup").await;
     assert_eq!(kinds(&c), ["authorize_initiated", "idp_redirected"]);
     let chain = trace.verify().await;
