@@ -17,3 +17,4 @@ mod security;
 mod signin;
 mod sso;
 mod support_api;
+mod witness;

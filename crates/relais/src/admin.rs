@@ -199,6 +199,9 @@ pub async fn run(config: &RelaisConfig, args: &[String]) -> Result<(), String> {
                 "intact: {} records, {} checkpoints checked",
                 v.events, v.checkpoints_checked
             );
+            for witness in &v.cosigned_by {
+                println!("the checkpoint given is cosigned by the witness {witness}");
+            }
         }
         "export-case" => {
             let (request, out) = export_request(&args[1..])?;

@@ -9,6 +9,7 @@
 pub mod admin;
 pub mod config;
 pub mod verify;
+pub mod witness;
 
 use std::net::SocketAddr;
 use std::time::Duration;

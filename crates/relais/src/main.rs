@@ -11,16 +11,22 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const USAGE: &str =
     "usage: relais <all|gateway|oidc-front|idp-bridge|registry|trace|support|check-config> [--config FILE]
-       relais trace verify --file FILE --key VKEY   (checks a proof file offline)
+       relais trace verify --file FILE --key VKEY [--witness-key WKEY …]   (checks a proof file offline)
+       relais trace witness --key KEY_FILE --state FILE --log VKEY [--log …] [--listen ADDR]
+       relais trace witness-key NAME FILE   (a witness's new key)
 Settings come from defaults, then FILE (or $RELAIS_CONFIG), then RELAIS__SECTION__FIELD variables.";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     // Offline: no configuration, no database, no network.
-    if args.first().map(String::as_str) == Some("trace")
-        && args.get(1).map(String::as_str) == Some("verify")
-    {
-        return relais::verify::run(&args[2..]);
+    if args.first().map(String::as_str) == Some("trace") {
+        match args.get(1).map(String::as_str) {
+            Some("verify") => return relais::verify::run(&args[2..]),
+            // The witness is another party's: its own flags, not the hub's configuration.
+            Some("witness") => return relais::witness::run(&args[2..]),
+            Some("witness-key") => return relais::witness::key(&args[2..]),
+            _ => {}
+        }
     }
     let mut command = None;
     let mut rest: Vec<String> = Vec::new();

@@ -2,6 +2,18 @@ use relais_config::{ConfigError, Secret};
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::CheckpointKey;
+use crate::cosignature::WitnessVerifier;
+
+/// A witness the log sends its checkpoints to (C2SP tlog-witness).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct WitnessLink {
+    /// Its submission prefix: checkpoints are posted to `<url>/add-checkpoint`.
+    pub url: String,
+    /// Its cosignature/v1 verifier key (`<name>+<id>+<key>`), e.g. what `relais trace
+    /// witness-key` printed.
+    pub key: String,
+}
 
 /// Settings of the proof store.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -19,6 +31,10 @@ pub struct TraceConfig {
     pub checkpoint_key_file: String,
     /// How often a checkpoint is signed and stored, when the log grew since the last one.
     pub checkpoint_interval_seconds: u64,
+    /// The witnesses each new checkpoint is sent to; their cosignatures are kept with it.
+    pub witnesses: Vec<WitnessLink>,
+    /// How long a witness is waited for, per request.
+    pub witness_timeout_seconds: u64,
 }
 
 impl Default for TraceConfig {
@@ -29,6 +45,8 @@ impl Default for TraceConfig {
             checkpoint_key: Secret::default(),
             checkpoint_key_file: String::new(),
             checkpoint_interval_seconds: 60,
+            witnesses: Vec::new(),
+            witness_timeout_seconds: 10,
         }
     }
 }
@@ -49,6 +67,13 @@ impl TraceConfig {
                 "must be at least 1",
             ));
         }
+        if self.witness_timeout_seconds == 0 {
+            return Err(ConfigError::invalid(
+                "trace.witness_timeout_seconds",
+                "must be at least 1",
+            ));
+        }
+        self.witness_verifiers()?;
         let file = !self.checkpoint_key_file.trim().is_empty();
         match (self.checkpoint_key.is_empty(), file) {
             (false, true) => Err(ConfigError::invalid(
@@ -69,6 +94,31 @@ impl TraceConfig {
                 ),
             )),
         }
+    }
+
+    /// The witnesses' verifier keys, each with its URL; two of one name are refused.
+    pub fn witness_verifiers(&self) -> Result<Vec<(String, WitnessVerifier)>, ConfigError> {
+        let mut out: Vec<(String, WitnessVerifier)> = Vec::new();
+        for (i, w) in self.witnesses.iter().enumerate() {
+            let field = |f: &str| format!("trace.witnesses[{i}].{f}");
+            let url = w.url.trim().trim_end_matches('/');
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(ConfigError::invalid(
+                    field("url"),
+                    "must be an http:// or https:// URL (the witness's submission prefix)",
+                ));
+            }
+            let verifier = WitnessVerifier::parse(&w.key)
+                .map_err(|e| ConfigError::invalid(field("key"), e.to_string()))?;
+            if out.iter().any(|(_, v)| v.name() == verifier.name()) {
+                return Err(ConfigError::invalid(
+                    field("key"),
+                    format!("the witness {} is given twice", verifier.name()),
+                ));
+            }
+            out.push((url.to_string(), verifier));
+        }
+        Ok(out)
     }
 
     /// The signing key: the one set, the file's, or the development key.

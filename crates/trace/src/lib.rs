@@ -8,16 +8,24 @@
 //! in the log. It keeps one summary row per connection holding every field the terms of
 //! use require (source IP and port, time, SP, IdP, acr, SUB FI, SUB FS, account, outcome).
 //! It owns the `trace` schema and never modifies a stored event.
+//!
+//! Witnesses anchor its checkpoints outside the operator: it sends each to the witnesses
+//! configured (C2SP tlog-witness) and keeps their cosignatures with it; the witness itself
+//! (`witness.rs`, `witness_server.rs`) is the process another party runs, `relais trace witness`.
 
 pub mod access;
 pub mod checkpoint;
 mod config;
+pub mod cosignature;
 mod export;
 mod log;
 pub mod proof_file;
 mod store;
 pub mod tree;
 mod verify;
+pub mod witness;
+pub mod witness_server;
+mod witnessing;
 
 use std::sync::Arc;
 
@@ -30,7 +38,7 @@ use relais_runtime::{LocalServices, Shutdown, Tasks};
 use tokio::net::TcpListener;
 use tonic::{Request, Response, Status};
 
-pub use config::TraceConfig;
+pub use config::{TraceConfig, WitnessLink};
 pub use log::{Log, Record, Verification};
 pub use store::{Store, append};
 
@@ -201,6 +209,7 @@ impl Trace for TraceService {
             tree_size: v.tree_size,
             root_hash: v.root.0.to_vec(),
             checkpoints_checked: v.checkpoints,
+            cosigned_by: v.cosigned_by,
         }))
     }
 
@@ -283,7 +292,11 @@ pub async fn start(
     tracing::debug!(listen = %config.listen, "trace starting");
     let key = config.key()?;
     let pool = relais_runtime::service_pool(db, SCHEMA, embedded::migrations::runner()).await?;
-    let log = Log::new(pool.clone(), key);
+    let witnesses = witnessing::Witnesses::new(
+        config.witness_verifiers()?,
+        std::time::Duration::from_secs(config.witness_timeout_seconds),
+    )?;
+    let log = Log::new(pool.clone(), key).with_witnesses(witnesses);
     // Before any new record: the records of the chain the log replaced come first.
     let moved = log.take_over_legacy_chain().await?;
     if moved > 0 {

@@ -13,6 +13,7 @@ use crate::TraceError;
 use crate::checkpoint::CheckpointKey;
 use crate::tree::{self, Computation, Frontier, Hash, Known};
 use crate::verify::Check;
+use crate::witnessing::Witnesses;
 
 /// Records read at once by the verification and the take-over: what bounds their memory.
 pub(crate) const PAGE: i64 = 1000;
@@ -90,7 +91,10 @@ pub(crate) async fn write(tx: &Transaction<'_>, g: &Growth) -> Result<(), TraceE
 }
 
 /// Runs a tree computation on the stored hashes it needs.
-async fn compute<T>(client: &impl GenericClient, c: &Computation<T>) -> Result<T, TraceError> {
+pub(crate) async fn compute<T>(
+    client: &impl GenericClient,
+    c: &Computation<T>,
+) -> Result<T, TraceError> {
     let needs: Vec<i64> = c.needs()?.into_iter().map(int).collect::<Result<_, _>>()?;
     let rows = client
         .all(
@@ -115,6 +119,11 @@ fn legacy_link(prev: &[u8], body: &str) -> Vec<u8> {
     h.finalize().to_vec()
 }
 
+/// A stored checkpoint with its witnesses' cosignature lines.
+const CHECKPOINT: &str = "SELECT size, root, note, created_at, ARRAY(SELECT w.signature \
+     FROM witness_cosignatures w WHERE w.size = c.size ORDER BY w.witness) AS cosignatures \
+     FROM checkpoints c";
+
 /// What a verification of the whole log found.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Verification {
@@ -124,6 +133,8 @@ pub struct Verification {
     pub tree_size: u64,
     pub root: Hash,
     pub checkpoints: u32,
+    /// The configured witnesses whose cosignature of the checkpoint given verified.
+    pub cosigned_by: Vec<String>,
 }
 
 /// The log: its tree, its checkpoints and the key that signs them.
@@ -131,6 +142,7 @@ pub struct Verification {
 pub struct Log {
     pool: Pool,
     key: CheckpointKey,
+    witnesses: Witnesses,
 }
 
 /// Which record a proof is of.
@@ -141,7 +153,20 @@ pub enum Record {
 
 impl Log {
     pub fn new(pool: Pool, key: CheckpointKey) -> Self {
-        Log { pool, key }
+        Log {
+            pool,
+            key,
+            witnesses: Witnesses::default(),
+        }
+    }
+
+    /// The log whose checkpoints are sent to `witnesses`.
+    pub(crate) fn with_witnesses(self, witnesses: Witnesses) -> Self {
+        Log { witnesses, ..self }
+    }
+
+    pub(crate) fn witnesses(&self) -> &Witnesses {
+        &self.witnesses
     }
 
     pub fn key(&self) -> &CheckpointKey {
@@ -154,8 +179,17 @@ impl Log {
 
     fn checkpoint_from_row(&self, r: &tokio_postgres::Row) -> Result<pb::Checkpoint, TraceError> {
         let created: OffsetDateTime = r.try_get("created_at")?;
+        let note: String = r.try_get("note")?;
+        let cosignatures: Vec<String> = r.try_get("cosignatures")?;
+        // The witnesses' lines follow the log's signature: one note, several signatures.
+        let cosigned_by = cosignatures
+            .iter()
+            .filter_map(|l| signed_note::Signature::from_bytes(l.trim_end().as_bytes()).ok())
+            .map(|s| s.name().to_string())
+            .collect();
         Ok(pb::Checkpoint {
-            note: r.try_get("note")?,
+            note: crate::cosignature::append(&note, &cosignatures),
+            cosigned_by,
             tree_size: uint(r.try_get("size")?)?,
             root_hash: r.try_get("root")?,
             origin: self.key.origin().to_string(),
@@ -170,10 +204,7 @@ impl Log {
     pub async fn latest_checkpoint(&self) -> Result<pb::Checkpoint, TraceError> {
         let client = self.pool.get().await?;
         let row = client
-            .opt(
-                "SELECT size, root, note, created_at FROM checkpoints ORDER BY size DESC LIMIT 1",
-                &[],
-            )
+            .opt(&format!("{CHECKPOINT} ORDER BY size DESC LIMIT 1"), &[])
             .await?
             .ok_or(TraceError::Missing("checkpoint signed yet"))?;
         self.checkpoint_from_row(&row)
@@ -188,10 +219,26 @@ impl Log {
             .await?;
         let size: i64 = head.try_get(0)?;
         let root = hash_of(&head.try_get::<_, Vec<u8>>(1)?)?;
-        let stored = "SELECT size, root, note, created_at FROM checkpoints WHERE size = $1";
-        if let Some(row) = client.opt(stored, &[&size]).await? {
-            return self.checkpoint_from_row(&row);
-        }
+        let stored = format!("{CHECKPOINT} WHERE size = $1");
+        let note = match client
+            .opt("SELECT note FROM checkpoints WHERE size = $1", &[&size])
+            .await?
+        {
+            Some(row) => row.try_get(0)?,
+            None => self.sign_checkpoint(&client, size, root).await?,
+        };
+        // Each witness yet without its cosignature of this size is asked (again).
+        self.ask_witnesses(uint(size)?, &note).await;
+        let row = client.one(&stored, &[&size]).await?;
+        self.checkpoint_from_row(&row)
+    }
+
+    async fn sign_checkpoint(
+        &self,
+        client: &impl GenericClient,
+        size: i64,
+        root: Hash,
+    ) -> Result<String, TraceError> {
         let note = self.key.sign(uint(size)?, root)?;
         // Another replica may sign the same size at once: the first stored stays.
         client
@@ -201,8 +248,10 @@ impl Log {
                 &[&size, &root.0.to_vec(), &note],
             )
             .await?;
-        let row = client.one(stored, &[&size]).await?;
-        self.checkpoint_from_row(&row)
+        Ok(client
+            .one("SELECT note FROM checkpoints WHERE size = $1", &[&size])
+            .await?
+            .try_get(0)?)
     }
 
     /// The size a proof is against: the one asked, or the latest checkpoint's; never past
@@ -299,6 +348,7 @@ impl Log {
     /// compares it with the stored hashes, the head, every stored checkpoint and `given`
     /// (a signed checkpoint's text). Memory stays that of one page.
     pub async fn verify(&self, given: Option<&str>) -> Result<Verification, TraceError> {
+        let given_text = given;
         let given = given
             .map(|text| {
                 self.key
@@ -306,6 +356,10 @@ impl Log {
                     .map_err(|e| TraceError::BadRequest(e.to_string()))
             })
             .transpose()?;
+        let cosigned_by = match given_text {
+            Some(text) => self.check_cosignatures(text)?,
+            None => Vec::new(),
+        };
         let mut client = self.pool.get().await?;
         // One snapshot for the records, the tree and the head: appends committing meanwhile
         // are not seen, rather than seen in part.
@@ -329,6 +383,7 @@ impl Log {
             tree_size: size,
             root,
             checkpoints: check.checkpoints(),
+            cosigned_by,
         })
     }
 

@@ -12,7 +12,8 @@
 //!   "exported_at": "2026-12-03T14:00:00Z",
 //!   "selection": "account_id=… from … to …",
 //!   "truncated": false,
-//!   "checkpoint": "<C2SP signed note: origin, size, base64 root, blank line, signature>",
+//!   "checkpoint": "<C2SP signed note: origin, size, base64 root, blank line, signature,
+//!                  then the witnesses' cosignature lines>",
 //!   "records": [
 //!     { "leaf_index": 7, "body": "<the record's JSON exactly as stored>",
 //!       "proof": ["<base64 SHA-256>", "…"] }
@@ -25,6 +26,8 @@
 //! RFC 6962's `SHA-256(0x00 || body)`; `proof` is its audit path (RFC 6962 §2.1.1) in the
 //! tree that `checkpoint` signs. `consistency` (optional) proves that a newer checkpoint's
 //! tree extends that one (RFC 6962 §2.1.2). Records are in increasing `leaf_index` order.
+//! The checkpoint's signature lines after the log's are witnesses' cosignatures (C2SP
+//! tlog-cosignature, cosignature/v1): `verify_witnessed` requires those of given witnesses.
 //! `case`, `exported_at`, `selection` and `truncated` describe the export and are not
 //! proven by the log (the export's own record in `records` is).
 
@@ -32,6 +35,7 @@ use base64::prelude::{BASE64_STANDARD, Engine};
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{self, Opened};
+use crate::cosignature::WitnessVerifier;
 use crate::tree::{self, Hash};
 
 /// The format this code writes and reads.
@@ -101,6 +105,8 @@ pub enum Failure {
     },
     #[error("the newer checkpoint: {0}")]
     Consistency(String),
+    #[error("the checkpoint's cosignatures: {0}")]
+    Cosignature(String),
 }
 
 /// What a verified file proves.
@@ -112,6 +118,9 @@ pub struct Verified {
     pub checkpoint: Opened,
     /// The newer checkpoint the file's extends, when it has one.
     pub extended_to: Option<Opened>,
+    /// The witnesses required whose cosignature of the checkpoint verified (their names),
+    /// each with the time it cosigned (seconds since the epoch).
+    pub cosigned_by: Vec<(String, u64)>,
 }
 
 /// Reads a proof file's JSON.
@@ -245,7 +254,28 @@ pub fn verify(file: &ProofFile, vkey: &str) -> Result<Verified, Failure> {
         records: file.records.len(),
         checkpoint: signed,
         extended_to,
+        cosigned_by: Vec::new(),
     })
+}
+
+/// Verifies `file` as [`verify`] does, and requires a valid cosignature of its checkpoint
+/// (C2SP tlog-cosignature) by each witness of `witness_keys` (cosignature/v1 verifier keys):
+/// a missing and a forged cosignature are named.
+pub fn verify_witnessed(
+    file: &ProofFile,
+    vkey: &str,
+    witness_keys: &[String],
+) -> Result<Verified, Failure> {
+    let mut verified = verify(file, vkey)?;
+    for key in witness_keys {
+        let witness = WitnessVerifier::parse(key)
+            .map_err(|e| Failure::Cosignature(format!("the witness key {key:?}: {e}")))?;
+        let at = witness
+            .check(&file.checkpoint)
+            .map_err(|e| Failure::Cosignature(e.to_string()))?;
+        verified.cosigned_by.push((witness.name().to_string(), at));
+    }
+    Ok(verified)
 }
 
 /// The length of RFC 6962's audit path of leaf `index` in a tree of `size` (> index):

@@ -43,7 +43,7 @@ fn leaf_index(seq: u64) -> i64 {
 
 /// What someone with write access to the database and no signing key can do: the tree's
 /// hashes and head recomputed from the records as they now are.
-async fn recompute_tree(trace: &Trace) {
+pub async fn recompute_tree(trace: &Trace) {
     let bodies = trace.bodies().await;
     let mut frontier = Frontier::empty();
     let (mut idx, mut hashes) = (Vec::new(), Vec::new());

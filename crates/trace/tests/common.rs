@@ -60,6 +60,21 @@ impl Trace {
     pub async fn try_start_on(
         db: TestDb,
     ) -> Result<Self, (relais_trace::TraceError, TestDb, TestBus)> {
+        Self::try_start_with(db, relais_trace::TraceConfig::default()).await
+    }
+
+    /// The service with `config` (its listen address aside) on a fresh database.
+    pub async fn start_with(config: relais_trace::TraceConfig) -> Self {
+        match Self::try_start_with(TestDb::create().await, config).await {
+            Ok(trace) => trace,
+            Err((e, _, _)) => panic!("the trace service did not start: {e}"),
+        }
+    }
+
+    pub async fn try_start_with(
+        db: TestDb,
+        config: relais_trace::TraceConfig,
+    ) -> Result<Self, (relais_trace::TraceError, TestDb, TestBus)> {
         let bus = TestBus::new();
         let shutdown = Shutdown::new();
         // The name the service gives its queue, so that cleanup removes it.
@@ -72,7 +87,7 @@ impl Trace {
         let listener = relais_runtime::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let started = relais_trace::start(
-            relais_trace::TraceConfig::default(),
+            config,
             &database,
             bus.config(),
             Some(listener),
