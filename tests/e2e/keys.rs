@@ -192,6 +192,10 @@ async fn check_config_names_a_development_or_short_key_off_loopback() {
             "idp_bridge.round_trip_keys",
         ),
         (
+            "RELAIS__REGISTRY__KEY_ENCRYPTION_KEY",
+            "registry.key_encryption_key",
+        ),
+        (
             "RELAIS__OIDC_FRONT__KEY_ENCRYPTION_KEY",
             "oidc_front.key_encryption_key",
         ),
