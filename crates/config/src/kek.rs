@@ -30,7 +30,7 @@ pub struct KekSettings<'a> {
     pub others: &'a [Secret],
 }
 
-impl KekSettings<'_> {
+impl<'a> KekSettings<'a> {
     /// What can be checked without I/O: one source at most, each key long enough.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if !self.key.is_empty() && !self.file.is_empty() {
@@ -93,7 +93,7 @@ impl KekSettings<'_> {
 
     /// The keys given inline, for [`check_deployment_key`]; the KEK itself is checked
     /// where it is read ([`Self::checked`]).
-    pub fn deployment_keys(&self) -> Vec<(&'static str, &Secret)> {
+    pub fn deployment_keys(&self) -> Vec<(&'static str, &'a Secret)> {
         let mut keys = Vec::new();
         if !self.key.is_empty() {
             keys.push((self.fields.key, self.key));

@@ -41,12 +41,11 @@ pub fn reseal_if_changed(
     sealed: Option<&str>,
     secret: &str,
 ) -> Result<String, RegistryError> {
-    if let Some(sealed) = sealed.filter(|s| under_current(keks, s)) {
-        if let Ok(stored) = open(keks, idp_id, sealed) {
-            if bool::from(stored.as_bytes().ct_eq(secret.as_bytes())) {
-                return Ok(sealed.to_string());
-            }
-        }
+    if let Some(sealed) = sealed.filter(|s| under_current(keks, s))
+        && let Ok(stored) = open(keks, idp_id, sealed)
+        && bool::from(stored.as_bytes().ct_eq(secret.as_bytes()))
+    {
+        return Ok(sealed.to_string());
     }
     seal(keks, idp_id, secret)
 }
