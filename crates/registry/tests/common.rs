@@ -104,7 +104,15 @@ impl Registry {
 
     /// [`Self::start`] with the test's own changes to the configuration.
     pub async fn start_with(seed_text: &str, configure: impl FnOnce(&mut RegistryConfig)) -> Self {
-        let db = TestDb::create().await;
+        Self::start_on(TestDb::create().await, seed_text, configure).await
+    }
+
+    /// [`Self::start_with`] on a database the test prepared (an earlier release's schema).
+    pub async fn start_on(
+        db: TestDb,
+        seed_text: &str,
+        configure: impl FnOnce(&mut RegistryConfig),
+    ) -> Self {
         let bus = TestBus::new();
         let dir = TempDir::new();
         let (tasks, addr) = launch_with(&db, &bus, &dir, seed_text, configure)

@@ -1,11 +1,12 @@
 //! IdPs' client secrets at rest: sealed under the registry's key-encryption key, bound to
 //! their IdP, opened for the bridge only, and never in clear in any table.
 
-use relais_config::{DEVELOPMENT_KEK, Secret};
+use relais_config::{DEVELOPMENT_KEK, DatabaseConfig, Secret};
 use relais_jose::envelope;
 use relais_jose::{KeyWrap, LocalKek};
 use relais_proto::registry::v1 as pb;
 use relais_registry::RegistryConfig;
+use relais_testkit::TestDb;
 use tonic::Code;
 
 use crate::common::{BASIC_SECRET, Registry, error_code, seed};
@@ -202,44 +203,76 @@ async fn idp_secrets_are_sealed_at_rest_and_open_only_in_their_own_row() {
     registry.stop().await;
 }
 
-#[tokio::test]
-async fn a_clear_secret_of_an_earlier_release_is_sealed_at_the_next_start() {
-    const LEGACY: &str = "legacy-clear-secret-of-idp-a-0123456789";
-    let mut registry = Registry::start_with(&seed(BASIC_SECRET), keks(KEK_1, &[])).await;
-    // As V10 leaves a row an earlier release wrote: the secret in clear, no envelope.
-    let n = registry
-        .sql
-        .get()
-        .await
-        .unwrap()
-        .execute(
-            "UPDATE identity_providers SET client_secret = $1, sealed_client_secret = NULL \
-             WHERE id = 'idp-a'",
-            &[&LEGACY],
-        )
+mod embedded {
+    refinery::embed_migrations!("migrations");
+}
+
+/// A database as the release before V10 left it: IdPs' secrets in clear.
+async fn store_of_v9(secrets: &[(&str, &str)]) -> TestDb {
+    let db = TestDb::create().await;
+    let config = DatabaseConfig {
+        url: Secret::new(db.url()),
+        pool_size: 1,
+        ..DatabaseConfig::default()
+    };
+    let pool = relais_runtime::pg_pool(&config, relais_registry::SCHEMA)
         .await
         .unwrap();
-    assert_eq!(n, 1);
-    assert_eq!(
-        tables_holding(&registry, LEGACY).await,
-        ["identity_providers"]
-    );
+    relais_runtime::migrate(
+        &pool,
+        relais_registry::SCHEMA,
+        embedded::migrations::runner().set_target(refinery::Target::Version(9)),
+    )
+    .await
+    .unwrap();
+    let client = pool.get().await.unwrap();
+    for (id, secret) in secrets {
+        client
+            .execute(
+                "INSERT INTO identity_providers (id, name, issuer, client_id, client_secret, \
+                 acr_values, scopes, token_endpoint_auth_method, status) VALUES ($1, $1, \
+                 'https://idp.example', 'relais-hub', $2, '{eidas1}', '{openid}', \
+                 'client_secret_basic', 'active')",
+                &[id, secret],
+            )
+            .await
+            .unwrap();
+    }
+    db
+}
 
-    registry
-        .restart_with(&seed_without_idps(), keks(KEK_1, &[]))
-        .await;
-    assert_eq!(
-        tables_holding(&registry, LEGACY).await,
-        Vec::<String>::new()
-    );
-    let (sealed, clear) = stored(&registry, "idp-a").await;
-    assert_eq!(clear, None);
-    assert_eq!(
-        envelope::kek_id_of(&sealed.unwrap()),
-        Some(kek_id(KEK_1).as_str())
-    );
-    assert_eq!(secret_of(&mut registry, "idp-a").await.unwrap(), LEGACY);
-    assert_eq!(secret_of(&mut registry, "idp-b").await.unwrap(), SECRET_B);
+#[tokio::test]
+async fn clear_secrets_of_an_earlier_release_are_sealed_at_the_first_start() {
+    const LEGACY_A: &str = "legacy-clear-secret-of-idp-a-0123456789";
+    const LEGACY_C: &str = "legacy-clear-secret-of-idp-c-0123456789";
+    let db = store_of_v9(&[("idp-a", LEGACY_A), ("idp-c", LEGACY_C)]).await;
+    // The seed names idp-a with its secret and not idp-c: both are sealed.
+    let mut registry = Registry::start_on(
+        db,
+        &seed(BASIC_SECRET).replace(SECRET_A, LEGACY_A),
+        keks(KEK_1, &[]),
+    )
+    .await;
+    for secret in [LEGACY_A, LEGACY_C, SECRET_B] {
+        assert_eq!(
+            tables_holding(&registry, secret).await,
+            Vec::<String>::new(),
+            "{secret} is stored in clear"
+        );
+    }
+    for (id, secret) in [
+        ("idp-a", LEGACY_A),
+        ("idp-c", LEGACY_C),
+        ("idp-b", SECRET_B),
+    ] {
+        let (sealed, clear) = stored(&registry, id).await;
+        assert_eq!(clear, None, "{id}");
+        assert_eq!(
+            envelope::kek_id_of(&sealed.unwrap()),
+            Some(kek_id(KEK_1).as_str())
+        );
+        assert_eq!(secret_of(&mut registry, id).await.unwrap(), secret);
+    }
     registry.stop().await;
 }
 
