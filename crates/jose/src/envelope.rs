@@ -263,6 +263,28 @@ mod tests {
     }
 
     #[test]
+    fn keks_open_with_the_kek_an_envelope_names_and_seal_with_the_current_one() {
+        const OLD: &str = "an-old-key-encryption-key-of-at-least-32-bytes";
+        let old = Keks::local(OLD, []).unwrap();
+        let sealed = seal(old.current.as_ref(), b"secret", CONTEXT).unwrap();
+        let changing = Keks::local(KEK, [OLD]).unwrap();
+        let kek = changing.for_envelope(&sealed);
+        assert_eq!(kek.kek_id(), old.current.kek_id());
+        assert_eq!(open(kek, &sealed, CONTEXT).unwrap(), b"secret");
+        // An envelope under a KEK not configured is tried with the current one: refused
+        // as under another KEK.
+        let without = Keks::local(KEK, []).unwrap();
+        assert!(matches!(
+            open(without.for_envelope(&sealed), &sealed, CONTEXT),
+            Err(EnvelopeError::OtherKek(_))
+        ));
+        assert_eq!(
+            Keks::local(KEK, ["short"]).err(),
+            Some(EnvelopeError::WeakKek)
+        );
+    }
+
+    #[test]
     fn an_altered_envelope_or_a_kek_claiming_anothers_id_is_refused() {
         let kek = LocalKek::new(KEK).unwrap();
         let sealed = seal(&kek, b"private jwk", CONTEXT).unwrap();
