@@ -349,6 +349,7 @@ async fn off_loopback_checkpoints_need_a_key_of_their_own_which_admin_makes() {
         ("RELAIS__REGISTRY__SECRET_HASH_KEY", STRONG_KEY),
         ("RELAIS__IDP_BRIDGE__ROUND_TRIP_KEYS", STRONG_KEYS),
         ("RELAIS__OIDC_FRONT__KEY_ENCRYPTION_KEY", STRONG_KEY),
+        ("RELAIS__REGISTRY__KEY_ENCRYPTION_KEY", STRONG_KEY),
     ];
     // The development key is for loopback only.
     let (ok, err) = relais(&["check-config"], &public);

@@ -192,6 +192,10 @@ async fn check_config_names_a_development_or_short_key_off_loopback() {
             "idp_bridge.round_trip_keys",
         ),
         (
+            "RELAIS__REGISTRY__KEY_ENCRYPTION_KEY",
+            "registry.key_encryption_key",
+        ),
+        (
             "RELAIS__OIDC_FRONT__KEY_ENCRYPTION_KEY",
             "oidc_front.key_encryption_key",
         ),
@@ -246,6 +250,29 @@ async fn check_config_names_a_development_or_short_key_off_loopback() {
         "{out}"
     );
     std::fs::write(&kek_file, format!("{strong}\n")).unwrap();
+    let (ok, out) = run(&env);
+    assert!(ok, "{out}");
+    // The registry's from a file too, checked the same way.
+    env.retain(|(k, _)| *k != "RELAIS__REGISTRY__KEY_ENCRYPTION_KEY");
+    let registry_kek = dir.join("registry-kek");
+    let registry_path = registry_kek.display().to_string();
+    env.push(("RELAIS__REGISTRY__KEY_ENCRYPTION_KEY_FILE", &registry_path));
+    let (ok, out) = run(&env);
+    assert!(
+        !ok && out.contains("registry.key_encryption_key_file"),
+        "{out}"
+    );
+    std::fs::write(
+        &registry_kek,
+        "change-me-key-encryption-key-0123456789abcdef\n",
+    )
+    .unwrap();
+    let (ok, out) = run(&env);
+    assert!(
+        !ok && out.contains("registry.key_encryption_key_file") && out.contains("development key"),
+        "{out}"
+    );
+    std::fs::write(&registry_kek, format!("{strong}\n")).unwrap();
     let (ok, out) = run(&env);
     assert!(ok, "{out}");
     let _ = std::fs::remove_dir_all(&dir);

@@ -13,6 +13,9 @@ use figment::value::{Dict, Value};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+mod kek;
+pub use kek::{DEVELOPMENT_KEK, KekFields, KekSettings};
+
 /// Why a configuration could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {

@@ -15,6 +15,7 @@ use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{Key, XChaCha20Poly1305, XNonce};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
+use std::sync::Arc;
 
 const VERSION: &str = "v1";
 const NONCE: usize = 24;
@@ -92,6 +93,46 @@ impl KeyWrap for LocalKek {
 
     fn unwrap(&self, wrapped: &[u8], aad: &[u8]) -> Result<Vec<u8>, EnvelopeError> {
         decrypt(&self.cipher, wrapped, aad)
+    }
+}
+
+/// The key-encryption keys of a service: the one that seals, and others that only open
+/// (while the KEK is changed).
+pub struct Keks {
+    pub current: Arc<dyn KeyWrap>,
+    pub others: Vec<Arc<dyn KeyWrap>>,
+}
+
+impl std::fmt::Debug for Keks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let others: Vec<&str> = self.others.iter().map(|k| k.kek_id()).collect();
+        write!(f, "Keks({}, others {others:?})", self.current.kek_id())
+    }
+}
+
+impl Keks {
+    /// Local KEKs from their configured texts (each as [`LocalKek::new`] takes it).
+    pub fn local<'a>(
+        current: &str,
+        others: impl IntoIterator<Item = &'a str>,
+    ) -> Result<Keks, EnvelopeError> {
+        Ok(Keks {
+            current: Arc::new(LocalKek::new(current)?),
+            others: others
+                .into_iter()
+                .map(|k| LocalKek::new(k).map(|k| Arc::new(k) as Arc<dyn KeyWrap>))
+                .collect::<Result<_, _>>()?,
+        })
+    }
+
+    /// The KEK an envelope names (the current one when none matches, so that the error
+    /// says it is under another KEK).
+    pub fn for_envelope(&self, sealed: &str) -> &dyn KeyWrap {
+        let id = kek_id_of(sealed);
+        self.others
+            .iter()
+            .find(|k| Some(k.kek_id()) == id)
+            .map_or(self.current.as_ref(), |k| k.as_ref())
     }
 }
 
@@ -219,6 +260,28 @@ mod tests {
             open(&other, &sealed, CONTEXT),
             Err(EnvelopeError::OtherKek(_))
         ));
+    }
+
+    #[test]
+    fn keks_open_with_the_kek_an_envelope_names_and_seal_with_the_current_one() {
+        const OLD: &str = "an-old-key-encryption-key-of-at-least-32-bytes";
+        let old = Keks::local(OLD, []).unwrap();
+        let sealed = seal(old.current.as_ref(), b"secret", CONTEXT).unwrap();
+        let changing = Keks::local(KEK, [OLD]).unwrap();
+        let kek = changing.for_envelope(&sealed);
+        assert_eq!(kek.kek_id(), old.current.kek_id());
+        assert_eq!(open(kek, &sealed, CONTEXT).unwrap(), b"secret");
+        // An envelope under a KEK not configured is tried with the current one: refused
+        // as under another KEK.
+        let without = Keks::local(KEK, []).unwrap();
+        assert!(matches!(
+            open(without.for_envelope(&sealed), &sealed, CONTEXT),
+            Err(EnvelopeError::OtherKek(_))
+        ));
+        assert_eq!(
+            Keks::local(KEK, ["short"]).err(),
+            Some(EnvelopeError::WeakKek)
+        );
     }
 
     #[test]

@@ -1,9 +1,5 @@
-use relais_config::{ConfigError, Secret};
+use relais_config::{ConfigError, KekFields, KekSettings, Secret};
 use serde::{Deserialize, Serialize};
-
-/// The key-encryption key when none is configured: public, so for development on
-/// loopback only.
-const DEVELOPMENT_KEK: &str = "change-me-key-encryption-key-0123456789abcdef";
 
 /// Settings of the OpenID Provider that SPs see.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -142,28 +138,7 @@ impl OidcFrontConfig {
                 "needs at least one key, each of at least 32 characters",
             ));
         }
-        if !self.key_encryption_key.is_empty() && !self.key_encryption_key_file.is_empty() {
-            return Err(ConfigError::invalid(
-                "oidc_front.key_encryption_key_file",
-                "and oidc_front.key_encryption_key are both set: give the key one way",
-            ));
-        }
-        if !self.key_encryption_key.is_empty() && self.key_encryption_key.expose().len() < 32 {
-            return Err(ConfigError::invalid(
-                "oidc_front.key_encryption_key",
-                "must be at least 32 characters (256 bits)",
-            ));
-        }
-        if self
-            .other_key_encryption_keys
-            .iter()
-            .any(|k| k.expose().len() < 32)
-        {
-            return Err(ConfigError::invalid(
-                "oidc_front.other_key_encryption_keys",
-                "each must be at least 32 characters (256 bits)",
-            ));
-        }
+        self.kek().validate()?;
         if !(1..=86_400).contains(&self.jwks_cache_seconds) {
             return Err(ConfigError::invalid(
                 "oidc_front.jwks_cache_seconds",
@@ -251,37 +226,24 @@ impl OidcFrontConfig {
         Ok(())
     }
 
+    /// The key-encryption key settings (the rule shared with the registry).
+    pub fn kek(&self) -> KekSettings<'_> {
+        KekSettings {
+            fields: KekFields {
+                key: "oidc_front.key_encryption_key",
+                file: "oidc_front.key_encryption_key_file",
+                others: "oidc_front.other_key_encryption_keys",
+            },
+            key: &self.key_encryption_key,
+            file: &self.key_encryption_key_file,
+            others: &self.other_key_encryption_keys,
+        }
+    }
+
     /// The key-encryption key, read from its file if one is named; the development key
     /// when none is set. Checked as a deployment's key, naming the field it came from.
     pub fn key_encryption_key(&self) -> Result<Secret, ConfigError> {
-        let (kek, field) = if !self.key_encryption_key_file.is_empty() {
-            let field = "oidc_front.key_encryption_key_file";
-            let text = std::fs::read_to_string(&self.key_encryption_key_file).map_err(|e| {
-                ConfigError::invalid(
-                    field,
-                    format!("cannot be read ({}): {e}", self.key_encryption_key_file),
-                )
-            })?;
-            (Secret::new(text.trim_end_matches(['\n', '\r'])), field)
-        } else if !self.key_encryption_key.is_empty() {
-            (
-                self.key_encryption_key.clone(),
-                "oidc_front.key_encryption_key",
-            )
-        } else {
-            (
-                Secret::new(DEVELOPMENT_KEK),
-                "oidc_front.key_encryption_key",
-            )
-        };
-        if kek.expose().len() < 32 {
-            return Err(ConfigError::invalid(
-                field,
-                "must be at least 32 characters (256 bits)",
-            ));
-        }
-        relais_config::check_deployment_key(field, kek.expose(), &self.issuer)?;
-        Ok(kek)
+        self.kek().checked(&self.issuer)
     }
 
     /// The deployment keys of this section (for `relais_config::check_deployment_key`);
@@ -289,14 +251,7 @@ impl OidcFrontConfig {
     pub fn deployment_keys(&self) -> Vec<(&'static str, &Secret)> {
         let mut keys = vec![("oidc_front.subject_key", &self.subject_key)];
         keys.extend(self.flow_keys.iter().map(|k| ("oidc_front.flow_keys", k)));
-        if !self.key_encryption_key.is_empty() {
-            keys.push(("oidc_front.key_encryption_key", &self.key_encryption_key));
-        }
-        keys.extend(
-            self.other_key_encryption_keys
-                .iter()
-                .map(|k| ("oidc_front.other_key_encryption_keys", k)),
-        );
+        keys.extend(self.kek().deployment_keys());
         keys
     }
 

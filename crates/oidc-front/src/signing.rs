@@ -29,24 +29,7 @@ pub struct Rotated {
     pub replaced_retire_at: OffsetDateTime,
 }
 
-/// The key-encryption keys: the one that seals, and others that only open (while the
-/// KEK is changed).
-pub struct Keks {
-    pub current: Arc<dyn KeyWrap>,
-    pub others: Vec<Arc<dyn KeyWrap>>,
-}
-
-impl Keks {
-    /// The KEK an envelope names (the current one when none matches, so that the error
-    /// says it is under another KEK).
-    fn for_envelope(&self, sealed: &str) -> &dyn KeyWrap {
-        let id = envelope::kek_id_of(sealed);
-        self.others
-            .iter()
-            .find(|k| Some(k.kek_id()) == id)
-            .map_or(self.current.as_ref(), |k| k.as_ref())
-    }
-}
+pub use relais_jose::envelope::Keks;
 
 pub struct SigningKeys {
     store: Store,

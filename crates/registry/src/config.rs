@@ -1,4 +1,4 @@
-use relais_config::{ConfigError, Secret};
+use relais_config::{ConfigError, KekFields, KekSettings, Secret};
 use serde::{Deserialize, Serialize};
 
 /// Settings of the registry service.
@@ -13,6 +13,16 @@ pub struct RegistryConfig {
     pub secret_hash_key: Secret,
     /// How long a client secret stays valid, in days (three years by the terms of use).
     pub secret_lifetime_days: u32,
+    /// The key-encryption key the IdPs' client secrets are sealed under at rest (256 bits
+    /// at least), from the environment (`RELAIS__REGISTRY__KEY_ENCRYPTION_KEY`) or a file;
+    /// neither: a development key, refused off loopback.
+    pub key_encryption_key: Secret,
+    /// A file holding the key-encryption key (a trailing newline is ignored), e.g. a
+    /// mounted Kubernetes Secret; set this or `key_encryption_key`, not both.
+    pub key_encryption_key_file: String,
+    /// More key-encryption keys the secrets may be sealed under: they open, never seal,
+    /// and a secret found under one is sealed again under the current KEK at start.
+    pub other_key_encryption_keys: Vec<Secret>,
 }
 
 impl Default for RegistryConfig {
@@ -22,6 +32,9 @@ impl Default for RegistryConfig {
             seed_file: None,
             secret_hash_key: Secret::new("change-me-registry-secret-hash-key-0001"),
             secret_lifetime_days: 3 * 365,
+            key_encryption_key: Secret::default(),
+            key_encryption_key_file: String::new(),
+            other_key_encryption_keys: Vec::new(),
         }
     }
 }
@@ -40,6 +53,21 @@ impl RegistryConfig {
                 "must be between 1 and three years",
             ));
         }
-        Ok(())
+        self.kek().validate()
+    }
+
+    /// The key-encryption key settings (the rule shared with the front). The registry
+    /// knows no issuer: `relais` checks them as a deployment's keys against the front's.
+    pub fn kek(&self) -> KekSettings<'_> {
+        KekSettings {
+            fields: KekFields {
+                key: "registry.key_encryption_key",
+                file: "registry.key_encryption_key_file",
+                others: "registry.other_key_encryption_keys",
+            },
+            key: &self.key_encryption_key,
+            file: &self.key_encryption_key_file,
+            others: &self.other_key_encryption_keys,
+        }
     }
 }

@@ -1,6 +1,9 @@
 //! The registry's gRPC face.
 
+use std::sync::Arc;
+
 use relais_bus::events::{PartnerKind, PartnerStatus};
+use relais_jose::envelope::Keks;
 use relais_proto::registry::v1 as pb;
 use relais_proto::registry::v1::registry_server::Registry;
 use time::OffsetDateTime;
@@ -8,21 +11,44 @@ use tonic::{Request, Response, Status};
 
 use crate::RegistryError;
 use crate::domain::SecretHasher;
-use crate::store::Store;
+use crate::secrets;
+use crate::store::{Store, StoredIdp};
 
 pub struct RegistryService {
     store: Store,
+    keks: Arc<Keks>,
     hasher: SecretHasher,
     secret_lifetime_days: u32,
 }
 
 impl RegistryService {
-    pub fn new(store: Store, hasher: SecretHasher, secret_lifetime_days: u32) -> Self {
+    pub fn new(
+        store: Store,
+        keks: Arc<Keks>,
+        hasher: SecretHasher,
+        secret_lifetime_days: u32,
+    ) -> Self {
         RegistryService {
             store,
+            keks,
             hasher,
             secret_lifetime_days,
         }
+    }
+
+    /// The IdP as its caller may see it: its client secret opened only when `shown`; one
+    /// that does not open fails the call (the bridge would otherwise present a wrong one).
+    fn answer(
+        &self,
+        stored: StoredIdp,
+        shown: bool,
+    ) -> Result<pb::IdentityProvider, RegistryError> {
+        let mut idp = stored.idp;
+        if shown {
+            let sealed = stored.sealed_secret.unwrap_or_default();
+            idp.client_secret = secrets::open(&self.keks, &idp.id, &sealed)?;
+        }
+        Ok(idp)
     }
 }
 
@@ -103,11 +129,11 @@ impl Registry for RegistryService {
         request: Request<pb::GetIdentityProviderRequest>,
     ) -> Result<Response<pb::IdentityProvider>, Status> {
         let shown = secrets_shown(&request);
-        let idp = self
+        let stored = self
             .store
             .identity_provider(&request.into_inner().id)
             .await?;
-        Ok(Response::new(without_secret(idp, shown)))
+        Ok(Response::new(self.answer(stored, shown)?))
     }
 
     async fn find_person(
@@ -152,8 +178,8 @@ impl Registry for RegistryService {
             .identity_providers()
             .await?
             .into_iter()
-            .map(|idp| without_secret(idp, shown))
-            .collect();
+            .map(|stored| self.answer(stored, shown))
+            .collect::<Result<_, _>>()?;
         Ok(Response::new(pb::ListIdentityProvidersResponse {
             identity_providers,
         }))
@@ -216,7 +242,10 @@ impl Registry for RegistryService {
             .set_status(PartnerKind::Idp, &req.id, status, &req.reason)
             .await?;
         tracing::info!(idp = %req.id, status = status.as_str(), "identity provider status changed");
-        Ok(Response::new(self.store.identity_provider(&req.id).await?))
+        // The operator sees the IdP without its secret.
+        Ok(Response::new(
+            self.store.identity_provider(&req.id).await?.idp,
+        ))
     }
 }
 
@@ -230,11 +259,4 @@ fn secrets_shown<T>(request: &Request<T>) -> bool {
         Some(relais_runtime::Caller::Unverified) => true,
         None => false,
     }
-}
-
-fn without_secret(mut idp: pb::IdentityProvider, shown: bool) -> pb::IdentityProvider {
-    if !shown {
-        idp.client_secret.clear();
-    }
-    idp
 }

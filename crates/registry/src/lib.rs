@@ -2,17 +2,22 @@
 //! habilitations, accepted IdPs, signing algorithm, status) and identity providers
 //! (issuer, the hub's credentials there, acr levels, status). Other services ask it over
 //! gRPC and hear of changes on the bus. It owns the `registry` schema; it never stores a
-//! client secret in clear and never answers "unknown client" differently from "bad secret".
+//! client secret in clear (an SP's is hashed, an IdP's sealed under the key-encryption
+//! key) and never answers "unknown client" differently from "bad secret".
 
 pub mod access;
 mod config;
 pub mod domain;
 mod grpc;
+mod secrets;
 mod store;
+
+use std::sync::Arc;
 
 use deadpool_postgres::Pool;
 use relais_bus::BusConfig;
-use relais_config::DatabaseConfig;
+use relais_config::{DatabaseConfig, Secret};
+use relais_jose::envelope::Keks;
 use relais_proto::registry::v1::registry_server::RegistryServer;
 use relais_runtime::{LocalServices, Shutdown, Tasks};
 use tokio::net::TcpListener;
@@ -51,6 +56,13 @@ pub enum RegistryError {
          (token_endpoint_auth_method none) must use PKCE"
     )]
     PkceExemptPublicClient(String),
+    #[error(
+        "client secret of identity provider {idp} cannot be opened: {reason} (is \
+         registry.key_encryption_key the one it was sealed under?)"
+    )]
+    IdpSecretUnreadable { idp: String, reason: String },
+    #[error("sealing: {0}")]
+    Sealing(String),
     #[error("database: {0}")]
     Database(String),
     #[error("bus: {0}")]
@@ -85,9 +97,11 @@ impl RegistryError {
             RegistryError::Invalid(_) | RegistryError::PkceExemptPublicClient(_) => {
                 "invalid_argument"
             }
-            RegistryError::Database(_) | RegistryError::Bus(_) | RegistryError::Runtime(_) => {
-                "service_unavailable"
-            }
+            RegistryError::IdpSecretUnreadable { .. } => "idp_secret_unreadable",
+            RegistryError::Database(_)
+            | RegistryError::Sealing(_)
+            | RegistryError::Bus(_)
+            | RegistryError::Runtime(_) => "service_unavailable",
         }
     }
 }
@@ -106,7 +120,15 @@ impl From<RegistryError> for tonic::Status {
             RegistryError::Invalid(_) | RegistryError::PkceExemptPublicClient(_) => {
                 Code::InvalidArgument
             }
-            RegistryError::Database(_) | RegistryError::Bus(_) | RegistryError::Runtime(_) => {
+            // Names the IdP, never the secret: the operator's lead to the KEK or the row.
+            RegistryError::IdpSecretUnreadable { .. } => {
+                tracing::error!(error = %e, "identity provider secret unreadable");
+                Code::Internal
+            }
+            RegistryError::Database(_)
+            | RegistryError::Sealing(_)
+            | RegistryError::Bus(_)
+            | RegistryError::Runtime(_) => {
                 tracing::error!(error = %e, "registry failure");
                 Code::Unavailable
             }
@@ -160,6 +182,21 @@ async fn prepare(db: &DatabaseConfig) -> Result<Pool, RegistryError> {
     Ok(relais_runtime::service_pool(db, SCHEMA, embedded::migrations::runner()).await?)
 }
 
+/// The key-encryption keys from the configuration (a file's read now). Checked as a
+/// deployment's keys by `relais`, which knows the issuer the registry does not.
+fn keks(config: &RegistryConfig) -> Result<Arc<Keks>, RegistryError> {
+    let (kek, field) = config
+        .kek()
+        .current()
+        .map_err(|e| RegistryError::Invalid(e.to_string()))?;
+    let keks = Keks::local(
+        kek.expose(),
+        config.other_key_encryption_keys.iter().map(Secret::expose),
+    )
+    .map_err(|e| RegistryError::Invalid(format!("{field}: {e}")))?;
+    Ok(Arc::new(keks))
+}
+
 /// Starts the registry: seeds partners, serves gRPC (on `listener` if any), relays its events.
 pub async fn start(
     config: RegistryConfig,
@@ -172,11 +209,14 @@ pub async fn start(
     config
         .validate()
         .map_err(|e| RegistryError::Invalid(e.to_string()))?;
+    let keks = keks(&config)?;
     let pool = prepare(db).await?;
     let relay = relais_bus::start_outbox(&pool, bus.clone(), shutdown.clone())
         .await
         .map_err(|e| RegistryError::Bus(e.to_string()))?;
-    let store = Store::new(pool.clone(), relay.outbox.clone());
+    let store = Store::new(pool.clone(), relay.outbox.clone(), Arc::clone(&keks));
+    // Before the seed, which then compares its secrets with stored ones it can open.
+    store.seal_idp_secrets().await?;
     let hasher = domain::SecretHasher::new(config.secret_hash_key.expose());
     if let Some(path) = &config.seed_file {
         let text = std::fs::read_to_string(path)
@@ -200,6 +240,7 @@ pub async fn start(
     let mut tasks = Tasks::new(shutdown.clone());
     let service = RegistryServer::new(RegistryService::new(
         store,
+        keks,
         hasher,
         config.secret_lifetime_days,
     ));

@@ -1,10 +1,13 @@
 //! SQL of the registry's own schema.
 
+use std::sync::Arc;
+
 use deadpool_postgres::Pool;
 use relais_bus::Event;
 use relais_bus::Outbox;
 use relais_bus::events::{PartnerEvent, PartnerKind, PartnerStatus};
 use relais_jose::Alg;
+use relais_jose::envelope::Keks;
 use relais_proto::registry::v1 as pb;
 use relais_runtime::Prepared;
 use time::OffsetDateTime;
@@ -12,6 +15,7 @@ use tokio_postgres::Row;
 
 use crate::RegistryError;
 use crate::domain::{IdentityProviderSeed, PersonSeed, SecretHasher, ServiceProviderSeed};
+use crate::secrets;
 
 /// A service provider with its stored secret hash.
 #[derive(Clone, Debug)]
@@ -23,10 +27,19 @@ pub struct StoredSp {
     pub previous_secret_expires_at: Option<OffsetDateTime>,
 }
 
+/// An identity provider with its client secret as stored: `idp.client_secret` is empty,
+/// the secret is in `sealed_secret` (an envelope) and opens only for the bridge.
+#[derive(Clone, Debug)]
+pub struct StoredIdp {
+    pub idp: pb::IdentityProvider,
+    pub sealed_secret: Option<String>,
+}
+
 #[derive(Clone)]
 pub struct Store {
     pool: Pool,
     outbox: Outbox,
+    keks: Arc<Keks>,
 }
 
 const SP_COLUMNS: &str = "client_id, name, sector_identifier, secret_hash, secret_expires_at, \
@@ -37,8 +50,8 @@ const SP_COLUMNS: &str = "client_id, name, sector_identifier, secret_hash, secre
     id_token_encrypted_response_enc, userinfo_encrypted_response_alg, \
     userinfo_encrypted_response_enc, sso, sso_acr_values, min_random_length, \
     backchannel_logout_uri, pkce_exempt";
-const IDP_COLUMNS: &str = "id, name, issuer, client_id, client_secret, acr_values, scopes, \
-    token_endpoint_auth_method, status";
+const IDP_COLUMNS: &str = "id, name, issuer, client_id, sealed_client_secret, acr_values, \
+    scopes, token_endpoint_auth_method, status";
 
 /// A `status` column's text (its CHECK admits only the statuses there are).
 fn stored_status(text: &str) -> Result<PartnerStatus, RegistryError> {
@@ -84,18 +97,21 @@ fn sp_from_row(row: &Row) -> Result<StoredSp, RegistryError> {
     })
 }
 
-fn idp_from_row(row: &Row) -> Result<pb::IdentityProvider, RegistryError> {
+fn idp_from_row(row: &Row) -> Result<StoredIdp, RegistryError> {
     let status: String = row.try_get("status")?;
-    Ok(pb::IdentityProvider {
-        id: row.try_get("id")?,
-        name: row.try_get("name")?,
-        issuer: row.try_get("issuer")?,
-        client_id: row.try_get("client_id")?,
-        client_secret: row.try_get("client_secret")?,
-        acr_values: row.try_get("acr_values")?,
-        scopes: row.try_get("scopes")?,
-        token_endpoint_auth_method: row.try_get("token_endpoint_auth_method")?,
-        status: stored_status(&status)?.to_proto(),
+    Ok(StoredIdp {
+        idp: pb::IdentityProvider {
+            id: row.try_get("id")?,
+            name: row.try_get("name")?,
+            issuer: row.try_get("issuer")?,
+            client_id: row.try_get("client_id")?,
+            client_secret: String::new(),
+            acr_values: row.try_get("acr_values")?,
+            scopes: row.try_get("scopes")?,
+            token_endpoint_auth_method: row.try_get("token_endpoint_auth_method")?,
+            status: stored_status(&status)?.to_proto(),
+        },
+        sealed_secret: row.try_get("sealed_client_secret")?,
     })
 }
 
@@ -122,8 +138,51 @@ fn partner_event(
 }
 
 impl Store {
-    pub fn new(pool: Pool, outbox: Outbox) -> Self {
-        Store { pool, outbox }
+    pub fn new(pool: Pool, outbox: Outbox, keks: Arc<Keks>) -> Self {
+        Store { pool, outbox, keks }
+    }
+
+    /// At start: a secret an earlier release stored in clear, or one sealed under another
+    /// configured KEK, is sealed under the current one. One that does not open (another
+    /// KEK, altered, moved) is left as it is and named in the log: only that IdP fails
+    /// (`idp_secret_unreadable`) until the seed or the right KEK repairs it; every other
+    /// partner keeps being served.
+    pub async fn seal_idp_secrets(&self) -> Result<(), RegistryError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let rows = tx
+            .all(
+                "SELECT id, client_secret, sealed_client_secret FROM identity_providers \
+                 ORDER BY id FOR UPDATE",
+                &[],
+            )
+            .await?;
+        for row in rows {
+            let id: String = row.try_get(0)?;
+            let clear: Option<String> = row.try_get(1)?;
+            let sealed: Option<String> = row.try_get(2)?;
+            let secret = match (clear, sealed) {
+                (Some(clear), _) => clear,
+                (None, Some(sealed)) => match secrets::open(&self.keks, &id, &sealed) {
+                    Ok(_) if secrets::under_current(&self.keks, &sealed) => continue,
+                    Ok(secret) => secret,
+                    Err(e) => {
+                        tracing::error!(idp = %id, error = %e, "identity provider secret unreadable");
+                        continue;
+                    }
+                },
+                (None, None) => continue,
+            };
+            tx.run(
+                "UPDATE identity_providers SET sealed_client_secret = $2, client_secret = NULL \
+                 WHERE id = $1",
+                &[&id, &secrets::seal(&self.keks, &id, &secret)?],
+            )
+            .await?;
+            tracing::info!(idp = %id, kek = self.keks.current.kek_id(), "identity provider secret sealed");
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     pub async fn service_provider(&self, client_id: &str) -> Result<StoredSp, RegistryError> {
@@ -140,7 +199,7 @@ impl Store {
         sp_from_row(&row)
     }
 
-    pub async fn identity_provider(&self, id: &str) -> Result<pb::IdentityProvider, RegistryError> {
+    pub async fn identity_provider(&self, id: &str) -> Result<StoredIdp, RegistryError> {
         let client = self.pool.get().await?;
         let stmt = client
             .prepare_cached(&format!(
@@ -154,7 +213,7 @@ impl Store {
         idp_from_row(&row)
     }
 
-    pub async fn identity_providers(&self) -> Result<Vec<pb::IdentityProvider>, RegistryError> {
+    pub async fn identity_providers(&self) -> Result<Vec<StoredIdp>, RegistryError> {
         let client = self.pool.get().await?;
         let rows = client
             .all(
@@ -180,25 +239,41 @@ impl Store {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         for idp in idps {
+            let stored: Option<String> = tx
+                .opt(
+                    "SELECT sealed_client_secret FROM identity_providers WHERE id = $1 FOR UPDATE",
+                    &[&idp.id],
+                )
+                .await?
+                .map(|r| r.try_get(0))
+                .transpose()?
+                .flatten();
+            // The stored envelope when it still holds the seed's secret: no change to announce.
+            let sealed = secrets::reseal_if_changed(
+                &self.keks,
+                &idp.id,
+                stored.as_deref(),
+                &idp.client_secret,
+            )?;
             let changed = tx
                 .run(
-                    "INSERT INTO identity_providers (id, name, issuer, client_id, client_secret, \
-                 acr_values, scopes, token_endpoint_auth_method, status) \
+                    "INSERT INTO identity_providers (id, name, issuer, client_id, \
+                 sealed_client_secret, acr_values, scopes, token_endpoint_auth_method, status) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
                  ON CONFLICT (id) DO UPDATE SET name = $2, issuer = $3, client_id = $4, \
-                 client_secret = $5, acr_values = $6, scopes = $7, \
+                 client_secret = NULL, sealed_client_secret = $5, acr_values = $6, scopes = $7, \
                  token_endpoint_auth_method = $8, updated_at = now() \
                  WHERE (identity_providers.name, identity_providers.issuer, \
                    identity_providers.client_id, identity_providers.client_secret, \
-                   identity_providers.acr_values, identity_providers.scopes, \
-                   identity_providers.token_endpoint_auth_method) IS DISTINCT FROM \
-                   ($2, $3, $4, $5, $6, $7, $8)",
+                   identity_providers.sealed_client_secret, identity_providers.acr_values, \
+                   identity_providers.scopes, identity_providers.token_endpoint_auth_method) \
+                   IS DISTINCT FROM ($2, $3, $4, NULL::text, $5, $6, $7, $8)",
                     &[
                         &idp.id,
                         &idp.name,
                         &idp.issuer,
                         &idp.client_id,
-                        &idp.client_secret,
+                        &sealed,
                         &idp.acr_values,
                         &idp.scopes,
                         &idp.token_endpoint_auth_method,

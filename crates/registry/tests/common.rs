@@ -99,10 +99,23 @@ pub struct Registry {
 impl Registry {
     /// Starts the registry seeded with `seed_text`.
     pub async fn start(seed_text: &str) -> Self {
-        let db = TestDb::create().await;
+        Self::start_with(seed_text, |_| {}).await
+    }
+
+    /// [`Self::start`] with the test's own changes to the configuration.
+    pub async fn start_with(seed_text: &str, configure: impl FnOnce(&mut RegistryConfig)) -> Self {
+        Self::start_on(TestDb::create().await, seed_text, configure).await
+    }
+
+    /// [`Self::start_with`] on a database the test prepared (an earlier release's schema).
+    pub async fn start_on(
+        db: TestDb,
+        seed_text: &str,
+        configure: impl FnOnce(&mut RegistryConfig),
+    ) -> Self {
         let bus = TestBus::new();
         let dir = TempDir::new();
-        let (tasks, addr) = launch(&db, &bus, &dir, seed_text)
+        let (tasks, addr) = launch_with(&db, &bus, &dir, seed_text, configure)
             .await
             .unwrap_or_else(|e| panic!("the registry did not start: {e}"));
         let sql = db.pool(relais_registry::SCHEMA, 2).await;
@@ -120,6 +133,20 @@ impl Registry {
     /// as a redeployment does.
     pub async fn restart(&mut self, seed_text: &str) {
         let (tasks, addr) = launch(&self.db, &self.bus, &self.dir, seed_text)
+            .await
+            .unwrap_or_else(|e| panic!("the registry did not restart: {e}"));
+        let old = std::mem::replace(&mut self.tasks, tasks);
+        old.shutdown(WAIT).await;
+        self.client = connect(addr).await;
+    }
+
+    /// [`Self::restart`] with the test's own changes to the configuration.
+    pub async fn restart_with(
+        &mut self,
+        seed_text: &str,
+        configure: impl FnOnce(&mut RegistryConfig),
+    ) {
+        let (tasks, addr) = launch_with(&self.db, &self.bus, &self.dir, seed_text, configure)
             .await
             .unwrap_or_else(|e| panic!("the registry did not restart: {e}"));
         let old = std::mem::replace(&mut self.tasks, tasks);
@@ -173,14 +200,27 @@ pub async fn launch(
     dir: &std::path::Path,
     seed_text: &str,
 ) -> Result<(Tasks, SocketAddr), RegistryError> {
+    launch_with(db, bus, dir, seed_text, |_| {}).await
+}
+
+/// [`launch`] with the test's own changes to the configuration (its KEKs).
+pub async fn launch_with(
+    db: &TestDb,
+    bus: &TestBus,
+    dir: &std::path::Path,
+    seed_text: &str,
+    configure: impl FnOnce(&mut RegistryConfig),
+) -> Result<(Tasks, SocketAddr), RegistryError> {
     let seed_file = dir.join("partners.toml");
     std::fs::write(&seed_file, seed_text).unwrap();
-    let config = RegistryConfig {
+    let mut config = RegistryConfig {
         listen: "127.0.0.1:0".into(),
         seed_file: Some(seed_file.to_str().unwrap().to_owned()),
         secret_hash_key: Secret::new(HASH_KEY),
         secret_lifetime_days: LIFETIME_DAYS,
+        ..RegistryConfig::default()
     };
+    configure(&mut config);
     let database = DatabaseConfig {
         url: Secret::new(db.url()),
         pool_size: 4,

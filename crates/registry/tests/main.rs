@@ -6,5 +6,6 @@ mod authenticate;
 mod common;
 mod lookup;
 mod people;
+mod secrets;
 mod seeding;
 mod status;

@@ -54,8 +54,11 @@ impl RelaisConfig {
         }
         self.trace.validate(&self.oidc_front.issuer)?;
         self.check_deployment_keys()?;
-        // The key-encryption key given inline, or the development one (a file's is
+        // The key-encryption keys given inline, or the development ones (a file's is
         // checked where it is read: `check_key_files`).
+        if self.registry.key_encryption_key_file.is_empty() {
+            self.registry.kek().checked(&self.oidc_front.issuer)?;
+        }
         if self.oidc_front.key_encryption_key_file.is_empty() {
             self.oidc_front.key_encryption_key()?;
         }
@@ -67,6 +70,7 @@ impl RelaisConfig {
         let issuer = &self.oidc_front.issuer;
         let mut keys = self.oidc_front.deployment_keys();
         keys.push(("registry.secret_hash_key", &self.registry.secret_hash_key));
+        keys.extend(self.registry.kek().deployment_keys());
         keys.extend(
             self.idp_bridge
                 .round_trip_keys
@@ -79,9 +83,17 @@ impl RelaisConfig {
         Ok(())
     }
 
-    /// What `validate` cannot check without I/O: the key-encryption key's file.
+    /// What `validate` cannot check without I/O: the front's key-encryption key file.
     pub fn check_key_files(&self) -> Result<(), ConfigError> {
         self.oidc_front.key_encryption_key().map(|_| ())
+    }
+
+    /// The same for the registry's key-encryption key file.
+    pub fn check_registry_key_files(&self) -> Result<(), ConfigError> {
+        self.registry
+            .kek()
+            .checked(&self.oidc_front.issuer)
+            .map(|_| ())
     }
 
     /// What `validate` cannot check without I/O for every service: the bus's TLS files.

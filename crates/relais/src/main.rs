@@ -99,9 +99,12 @@ fn main() -> ExitCode {
             }
         };
     }
-    // The front's key-encryption key file is needed only where the front runs.
+    // A key-encryption key file is needed only where its service runs.
     let files = || {
         config.check_files()?;
+        if services.contains(&Service::Registry) {
+            config.check_registry_key_files()?;
+        }
         if services.contains(&Service::OidcFront) {
             config.check_key_files()
         } else {

@@ -462,6 +462,60 @@ async fn renewed_certificates_and_a_new_ca_are_taken_at_the_next_reload() {
     tasks.shutdown(Duration::from_secs(1)).await;
 }
 
+/// A Kubernetes Secret volume: each file a link through `..data` to the directory of the
+/// current version, which the kubelet swaps at once (a new link renamed over `..data`),
+/// then removes the old version.
+#[cfg(unix)]
+#[tokio::test]
+async fn a_kubernetes_secret_swapped_under_its_links_is_taken_at_the_next_reload() {
+    use std::os::unix::fs::symlink;
+    const FILES: [&str; 5] = [
+        "ca.pem",
+        "trace.pem",
+        "trace.key",
+        "gateway.pem",
+        "gateway.key",
+    ];
+    let volume = TempDir::new();
+    let first = volume.0.join("..2026_12_03_v1");
+    pki::init(&first, 1, 1).unwrap();
+    symlink("..2026_12_03_v1", volume.0.join("..data")).unwrap();
+    for f in FILES {
+        symlink(format!("..data/{f}"), volume.0.join(f)).unwrap();
+    }
+    let grpc = GrpcConfig {
+        reload_seconds: 1,
+        ..grpc_config(&volume.0)
+    };
+    let mut tasks = Tasks::new(Shutdown::new());
+    let (url, _) = serve_with(grpc.clone(), Role::Trace, &mut tasks).await;
+    let old = TempDir::new();
+    for f in ["ca.pem", "gateway.pem", "gateway.key"] {
+        std::fs::copy(first.join(f), old.0.join(f)).unwrap();
+    }
+    client(&grpc, Role::Gateway, Role::Trace, &url)
+        .get_connection(get())
+        .await
+        .unwrap();
+
+    // The Secret now holds a new CA's files: swapped as the kubelet does.
+    pki::init(&volume.0.join("..2026_12_03_v2"), 1, 1).unwrap();
+    symlink("..2026_12_03_v2", volume.0.join("..data_tmp")).unwrap();
+    std::fs::rename(volume.0.join("..data_tmp"), volume.0.join("..data")).unwrap();
+    std::fs::remove_dir_all(&first).unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let status = client(&grpc_config(&old.0), Role::Gateway, Role::Trace, &url)
+        .get_connection(get())
+        .await
+        .unwrap_err();
+    handshake_refused(&status);
+    client(&grpc, Role::Gateway, Role::Trace, &url)
+        .get_connection(get())
+        .await
+        .unwrap();
+    tasks.shutdown(Duration::from_secs(1)).await;
+}
+
 #[tokio::test]
 async fn plaintext_identifies_nobody_on_the_network() {
     let grpc = GrpcConfig {

@@ -119,6 +119,8 @@ impl Material {
     }
 }
 
+/// Each file by its path, links followed anew: a Kubernetes Secret's `..data` link swapped
+/// is taken. A read across a swap mixes versions only until the next reload.
 fn read_all(files: &TlsFiles) -> Result<Vec<u8>, RuntimeError> {
     let mut all = Vec::new();
     for file in [&files.ca_file, &files.cert_file, &files.key_file] {
