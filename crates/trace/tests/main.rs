@@ -10,3 +10,4 @@ mod export;
 mod legacy;
 mod log;
 mod proof_file;
+mod search;
