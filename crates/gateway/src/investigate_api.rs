@@ -237,10 +237,10 @@ fn challenged(
     if status == StatusCode::UNAUTHORIZED {
         let plain = || HeaderValue::from_static("Bearer realm=\"relais-investigations\"");
         let challenge = match (code, acr_values) {
-            ("invalid_token", _) => HeaderValue::try_from(format!(
-                "Bearer realm=\"{REALM}\", error=\"invalid_token\""
-            ))
-            .unwrap_or_else(|_| plain()),
+            ("invalid_token", _) => {
+                HeaderValue::try_from(format!("Bearer realm=\"{REALM}\", error=\"invalid_token\""))
+                    .unwrap_or_else(|_| plain())
+            }
             ("insufficient_user_authentication", Some(levels)) => HeaderValue::try_from(format!(
                 "Bearer realm=\"{REALM}\", error=\"insufficient_user_authentication\", \
                  error_description=\"A stronger sign-in is needed\", acr_values=\"{levels}\""
@@ -336,12 +336,16 @@ fn selection(q: &mut SearchQuery) -> Result<pb::search_connections_request::Sele
     }
     match found.len() {
         1 => Ok(found.remove(0)),
-        0 => Err("a selection is required: account_id, idp_id with sub_fi, sp_id with \
+        0 => Err(
+            "a selection is required: account_id, idp_id with sub_fi, sp_id with \
                   sub_fs, source_ip or connection_id"
-            .into()),
-        _ => Err("exactly one selection: account_id, idp_id with sub_fi, sp_id with sub_fs, \
+                .into(),
+        ),
+        _ => Err(
+            "exactly one selection: account_id, idp_id with sub_fi, sp_id with sub_fs, \
                   source_ip or connection_id"
-            .into()),
+                .into(),
+        ),
     }
 }
 

@@ -70,7 +70,10 @@ impl TraceConfig {
             ));
         }
         if self.investigator_acr_values.is_empty()
-            || self.investigator_acr_values.iter().any(|a| a.trim().is_empty())
+            || self
+                .investigator_acr_values
+                .iter()
+                .any(|a| a.trim().is_empty())
         {
             return Err(ConfigError::invalid(
                 "trace.investigator_acr_values",

@@ -35,7 +35,11 @@ pub struct Directory {
 }
 
 fn unavailable(what: &str, status: &Status) -> Status {
-    tracing::warn!(service = what, message = status.message(), "investigator check failed");
+    tracing::warn!(
+        service = what,
+        message = status.message(),
+        "investigator check failed"
+    );
     status_with_code(
         Code::Unavailable,
         format!("{what} is unavailable"),
@@ -74,9 +78,9 @@ impl Directory {
             return Ok(c.clone());
         }
         let link = |to: Role, url: &str| {
-            self.local.channel(to, url).map_err(|e| {
-                unavailable(to.name(), &Status::internal(e.to_string()))
-            })
+            self.local
+                .channel(to, url)
+                .map_err(|e| unavailable(to.name(), &Status::internal(e.to_string())))
         };
         let made = (
             RegistryClient::new(link(Role::Registry, &self.registry_url)?),
@@ -114,9 +118,9 @@ impl Directory {
                 "the access token carries no e-mail address (scope email)".into(),
             ));
         };
-        let person = person(&registry, email).await?.ok_or_else(|| {
-            forbidden(FORBIDDEN, format!("{email} is not an investigator"))
-        })?;
+        let person = person(&registry, email)
+            .await?
+            .ok_or_else(|| forbidden(FORBIDDEN, format!("{email} is not an investigator")))?;
         let person = match admission(&person, &verified, &self.acr_values)? {
             Admission::Bound => person,
             Admission::FirstUse => {
@@ -145,7 +149,6 @@ impl Directory {
         };
         Ok(person.email)
     }
-
 }
 
 async fn person(

@@ -277,14 +277,12 @@ impl Trace for TraceService {
         let request = request.into_inner();
         let token = request.access_token.trim();
         let who = match (caller, token.is_empty()) {
-            (Some(Caller::Verified(peer)), true) if peer.role == Role::Operator => {
-                search::Looker {
-                    operator: peer.dns_name(),
-                    via: None,
-                    source_ip: None,
-                    request_id: None,
-                }
-            }
+            (Some(Caller::Verified(peer)), true) if peer.role == Role::Operator => search::Looker {
+                operator: peer.dns_name(),
+                via: None,
+                source_ip: None,
+                request_id: None,
+            },
             (Some(Caller::Verified(peer)), false) if peer.role == Role::Operator => {
                 return Err(relais_runtime::status_with_code(
                     tonic::Code::InvalidArgument,

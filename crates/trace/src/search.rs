@@ -160,7 +160,12 @@ fn time_bound(name: &str, value: &str) -> Result<Option<OffsetDateTime>, Status>
     }
     OffsetDateTime::parse(value, &Rfc3339)
         .map(Some)
-        .map_err(|_| bad(INVALID_WINDOW, format!("{name} is not an RFC 3339 time: {value}")))
+        .map_err(|_| {
+            bad(
+                INVALID_WINDOW,
+                format!("{name} is not an RFC 3339 time: {value}"),
+            )
+        })
 }
 
 fn rfc3339(t: OffsetDateTime) -> String {
@@ -333,8 +338,14 @@ pub async fn search(
     let after = cursor
         .as_ref()
         .map(|c| {
-            OffsetDateTime::from_unix_timestamp_nanos(i128::from(c.started_micros) * 1000)
-                .map_err(|_| bad(INVALID_PAGE_TOKEN, "page_token is not one this service issued"))
+            OffsetDateTime::from_unix_timestamp_nanos(i128::from(c.started_micros) * 1000).map_err(
+                |_| {
+                    bad(
+                        INVALID_PAGE_TOKEN,
+                        "page_token is not one this service issued",
+                    )
+                },
+            )
         })
         .transpose()?;
     if let (Some(at), Some(c)) = (&after, &cursor) {

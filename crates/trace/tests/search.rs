@@ -25,7 +25,12 @@ fn ask(selection: Selection) -> SearchConnectionsRequest {
 }
 
 async fn search(trace: &mut Trace, r: SearchConnectionsRequest) -> SearchConnectionsResponse {
-    trace.client.search_connections(r).await.unwrap().into_inner()
+    trace
+        .client
+        .search_connections(r)
+        .await
+        .unwrap()
+        .into_inner()
 }
 
 fn ids(r: &SearchConnectionsResponse) -> Vec<&str> {
@@ -40,7 +45,9 @@ async fn refused(trace: &mut Trace, r: SearchConnectionsRequest) -> (Code, Strin
     let status = trace.client.search_connections(r).await.unwrap_err();
     (
         status.code(),
-        relais_runtime::error_code(&status).unwrap_or("").to_string(),
+        relais_runtime::error_code(&status)
+            .unwrap_or("")
+            .to_string(),
     )
 }
 
@@ -103,17 +110,29 @@ async fn each_selection_finds_its_connections_in_the_window_and_each_lookup_is_r
         ("2001:db8::7", 40_000),
         |e| e.sp_id = Some("sp-a".into()),
     );
-    let all: Vec<&Event> = alice1.iter().chain(&alice2).chain(&bob).chain([&v6]).collect();
+    let all: Vec<&Event> = alice1
+        .iter()
+        .chain(&alice2)
+        .chain(&bob)
+        .chain([&v6])
+        .collect();
     trace.record(&all).await;
 
     let newest_first = vec!["c-alice-2", "c-alice-1"];
     let r = search(&mut trace, ask(Selection::AccountId("acc-alice".into()))).await;
     assert_eq!(ids(&r), newest_first);
     assert!(r.next_page_token.is_empty());
-    assert_eq!(r.connections[0].started_at, rfc3339(base + Duration::hours(1)));
+    assert_eq!(
+        r.connections[0].started_at,
+        rfc3339(base + Duration::hours(1))
+    );
     assert_eq!(r.connections[0].sub_fs, "fs-alice");
     assert!(r.connections[0].steps.is_empty(), "a list holds summaries");
-    let r = search(&mut trace, ask(Selection::SubFi(at("idp-a", "fi-acc-alice")))).await;
+    let r = search(
+        &mut trace,
+        ask(Selection::SubFi(at("idp-a", "fi-acc-alice"))),
+    )
+    .await;
     assert_eq!(ids(&r), newest_first);
     let r = search(&mut trace, ask(Selection::SubFs(at("sp-a", "fs-alice")))).await;
     assert_eq!(ids(&r), newest_first);
@@ -123,7 +142,11 @@ async fn each_selection_finds_its_connections_in_the_window_and_each_lookup_is_r
     let r = search(&mut trace, ask(Selection::SourceIp(BROWSER_IP.into()))).await;
     assert_eq!(ids(&r), vec!["c-alice-2", "c-bob", "c-alice-1"]);
     // Addresses are compared parsed: another spelling of the same one finds it.
-    let r = search(&mut trace, ask(Selection::SourceIp("2001:0DB8:0:0::7".into()))).await;
+    let r = search(
+        &mut trace,
+        ask(Selection::SourceIp("2001:0DB8:0:0::7".into())),
+    )
+    .await;
     assert_eq!(ids(&r), vec!["c-v6"]);
     let mapped = format!("::ffff:{BROWSER_IP}");
     let r = search(&mut trace, ask(Selection::SourceIp(mapped))).await;
@@ -144,14 +167,24 @@ async fn each_selection_finds_its_connections_in_the_window_and_each_lookup_is_r
     assert_eq!(ids(&r), vec!["c-alice-2"]);
     let r = search(&mut trace, window(String::new(), rfc3339(half))).await;
     assert_eq!(ids(&r), vec!["c-alice-1"]);
-    let r = search(&mut trace, window(rfc3339(base), rfc3339(base + Duration::hours(1)))).await;
+    let r = search(
+        &mut trace,
+        window(rfc3339(base), rfc3339(base + Duration::hours(1))),
+    )
+    .await;
     assert_eq!(ids(&r), vec!["c-alice-1"], "to is excluded, from included");
     let answered = 11;
 
     // Refused, and so not recorded: a bad address, a bad or empty window.
     for (r, code) in [
-        (ask(Selection::SourceIp("203.0.113.300".into())), "invalid_selection"),
-        (ask(Selection::SourceIp("bob's laptop".into())), "invalid_selection"),
+        (
+            ask(Selection::SourceIp("203.0.113.300".into())),
+            "invalid_selection",
+        ),
+        (
+            ask(Selection::SourceIp("bob's laptop".into())),
+            "invalid_selection",
+        ),
         (ask(Selection::AccountId(" ".into())), "invalid_selection"),
         (ask(Selection::SubFi(at("idp-a", ""))), "invalid_selection"),
         (window("yesterday".into(), String::new()), "invalid_window"),
@@ -180,7 +213,12 @@ async fn each_selection_finds_its_connections_in_the_window_and_each_lookup_is_r
     assert_eq!(last["window"]["to"], rfc3339(base + Duration::hours(1)));
     // It is a leaf of the log like any record, and the log verifies.
     let r = search(&mut trace, ask(Selection::AccountId("acc-bob".into()))).await;
-    assert!(lookups(&trace).await.iter().any(|(id, _)| *id == r.lookup_event_id));
+    assert!(
+        lookups(&trace)
+            .await
+            .iter()
+            .any(|(id, _)| *id == r.lookup_event_id)
+    );
     assert_ne!(*event_id, r.lookup_event_id);
     assert!(trace.verify().await.intact);
     trace.stop().await;
@@ -317,7 +355,10 @@ async fn a_lookup_without_a_case_or_selection_is_refused_and_nothing_is_recorded
         reason: "x".repeat(1001),
         ..ask(Selection::AccountId("acc-1".into()))
     };
-    assert_eq!(refused(&mut trace, long_reason).await.0, Code::InvalidArgument);
+    assert_eq!(
+        refused(&mut trace, long_reason).await.0,
+        Code::InvalidArgument
+    );
     let nothing = SearchConnectionsRequest {
         selection: None,
         ..ask(Selection::AccountId("acc-1".into()))
