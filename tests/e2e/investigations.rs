@@ -2,7 +2,10 @@
 //! through Relais, its access token opens the API, trace checks who it is and records
 //! each lookup (with that person as who looked) before answering; nobody else gets in.
 
+use relais::Service;
 use relais_proto::trace::v1 as trace;
+use relais_proto::trace::v1::trace_client::TraceClient;
+use relais_runtime::{LocalServices, Role};
 use reqwest::StatusCode;
 use serde_json::Value;
 
@@ -153,6 +156,32 @@ async fn only_an_investigator_looks_connections_up_and_each_lookup_is_recorded_f
         (status, error["error"].as_str()),
         (StatusCode::BAD_REQUEST, Some("invalid_page_token"))
     );
+    // The gateway's own identity looks nothing up: over gRPC it needs a live token too.
+    let addr = stack
+        .grpc_addrs
+        .iter()
+        .find(|(s, _)| *s == Service::Trace)
+        .unwrap()
+        .1;
+    let as_gateway = LocalServices::new(&stack.grpc)
+        .for_service(Role::Gateway)
+        .channel(Role::Trace, &relais_runtime::grpc_url(addr))
+        .unwrap();
+    for forged in ["", "not-a-token", not_console.as_str()] {
+        let status = TraceClient::new(as_gateway.clone())
+            .search_connections(trace::SearchConnectionsRequest {
+                case: "TICKET-9".into(),
+                selection: Some(trace::search_connections_request::Selection::SourceIp(
+                    "127.0.0.1".into(),
+                )),
+                access_token: forged.into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), tonic::Code::Unauthenticated, "{forged}");
+        assert_eq!(relais_runtime::error_code(&status), Some("invalid_token"));
+    }
     assert!(
         stack.proof_events("trace.lookup").await.is_empty(),
         "refusals look nothing up"
