@@ -115,6 +115,8 @@ pub struct Options {
     pub tweak: fn(&mut RelaisConfig),
     /// Each service connects as a role of its own, made by `relais admin db-roles`.
     pub db_roles: bool,
+    /// More `[[people]]` of the registry's seed.
+    pub extra_people: &'static str,
 }
 
 impl Default for Options {
@@ -126,6 +128,7 @@ impl Default for Options {
             idp_sessions: false,
             tweak: |_| {},
             db_roles: false,
+            extra_people: "",
         }
     }
 }
@@ -203,7 +206,8 @@ impl Stack {
         let seed = dir.join("partners.toml");
         let sp_c = SpCKeys::generate();
         let logouts = LogoutReceiver::start().await;
-        std::fs::write(&seed, partners(&issuer, &sp_c.jwks(), &logouts.url)).unwrap();
+        let seed_text = partners(&issuer, &sp_c.jwks(), &logouts.url) + options.extra_people;
+        std::fs::write(&seed, seed_text).unwrap();
 
         let mut config = RelaisConfig {
             grpc: grpc.clone(),
@@ -284,6 +288,8 @@ impl Stack {
                 c.gateway.trace_url = format!("http://{}", c.trace.listen);
                 c.support.registry_url = format!("http://{}", c.registry.listen);
                 c.support.oidc_front_url = format!("http://{}", c.oidc_front.listen);
+                c.trace.registry_url = format!("http://{}", c.registry.listen);
+                c.trace.oidc_front_url = format!("http://{}", c.oidc_front.listen);
                 let file = dir.join("relais.toml");
                 std::fs::write(&file, toml::to_string(&c).unwrap()).unwrap();
                 Running::Processes(spawn_services(&Service::ALL, &file))

@@ -9,6 +9,7 @@ mod database;
 mod flows;
 mod harness;
 mod incidents;
+mod investigations;
 mod keys;
 mod outage;
 mod proof_file;

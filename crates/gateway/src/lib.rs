@@ -3,7 +3,8 @@
 //! headers on every response, reads and writes the hub's cookies, turns each request into
 //! a call to the oidc-front gRPC service and renders what comes back (redirects, the IdP
 //! chooser, error pages, JSON answers). Under `/api/support/v1` it maps the support API's
-//! JSON to the support gRPC service and serves its OpenAPI document. It owns nothing persistent and holds no business
+//! JSON to the support gRPC service and serves its OpenAPI document; under
+//! `/api/investigations/v1` the investigation API, to the proof store's `SearchConnections`. It owns nothing persistent and holds no business
 //! rules: HTTP only. Every protocol decision (validation, which error, which redirect) is
 //! oidc-front's; the only errors the gateway produces itself are about HTTP (a request it
 //! cannot parse, a page that does not exist, a backend it cannot reach).
@@ -11,6 +12,7 @@
 mod config;
 mod error;
 mod forwarded;
+mod investigate_api;
 mod pages;
 mod proxy_protocol;
 mod render;

@@ -34,7 +34,7 @@ use crate::request::{
     FLOW_COOKIE, Meta, SESSION_COOKIE, authorization, cookie, cookie_name, first, form_params,
     query_params,
 };
-use crate::support_api;
+use crate::{investigate_api, support_api};
 
 /// No `form-action`: Chrome applies it to the redirect that follows the chooser's POST,
 /// which goes to an IdP on another origin.
@@ -104,6 +104,10 @@ impl AppState {
         self.support.clone()
     }
 
+    pub(crate) fn trace(&self) -> TraceClient<Channel> {
+        self.trace.clone()
+    }
+
     async fn authorize(
         &self,
         params: Vec<Param>,
@@ -149,8 +153,20 @@ pub(crate) fn router(state: Shared) -> Router {
             }),
         )
         .fallback(support_api::not_found);
+    let (investigations, openapi) = investigate_api::router();
+    let openapi = Arc::new(openapi);
+    let investigations = investigations
+        .route(
+            "/openapi.json",
+            get(move || {
+                let openapi = openapi.clone();
+                async move { support_api::document(&openapi) }
+            }),
+        )
+        .fallback(investigate_api::not_found);
     Router::new()
         .nest(support_api::BASE, support)
+        .nest(investigate_api::BASE, investigations)
         .route("/.well-known/openid-configuration", get(discovery))
         .route("/jwks", get(jwks))
         .route("/.well-known/relais-checkpoint", get(checkpoint))

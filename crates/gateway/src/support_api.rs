@@ -374,8 +374,8 @@ pub(crate) struct MailReceipt {
     reason: Option<String>,
 }
 
-/// A support call with the gateway's deadline and where the HTTP request came from.
-fn outbound<T>(s: &Shared, meta: &Meta, message: T) -> tonic::Request<T> {
+/// A backend call (support's, trace's investigations) with the gateway's deadline and where the HTTP request came from.
+pub(crate) fn outbound<T>(s: &Shared, meta: &Meta, message: T) -> tonic::Request<T> {
     let mut request = s.grpc(message);
     for (key, value) in [
         ("relais-source-ip", meta.source.ip.as_str()),

@@ -1,6 +1,6 @@
 //! Who may call each front method: the browser and SP endpoints only through the gateway
 //! (it gives the source address), brute-force blocks and key rotation only by an operator, access tokens
-//! checked for support's API.
+//! checked for support's API and trace's investigations.
 
 use relais_runtime::Role;
 
@@ -11,7 +11,7 @@ pub fn allowed(method: &str) -> &'static [Role] {
             &[Role::Gateway]
         }
         "ListBlocks" | "ClearBlock" | "RotateKeys" => &[Role::Operator],
-        "VerifyAccessToken" => &[Role::Support],
+        "VerifyAccessToken" => &[Role::Support, Role::Trace],
         _ => &[],
     }
 }

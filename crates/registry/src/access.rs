@@ -13,7 +13,9 @@ pub fn allowed(method: &str) -> &'static [Role] {
         "SetServiceProviderStatus" | "SetIdentityProviderStatus" | "RotateClientSecret" => {
             &[Role::Operator]
         }
-        "FindPerson" | "ListContacts" | "BindPerson" => &[Role::Support],
+        "ListContacts" => &[Role::Support],
+        // Trace: investigators of the REST investigation API.
+        "FindPerson" | "BindPerson" => &[Role::Support, Role::Trace],
         _ => &[],
     }
 }

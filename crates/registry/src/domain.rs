@@ -116,8 +116,10 @@ pub struct Seed {
     pub people: Vec<PersonSeed>,
 }
 
-/// Roles a person may hold; `contact` acts for one partner, the others are support staff.
-pub const PERSON_ROLES: [&str; 7] = [
+/// Roles a person may hold; `contact` acts for one partner, `investigator` looks up
+/// connections in the proof store (its REST investigation API), the others are support
+/// staff.
+pub const PERSON_ROLES: [&str; 8] = [
     "contact",
     "level1",
     "level2",
@@ -125,6 +127,7 @@ pub const PERSON_ROLES: [&str; 7] = [
     "production_manager",
     "product_owner",
     "partner_relations",
+    "investigator",
 ];
 
 /// A partner's authorised contact or a support staff member.

@@ -198,11 +198,13 @@ pub async fn start_bound(
                 config.oidc_front.registry_url = url(*addr);
                 config.idp_bridge.registry_url = url(*addr);
                 config.support.registry_url = url(*addr);
+                config.trace.registry_url = url(*addr);
             }
             Service::IdpBridge => config.oidc_front.idp_bridge_url = url(*addr),
             Service::OidcFront => {
                 config.gateway.oidc_front_url = url(*addr);
                 config.support.oidc_front_url = url(*addr);
+                config.trace.oidc_front_url = url(*addr);
             }
             Service::Support => config.gateway.support_url = url(*addr),
             Service::Trace => config.gateway.trace_url = url(*addr),

@@ -88,6 +88,13 @@ impl Trace for Echo {
     ) -> Result<Response<pb::ExportCaseResponse>, Status> {
         Ok(Response::new(pb::ExportCaseResponse::default()))
     }
+
+    async fn search_connections(
+        &self,
+        _request: Request<pb::SearchConnectionsRequest>,
+    ) -> Result<Response<pb::SearchConnectionsResponse>, Status> {
+        Ok(Response::new(pb::SearchConnectionsResponse::default()))
+    }
 }
 
 /// The stub's table: the gateway reads a connection, an operator lists them, nobody

@@ -189,6 +189,13 @@ fn admission(
 
 fn actor(person: Person) -> Result<Actor, SupportError> {
     let bad = |what: &str| SupportError::Upstream(format!("registry person {what}"));
+    if person.role == "investigator" {
+        // Investigators look up connections in the proof store, not tickets.
+        return Err(SupportError::Forbidden(format!(
+            "{} is an investigator, not support staff",
+            person.email
+        )));
+    }
     if person.role == "contact" {
         let kind = PartnerKind::parse(&person.partner_kind).ok_or_else(|| bad("has no partner"))?;
         let partner = PartnerRef::new(kind, person.partner_id).map_err(|_| bad("partner"))?;

@@ -35,6 +35,16 @@ pub struct TraceConfig {
     pub witnesses: Vec<WitnessLink>,
     /// How long a witness is waited for, per request.
     pub witness_timeout_seconds: u64,
+    /// The registry: investigators (role `investigator`) by e-mail address, for lookups
+    /// through the gateway's REST investigation API.
+    pub registry_url: String,
+    /// oidc-front: whether an investigator's access token is live.
+    pub oidc_front_url: String,
+    /// The client investigators sign in to (scope `email`): only its access tokens open
+    /// the REST investigation API.
+    pub investigation_client_id: String,
+    /// The acr levels an investigator's sign-in must have reached.
+    pub investigator_acr_values: Vec<String>,
 }
 
 impl Default for TraceConfig {
@@ -47,6 +57,10 @@ impl Default for TraceConfig {
             checkpoint_interval_seconds: 60,
             witnesses: Vec::new(),
             witness_timeout_seconds: 10,
+            registry_url: "http://127.0.0.1:7101".into(),
+            oidc_front_url: "http://127.0.0.1:7102".into(),
+            investigation_client_id: "support-console".into(),
+            investigator_acr_values: vec!["eidas2".into(), "eidas3".into()],
         }
     }
 }
@@ -74,6 +88,23 @@ impl TraceConfig {
             ));
         }
         self.witness_verifiers()?;
+        if self.investigation_client_id.trim().is_empty() {
+            return Err(ConfigError::invalid(
+                "trace.investigation_client_id",
+                "must name the client investigators sign in to",
+            ));
+        }
+        if self.investigator_acr_values.is_empty()
+            || self
+                .investigator_acr_values
+                .iter()
+                .any(|a| a.trim().is_empty())
+        {
+            return Err(ConfigError::invalid(
+                "trace.investigator_acr_values",
+                "must list at least one acr level",
+            ));
+        }
         let file = !self.checkpoint_key_file.trim().is_empty();
         match (self.checkpoint_key.is_empty(), file) {
             (false, true) => Err(ConfigError::invalid(

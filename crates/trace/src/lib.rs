@@ -18,8 +18,10 @@ pub mod checkpoint;
 mod config;
 pub mod cosignature;
 mod export;
+mod investigators;
 mod log;
 pub mod proof_file;
+pub mod search;
 mod store;
 pub mod tree;
 mod verify;
@@ -170,6 +172,8 @@ impl EventHandler for Recorder {
 pub struct TraceService {
     store: Store,
     log: Log,
+    pager: search::Pager,
+    investigators: investigators::Directory,
 }
 
 #[tonic::async_trait]
@@ -278,6 +282,68 @@ impl Trace for TraceService {
             self.log.export_case(&request, &operator).await?,
         ))
     }
+
+    async fn search_connections(
+        &self,
+        request: Request<pb::SearchConnectionsRequest>,
+    ) -> Result<Response<pb::SearchConnectionsResponse>, Status> {
+        use relais_runtime::{Caller, Role};
+        // Who looked is a certificate's identity, or the investigator whose live token the
+        // gateway passed through: never a name the request gives.
+        let caller = relais_runtime::peer::caller(&request).cloned();
+        let meta = |key: &str| {
+            request
+                .metadata()
+                .get(key)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let (source_ip, request_id) = (meta("relais-source-ip"), meta("relais-request-id"));
+        let request = request.into_inner();
+        let token = request.access_token.trim();
+        let who = match (caller, token.is_empty()) {
+            (Some(Caller::Verified(peer)), true) if peer.role == Role::Operator => search::Looker {
+                operator: peer.dns_name(),
+                via: None,
+                source_ip: None,
+                request_id: None,
+            },
+            (Some(Caller::Verified(peer)), false) if peer.role == Role::Operator => {
+                return Err(relais_runtime::status_with_code(
+                    tonic::Code::InvalidArgument,
+                    "access_token is for the gateway's REST API; an operator looks as itself"
+                        .into(),
+                    search::INVALID_SELECTION,
+                ));
+            }
+            (Some(Caller::Unverified), true) => search::Looker {
+                operator: "unverified (plaintext connection)".into(),
+                via: None,
+                source_ip: None,
+                request_id: None,
+            },
+            (caller, false) => search::Looker {
+                operator: self.investigators.bearer(token).await?,
+                via: Some(match caller {
+                    Some(Caller::Verified(peer)) => peer.dns_name(),
+                    _ => "unverified (plaintext connection)".into(),
+                }),
+                source_ip,
+                request_id,
+            },
+            (_, true) => {
+                return Err(relais_runtime::status_with_code(
+                    tonic::Code::Unauthenticated,
+                    "an investigator's access token is required".into(),
+                    investigators::INVALID_TOKEN,
+                ));
+            }
+        };
+        let pool = self.log.pool();
+        Ok(Response::new(
+            search::search(pool, &self.store, &self.pager, &request, &who).await?,
+        ))
+    }
 }
 
 /// Starts the trace service: migrations, the connection-event consumer, gRPC.
@@ -347,9 +413,18 @@ pub async fn start(
         },
     );
     let audit = operator_audit(pool.clone());
+    let investigators = investigators::Directory::new(
+        local.clone(),
+        config.registry_url.clone(),
+        config.oidc_front_url.clone(),
+        config.investigation_client_id.trim().to_owned(),
+        config.investigator_acr_values.clone(),
+    );
     let service = TraceServer::new(TraceService {
         store: Store::new(pool),
         log,
+        pager: search::Pager::new(),
+        investigators,
     });
     local.serve_audited(&mut tasks, listener, service, access::allowed, audit)?;
     Ok(tasks)

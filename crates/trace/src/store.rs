@@ -376,7 +376,7 @@ async fn fold(tx: &Transaction<'_>, folds: &[Fold]) -> Result<(), TraceError> {
     Ok(())
 }
 
-fn connection_from_row(r: &Row) -> Result<pb::Connection, TraceError> {
+pub(crate) fn connection_from_row(r: &Row) -> Result<pb::Connection, TraceError> {
     let port: Option<i32> = r.try_get("source_port")?;
     let opt = |name: &str| -> Result<String, TraceError> {
         Ok(r.try_get::<_, Option<String>>(name)?.unwrap_or_default())

@@ -11,3 +11,4 @@ mod legacy;
 mod log;
 mod proof_file;
 mod witness;
+mod search;
