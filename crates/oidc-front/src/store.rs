@@ -504,6 +504,35 @@ impl Store {
             .map_err(FrontError::from)
     }
 
+    /// Userinfo's read and its record in one statement: the live access token of
+    /// `client_id` under `token_hash`, and `events` completed from it (connection,
+    /// subjects, acr) queued only if it is live. None, and nothing queued, otherwise.
+    pub async fn serve_userinfo(
+        &self,
+        token_hash: &[u8],
+        client_id: &str,
+        events: &[Event],
+    ) -> Result<Option<AccessToken>, FrontError> {
+        let client = self.pool.get().await?;
+        let row = relais_bus::change_with_filled_events(
+            &client,
+            "change AS (SELECT connection_id, client_id, sub_fs, account_id, idp_id, acr, \
+             claims, jsonb_build_object('connection_id', connection_id::text, \
+             'idp_id', idp_id, 'acr', acr, 'sub_fs', sub_fs, \
+             'account_id', account_id::text) AS fill \
+             FROM access_tokens WHERE token_hash = $1 AND client_id = $2 \
+             AND expires_at > $3 AND revoked_at IS NULL)",
+            &[&token_hash, &client_id, &self.clock.now()],
+            events,
+        )
+        .await?;
+        let Some(r) = row else {
+            return Ok(None);
+        };
+        self.outbox.wake();
+        access_token_from_row(&r).map(Some)
+    }
+
     /// A live access token: known, unexpired, unrevoked.
     pub async fn access_token(&self, token_hash: &[u8]) -> Result<Option<AccessToken>, FrontError> {
         let client = self.pool.get().await?;
@@ -518,15 +547,7 @@ impl Store {
         let Some(r) = client.query_opt(&stmt, &[&token_hash, &now]).await? else {
             return Ok(None);
         };
-        Ok(Some(AccessToken {
-            connection_id: r.try_get("connection_id")?,
-            client_id: r.try_get("client_id")?,
-            sub_fs: r.try_get("sub_fs")?,
-            account_id: r.try_get("account_id")?,
-            idp_id: r.try_get("idp_id")?,
-            acr: r.try_get("acr")?,
-            claims: r.try_get("claims")?,
-        }))
+        access_token_from_row(&r).map(Some)
     }
 
     /// The IdP subject of the sign-in an access token came from, through its grant's
@@ -811,4 +832,16 @@ impl Store {
         n += self.delete_retired_signing_keys().await?;
         Ok(n)
     }
+}
+
+fn access_token_from_row(r: &Row) -> Result<AccessToken, FrontError> {
+    Ok(AccessToken {
+        connection_id: r.try_get("connection_id")?,
+        client_id: r.try_get("client_id")?,
+        sub_fs: r.try_get("sub_fs")?,
+        account_id: r.try_get("account_id")?,
+        idp_id: r.try_get("idp_id")?,
+        acr: r.try_get("acr")?,
+        claims: r.try_get("claims")?,
+    })
 }

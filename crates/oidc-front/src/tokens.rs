@@ -13,13 +13,13 @@ use time::{Duration, OffsetDateTime};
 use crate::domain::authorize::Params;
 use crate::domain::client_auth::{PRIVATE_KEY_JWT, client_credentials};
 use crate::domain::id_token;
-use crate::domain::secrets::{at_hash, constant_time_eq, pkce_s256, random_token, sha256};
+use crate::domain::secrets::{self, at_hash, constant_time_eq, pkce_s256, sha256};
 use crate::domain::{throttle, types};
 use crate::error::FrontError;
 use crate::events;
 use crate::front::{Front, params_of, ts};
 use crate::responses::{json_error, json_ok};
-use crate::store::Grant;
+use crate::store::{AccessToken, Grant};
 
 impl Front {
     /// A back-channel call (token, revocation, introspection) behind the brute-force
@@ -227,7 +227,7 @@ impl Front {
                 &sp.id_token_encrypted_response_enc,
             )?)
         };
-        let access_token = random_token();
+        let access_token = secrets::access_token_for(&client_id);
         let at_ttl = i64::from(self.config.access_token_ttl_seconds);
         let now = self.clock.now();
         // The redemption completes the step with the grant's connection and subjects.
@@ -288,36 +288,49 @@ impl Front {
         }))
     }
 
-    /// Userinfo as the SP registered it: JSON, a signed JWT, encrypted, or both.
+    /// How userinfo answers `sp`, as it registered: JSON, a signed JWT, encrypted, or
+    /// both. Made before the answer's step is recorded: the keys are found and the SP's
+    /// encryption key checked here, so that afterwards nothing may fail but the hub.
+    fn userinfo_form(&self, sp: &reg::ServiceProvider) -> Result<UserinfoForm, FrontError> {
+        let signer = types::userinfo_alg(sp)
+            .map(|alg| self.keys.signer(alg))
+            .transpose()?;
+        let encrypter = if sp.userinfo_encrypted_response_alg.is_empty() {
+            None
+        } else {
+            Some(relais_jose::Encrypter::new(
+                &sp.jwks,
+                &sp.userinfo_encrypted_response_alg,
+                &sp.userinfo_encrypted_response_enc,
+            )?)
+        };
+        Ok(UserinfoForm {
+            client_id: sp.client_id.clone(),
+            signer,
+            encrypter,
+        })
+    }
+
+    /// The userinfo answer of `claims` in `form`.
     fn userinfo_answer(
         &self,
         mut claims: Map<String, Value>,
-        sp: &reg::ServiceProvider,
+        form: &UserinfoForm,
     ) -> Result<pb::ApiResponse, FrontError> {
-        let signed = types::userinfo_alg(sp);
-        let encrypted = !sp.userinfo_encrypted_response_alg.is_empty();
-        if signed.is_none() && !encrypted {
+        if form.signer.is_none() && form.encrypter.is_none() {
             return Ok(json_ok(&Value::Object(claims)));
         }
-        let (payload, cty) = if let Some(alg) = signed {
+        let (payload, cty) = if let Some(key) = &form.signer {
             claims.insert("iss".into(), Value::from(self.config.issuer.clone()));
-            claims.insert("aud".into(), Value::from(sp.client_id.clone()));
+            claims.insert("aud".into(), Value::from(form.client_id.clone()));
             claims.insert("iat".into(), Value::from(ts(self.clock.now())));
-            let key = self.keys.signer(alg)?;
             (key.sign(&claims, "JWT")?, Some("JWT"))
         } else {
             (Value::Object(claims).to_string(), None)
         };
-        let body = if encrypted {
-            relais_jose::encrypt(
-                payload.as_bytes(),
-                cty,
-                &sp.jwks,
-                &sp.userinfo_encrypted_response_alg,
-                &sp.userinfo_encrypted_response_enc,
-            )?
-        } else {
-            payload
+        let body = match &form.encrypter {
+            Some(e) => e.encrypt(payload.as_bytes(), cty)?,
+            None => payload,
         };
         Ok(pb::ApiResponse {
             http_status: 200,
@@ -497,9 +510,46 @@ impl Front {
             (Some(t), None) | (None, Some(t)) => t.to_string(),
             (None, None) => return Err(FrontError::InvalidToken),
         };
+        let token_hash = sha256(&token);
+        let Some(client_id) = secrets::client_of_access_token(&token) else {
+            return self.userinfo_of_earlier_token(&token_hash, source).await;
+        };
+        // A suspended SP's tokens stop working at once.
+        let sp = self
+            .active_sp(client_id)
+            .await
+            .map_err(|_| FrontError::InvalidToken)?;
+        let form = self.userinfo_form(&sp)?;
+        // Completed from the token by the statement that reads it.
+        let served = events::at(
+            self.clock.now(),
+            "",
+            ConnectionStep::UserinfoServed,
+            Outcome::Success,
+            source,
+            |e| e.sp_id = Some(sp.client_id.clone()),
+        )?;
+        // Read and recorded in one statement, the answer's form ready before: the answer
+        // leaves only once its step is durable, and the step is recorded only for an
+        // answer that can be made.
         let at = self
             .store
-            .access_token(&sha256(&token))
+            .serve_userinfo(&token_hash, client_id, &[served])
+            .await?
+            .ok_or(FrontError::InvalidToken)?;
+        self.userinfo_answer(userinfo_claims(at), &form)
+    }
+
+    /// Userinfo for an access token issued before tokens named their client: read, then
+    /// recorded.
+    async fn userinfo_of_earlier_token(
+        &self,
+        token_hash: &[u8],
+        source: &pb::Source,
+    ) -> Result<pb::ApiResponse, FrontError> {
+        let at = self
+            .store
+            .access_token(token_hash)
             .await?
             .ok_or(FrontError::InvalidToken)?;
         // A suspended SP's tokens stop working at once.
@@ -507,11 +557,7 @@ impl Front {
             .active_sp(&at.client_id)
             .await
             .map_err(|_| FrontError::InvalidToken)?;
-        let mut body = match at.claims {
-            Value::Object(m) => m,
-            _ => Map::new(),
-        };
-        body.insert("sub".into(), Value::from(at.sub_fs.clone()));
+        let form = self.userinfo_form(&sp)?;
         let served = events::at(
             self.clock.now(),
             &at.connection_id.to_string(),
@@ -526,9 +572,7 @@ impl Front {
                 e.account_id = Some(at.account_id.to_string());
             },
         )?;
-        // Made first: the step is recorded only for an answer that exists, and the answer
-        // leaves only once its step is durable.
-        let answer = self.userinfo_answer(body, &sp)?;
+        let answer = self.userinfo_answer(userinfo_claims(at), &form)?;
         self.store.record_events(&[served]).await?;
         Ok(answer)
     }
@@ -565,4 +609,21 @@ impl Front {
 fn blocked_for(until: OffsetDateTime, now: OffsetDateTime) -> FrontError {
     let secs = (until - now).whole_seconds().max(1);
     FrontError::ClientBlocked(u32::try_from(secs).unwrap_or(u32::MAX))
+}
+
+/// How userinfo answers an SP (see `Front::userinfo_form`).
+struct UserinfoForm {
+    client_id: String,
+    signer: Option<Arc<relais_jose::SigningKey>>,
+    encrypter: Option<relais_jose::Encrypter>,
+}
+
+/// The claims userinfo answers for a token: those it was granted, and its subject.
+fn userinfo_claims(at: AccessToken) -> Map<String, Value> {
+    let mut body = match at.claims {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    };
+    body.insert("sub".into(), Value::from(at.sub_fs));
+    body
 }

@@ -322,3 +322,58 @@ async fn an_exempt_confidential_sp_signs_in_without_pkce() {
     assert_eq!(status, 200, "{tokens}");
     hub.stop().await;
 }
+
+/// An access token names its client after its random part, so userinfo prepares the SP's
+/// answer before the one statement that reads the token and records the step. The name
+/// is no key: another client's name on the same random part is another (unknown) token,
+/// and a token of the earlier form (random part only) is still served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_access_token_names_its_client_and_only_the_token_issued_is_served() {
+    let hub = Hub::start().await;
+    let (flow, answer) = up_to_the_callback(&hub).await;
+    let code = query(&redirect_of(&hub.callback(&flow, &answer).await).unwrap())["code"].clone();
+    let (status, tokens) = hub.token(&code).await;
+    assert_eq!(status, 200, "{tokens}");
+    let access = tokens["access_token"].as_str().unwrap().to_string();
+    let (random, client) = access.split_once('.').unwrap();
+    assert_eq!((random.len(), client), (43, crate::support::SP));
+
+    let (status, body) = hub.userinfo(&access).await;
+    assert_eq!(status, 200, "{body}");
+    let claims: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(
+        claims["sub"].is_string() && claims["email"].is_string(),
+        "{body}"
+    );
+
+    // The same random part under another client's name, or with the name cut off.
+    for forged in [format!("{random}.{LEGACY}"), random.to_string()] {
+        let (status, body) = hub.userinfo(&forged).await;
+        assert_eq!(status, 401, "{forged}: {body}");
+    }
+
+    // A token stored before tokens named their client: found by its hash alone.
+    let earlier = "e".repeat(43);
+    let hash = relais_oidc_front::domain::secrets::sha256(&earlier);
+    let issued = relais_oidc_front::domain::secrets::sha256(&access);
+    hub.sql
+        .get()
+        .await
+        .unwrap()
+        .execute(
+            "INSERT INTO access_tokens (token_hash, code_hash, connection_id, client_id, sub_fs, \
+             account_id, idp_id, acr, claims, expires_at, scopes, issued_at) \
+             SELECT $1, code_hash, connection_id, client_id, sub_fs, account_id, idp_id, acr, \
+             claims, expires_at, scopes, issued_at FROM access_tokens WHERE token_hash = $2",
+            &[&hash, &issued],
+        )
+        .await
+        .unwrap();
+    let (status, earlier_body) = hub.userinfo(&earlier).await;
+    assert_eq!(status, 200, "{earlier_body}");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&earlier_body).unwrap(),
+        claims
+    );
+    hub.stop().await;
+}

@@ -13,6 +13,21 @@ pub fn random_token() -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
+/// An access token: 32 random bytes (base64url, no `.` in it), then `.` and the client it
+/// is issued to. The client part is no secret (the token is the client's own) and lets
+/// userinfo know the SP, and prepare its answer, before it reads and records in one
+/// statement; the token's hash, over all of it, is what is stored and looked up.
+pub fn access_token_for(client_id: &str) -> String {
+    format!("{}.{client_id}", random_token())
+}
+
+/// The client an access token names, if it has the form [`access_token_for`] makes
+/// (tokens issued before it had none).
+pub fn client_of_access_token(token: &str) -> Option<&str> {
+    let (random, client) = token.split_once('.')?;
+    (random.len() == 43 && relais_bus::events::is_partner_id(client)).then_some(client)
+}
+
 /// What is stored in place of a code, token or cookie value.
 pub fn sha256(value: &str) -> Vec<u8> {
     Sha256::digest(value.as_bytes()).to_vec()
@@ -49,6 +64,22 @@ pub fn constant_time_eq(a: &str, b: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn an_access_token_names_its_client_after_its_random_part() {
+        let token = access_token_for("sp.example-1");
+        assert_eq!(client_of_access_token(&token), Some("sp.example-1"));
+        assert_eq!(token.split_once('.').map(|(r, _)| r.len()), Some(43));
+        // Tokens of the earlier form, and values that only look like one, name nobody.
+        assert_eq!(client_of_access_token(&random_token()), None);
+        assert_eq!(client_of_access_token("short.sp-a"), None);
+        let bad = format!("{}.sp a", random_token());
+        assert_eq!(client_of_access_token(&bad), None);
+        assert_eq!(
+            client_of_access_token(&format!("{}.", random_token())),
+            None
+        );
+    }
     use super::*;
 
     #[test]
