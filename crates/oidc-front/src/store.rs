@@ -233,25 +233,24 @@ impl Store {
         sub_fi: &str,
         pivot: Option<&[u8]>,
     ) -> Result<Option<(Uuid, bool)>, FrontError> {
-        let row = match pivot {
-            Some(hash) => {
-                client
+        let row =
+            match pivot {
+                Some(hash) => client
                     .opt(
                         "SELECT id, suspended_at IS NOT NULL FROM accounts WHERE pivot_hash = $1",
                         &[&hash],
                     )
-                    .await?
-            }
-            None => {
-                client
-                    .opt(
-                        "SELECT id, suspended_at IS NOT NULL FROM accounts \
+                    .await?,
+                None => {
+                    client
+                        .opt(
+                            "SELECT id, suspended_at IS NOT NULL FROM accounts \
                          WHERE idp_id = $1 AND sub_fi = $2 AND pivot_hash IS NULL",
-                        &[&idp_id, &sub_fi],
-                    )
-                    .await?
-            }
-        };
+                            &[&idp_id, &sub_fi],
+                        )
+                        .await?
+                }
+            };
         row.map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).transpose()
     }
 

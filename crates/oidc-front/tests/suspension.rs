@@ -56,10 +56,7 @@ async fn live_sessions(hub: &Hub) -> i64 {
         .get()
         .await
         .unwrap()
-        .query_one(
-            "SELECT count(*) FROM sessions WHERE ended_at IS NULL",
-            &[],
-        )
+        .query_one("SELECT count(*) FROM sessions WHERE ended_at IS NULL", &[])
         .await
         .unwrap()
         .get(0)
@@ -115,7 +112,11 @@ async fn a_suspension_ends_the_sessions_tokens_and_codes_and_refuses_the_next_si
     assert!(back["error_description"].contains("account_suspended"));
     assert!(back.contains_key("state") && back.contains_key("iss"));
     assert!(!back.contains_key("code"));
-    assert_eq!(hub.rows("sessions").await, sessions, "a session was written");
+    assert_eq!(
+        hub.rows("sessions").await,
+        sessions,
+        "a session was written"
+    );
     assert_eq!(hub.rows("grants").await, grants, "a code was written");
 
     // Suspending again changes nothing and says why.
@@ -243,12 +244,7 @@ async fn a_bad_or_unauthorised_suspension_changes_nothing() {
         "jean".into(),
     ));
     for bad in [no_case, no_reason, no_account, not_a_uuid] {
-        let e = hub
-            .operator
-            .clone()
-            .suspend_account(bad)
-            .await
-            .unwrap_err();
+        let e = hub.operator.clone().suspend_account(bad).await.unwrap_err();
         assert_eq!(e.code(), tonic::Code::InvalidArgument);
         assert_eq!(error_code(&e), "suspension_request_invalid");
     }
@@ -284,7 +280,10 @@ async fn a_suspension_racing_a_callback_never_lets_a_code_out() {
             operator.suspend_account(by_id(account))
         );
         suspended.unwrap();
-        match redirect_of(&page).ok().and_then(|to| query(&to).get("code").cloned()) {
+        match redirect_of(&page)
+            .ok()
+            .and_then(|to| query(&to).get("code").cloned())
+        {
             // The sign-in committed first: the suspension ended what it wrote.
             Some(code) => {
                 let (status, body) = hub.token(&code).await;
@@ -292,7 +291,11 @@ async fn a_suspension_racing_a_callback_never_lets_a_code_out() {
             }
             None => refused += 1,
         }
-        assert_eq!(live_sessions(&hub).await, 0, "a session outlived the suspension");
+        assert_eq!(
+            live_sessions(&hub).await,
+            0,
+            "a session outlived the suspension"
+        );
         hub.operator
             .clone()
             .lift_account_suspension(lift(account))
