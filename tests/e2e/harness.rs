@@ -477,6 +477,10 @@ impl Stack {
                         .1
                 ),
             )
+            .env(
+                "RELAIS__GATEWAY__SUPPORT_URL",
+                format!("http://{}", self.support_addr),
+            )
             .env("RELAIS__GRPC__CA_FILE", &self.grpc.ca_file)
             .env("RELAIS__GRPC__CERT_FILE", &self.grpc.cert_file)
             .env("RELAIS__GRPC__KEY_FILE", &self.grpc.key_file)
