@@ -233,3 +233,122 @@ async fn one_operator_call_suspends_an_account_everywhere_with_its_proof_file_an
     std::fs::remove_dir_all(&dir).ok();
     stack.stop().await;
 }
+
+/// Support away after the suspension: the account stays suspended (the safe state) and
+/// the command says what is left and fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ticket_that_cannot_be_opened_leaves_the_account_suspended_and_the_command_failing() {
+    let stack = Stack::start().await;
+    let req = AuthRequest::new(SP_A, REDIRECT_A, "openid email");
+    let code = code_of_sign_in(&stack, &Browser::new(), &req, "jean").await;
+    let (status, tokens) = token(&stack.hub, SP_A, SECRET_A, &code, REDIRECT_A, true).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    let access = tokens["access_token"].as_str().unwrap().to_string();
+    let account: uuid::Uuid = stack
+        .sql("oidc_front", "SELECT id FROM oidc_front.accounts")
+        .await[0]
+        .get(0);
+    let file = std::env::temp_dir().join(format!("relais-theft-{}.json", uuid::Uuid::new_v4()));
+    let (ok, out) = stack
+        .admin_with(
+            &[
+                "suspend-account",
+                "--account",
+                &account.to_string(),
+                "--case",
+                "CASE-THEFT-2",
+                "--reason",
+                "reported by the person",
+                "--proof-file",
+                file.to_str().unwrap(),
+            ],
+            &[("RELAIS__GATEWAY__SUPPORT_URL", "http://127.0.0.1:1")],
+        )
+        .await;
+    assert!(!ok, "{out}");
+    assert!(out.contains("STAYS SUSPENDED"), "{out}");
+    assert!(out.contains("opening the support ticket failed"), "{out}");
+    assert!(
+        file.exists(),
+        "the proof file was written before the ticket"
+    );
+    assert_eq!(
+        userinfo(&stack.hub, &access).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    proof_records(&stack, "account.suspended", 1).await;
+    std::fs::remove_file(&file).ok();
+    stack.stop().await;
+}
+
+/// The operator's command and a sign-in's return from the IdP at the same moment, several
+/// times: whichever wins, the code the SP may get is refused and no session lives on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_suspension_racing_a_callback_never_lets_a_code_out() {
+    let stack = Stack::start().await;
+    let req = AuthRequest::new(SP_A, REDIRECT_A, "openid email");
+    code_of_sign_in(&stack, &Browser::new(), &req, "jean").await;
+    let account: uuid::Uuid = stack
+        .sql("oidc_front", "SELECT id FROM oidc_front.accounts")
+        .await[0]
+        .get(0);
+    let account = account.to_string();
+    for round in 0..4 {
+        let browser = Browser::new();
+        let (_, chooser) = browser.get(&req.url(&stack.hub)).await.page();
+        let (_, login) = browser
+            .choose(&stack.hub, &chooser, "demo-idp")
+            .await
+            .page();
+        let case = format!("CASE-RACE-{round}");
+        let file = std::env::temp_dir().join(format!("relais-race-{}.json", uuid::Uuid::new_v4()));
+        let args = [
+            "suspend-account",
+            "--account",
+            &account,
+            "--case",
+            &case,
+            "--reason",
+            "race",
+            "--proof-file",
+            file.to_str().unwrap(),
+        ];
+        let (ending, (ok, out)) = tokio::join!(
+            browser.login(stack.idp.issuer(), &login, "jean", "none"),
+            stack.admin(&args)
+        );
+        assert!(ok, "{out}");
+        if let Ending::AtSp(back) = ending
+            && let Some(code) = query(&back, "code")
+        {
+            let code = Code {
+                value: code,
+                verifier: req.code_verifier.clone(),
+            };
+            let (status, body) = token(&stack.hub, SP_A, SECRET_A, &code, REDIRECT_A, true).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "a code got out: {body}");
+        }
+        let live: i64 = stack
+            .sql(
+                "oidc_front",
+                "SELECT count(*) FROM oidc_front.sessions WHERE ended_at IS NULL",
+            )
+            .await[0]
+            .get(0);
+        assert_eq!(live, 0, "a session outlived the suspension");
+        let (ok, out) = stack
+            .admin(&[
+                "lift-account-suspension",
+                "--account",
+                &account,
+                "--case",
+                &case,
+                "--reason",
+                "next round",
+            ])
+            .await;
+        assert!(ok, "{out}");
+        std::fs::remove_file(&file).ok();
+    }
+    stack.stop().await;
+}
