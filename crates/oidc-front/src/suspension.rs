@@ -171,7 +171,8 @@ impl Front {
                 Ok(out)
             })
             .await?;
-        tracing::warn!(account_id = %account, case, operator, "account suspended by an operator");
+        // The account itself is in the proof store, not in logs.
+        tracing::warn!(case, operator, "account suspended by an operator");
         Ok(answer(&suspension, ended, notices))
     }
 
@@ -197,7 +198,7 @@ impl Front {
             .store
             .lift_suspension(account, case, reason, &event)
             .await?;
-        tracing::warn!(account_id = %account, case, operator, "account suspension lifted by an operator");
+        tracing::warn!(case, operator, "account suspension lifted by an operator");
         Ok(answer(&lifted, Ended::default(), 0))
     }
 }
