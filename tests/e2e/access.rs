@@ -196,7 +196,12 @@ async fn every_method_of_every_service_admits_exactly_the_identities_of_its_tabl
         );
     }
     let front = "relais.oidc_front.v1.OidcFront";
-    for m in ["ListBlocks", "ClearBlock"] {
+    for m in [
+        "ListBlocks",
+        "ClearBlock",
+        "SuspendAccount",
+        "LiftAccountSuspension",
+    ] {
         assert_eq!(allowed(front, m), [Role::Operator], "{m}");
     }
     for m in ["Authorize", "Token", "UserInfo", "Revoke", "Introspect"] {

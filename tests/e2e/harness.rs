@@ -455,6 +455,11 @@ impl Stack {
 
     /// Runs `relais admin <args>` against this hub; returns its output.
     pub async fn admin(&self, args: &[&str]) -> (bool, String) {
+        self.admin_with(args, &[]).await
+    }
+
+    /// [`Stack::admin`] with settings of its own (`RELAIS__…` variables) over the stack's.
+    pub async fn admin_with(&self, args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
         let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_relais"))
             .arg("admin")
             .args(args)
@@ -477,9 +482,14 @@ impl Stack {
                         .1
                 ),
             )
+            .env(
+                "RELAIS__GATEWAY__SUPPORT_URL",
+                format!("http://{}", self.support_addr),
+            )
             .env("RELAIS__GRPC__CA_FILE", &self.grpc.ca_file)
             .env("RELAIS__GRPC__CERT_FILE", &self.grpc.cert_file)
             .env("RELAIS__GRPC__KEY_FILE", &self.grpc.key_file)
+            .envs(env.iter().copied())
             .output()
             .await
             .unwrap();

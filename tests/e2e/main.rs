@@ -18,4 +18,5 @@ mod security;
 mod signin;
 mod sso;
 mod support_api;
+mod theft;
 mod witness;

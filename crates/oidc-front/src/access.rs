@@ -1,5 +1,5 @@
 //! Who may call each front method: the browser and SP endpoints only through the gateway
-//! (it gives the source address), brute-force blocks and key rotation only by an operator, access tokens
+//! (it gives the source address), brute-force blocks, key rotation and account suspensions only by an operator, access tokens
 //! checked for support's API and trace's investigations.
 
 use relais_runtime::Role;
@@ -10,7 +10,9 @@ pub fn allowed(method: &str) -> &'static [Role] {
         | "Token" | "UserInfo" | "Revoke" | "Introspect" | "EndSession" | "LogoutCallback" => {
             &[Role::Gateway]
         }
-        "ListBlocks" | "ClearBlock" | "RotateKeys" => &[Role::Operator],
+        "ListBlocks" | "ClearBlock" | "RotateKeys" | "SuspendAccount" | "LiftAccountSuspension" => {
+            &[Role::Operator]
+        }
         "VerifyAccessToken" => &[Role::Support, Role::Trace],
         _ => &[],
     }

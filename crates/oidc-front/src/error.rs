@@ -129,6 +129,18 @@ pub enum FrontError {
     #[error("post_logout_redirect_uri is not registered for this client")]
     PostLogoutRedirectUriMismatch,
     #[error(
+        "this account is suspended by the operator after a report of identity theft; contact support"
+    )]
+    AccountSuspended,
+    #[error("no account is known by this identifier")]
+    AccountUnknown,
+    #[error("this account is already suspended")]
+    AccountAlreadySuspended,
+    #[error("this account is not suspended")]
+    AccountNotSuspended,
+    #[error("suspension request refused: {0}")]
+    SuspensionInvalid(String),
+    #[error(
         "signing key {kid} cannot be opened: {reason} (is oidc_front.key_encryption_key the one it was sealed under?)"
     )]
     SigningKeyUnreadable { kid: String, reason: String },
@@ -524,6 +536,41 @@ impl FrontError {
                 Page,
                 "post_logout_redirect_uri n'est pas enregistrée pour ce service.",
             ),
+            E::AccountSuspended => (
+                "account_suspended",
+                "access_denied",
+                403,
+                Page,
+                "Ce compte est suspendu par l'opérateur à la suite d'un signalement d'usurpation d'identité ; contactez le support.",
+            ),
+            E::AccountUnknown => (
+                "account_unknown",
+                "invalid_request",
+                404,
+                Page,
+                "Aucun compte n'est connu sous cet identifiant.",
+            ),
+            E::AccountAlreadySuspended => (
+                "account_already_suspended",
+                "invalid_request",
+                409,
+                Page,
+                "Ce compte est déjà suspendu.",
+            ),
+            E::AccountNotSuspended => (
+                "account_not_suspended",
+                "invalid_request",
+                409,
+                Page,
+                "Ce compte n'est pas suspendu.",
+            ),
+            E::SuspensionInvalid(_) => (
+                "suspension_request_invalid",
+                "invalid_request",
+                400,
+                Page,
+                "Demande de suspension refusée : dossier, motif ou compte manquant ou invalide.",
+            ),
             E::SigningKeyUnreadable { .. } => (
                 "signing_key_unreadable",
                 "server_error",
@@ -616,6 +663,8 @@ impl FrontError {
     /// The `error_description` sent to SPs: English, precise, no secrets.
     pub fn description(&self) -> String {
         match self {
+            // The SP learns the stable code, not why (the case stays the operator's).
+            FrontError::AccountSuspended => "the account is suspended [account_suspended]".into(),
             FrontError::Unavailable(_) => "a service is temporarily unavailable".into(),
             FrontError::Internal(_) | FrontError::SigningKeyUnreadable { .. } => {
                 "internal error".into()
@@ -657,6 +706,10 @@ impl From<FrontError> for tonic::Status {
             FrontError::Unavailable(_) => Code::Unavailable,
             FrontError::Internal(_) | FrontError::SigningKeyUnreadable { .. } => Code::Internal,
             FrontError::InvalidToken => Code::Unauthenticated,
+            FrontError::AccountUnknown => Code::NotFound,
+            FrontError::AccountAlreadySuspended | FrontError::AccountNotSuspended => {
+                Code::FailedPrecondition
+            }
             _ => Code::InvalidArgument,
         };
         if matches!(
@@ -732,6 +785,11 @@ mod tests {
             FrontError::UnsupportedTokenType,
             FrontError::InvalidIdTokenHint,
             FrontError::PostLogoutRedirectUriMismatch,
+            FrontError::AccountSuspended,
+            FrontError::AccountUnknown,
+            FrontError::AccountAlreadySuspended,
+            FrontError::AccountNotSuspended,
+            FrontError::SuspensionInvalid(String::new()),
             FrontError::SigningKeyUnreadable {
                 kid: String::new(),
                 reason: String::new(),

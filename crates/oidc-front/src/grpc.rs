@@ -166,6 +166,28 @@ impl OidcFront for Front {
         }
     }
 
+    async fn suspend_account(
+        &self,
+        request: Request<pb::SuspendAccountRequest>,
+    ) -> Result<Response<pb::AccountSuspension>, Status> {
+        let operator = operator_of(&request);
+        Front::suspend_account(self, request.into_inner(), &operator)
+            .await
+            .map(Response::new)
+            .map_err(Status::from)
+    }
+
+    async fn lift_account_suspension(
+        &self,
+        request: Request<pb::LiftAccountSuspensionRequest>,
+    ) -> Result<Response<pb::AccountSuspension>, Status> {
+        let operator = operator_of(&request);
+        Front::lift_account_suspension(self, request.into_inner(), &operator)
+            .await
+            .map(Response::new)
+            .map_err(Status::from)
+    }
+
     async fn end_session(
         &self,
         request: Request<pb::EndSessionRequest>,
@@ -182,5 +204,13 @@ impl OidcFront for Front {
         Ok(Response::new(
             Front::logout_callback(self, request.into_inner()).await,
         ))
+    }
+}
+
+/// Who made an operator's call, as its record names them (the certificate's name).
+fn operator_of<T>(request: &Request<T>) -> String {
+    match relais_runtime::peer::caller(request) {
+        Some(relais_runtime::Caller::Verified(peer)) => peer.dns_name(),
+        _ => "unverified".to_string(),
     }
 }

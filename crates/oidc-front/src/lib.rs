@@ -26,6 +26,7 @@ mod responses;
 mod signing;
 mod sso;
 mod store;
+mod suspension;
 mod tokens;
 
 use std::sync::Arc;

@@ -158,7 +158,16 @@ impl Front {
                 e.session_id = Some(session.sid.to_string());
             },
         )?;
-        self.store.insert_grant(&grant, &[record]).await?;
+        // Refused in the statement: a suspension (or logout) may have come since the
+        // session was read.
+        if !self.store.insert_grant(&grant, &[record]).await? {
+            return Err(
+                match self.store.account_suspended(session.account_id).await? {
+                    Some(true) => FrontError::AccountSuspended,
+                    _ => FrontError::LoginRequired,
+                },
+            );
+        }
         self.metrics.signed_in("sso");
         Ok(redirect(with_query(
             &flow.redirect_uri,

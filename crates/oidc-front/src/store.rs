@@ -2,8 +2,10 @@
 //! its events in one transaction (the outbox).
 
 mod signing_keys;
+mod suspensions;
 
 pub use signing_keys::{NewKey, StoredKey};
+pub use suspensions::{AccountRef, Ended, Suspension};
 
 use std::sync::Arc;
 
@@ -213,38 +215,43 @@ impl Store {
             }
             let found = self.account_of(&client, idp_id, sub_fi, pivot).await?;
             match found {
-                Some(id) if id != account => account = id,
+                // Read after the statement: a suspension it waited for is seen here.
+                Some((_, true)) => return Err(FrontError::AccountSuspended),
+                Some((id, false)) if id != account => account = id,
                 _ if concurrent_retry => concurrent_retry = false,
                 _ => return Ok(false),
             }
         }
     }
 
-    /// The account a person's IdP identity already has, if any.
+    /// The account a person's IdP identity already has, if any, and whether it is
+    /// suspended.
     async fn account_of(
         &self,
         client: &deadpool_postgres::Object,
         idp_id: &str,
         sub_fi: &str,
         pivot: Option<&[u8]>,
-    ) -> Result<Option<Uuid>, FrontError> {
-        let row = match pivot {
-            Some(hash) => {
-                client
-                    .opt("SELECT id FROM accounts WHERE pivot_hash = $1", &[&hash])
-                    .await?
-            }
-            None => {
-                client
+    ) -> Result<Option<(Uuid, bool)>, FrontError> {
+        let row =
+            match pivot {
+                Some(hash) => client
                     .opt(
-                        "SELECT id FROM accounts \
-                         WHERE idp_id = $1 AND sub_fi = $2 AND pivot_hash IS NULL",
-                        &[&idp_id, &sub_fi],
+                        "SELECT id, suspended_at IS NOT NULL FROM accounts WHERE pivot_hash = $1",
+                        &[&hash],
                     )
-                    .await?
-            }
-        };
-        Ok(row.map(|r| r.try_get(0)).transpose()?)
+                    .await?,
+                None => {
+                    client
+                        .opt(
+                            "SELECT id, suspended_at IS NOT NULL FROM accounts \
+                         WHERE idp_id = $1 AND sub_fi = $2 AND pivot_hash IS NULL",
+                            &[&idp_id, &sub_fi],
+                        )
+                        .await?
+                }
+            };
+        row.map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).transpose()
     }
 
     /// The account (created if new), session, grant and record of a sign-in, written only
@@ -257,19 +264,24 @@ impl Store {
     ) -> Result<bool, FrontError> {
         // By the pivot identity's hash when the deployment maps accounts so (the IdP and
         // subject that first brought the person are kept), else by the IdP's subject.
+        // An existing account is taken only unsuspended, under a share lock: a suspension
+        // in progress (it updates the row first) is waited for and its outcome re-read,
+        // and one that starts later waits for this statement and then ends what it wrote.
         let account = match pivot {
             Some(_) => {
                 "acc AS (INSERT INTO accounts (id, idp_id, sub_fi, pivot_hash) \
                  VALUES ($4, $5, $6, $22) \
                  ON CONFLICT (pivot_hash) WHERE pivot_hash IS NOT NULL DO NOTHING RETURNING id), \
-                 found AS (SELECT id FROM acc UNION ALL \
-                 SELECT id FROM accounts WHERE pivot_hash = $22::bytea)"
+                 held AS (SELECT id FROM accounts WHERE pivot_hash = $22::bytea \
+                 AND suspended_at IS NULL FOR SHARE), \
+                 found AS (SELECT id FROM acc UNION ALL SELECT id FROM held)"
             }
             None => {
                 "acc AS (INSERT INTO accounts (id, idp_id, sub_fi) VALUES ($4, $5, $6) \
                  ON CONFLICT (idp_id, sub_fi) WHERE pivot_hash IS NULL DO NOTHING RETURNING id), \
-                 found AS (SELECT id FROM acc UNION ALL SELECT id FROM accounts \
-                 WHERE idp_id = $5::text AND sub_fi = $6::text AND pivot_hash IS NULL)"
+                 held AS (SELECT id FROM accounts WHERE idp_id = $5::text AND sub_fi = $6::text \
+                 AND pivot_hash IS NULL AND suspended_at IS NULL FOR SHARE), \
+                 found AS (SELECT id FROM acc UNION ALL SELECT id FROM held)"
             }
         };
         let ctes = format!(
@@ -319,15 +331,22 @@ impl Store {
     }
 
     /// A single sign-on: a code's grant under an existing session, with its record, in
-    /// one statement.
-    pub async fn insert_grant(&self, g: &Grant, events: &[Event]) -> Result<(), FrontError> {
+    /// one statement; false, and nothing written, when the session has ended or its
+    /// account is suspended (read under the account's share lock, as a sign-in's).
+    pub async fn insert_grant(&self, g: &Grant, events: &[Event]) -> Result<bool, FrontError> {
         let client = self.pool.get().await?;
-        relais_bus::change_with_events(
+        let written = relais_bus::change_if_with_events(
             &client,
-            "INSERT INTO grants (code_hash, connection_id, sid, client_id, redirect_uri, nonce, \
-             scopes, code_challenge, acr, amr, auth_time, account_id, idp_id, sub_fi, sub_fs, \
-             claims, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+            "live AS (SELECT a.id FROM accounts a WHERE a.id = $12::uuid \
+             AND a.suspended_at IS NULL FOR SHARE), \
+             change AS (INSERT INTO grants (code_hash, connection_id, sid, client_id, \
+             redirect_uri, nonce, scopes, code_challenge, acr, amr, auth_time, account_id, \
+             idp_id, sub_fi, sub_fs, claims, expires_at) \
+             SELECT $1::bytea, $2::uuid, $3::uuid, $4::text, $5::text, $6::text, $7::text[], \
+             $8::text, $9::text, $10::text[], $11::timestamptz, $12::uuid, $13::text, \
+             $14::text, $15::text, $16::jsonb, $17::timestamptz FROM live \
+             WHERE EXISTS (SELECT 1 FROM sessions s WHERE s.sid = $3::uuid \
+             AND s.ended_at IS NULL) RETURNING code_hash)",
             &[
                 &g.code_hash,
                 &g.connection_id,
@@ -350,8 +369,11 @@ impl Store {
             events,
         )
         .await?;
+        if written == 0 {
+            return Ok(false);
+        }
         self.outbox.wake();
-        Ok(())
+        Ok(true)
     }
 
     /// The grant of a code, used or not.

@@ -11,6 +11,8 @@ use relais_proto::oidc_front::v1 as front;
 use relais_proto::oidc_front::v1::oidc_front_client::OidcFrontClient;
 use relais_proto::registry::v1 as reg;
 use relais_proto::registry::v1::registry_client::RegistryClient;
+use relais_proto::support::v1 as support;
+use relais_proto::support::v1::support_client::SupportClient;
 use relais_proto::trace::v1 as trace;
 use relais_proto::trace::v1::trace_client::TraceClient;
 
@@ -37,6 +39,10 @@ relais admin export-case <case> <SELECTION> --out FILE [--reason WORDS] [--from 
     SELECTION: connection:ID | account:ID | sub-fi:IDP:SUB | sub-fs:SP:SUB | ip:ADDRESS
     (the case's proof file; the export is recorded; `relais trace verify` checks the file)
 relais admin extend-case FILE --out FILE           (the file with a consistency proof to the latest checkpoint)
+relais admin suspend-account (--account ID | --idp IDP --sub-fi SUB | --sp CLIENT --sub-fs SUB)
+    --case CASE --reason TEXT --proof-file FILE
+    (identity theft: the account suspended at every SP, then the case's proof file and a support ticket)
+relais admin lift-account-suspension --account ID --case CASE --reason TEXT
 DIR defaults to the directory of grpc.ca_file.";
 
 /// The schemas of the services that keep data, each its service's role's own.
@@ -109,6 +115,17 @@ pub async fn run(config: &RelaisConfig, args: &[String]) -> Result<(), String> {
         reason: reason.to_string(),
     };
     match arg(0)? {
+        "suspend-account" => {
+            let support = SupportClient::new(
+                links
+                    .channel(Role::Support, &config.gateway.support_url)
+                    .map_err(|e| e.to_string())?,
+            );
+            return suspend_account(&args[1..], front()?, proof_store()?, support).await;
+        }
+        "lift-account-suspension" => {
+            return lift_account_suspension(&args[1..], front()?).await;
+        }
         cmd @ ("suspend-sp" | "reactivate-sp") => {
             let sp = registry()?
                 .set_service_provider_status(set(arg(1)?, arg(2)?, cmd == "suspend-sp"))
@@ -346,6 +363,214 @@ fn export_request(args: &[String]) -> Result<(trace::ExportCaseRequest, String),
     });
     request.case = case.clone();
     Ok((request, out))
+}
+
+/// `--name value` pairs; a name given twice or without its value is refused.
+fn flags(
+    args: &[String],
+    known: &[&str],
+) -> Result<std::collections::HashMap<String, String>, String> {
+    let mut out = std::collections::HashMap::new();
+    let mut it = args.iter();
+    while let Some(name) = it.next() {
+        if !known.contains(&name.as_str()) {
+            return Err(format!("unknown option {name}\n{USAGE}"));
+        }
+        let value = it
+            .next()
+            .ok_or_else(|| format!("{name} needs a value\n{USAGE}"))?;
+        if out.insert(name.clone(), value.clone()).is_some() {
+            return Err(format!("{name} is given twice"));
+        }
+    }
+    Ok(out)
+}
+
+type Channel = relais_runtime::GrpcChannel;
+
+/// `suspend-account`: the one call that suspends the account, then the case's proof file
+/// and its ticket. The suspension is the safe state: if what follows fails, it stays,
+/// and the command says what is left to do and fails.
+async fn suspend_account(
+    args: &[String],
+    mut front_client: OidcFrontClient<Channel>,
+    mut proof_store: TraceClient<Channel>,
+    mut support_client: SupportClient<Channel>,
+) -> Result<(), String> {
+    use front::suspend_account_request::Account;
+    let f = flags(
+        args,
+        &[
+            "--account",
+            "--idp",
+            "--sub-fi",
+            "--sp",
+            "--sub-fs",
+            "--case",
+            "--reason",
+            "--proof-file",
+        ],
+    )?;
+    let get = |n: &str| f.get(n).cloned();
+    let subject = |partner: String, sub: String| front::SubjectOf {
+        partner_id: partner,
+        sub,
+    };
+    let account = match (
+        get("--account"),
+        get("--idp"),
+        get("--sub-fi"),
+        get("--sp"),
+        get("--sub-fs"),
+    ) {
+        (Some(id), None, None, None, None) => Account::AccountId(id),
+        (None, Some(idp), Some(sub), None, None) => Account::SubFi(subject(idp, sub)),
+        (None, None, None, Some(sp), Some(sub)) => Account::SubFs(subject(sp, sub)),
+        _ => {
+            return Err(format!(
+                "name the account one way: --account ID, --idp IDP --sub-fi SUB or --sp CLIENT --sub-fs SUB\n{USAGE}"
+            ));
+        }
+    };
+    let (Some(case), Some(reason), Some(proof)) =
+        (get("--case"), get("--reason"), get("--proof-file"))
+    else {
+        return Err(format!(
+            "suspend-account needs --case, --reason and --proof-file\n{USAGE}"
+        ));
+    };
+    let proof = PathBuf::from(proof);
+    // Checked first, so the steps after the suspension do not fail on it.
+    if proof.exists() {
+        return Err(format!(
+            "{}: exists already; a case's file is never overwritten",
+            proof.display()
+        ));
+    }
+    let sp = get("--sp");
+    let status = |s: tonic::Status| format!("{}: {}", s.code(), s.message());
+    let done = front_client
+        .suspend_account(front::SuspendAccountRequest {
+            account: Some(account),
+            case: case.clone(),
+            reason: reason.clone(),
+        })
+        .await
+        .map_err(status)?
+        .into_inner();
+    println!(
+        "account {} suspended at {} (case {case}): {} sessions ended, {} access tokens revoked, {} codes revoked, {} back-channel logout notices queued",
+        done.account_id,
+        done.suspended_at,
+        done.sessions_ended,
+        done.tokens_revoked,
+        done.codes_revoked,
+        done.logout_notices
+    );
+    let left = |what: &str, e: String| {
+        format!(
+            "account {} STAYS SUSPENDED, but {what} failed: {e}\n\
+             finish by hand: `relais admin export-case {case} account:{} --out FILE` and a support ticket",
+            done.account_id, done.account_id
+        )
+    };
+    let exported = proof_store
+        .export_case(trace::ExportCaseRequest {
+            case: case.clone(),
+            reason: reason.clone(),
+            subject: Some(trace::export_case_request::Subject::AccountId(
+                done.account_id.clone(),
+            )),
+            ..Default::default()
+        })
+        .await
+        .map_err(|s| left("the proof file's export", status(s)))?
+        .into_inner();
+    write_new(&proof, &exported.proof_file).map_err(|e| left("writing the proof file", e))?;
+    let checkpoint = proof_file::parse(&exported.proof_file)
+        .map(|p| p.checkpoint)
+        .map_err(|e| left("reading the proof file", e.to_string()))?;
+    println!(
+        "{}: {} records of {} connections; the export is record {}",
+        proof.display(),
+        exported.records,
+        exported.connections,
+        exported.export_event_id
+    );
+    // The ticket is about the SP that reported, else the IdP that brought the person.
+    let (kind, partner) = match sp {
+        Some(sp) => (support::PartnerKind::Sp, sp),
+        None => (support::PartnerKind::Idp, done.idp_id.clone()),
+    };
+    let ticket = support_client
+        .open_ticket(support::OpenTicketRequest {
+            caller: Some(support::Caller {
+                who: Some(support::caller::Who::Staff(support::Staff {
+                    role: "level3".into(),
+                    name: "relais-admin".into(),
+                })),
+            }),
+            partner_kind: kind as i32,
+            partner_id: partner,
+            scope: "one_user".into(),
+            // A security problem: critical.
+            severity: 1,
+            subject: format!("Identity theft, case {case}: account {} suspended", done.account_id),
+            body: format!(
+                "Case: {case}\nAccount: {}\nSuspended at: {}\nReason: {reason}\n\
+                 Sessions ended: {}; access tokens revoked: {}; codes revoked: {}; back-channel notices: {}\n\
+                 Proof file: {} ({} records of {} connections; export record {})\n\
+                 Checkpoint of the proof file:\n{checkpoint}",
+                done.account_id,
+                done.suspended_at,
+                done.sessions_ended,
+                done.tokens_revoked,
+                done.codes_revoked,
+                done.logout_notices,
+                proof.display(),
+                exported.records,
+                exported.connections,
+                exported.export_event_id
+            ),
+            attachments: Vec::new(),
+        })
+        .await
+        .map_err(|s| left("opening the support ticket", status(s)))?
+        .into_inner();
+    println!(
+        "support ticket {} opened (severity {})",
+        ticket.id, ticket.severity_name
+    );
+    Ok(())
+}
+
+/// `lift-account-suspension --account ID --case CASE --reason TEXT`.
+async fn lift_account_suspension(
+    args: &[String],
+    mut front_client: OidcFrontClient<Channel>,
+) -> Result<(), String> {
+    let f = flags(args, &["--account", "--case", "--reason"])?;
+    let (Some(account_id), Some(case), Some(reason)) =
+        (f.get("--account"), f.get("--case"), f.get("--reason"))
+    else {
+        return Err(format!(
+            "lift-account-suspension needs --account, --case and --reason\n{USAGE}"
+        ));
+    };
+    let lifted = front_client
+        .lift_account_suspension(front::LiftAccountSuspensionRequest {
+            account_id: account_id.clone(),
+            case: case.clone(),
+            reason: reason.clone(),
+        })
+        .await
+        .map_err(|s| format!("{}: {}", s.code(), s.message()))?
+        .into_inner();
+    println!(
+        "account {} may sign in again (case {case}); the lifting is recorded",
+        lifted.account_id
+    );
+    Ok(())
 }
 
 /// Writes `text` to a new file (never over one: a case's file is evidence).

@@ -32,6 +32,9 @@ mod witnessing;
 use std::sync::Arc;
 
 use relais_bus::events::{CONNECTION_EVENTS, OPERATOR_CALL, OPERATOR_EVENTS, SUPPORT_EVENTS};
+
+/// The front's account suspensions and their lifting (`account.suspended`, …).
+const ACCOUNT_EVENTS: &str = "account.#";
 use relais_bus::{BusConfig, Event, EventHandler, HandlerError};
 use relais_config::DatabaseConfig;
 use relais_proto::trace::v1 as pb;
@@ -381,11 +384,13 @@ pub async fn start(
         pool.clone(),
         bus.clone(),
         format!("{}.trace.connections", bus.exchange),
-        // Support's ticket changes and API calls are operator evidence too.
+        // Support's ticket changes and API calls are operator evidence too, and so are
+        // the front's account suspensions (identity theft).
         vec![
             CONNECTION_EVENTS.to_string(),
             SUPPORT_EVENTS.to_string(),
             OPERATOR_EVENTS.to_string(),
+            ACCOUNT_EVENTS.to_string(),
         ],
         Arc::new(Recorder),
         shutdown.clone(),
