@@ -143,6 +143,20 @@ impl OidcFront for Fake {
         Err(Status::permission_denied("the gateway never asks this"))
     }
 
+    async fn suspend_account(
+        &self,
+        _r: Request<relais_proto::oidc_front::v1::SuspendAccountRequest>,
+    ) -> Result<Response<relais_proto::oidc_front::v1::AccountSuspension>, Status> {
+        Err(Status::permission_denied("the gateway never asks this"))
+    }
+
+    async fn lift_account_suspension(
+        &self,
+        _r: Request<relais_proto::oidc_front::v1::LiftAccountSuspensionRequest>,
+    ) -> Result<Response<relais_proto::oidc_front::v1::AccountSuspension>, Status> {
+        Err(Status::permission_denied("the gateway never asks this"))
+    }
+
     async fn revoke(&self, r: Request<TokenRequest>) -> Result<Response<ApiResponse>, Status> {
         self.record(Call::Revoke(r.into_inner())).await;
         self.api()
