@@ -14,7 +14,8 @@ pub fn allowed(method: &str) -> &'static [Role] {
         | "MakeCheckpoint"
         | "GetInclusionProof"
         | "GetConsistencyProof"
-        | "ExportCase" => &[Role::Operator],
+        | "ExportCase"
+        | "Purge" => &[Role::Operator],
         "GetCheckpoint" => &[Role::Gateway, Role::Operator],
         // The gateway only with an investigator's access token, which trace checks.
         "SearchConnections" => &[Role::Operator, Role::Gateway],
