@@ -305,8 +305,7 @@ impl Log {
                     )
                     .await?
             }
-        }
-        ;
+        };
         let purged = crate::retention::purged_up_to(&client).await?;
         if let Record::Leaf(index) = record
             && index < uint(purged)?

@@ -200,10 +200,7 @@ impl Retention {
     async fn finish(&self, cut: i64, removed: &mut Removed) -> Result<(), TraceError> {
         let client = self.log.pool().get().await?;
         let first: Option<i64> = client
-            .one(
-                "SELECT min(seq) FROM events WHERE seq <= $1",
-                &[&cut],
-            )
+            .one("SELECT min(seq) FROM events WHERE seq <= $1", &[&cut])
             .await?
             .try_get(0)?;
         drop(client);

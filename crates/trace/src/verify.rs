@@ -203,7 +203,9 @@ impl<'a> Check<'a> {
                 Ok(_) => {
                     return Ok(Some((
                         at,
-                        format!("the stored tree of {size} records is not the one its checkpoint signed"),
+                        format!(
+                            "the stored tree of {size} records is not the one its checkpoint signed"
+                        ),
                     )));
                 }
                 Err(e) => return Ok(Some((at, format!("checkpoint of {size} records: {e}")))),
