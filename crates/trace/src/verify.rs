@@ -56,7 +56,7 @@ impl<'a> Check<'a> {
         purged: u64,
     ) -> Result<Broken, TraceError> {
         if purged > 0 {
-            if let Some(b) = self.from_cut(tx, purged).await? {
+            if let Some(b) = self.start_at_cut(tx, purged).await? {
                 return Ok(Some(b));
             }
         } else {
@@ -162,7 +162,7 @@ impl<'a> Check<'a> {
     /// frontier), and must be the one the checkpoint signed at the cut holds; every stored
     /// checkpoint (and the one given) of a size up to the cut must match the root the
     /// stored hashes give. The records above the cut are then recomputed from it.
-    async fn from_cut(&mut self, tx: &Transaction<'_>, cut: u64) -> Result<Broken, TraceError> {
+    async fn start_at_cut(&mut self, tx: &Transaction<'_>, cut: u64) -> Result<Broken, TraceError> {
         let at = int(cut + 1)?;
         let indexes = tree::frontier_indexes(cut);
         let wanted: Vec<i64> = indexes.iter().map(|i| int(*i)).collect::<Result<_, _>>()?;

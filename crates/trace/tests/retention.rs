@@ -165,7 +165,7 @@ async fn the_oldest_month_is_purged_and_the_rest_still_verifies() {
         },
     );
     let kept_a = sign_in("c-kept-a", "kept-a", "198.51.100.21", month_ago(now, 2));
-    append_received_then(&t, &[ended.clone()]).await;
+    append_received_then(&t, std::slice::from_ref(&ended)).await;
     append_received_then(&t, &kept_a).await;
     let kept_b = sign_in("c-kept-b", "kept-b", "198.51.100.22", month_ago(now, 1));
     append_received_then(&t, &kept_b).await;
