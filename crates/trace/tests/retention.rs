@@ -646,3 +646,93 @@ async fn purge_benchmark() {
     );
     t.stop().await;
 }
+
+#[tokio::test]
+async fn a_purge_interrupted_is_finished_by_the_next_one_under_its_own_record() {
+    let mut t = Trace::start_with(config(1, 1)).await;
+    let now = base_time();
+    let mut old = Vec::new();
+    for i in 0..300 {
+        old.extend(sign_in(
+            &format!("c-old-{i}"),
+            &format!("old-{i}"),
+            "192.0.2.60",
+            month_ago(now, 2) + time::Duration::minutes(i),
+        ));
+    }
+    for chunk in old.chunks(250) {
+        append_received_then(&t, chunk).await;
+    }
+    let cut = i64::try_from(old.len()).unwrap();
+    let below = format!("SELECT count(*) FROM events WHERE seq <= {cut}");
+
+    // The operator's call dropped mid-way: the chunk under way rolls back, the rest stays.
+    let mut client = t.client.clone();
+    let call = tokio::spawn(async move { client.purge(PurgeRequest { dry_run: false }).await });
+    crate::common::wait_until("the purge to be under way", || async {
+        let left = count(&t, &below).await;
+        left > 0 && left < cut - 8
+    })
+    .await;
+    call.abort();
+    let _ = call.await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let left = count(&t, &below).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(count(&t, &below).await, left, "the purge went on");
+    assert!(left > 0 && left < cut);
+    assert_eq!(
+        count(&t, "SELECT count(*) FROM purges WHERE finished_at IS NULL").await,
+        1
+    );
+    // Half done, the log verifies from the cut, and what is left below it is purged
+    // all the same.
+    let v = t.verify().await;
+    assert!(v.intact, "{}", v.reason);
+    assert_eq!(v.purged_up_to_seq, cut);
+    let refused = t
+        .client
+        .get_inclusion_proof(GetInclusionProofRequest {
+            record: Some(Record::EventId(old.last().unwrap().id.to_string())),
+            tree_size: 0,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(relais_runtime::error_code(&refused), Some("record_purged"));
+    let last = t.connection("c-old-299").await;
+    assert!(last.steps.is_empty(), "{:?}", last.steps);
+
+    // Run again: the same purge is finished, under its one record.
+    let again = purge(&mut t, false).await;
+    assert_eq!(again.purged_up_to_seq, cut);
+    assert_eq!(again.records, u64::try_from(left).unwrap());
+    assert!(again.purge_event_id.is_empty());
+    assert_eq!(count(&t, &below).await, 0);
+    assert_eq!(
+        count(
+            &t,
+            "SELECT count(*) FROM connections WHERE connection_id LIKE 'c-old-%'"
+        )
+        .await,
+        0
+    );
+    assert_eq!(
+        count(
+            &t,
+            "SELECT count(*) FROM events WHERE kind = 'trace.purged'"
+        )
+        .await,
+        1
+    );
+    // The row counts what the run that finished it removed.
+    assert_eq!(
+        count(
+            &t,
+            "SELECT records FROM purges WHERE finished_at IS NOT NULL"
+        )
+        .await,
+        left
+    );
+    assert!(t.verify().await.intact);
+    t.stop().await;
+}
