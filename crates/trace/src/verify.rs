@@ -187,6 +187,22 @@ impl<'a> Check<'a> {
                 }
             }
         }
+        // The cut is the purge's own word, in a record of the log above it (verified with
+        // the rest): a cut written into `purges` alone would hide every record below it.
+        let recorded: i64 = tx
+            .one(
+                "SELECT count(*) FROM events WHERE kind = $2 AND seq > $1 \
+                 AND (body::jsonb -> 'payload' ->> 'cut_seq') = $1::text",
+                &[&int(cut)?, &crate::retention::PURGED],
+            )
+            .await?
+            .try_get(0)?;
+        if recorded == 0 {
+            return Ok(Some((
+                at,
+                format!("no purge recorded in the log cut it at {cut} records"),
+            )));
+        }
         self.frontier = Frontier::new(cut, hashes)?;
         self.start = cut;
         let mut signed_at_cut = false;

@@ -438,6 +438,22 @@ async fn the_oldest_month_is_purged_and_the_rest_still_verifies() {
         count(&t, "SELECT count(*) FROM purges WHERE finished_at IS NULL").await,
         0
     );
+    // A cut written into the store without its record in the log (to hide the records
+    // below it) does not verify, though a checkpoint was signed at that size.
+    assert!(v.intact);
+    t.tamper(&[&format!(
+        "INSERT INTO purges (cut, event_id, older_than, finished_at) \
+         VALUES ({}, gen_random_uuid(), now(), now())",
+        latest.tree_size
+    )])
+    .await;
+    let forged = t.verify().await;
+    assert!(!forged.intact);
+    assert!(
+        forged.reason.contains("no purge recorded"),
+        "{}",
+        forged.reason
+    );
     t.stop().await;
 }
 
