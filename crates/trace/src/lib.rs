@@ -7,7 +7,8 @@
 //! that anyone verifies offline with the log's verifier key alone, and records each export
 //! in the log. It keeps one summary row per connection holding every field the terms of
 //! use require (source IP and port, time, SP, IdP, acr, SUB FI, SUB FS, account, outcome).
-//! It owns the `trace` schema and never modifies a stored event.
+//! It owns the `trace` schema and never modifies a stored event; it deletes one only past the
+//! retention, after a checkpoint at the cut and a record of the purge (`retention.rs`).
 //!
 //! Witnesses anchor its checkpoints outside the operator: it sends each to the witnesses
 //! configured (C2SP tlog-witness) and keeps their cosignatures with it; the witness itself
