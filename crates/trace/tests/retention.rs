@@ -610,6 +610,14 @@ async fn purge_benchmark() {
             append_received_then(&t, chunk).await;
         }
     }
+    // A store that has lived 36 months has its planner statistics: so has this one.
+    t.sql
+        .get()
+        .await
+        .unwrap()
+        .batch_execute("ANALYZE events; ANALYZE connections")
+        .await
+        .unwrap();
     let total = count(&t, "SELECT count(*) FROM events").await;
     println!(
         "{months} months × {per_month} sign-ins: {total} records appended in {:?}",
@@ -764,5 +772,42 @@ async fn a_purge_interrupted_is_finished_by_the_next_one_under_its_own_record() 
         left
     );
     assert!(t.verify().await.intact);
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn the_purge_runs_every_interval_on_its_own() {
+    let mut t = Trace::start_with(TraceConfig {
+        purge_interval_seconds: 1,
+        ..config(3, 1000)
+    })
+    .await;
+    let now = base_time();
+    let old = sign_in("c-old", "old", "192.0.2.70", month_ago(now, 4));
+    append_received_then(&t, &old).await;
+    let kept = sign_in("c-kept", "kept", "198.51.100.70", month_ago(now, 2));
+    append_received_then(&t, &kept).await;
+    crate::common::wait_until("the scheduled purge", || async {
+        count(
+            &t,
+            "SELECT count(*) FROM purges WHERE finished_at IS NOT NULL",
+        )
+        .await
+            == 1
+    })
+    .await;
+    assert_eq!(
+        count(
+            &t,
+            "SELECT count(*) FROM events WHERE connection_id = 'c-old'"
+        )
+        .await,
+        0
+    );
+    assert_eq!(t.connection("c-kept").await.steps.len(), 4);
+    assert!(rows_holding(&t, "192.0.2.70").await.is_empty());
+    let v = t.verify().await;
+    assert!(v.intact, "{}", v.reason);
+    assert_eq!(v.purged_up_to_seq, 4);
     t.stop().await;
 }
