@@ -34,6 +34,7 @@ relais admin pki issue operator <name> [--dir DIR] (operator.pem for relais admi
 relais admin checkpoint                            (signs a checkpoint of the proof store now; prints it)
 relais admin verify-log [CHECKPOINT_FILE]          (the proof store recomputed; against a kept checkpoint too)
 relais admin checkpoint-key FILE                   (a new key signing the proof store's checkpoints)
+relais admin purge [--dry-run]                     (the proof store's retention purge now; prints what it removed)
 relais admin db-roles                              (each service's PostgreSQL role and schema, over database.admin_url)
 relais admin export-case <case> <SELECTION> --out FILE [--reason WORDS] [--from T] [--to T] [--limit N]
     SELECTION: connection:ID | account:ID | sub-fi:IDP:SUB | sub-fs:SP:SUB | ip:ADDRESS
@@ -216,8 +217,57 @@ pub async fn run(config: &RelaisConfig, args: &[String]) -> Result<(), String> {
                 "intact: {} records, {} checkpoints checked",
                 v.events, v.checkpoints_checked
             );
+            if v.purged_up_to_seq > 0 {
+                println!(
+                    "purged up to seq {} (retention): verified from the checkpoint at that cut",
+                    v.purged_up_to_seq
+                );
+            }
             for witness in &v.cosigned_by {
                 println!("the checkpoint given is cosigned by the witness {witness}");
+            }
+        }
+        "purge" => {
+            let dry_run = match args.get(1).map(String::as_str) {
+                None => false,
+                Some("--dry-run") => true,
+                Some(other) => {
+                    return Err(format!("purge takes only --dry-run, not {other}\n{USAGE}"));
+                }
+            };
+            let r = proof_store()?
+                .purge(trace::PurgeRequest { dry_run })
+                .await
+                .map_err(status)?
+                .into_inner();
+            let root = relais_trace::tree::to_hash(&r.checkpoint_root)
+                .map(|h| h.to_string())
+                .unwrap_or_default();
+            println!(
+                "retention {} months: records received before {} are past it",
+                r.retention_months, r.older_than
+            );
+            println!(
+                "{}{} records, {} connection summaries removed, {} rebuilt from their records kept",
+                if r.dry_run { "would purge " } else { "purged " },
+                r.records,
+                r.connections_removed,
+                r.connections_rebuilt
+            );
+            if r.purged_up_to_seq > 0 {
+                println!(
+                    "records up to seq {} {}; the log is verified from the checkpoint of {} records, root {root}",
+                    r.purged_up_to_seq,
+                    if r.dry_run {
+                        "would be gone"
+                    } else {
+                        "are gone"
+                    },
+                    r.checkpoint_size
+                );
+            }
+            if !r.purge_event_id.is_empty() {
+                println!("the purge is record {}", r.purge_event_id);
             }
         }
         "export-case" => {

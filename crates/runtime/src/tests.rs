@@ -68,6 +68,13 @@ impl Trace for Echo {
         Ok(Response::new(pb::Checkpoint::default()))
     }
 
+    async fn purge(
+        &self,
+        _request: Request<pb::PurgeRequest>,
+    ) -> Result<Response<pb::PurgeResponse>, Status> {
+        Ok(Response::new(pb::PurgeResponse::default()))
+    }
+
     async fn get_inclusion_proof(
         &self,
         _request: Request<pb::GetInclusionProofRequest>,

@@ -1,7 +1,8 @@
 //! Who may call each trace method: the proof store (subjects, addresses, records and their
 //! proofs) is read by operators' investigation tools only; services write to it through
 //! the bus. The latest checkpoint is public: the gateway serves it at
-//! `/.well-known/relais-checkpoint`. Only an operator signs one on demand. Investigations:
+//! `/.well-known/relais-checkpoint`. Only an operator signs one on demand, or purges past the
+//! retention now. Investigations:
 //! an operator, or the gateway for a signed-in investigator (`investigators.rs`).
 
 use relais_runtime::Role;
@@ -14,7 +15,8 @@ pub fn allowed(method: &str) -> &'static [Role] {
         | "MakeCheckpoint"
         | "GetInclusionProof"
         | "GetConsistencyProof"
-        | "ExportCase" => &[Role::Operator],
+        | "ExportCase"
+        | "Purge" => &[Role::Operator],
         "GetCheckpoint" => &[Role::Gateway, Role::Operator],
         // The gateway only with an investigator's access token, which trace checks.
         "SearchConnections" => &[Role::Operator, Role::Gateway],

@@ -4,6 +4,11 @@ use serde::{Deserialize, Serialize};
 use crate::checkpoint::CheckpointKey;
 use crate::cosignature::WitnessVerifier;
 
+/// A century: more is a typo, and would overflow the date arithmetic sooner or later.
+const MAX_RETENTION_MONTHS: u32 = 1200;
+/// A purge's chunk must stay a short transaction.
+const MAX_PURGE_BATCH: u32 = 100_000;
+
 /// A witness the log sends its checkpoints to (C2SP tlog-witness).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -45,6 +50,13 @@ pub struct TraceConfig {
     pub investigation_client_id: String,
     /// The acr levels an investigator's sign-in must have reached.
     pub investigator_acr_values: Vec<String>,
+    /// How long records are kept: those received longer ago are purged (36 months: the
+    /// legal retention of traceability data).
+    pub retention_months: u32,
+    /// How often the purge runs.
+    pub purge_interval_seconds: u64,
+    /// Records deleted per transaction by a purge: each chunk is short, ingest goes on.
+    pub purge_batch: u32,
 }
 
 impl Default for TraceConfig {
@@ -61,6 +73,9 @@ impl Default for TraceConfig {
             oidc_front_url: "http://127.0.0.1:7102".into(),
             investigation_client_id: "support-console".into(),
             investigator_acr_values: vec!["eidas2".into(), "eidas3".into()],
+            retention_months: 36,
+            purge_interval_seconds: 3600,
+            purge_batch: 1000,
         }
     }
 }
@@ -85,6 +100,24 @@ impl TraceConfig {
             return Err(ConfigError::invalid(
                 "trace.witness_timeout_seconds",
                 "must be at least 1",
+            ));
+        }
+        if !(1..=MAX_RETENTION_MONTHS).contains(&self.retention_months) {
+            return Err(ConfigError::invalid(
+                "trace.retention_months",
+                format!("must be between 1 and {MAX_RETENTION_MONTHS}"),
+            ));
+        }
+        if self.purge_interval_seconds == 0 {
+            return Err(ConfigError::invalid(
+                "trace.purge_interval_seconds",
+                "must be at least 1",
+            ));
+        }
+        if !(1..=MAX_PURGE_BATCH).contains(&self.purge_batch) {
+            return Err(ConfigError::invalid(
+                "trace.purge_batch",
+                format!("must be between 1 and {MAX_PURGE_BATCH}"),
             ));
         }
         self.witness_verifiers()?;

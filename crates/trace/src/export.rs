@@ -180,7 +180,9 @@ impl Log {
 
         let rows = client
             .all(
-                "SELECT seq, body FROM events WHERE seq <= $3 AND \
+                // Never a purged record, even one a purge under way has not deleted yet.
+                "SELECT seq, body FROM events WHERE seq <= $3 \
+                 AND seq > (SELECT coalesce(max(cut), 0) FROM purges) AND \
                  (connection_id = ANY($1) OR (kind = $4 AND \
                  (body::jsonb -> 'payload' ->> 'case') = $2)) ORDER BY seq LIMIT $5",
                 &[

@@ -7,7 +7,8 @@
 //! that anyone verifies offline with the log's verifier key alone, and records each export
 //! in the log. It keeps one summary row per connection holding every field the terms of
 //! use require (source IP and port, time, SP, IdP, acr, SUB FI, SUB FS, account, outcome).
-//! It owns the `trace` schema and never modifies a stored event.
+//! It owns the `trace` schema and never modifies a stored event; it deletes one only past the
+//! retention, after a checkpoint at the cut and a record of the purge (`retention.rs`).
 //!
 //! Witnesses anchor its checkpoints outside the operator: it sends each to the witnesses
 //! configured (C2SP tlog-witness) and keeps their cosignatures with it; the witness itself
@@ -21,6 +22,7 @@ mod export;
 mod investigators;
 mod log;
 pub mod proof_file;
+pub mod retention;
 pub mod search;
 mod store;
 pub mod tree;
@@ -45,6 +47,7 @@ use tonic::{Request, Response, Status};
 
 pub use config::{TraceConfig, WitnessLink};
 pub use log::{Log, Record, Verification};
+pub use retention::Retention;
 pub use store::{Store, append};
 
 pub const SCHEMA: &str = "trace";
@@ -66,6 +69,9 @@ pub enum TraceError {
     BadRequest(String),
     #[error("{0}")]
     Precondition(String),
+    /// A proof asked for a record the retention purged.
+    #[error("record {seq} was purged (retention): records up to {up_to} are no longer held")]
+    Purged { seq: i64, up_to: i64 },
     #[error("database: {0}")]
     Database(String),
     #[error("{0}")]
@@ -103,6 +109,11 @@ impl From<TraceError> for Status {
             TraceError::NotFound | TraceError::Missing(_) => Status::not_found(e.to_string()),
             TraceError::Invalid(m) | TraceError::BadRequest(m) => Status::invalid_argument(m),
             TraceError::Precondition(m) => Status::failed_precondition(m),
+            TraceError::Purged { .. } => relais_runtime::status_with_code(
+                tonic::Code::NotFound,
+                e.to_string(),
+                retention::RECORD_PURGED,
+            ),
             TraceError::Tree(tree::TreeError::Invalid(m)) => Status::invalid_argument(m),
             other => {
                 tracing::error!(error = %other, "trace failure");
@@ -177,6 +188,7 @@ pub struct TraceService {
     log: Log,
     pager: search::Pager,
     investigators: investigators::Directory,
+    retention: Retention,
 }
 
 #[tonic::async_trait]
@@ -217,7 +229,16 @@ impl Trace for TraceService {
             root_hash: v.root.0.to_vec(),
             checkpoints_checked: v.checkpoints,
             cosigned_by: v.cosigned_by,
+            purged_up_to_seq: v.purged_up_to,
         }))
+    }
+
+    async fn purge(
+        &self,
+        request: Request<pb::PurgeRequest>,
+    ) -> Result<Response<pb::PurgeResponse>, Status> {
+        let dry_run = request.into_inner().dry_run;
+        Ok(Response::new(self.retention.purge(dry_run).await?))
     }
 
     async fn get_checkpoint(
@@ -417,6 +438,21 @@ pub async fn start(
             }
         },
     );
+    // The retention's purge, per interval (the first after one: not in the start's path).
+    let retention = Retention::new(log.clone(), config.retention_months, config.purge_batch);
+    let scheduled = retention.clone();
+    tasks.spawn_every(
+        "trace.purge",
+        std::time::Duration::from_secs(config.purge_interval_seconds),
+        move || {
+            let retention = scheduled.clone();
+            async move {
+                if let Err(e) = retention.purge(false).await {
+                    tracing::warn!(error = %e, "scheduled purge failed");
+                }
+            }
+        },
+    );
     let audit = operator_audit(pool.clone());
     let investigators = investigators::Directory::new(
         local.clone(),
@@ -430,6 +466,7 @@ pub async fn start(
         log,
         pager: search::Pager::new(),
         investigators,
+        retention,
     });
     local.serve_audited(&mut tasks, listener, service, access::allowed, audit)?;
     Ok(tasks)

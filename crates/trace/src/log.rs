@@ -135,6 +135,8 @@ pub struct Verification {
     pub checkpoints: u32,
     /// The configured witnesses whose cosignature of the checkpoint given verified.
     pub cosigned_by: Vec<String>,
+    /// Records up to this seq were purged: the log is verified from the cut's checkpoint.
+    pub purged_up_to: i64,
 }
 
 /// The log: its tree, its checkpoints and the key that signs them.
@@ -233,7 +235,7 @@ impl Log {
         self.checkpoint_from_row(&row)
     }
 
-    async fn sign_checkpoint(
+    pub(crate) async fn sign_checkpoint(
         &self,
         client: &impl GenericClient,
         size: i64,
@@ -303,9 +305,23 @@ impl Log {
                     )
                     .await?
             }
+        };
+        let purged = crate::retention::purged_up_to(&client).await?;
+        if let Record::Leaf(index) = record
+            && index < uint(purged)?
+        {
+            return Err(TraceError::Purged {
+                seq: int(index.saturating_add(1))?,
+                up_to: purged,
+            });
         }
-        .ok_or(TraceError::Missing("such record"))?;
-        let index = uint(row.try_get::<_, i64>(0)? - 1)?;
+        let row = row.ok_or(TraceError::Missing("such record"))?;
+        let seq: i64 = row.try_get(0)?;
+        // A record a purge under way has not deleted yet is purged all the same.
+        if seq <= purged {
+            return Err(TraceError::Purged { seq, up_to: purged });
+        }
+        let index = uint(seq - 1)?;
         let size = self.size_for(&client, tree_size).await?;
         if index >= size {
             return Err(TraceError::Precondition(format!(
@@ -374,8 +390,9 @@ impl Log {
             .await?;
         let size = uint(head.try_get(0)?)?;
         let root = hash_of(&head.try_get::<_, Vec<u8>>(1)?)?;
+        let purged = crate::retention::purged_up_to(&tx).await?;
         let mut check = Check::new(&self.key, given);
-        let outcome = check.run(&tx, size, root).await?;
+        let outcome = check.run(&tx, size, root, uint(purged)?).await?;
         tx.commit().await?;
         Ok(Verification {
             events: int(check.verified())?,
@@ -384,6 +401,7 @@ impl Log {
             root,
             checkpoints: check.checkpoints(),
             cosigned_by,
+            purged_up_to: purged,
         })
     }
 

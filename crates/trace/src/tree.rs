@@ -75,7 +75,7 @@ impl Frontier {
 
     /// The stored indexes of the frontier's hashes, in its order.
     fn indexes(&self) -> Vec<u64> {
-        tlog_tiles::sub_tree_index(0, self.size, Vec::new())
+        frontier_indexes(self.size)
     }
 
     fn known(&self) -> Known {
@@ -109,6 +109,12 @@ impl Frontier {
         let first = stored_hash_index(0, n);
         Ok((first..).zip(written).collect())
     }
+}
+
+/// Where the frontier of a tree of `size` lies among the stored hashes, in its order: a
+/// purged log's tree goes on from them.
+pub fn frontier_indexes(size: u64) -> Vec<u64> {
+    tlog_tiles::sub_tree_index(0, size, Vec::new())
 }
 
 fn tree_error(e: tlog_tiles::Error) -> TreeError {

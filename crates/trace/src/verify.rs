@@ -20,6 +20,8 @@ pub(crate) struct Check<'a> {
     given: Option<Opened>,
     /// The tree recomputed from the records read so far.
     frontier: Frontier,
+    /// Where the records start: the last purge's cut (0: none ever was).
+    start: u64,
     /// The size of the last checkpoint found right: a wrong one is wrong after it.
     verified_up_to: u64,
     checkpoints: u32,
@@ -31,6 +33,7 @@ impl<'a> Check<'a> {
             key,
             given,
             frontier: Frontier::empty(),
+            start: 0,
             verified_up_to: 0,
             checkpoints: 0,
         }
@@ -38,7 +41,7 @@ impl<'a> Check<'a> {
 
     /// Records checked so far.
     pub(crate) fn verified(&self) -> u64 {
-        self.frontier.size()
+        self.frontier.size() - self.start
     }
 
     pub(crate) fn checkpoints(&self) -> u32 {
@@ -50,10 +53,17 @@ impl<'a> Check<'a> {
         tx: &Transaction<'_>,
         size: u64,
         root: Hash,
+        purged: u64,
     ) -> Result<Broken, TraceError> {
-        let mut stored_checkpoints = page_checkpoints(tx, -1, 0).await?;
-        if let Some(b) = self.checkpoints_at(&mut stored_checkpoints)? {
-            return Ok(Some(b));
+        if purged > 0 {
+            if let Some(b) = self.start_at_cut(tx, purged).await? {
+                return Ok(Some(b));
+            }
+        } else {
+            let mut stored_checkpoints = page_checkpoints(tx, -1, 0).await?;
+            if let Some(b) = self.checkpoints_at(&mut stored_checkpoints)? {
+                return Ok(Some(b));
+            }
         }
         loop {
             let next = int(self.frontier.size() + 1)?;
@@ -145,6 +155,97 @@ impl<'a> Check<'a> {
                 format!("a signed checkpoint covers {signed} records and the log holds {count}"),
             )));
         }
+        Ok(None)
+    }
+
+    /// A purged log: the tree of `cut` records is taken from the stored hashes (its
+    /// frontier), and must be the one the checkpoint signed at the cut holds; every stored
+    /// checkpoint (and the one given) of a size up to the cut must match the root the
+    /// stored hashes give. The records above the cut are then recomputed from it.
+    async fn start_at_cut(&mut self, tx: &Transaction<'_>, cut: u64) -> Result<Broken, TraceError> {
+        let at = int(cut + 1)?;
+        let indexes = tree::frontier_indexes(cut);
+        let wanted: Vec<i64> = indexes.iter().map(|i| int(*i)).collect::<Result<_, _>>()?;
+        let stored: HashMap<u64, Vec<u8>> = tx
+            .all(
+                "SELECT idx, hash FROM tree_hashes WHERE idx = ANY($1)",
+                &[&wanted],
+            )
+            .await?
+            .iter()
+            .map(|r| Ok((uint(r.try_get(0)?)?, r.try_get(1)?)))
+            .collect::<Result<_, TraceError>>()?;
+        let mut hashes = Vec::with_capacity(indexes.len());
+        for i in &indexes {
+            match stored.get(i).and_then(|h| tree::to_hash(h)) {
+                Some(h) => hashes.push(h),
+                None => {
+                    return Ok(Some((
+                        at,
+                        format!("a stored hash of the tree at the purge's cut ({cut}) is missing"),
+                    )));
+                }
+            }
+        }
+        // The cut is the purge's own word, in a record of the log above it (verified with
+        // the rest): a cut written into `purges` alone would hide every record below it.
+        let recorded: i64 = tx
+            .one(
+                "SELECT count(*) FROM events WHERE kind = $2 AND seq > $1 \
+                 AND (body::jsonb -> 'payload' ->> 'cut_seq') = $1::text",
+                &[&int(cut)?, &crate::retention::PURGED],
+            )
+            .await?
+            .try_get(0)?;
+        if recorded == 0 {
+            return Ok(Some((
+                at,
+                format!("no purge recorded in the log cut it at {cut} records"),
+            )));
+        }
+        self.frontier = Frontier::new(cut, hashes)?;
+        self.start = cut;
+        let mut signed_at_cut = false;
+        for (size, note) in page_checkpoints(tx, -1, int(cut)?).await? {
+            self.checkpoints += 1;
+            let root = if size == cut {
+                signed_at_cut = true;
+                self.frontier.root()?
+            } else {
+                crate::log::compute(tx, &tree::root_of(size)).await?
+            };
+            match self.key.open(&note) {
+                Ok(c) if c.size == size && c.root == root => {}
+                Ok(_) => {
+                    return Ok(Some((
+                        at,
+                        format!(
+                            "the stored tree of {size} records is not the one its checkpoint signed"
+                        ),
+                    )));
+                }
+                Err(e) => return Ok(Some((at, format!("checkpoint of {size} records: {e}")))),
+            }
+        }
+        if !signed_at_cut {
+            return Ok(Some((
+                at,
+                format!("no signed checkpoint at the purge's cut ({cut} records)"),
+            )));
+        }
+        if let Some(g) = self.given.clone().filter(|g| g.size <= cut) {
+            self.checkpoints += 1;
+            if crate::log::compute(tx, &tree::root_of(g.size)).await? != g.root {
+                return Ok(Some((
+                    at,
+                    format!(
+                        "the stored tree of {} records is not the one the checkpoint given signed",
+                        g.size
+                    ),
+                )));
+            }
+        }
+        self.verified_up_to = cut;
         Ok(None)
     }
 

@@ -10,5 +10,6 @@ mod export;
 mod legacy;
 mod log;
 mod proof_file;
+mod retention;
 mod search;
 mod witness;
