@@ -10,5 +10,5 @@ mod export;
 mod legacy;
 mod log;
 mod proof_file;
-mod witness;
 mod search;
+mod witness;
