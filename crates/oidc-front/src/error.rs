@@ -114,6 +114,8 @@ pub enum FrontError {
     TokenRedirectUriMismatch,
     #[error("PKCE verification failed")]
     PkceFailed,
+    #[error("code was obtained without PKCE, and this client is no longer exempt from it")]
+    PkceExemptionLifted,
     #[error("access token is missing, unknown, expired or revoked")]
     InvalidToken,
     #[error("the token parameter is missing")]
@@ -475,6 +477,13 @@ impl FrontError {
                 Page,
                 "La vérification PKCE a échoué.",
             ),
+            E::PkceExemptionLifted => (
+                "pkce_exemption_lifted",
+                "invalid_grant",
+                400,
+                Page,
+                "Ce code a été obtenu sans PKCE et ce service n'en est plus dispensé.",
+            ),
             E::InvalidToken => (
                 "access_token_invalid",
                 "invalid_token",
@@ -725,6 +734,7 @@ mod tests {
             FrontError::CodeClientMismatch,
             FrontError::TokenRedirectUriMismatch,
             FrontError::PkceFailed,
+            FrontError::PkceExemptionLifted,
             FrontError::InvalidToken,
             FrontError::TokenParamMissing,
             FrontError::ClientBlocked(1),

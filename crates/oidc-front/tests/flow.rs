@@ -322,3 +322,68 @@ async fn an_exempt_confidential_sp_signs_in_without_pkce() {
     assert_eq!(status, 200, "{tokens}");
     hub.stop().await;
 }
+
+/// OAuth 2.1 §4.1.1.3 / RFC 9700 §2.1.1: a code without a challenge is redeemed only by a
+/// client exempt from PKCE when it redeems it. One obtained while exempt, presented after
+/// the registry lifted the exemption, is refused and spent; a verifier does not rescue it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_code_obtained_while_exempt_is_refused_once_the_exemption_is_lifted() {
+    let hub = Hub::start().await;
+    let without_pkce = [
+        ("client_id", LEGACY),
+        ("redirect_uri", LEGACY_REDIRECT),
+        ("code_challenge", ""),
+        ("code_challenge_method", ""),
+    ];
+    let mut codes = Vec::new();
+    for _ in 0..2 {
+        let chooser = hub.authorize(&without_pkce).await;
+        assert!(is_chooser(&chooser), "{chooser:?}");
+        let (flow, answer) = through_the_idp(&hub, chooser).await;
+        let back = redirect_of(&hub.callback(&flow, &answer).await).unwrap();
+        codes.push(query(&back)["code"].clone());
+    }
+    // The token is not asked for yet: the secret the front remembers must not keep the
+    // exemption either, so the client authenticates once before the change.
+    let (status, body) = hub
+        .token_as(LEGACY, LEGACY_SECRET, "not-a-code", LEGACY_REDIRECT, None)
+        .await;
+    assert_eq!(status, 400, "{body}");
+
+    hub.reseed(
+        |seed| seed.replace("pkce_exempt = true\n", ""),
+        || async {
+            let answer = hub.authorize(&without_pkce).await;
+            redirect_of(&answer).is_ok_and(|to| to.contains("pkce_required"))
+        },
+    )
+    .await;
+
+    let (status, body) = hub
+        .token_as(LEGACY, LEGACY_SECRET, &codes[0], LEGACY_REDIRECT, None)
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"], "invalid_grant", "{body}");
+    assert_eq!(body["error_code"], "pkce_exemption_lifted", "{body}");
+    // Spent: presented again, it is a replay, never a token.
+    let (status, body) = hub
+        .token_as(LEGACY, LEGACY_SECRET, &codes[0], LEGACY_REDIRECT, None)
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error_code"], "code_reused", "{body}");
+    // A made-up verifier answers no challenge: still refused (downgrade).
+    let (status, body) = hub
+        .token_as(
+            LEGACY,
+            LEGACY_SECRET,
+            &codes[1],
+            LEGACY_REDIRECT,
+            Some(crate::support::VERIFIER),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error_code"], "pkce_failed", "{body}");
+    let issued: i64 = hub.rows("access_tokens").await;
+    assert_eq!(issued, 0, "a token was issued for a code without PKCE");
+    hub.stop().await;
+}
