@@ -26,6 +26,11 @@ pub enum FrontError {
     RedirectUriMismatch,
     #[error("parameter {0} is repeated")]
     DuplicateParameter(String),
+    #[error(
+        "too many parameters: at most {}",
+        crate::domain::authorize::MAX_PARAMS
+    )]
+    TooManyParameters,
     #[error("parameter {0} is too long or has forbidden characters")]
     BadParameter(String),
     #[error("response_type must be code")]
@@ -196,6 +201,13 @@ impl FrontError {
                 400,
                 Redirect,
                 "Un paramètre est répété.",
+            ),
+            E::TooManyParameters => (
+                "too_many_parameters",
+                "invalid_request",
+                400,
+                Redirect,
+                "La requête porte trop de paramètres.",
             ),
             E::BadParameter(_) => (
                 "invalid_parameter",
@@ -695,6 +707,7 @@ mod tests {
             FrontError::MissingRedirectUri,
             FrontError::RedirectUriMismatch,
             FrontError::DuplicateParameter(String::new()),
+            FrontError::TooManyParameters,
             FrontError::BadParameter(String::new()),
             FrontError::UnsupportedResponseType,
             FrontError::UnsupportedResponseMode,

@@ -387,3 +387,49 @@ async fn a_code_obtained_while_exempt_is_refused_once_the_exemption_is_lifted() 
     assert_eq!(issued, 0, "a token was issued for a code without PKCE");
     hub.stop().await;
 }
+
+/// The parameters are counted before anything else looks at them, the client not yet
+/// authenticated: 16,000 distinct ones are refused at once, at /authorize (back to the
+/// SP, its redirect URI being registered) and at /token, and nothing is issued.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sixteen_thousand_parameters_are_refused_at_once() {
+    let hub = Hub::start().await;
+    let names: Vec<String> = (0..16_000).map(|i| format!("p{i}")).collect();
+    let many: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "x")).collect();
+
+    let started = std::time::Instant::now();
+    let back = redirect_of(&hub.authorize(&many).await).unwrap();
+    assert!(back.starts_with(REDIRECT), "{back}");
+    assert!(back.contains("too_many_parameters"), "{back}");
+    assert!(!back.contains("code="), "{back}");
+
+    let mut form = vec![
+        ("grant_type", "authorization_code"),
+        ("code", "c"),
+        ("redirect_uri", REDIRECT),
+    ];
+    form.extend(many.iter().copied());
+    let r = hub
+        .front
+        .clone()
+        .token(pb::TokenRequest {
+            params: crate::support::params(&form),
+            authorization: String::new(),
+            source: Some(crate::support::source()),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let body: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(r.http_status, 400, "{body}");
+    assert_eq!(body["error"], "invalid_request", "{body}");
+    assert_eq!(body["error_code"], "too_many_parameters", "{body}");
+    // Both answered well within what a quadratic scan of 16,000 names takes.
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(hub.rows("grants").await, 0);
+    hub.stop().await;
+}
