@@ -433,3 +433,64 @@ async fn sixteen_thousand_parameters_are_refused_at_once() {
     assert_eq!(hub.rows("grants").await, 0);
     hub.stop().await;
 }
+
+/// `/end_session` on the front's clock: a hint older than any session can live names
+/// none and is refused; a session past its expiry is not ended through the IdP (its ID
+/// token is not handed on), while a live one is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn end_session_refuses_a_hint_older_than_a_session_and_hands_on_no_expired_session() {
+    use relais_oidc_front::clock::ManualClock;
+    let clock = std::sync::Arc::new(ManualClock::new(time::OffsetDateTime::now_utc()));
+    let hub = Hub::start_with_clock(clock.clone()).await;
+    let signed_in = || async {
+        let (flow, answer) = up_to_the_callback(&hub).await;
+        let done = hub.callback(&flow, &answer).await;
+        let session = done.session_cookie.clone().unwrap().value;
+        let code = query(&redirect_of(&done).unwrap())["code"].clone();
+        let (status, tokens) = hub.token(&code).await;
+        assert_eq!(status, 200, "{tokens}");
+        (session, tokens["id_token"].as_str().unwrap().to_string())
+    };
+    let end = |session: String, hint: Option<String>| {
+        let front = hub.front.clone();
+        async move {
+            let mut pairs = vec![];
+            if let Some(h) = &hint {
+                pairs.push(("id_token_hint", h.as_str()));
+            }
+            front
+                .clone()
+                .end_session(pb::EndSessionRequest {
+                    params: crate::support::params(&pairs),
+                    session,
+                    source: Some(crate::support::source()),
+                })
+                .await
+                .unwrap()
+                .into_inner()
+        }
+    };
+    let ttl = i64::from(hub.config.session_ttl_seconds);
+
+    // A live session with its fresh hint: ended through the IdP.
+    let (session, hint) = signed_in().await;
+    let to_idp = redirect_of(&end(session, Some(hint)).await).unwrap();
+    assert!(to_idp.starts_with(hub.idp.issuer()), "{to_idp}");
+
+    // Past the session's lifetime: the old hint is refused, and the cookie alone ends
+    // nothing through the IdP.
+    let (session, hint) = signed_in().await;
+    clock.advance(time::Duration::seconds(ttl + 1));
+    let refused = end(session.clone(), Some(hint)).await;
+    match &refused.outcome {
+        Some(pb::flow_response::Outcome::Error(page)) => {
+            assert_eq!(page.code, "id_token_hint_invalid", "{page:?}")
+        }
+        other => panic!("not refused: {other:?}"),
+    }
+    let answer = end(session, None).await;
+    if let Ok(to) = redirect_of(&answer) {
+        assert!(!to.starts_with(hub.idp.issuer()), "sent to the IdP: {to}");
+    }
+    hub.stop().await;
+}
