@@ -10,5 +10,5 @@ mod export;
 mod legacy;
 mod log;
 mod proof_file;
-mod search;
 mod witness;
+mod search;
