@@ -258,7 +258,7 @@ impl SslMode {
 
 /// A PostgreSQL URL split into what `tokio-postgres` parses and the `sslmode` it does not
 /// know all of (`verify-ca`, `verify-full`).
-fn split_sslmode(url: &str) -> Result<(String, Option<SslMode>), ConfigError> {
+fn split_sslmode(field: &str, url: &str) -> Result<(String, Option<SslMode>), ConfigError> {
     let Some((base, query)) = url.split_once('?') else {
         return Ok((url.to_string(), None));
     };
@@ -269,7 +269,7 @@ fn split_sslmode(url: &str) -> Result<(String, Option<SslMode>), ConfigError> {
             Some(("sslmode", value)) => {
                 mode = Some(SslMode::parse(value).ok_or_else(|| {
                     ConfigError::invalid(
-                        "database.url",
+                        field,
                         format!(
                             "has sslmode={value}: disable, prefer, require, verify-ca or \
                              verify-full"
@@ -325,7 +325,20 @@ impl DatabaseConfig {
                 "must be at least 1",
             ));
         }
-        let (url, mode) = self.connection(self.url.expose())?;
+        self.check_tls("database.url", self.url.expose())?;
+        // The administrative link carries a role that creates roles: no weaker than the
+        // services' own.
+        if !self.admin_url.is_empty() {
+            self.check_tls("database.admin_url", self.admin_url.expose())?;
+        }
+        Ok(())
+    }
+
+    /// The TLS rule of a link to PostgreSQL given by `field`: verification needs its CA,
+    /// and off this machine the link is encrypted without falling back to clear.
+    fn check_tls(&self, field: &str, url: &str) -> Result<(), ConfigError> {
+        let (url, mode) = split_sslmode(field, url)?;
+        let mode = mode.unwrap_or(self.sslmode);
         if matches!(mode, SslMode::VerifyCa | SslMode::VerifyFull) && self.ca_file.trim().is_empty()
         {
             return Err(ConfigError::invalid(
@@ -337,10 +350,17 @@ impl DatabaseConfig {
             ));
         }
         if matches!(mode, SslMode::Disable | SslMode::Prefer) && !is_local_database(&url) {
+            // The services' link is named by the mode's field, as it always was; the
+            // administrative one by its own URL, the link at fault.
+            let (named, what) = if field == "database.url" {
+                ("database.sslmode", "is")
+            } else {
+                (field, "has sslmode")
+            };
             return Err(ConfigError::invalid(
-                "database.sslmode",
+                named,
                 format!(
-                    "is {} and the database is not on this machine: `disable` sends \
+                    "{what} {} and the database is not on this machine: `disable` sends \
                      passwords and identity data in clear, and `prefer` falls back to clear \
                      whenever someone on the path answers that TLS is not offered; use \
                      verify-full (or verify-ca, require) in database.sslmode or the URL",
@@ -353,7 +373,7 @@ impl DatabaseConfig {
 
     /// `url` without its `sslmode`, and the mode in force (the URL's, or `sslmode`).
     pub fn connection(&self, url: &str) -> Result<(String, SslMode), ConfigError> {
-        let (url, mode) = split_sslmode(url)?;
+        let (url, mode) = split_sslmode("database.url", url)?;
         Ok((url, mode.unwrap_or(self.sslmode)))
     }
 
@@ -728,6 +748,67 @@ mod tests {
             SslMode::Prefer
         );
         assert_eq!(DatabaseConfig::default().sslmode, SslMode::Disable);
+    }
+
+    /// The administrative URL (a role that creates roles) is held to the services' rule:
+    /// a remote one in clear, or falling back to clear, is refused naming it, even when
+    /// the services' own link is encrypted.
+    #[test]
+    fn the_admin_url_follows_the_sslmode_rule_off_this_machine() {
+        let db = |admin: &str, sslmode: SslMode, ca_file: &str| DatabaseConfig {
+            url: Secret::new("postgres://relais_{service}@db.example/relais?sslmode=require"),
+            admin_url: Secret::new(admin),
+            sslmode,
+            ca_file: ca_file.into(),
+            ..DatabaseConfig::default()
+        };
+        let remote = "postgres://admin@db.example/relais";
+        for mode in [SslMode::Disable, SslMode::Prefer] {
+            let err = db(remote, mode, "ca.pem").validate().unwrap_err();
+            assert!(err.to_string().contains("`database.admin_url`"), "{err}");
+            assert!(err.to_string().contains(mode.name()), "{err}");
+            // The URL's own mode wins over an encrypted default.
+            let err = db(
+                &format!("{remote}?sslmode={}", mode.name()),
+                SslMode::VerifyFull,
+                "ca.pem",
+            )
+            .validate()
+            .unwrap_err();
+            assert!(err.to_string().contains("`database.admin_url`"), "{err}");
+            let err = db("postgres://admin@/relais?host=db.example", mode, "ca.pem")
+                .validate()
+                .unwrap_err();
+            assert!(err.to_string().contains("`database.admin_url`"), "{err}");
+            // On this machine, as for the services' URL.
+            db("postgres://postgres@127.0.0.1/relais", mode, "ca.pem")
+                .validate()
+                .unwrap();
+        }
+        db(
+            &format!("{remote}?sslmode=require"),
+            SslMode::Disable,
+            "ca.pem",
+        )
+        .validate()
+        .unwrap();
+        db(remote, SslMode::VerifyFull, "ca.pem")
+            .validate()
+            .unwrap();
+        let err = db(&format!("{remote}?sslmode=verify-ca"), SslMode::Require, "")
+            .validate()
+            .unwrap_err();
+        assert!(err.to_string().contains("database.ca_file"), "{err}");
+        let err = db(
+            &format!("{remote}?sslmode=allow"),
+            SslMode::VerifyFull,
+            "ca.pem",
+        )
+        .validate()
+        .unwrap_err();
+        assert!(err.to_string().contains("`database.admin_url`"), "{err}");
+        // No administrative URL: nothing to check.
+        db("", SslMode::Disable, "ca.pem").validate().unwrap();
     }
 
     #[test]

@@ -86,17 +86,22 @@ pub(crate) fn authorization(headers: &HeaderMap) -> String {
     header_text(headers, http::header::AUTHORIZATION)
 }
 
-/// The first cookie named `name`, or an empty string.
+/// The cookie named `name`, or an empty string when it is absent or sent more than once:
+/// a second value is one another page planted (cookie tossing from a sibling host or over
+/// plain http, sent first for a longer path), and neither can be told to be the hub's.
 pub(crate) fn cookie(headers: &HeaderMap, name: &str) -> String {
-    headers
+    let mut values = headers
         .get_all(COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(n, _)| *n == name)
-        .map(|(_, v)| v.to_string())
-        .unwrap_or_default()
+        .filter(|(n, _)| *n == name)
+        .map(|(_, v)| v);
+    match (values.next(), values.next()) {
+        (Some(v), None) => v.to_string(),
+        _ => String::new(),
+    }
 }
 
 pub(crate) fn query_params(uri: &Uri) -> Result<Vec<Param>, GatewayError> {
@@ -199,6 +204,41 @@ pub(crate) fn first(params: &[Param], name: &str) -> String {
 mod tests {
     use super::*;
 
+    /// One value per name: a planted second value (in the same header or another) makes
+    /// the cookie unread, never the first or the last one chosen.
+    #[test]
+    fn a_cookie_sent_twice_is_not_read() {
+        let headers = |values: &[&str]| {
+            let mut h = HeaderMap::new();
+            for v in values {
+                h.append(COOKIE, http::HeaderValue::from_str(v).unwrap());
+            }
+            h
+        };
+        assert_eq!(
+            cookie(&headers(&["a=1; relais_session=s1"]), "relais_session"),
+            "s1"
+        );
+        assert_eq!(
+            cookie(
+                &headers(&["relais_session=planted; relais_session=s1"]),
+                "relais_session"
+            ),
+            ""
+        );
+        assert_eq!(
+            cookie(
+                &headers(&["relais_session=planted", "relais_session=s1"]),
+                "relais_session"
+            ),
+            ""
+        );
+        assert_eq!(
+            cookie(&headers(&["relais_sessionx=1"]), "relais_session"),
+            ""
+        );
+    }
+
     fn pairs(input: &str) -> Vec<(String, String)> {
         parse_urlencoded(input.as_bytes())
             .unwrap()
@@ -232,8 +272,10 @@ mod tests {
     fn reads_the_named_cookie() {
         let mut h = HeaderMap::new();
         h.append(COOKIE, "a=1; relais_flow=abc".parse().unwrap());
-        h.append(COOKIE, "relais_flow=second".parse().unwrap());
         assert_eq!(cookie(&h, FLOW_COOKIE), "abc");
         assert_eq!(cookie(&h, SESSION_COOKIE), "");
+        // A second value, in another header: neither is read.
+        h.append(COOKIE, "relais_flow=second".parse().unwrap());
+        assert_eq!(cookie(&h, FLOW_COOKIE), "");
     }
 }

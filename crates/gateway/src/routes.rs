@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
 use axum::middleware::{Next, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -152,7 +152,10 @@ pub(crate) fn router(state: Shared) -> Router {
                 async move { support_api::document(&openapi) }
             }),
         )
-        .fallback(support_api::not_found);
+        .fallback(support_api::not_found)
+        // JSON bodies within the limit of every other route (axum's own is 2 MiB); the
+        // mail intake reads its raw body with a bound of its own.
+        .layer(DefaultBodyLimit::max(state.max_body_bytes));
     let (investigations, openapi) = investigate_api::router();
     let openapi = Arc::new(openapi);
     let investigations = investigations

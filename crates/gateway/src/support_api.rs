@@ -497,12 +497,13 @@ fn answer<T, U: Serialize>(
 }
 
 fn bad_body(meta: &Meta, rejection: &JsonRejection) -> Response {
-    error(
-        meta,
-        StatusCode::BAD_REQUEST,
-        "invalid_request",
-        &rejection.body_text(),
-    )
+    // Over `gateway.max_body_bytes`: 413, as the OIDC routes answer.
+    let status = if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        StatusCode::PAYLOAD_TOO_LARGE
+    } else {
+        StatusCode::BAD_REQUEST
+    };
+    error(meta, status, "invalid_request", &rejection.body_text())
 }
 
 fn bad_query(meta: &Meta, rejection: &QueryRejection) -> Response {

@@ -263,3 +263,43 @@ async fn the_checkpoint_answers_in_json_when_the_proof_store_does_not() {
     let body: serde_json::Value = r.json().await.unwrap();
     assert_eq!(body["error"], "temporarily_unavailable", "{body}");
 }
+
+/// A JSON body over `gateway.max_body_bytes` is refused by the gateway (413, in JSON)
+/// before support is called, like the OIDC routes' bodies: not at axum's own 2 MiB.
+#[tokio::test]
+async fn support_json_bodies_are_held_to_the_gateways_body_limit() {
+    let gw = support::start(|c| c.max_body_bytes = 1024).await;
+    let ticket = |body: &str| {
+        serde_json::json!({
+            "partner_kind": "sp",
+            "partner_id": "a",
+            "scope": "one_user",
+            "subject": "x",
+            "body": body,
+        })
+        .to_string()
+    };
+    let r = support::http()
+        .post(gw.url("/api/support/v1/tickets"))
+        .header("content-type", "application/json")
+        .bearer_auth("some-token")
+        .body(ticket(&"a".repeat(64 * 1024)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    assert_eq!(r.headers()["content-type"], "application/json");
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_request", "{body}");
+    assert!(gw.fake.calls().is_empty(), "support was called");
+    // Within the limit, the same request goes on to support.
+    let r = support::http()
+        .post(gw.url("/api/support/v1/tickets"))
+        .header("content-type", "application/json")
+        .bearer_auth("some-token")
+        .body(ticket("short"))
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(r.status(), 413);
+}

@@ -30,6 +30,9 @@ pub struct IdpBridgeConfig {
     /// in the registry reaches this bridge within it (oidc-front, which hears changes at
     /// once, stops offering a disabled IdP). 0 asks the registry at every step.
     pub registry_cache_ms: u64,
+    /// Hosts besides its issuer's on which an IdP's endpoints may be (the authorization,
+    /// token, userinfo, JWKS and logout URLs of its discovery); empty: the issuer's only.
+    pub idp_endpoint_hosts: Vec<String>,
 }
 
 impl Default for IdpBridgeConfig {
@@ -46,6 +49,7 @@ impl Default for IdpBridgeConfig {
             clock_skew_seconds: 60,
             jwks_refresh_min_seconds: 60,
             registry_cache_ms: 2_000,
+            idp_endpoint_hosts: Vec::new(),
         }
     }
 }

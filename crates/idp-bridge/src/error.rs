@@ -8,6 +8,8 @@ pub enum BridgeError {
     IdpDisabled,
     #[error("identity provider's discovery document or keys could not be fetched: {0}")]
     Discovery(String),
+    #[error("identity provider's discovery names a URL the hub does not call: {0}")]
+    EndpointNotAllowed(String),
     #[error("the callback's state matches no sign-in of this browser")]
     StateMismatch,
     #[error("the callback's iss is not the chosen identity provider (mix-up)")]
@@ -60,6 +62,7 @@ impl BridgeError {
             BridgeError::UnknownIdp => "idp_unknown",
             BridgeError::IdpDisabled => "idp_disabled",
             BridgeError::Discovery(_) => "idp_unreachable",
+            BridgeError::EndpointNotAllowed(_) => "idp_endpoint_not_allowed",
             BridgeError::StateMismatch => "idp_state_mismatch",
             BridgeError::IssuerMismatch => "idp_issuer_mismatch",
             BridgeError::IdpError(_) => "idp_error",
@@ -112,6 +115,7 @@ mod tests {
             BridgeError::UnknownIdp,
             BridgeError::IdpDisabled,
             BridgeError::Discovery(String::new()),
+            BridgeError::EndpointNotAllowed(String::new()),
             BridgeError::StateMismatch,
             BridgeError::IssuerMismatch,
             BridgeError::IdpError(String::new()),

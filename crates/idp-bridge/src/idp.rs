@@ -91,6 +91,8 @@ pub struct Idps {
     clients: Arc<std::sync::Mutex<HashMap<String, BuiltClient>>>,
     /// When each issuer's keys were last fetched for an unknown `kid`.
     refreshed: Arc<std::sync::Mutex<HashMap<String, Instant>>>,
+    /// Hosts besides the issuer's where an IdP's endpoints may be.
+    endpoint_hosts: Arc<[String]>,
 }
 
 /// How recent the IdP's authentication must be.
@@ -121,7 +123,7 @@ pub struct Identity {
 }
 
 impl Idps {
-    pub fn new(settings: Settings) -> Result<Idps, BridgeError> {
+    pub fn new(settings: Settings, endpoint_hosts: &[String]) -> Result<Idps, BridgeError> {
         let http = openidconnect::reqwest::ClientBuilder::new()
             // Never follow an IdP's redirects (SSRF).
             .redirect(openidconnect::reqwest::redirect::Policy::none())
@@ -134,6 +136,10 @@ impl Idps {
             metadata: Arc::default(),
             clients: Arc::default(),
             refreshed: Arc::default(),
+            endpoint_hosts: endpoint_hosts
+                .iter()
+                .map(|h| h.trim().to_ascii_lowercase())
+                .collect(),
         })
     }
 
@@ -160,11 +166,39 @@ impl Idps {
         {
             return Ok(Arc::clone(m));
         }
+        // Nothing is fetched from an issuer, or an endpoint, the hub would not call.
+        check_endpoint(issuer, "issuer", issuer, &self.endpoint_hosts)?;
         let url = IssuerUrl::new(issuer.to_string())
             .map_err(|e| BridgeError::Discovery(e.to_string()))?;
-        let m = IdpMetadata::discover_async(url, &self.http)
+        let discovery = format!(
+            "{}/.well-known/openid-configuration",
+            issuer.trim_end_matches('/')
+        );
+        let answer = self
+            .http
+            .get(&discovery)
+            .header("accept", "application/json")
+            .send()
+            .await
+            .and_then(openidconnect::reqwest::Response::error_for_status)
+            .map_err(|e| BridgeError::Discovery(error_chain(&e)))?;
+        let body = answer
+            .bytes()
             .await
             .map_err(|e| BridgeError::Discovery(error_chain(&e)))?;
+        let mut m: IdpMetadata = serde_json::from_slice(&body)
+            .map_err(|e| BridgeError::Discovery(format!("discovery document: {e}")))?;
+        if m.issuer() != &url {
+            return Err(BridgeError::Discovery(format!(
+                "the discovery document names the issuer {}",
+                m.issuer().as_str()
+            )));
+        }
+        check_endpoints(issuer, &m, &self.endpoint_hosts)?;
+        let jwks = openidconnect::JsonWebKeySet::fetch_async(m.jwks_uri(), &self.http)
+            .await
+            .map_err(|e| BridgeError::Discovery(error_chain(&e)))?;
+        m = m.set_jwks(jwks);
         let m = Arc::new(m);
         self.metadata
             .write()
@@ -475,6 +509,62 @@ type BridgeClient = openidconnect::Client<
     openidconnect::EndpointMaybeSet,
 >;
 
+/// Every URL of an IdP's discovery the hub may call must pass [`check_endpoint`].
+fn check_endpoints(issuer: &str, m: &IdpMetadata, hosts: &[String]) -> Result<(), BridgeError> {
+    let mut urls = vec![
+        (
+            "authorization_endpoint",
+            m.authorization_endpoint().as_str(),
+        ),
+        ("jwks_uri", m.jwks_uri().as_str()),
+    ];
+    urls.extend(m.token_endpoint().map(|u| ("token_endpoint", u.as_str())));
+    urls.extend(
+        m.userinfo_endpoint()
+            .map(|u| ("userinfo_endpoint", u.as_str())),
+    );
+    urls.extend(
+        m.additional_metadata()
+            .end_session_endpoint
+            .as_deref()
+            .map(|u| ("end_session_endpoint", u)),
+    );
+    for (name, url) in urls {
+        check_endpoint(issuer, name, url, hosts)?;
+    }
+    Ok(())
+}
+
+/// An IdP URL the hub calls or sends the browser to: https (http only on loopback, for
+/// development and tests), on the issuer's host or one of `hosts`. A token endpoint
+/// elsewhere would receive the client secret and the code; a JWKS elsewhere would
+/// choose the keys the IdP's tokens verify with.
+pub fn check_endpoint(
+    issuer: &str,
+    name: &str,
+    url: &str,
+    hosts: &[String],
+) -> Result<(), BridgeError> {
+    let refuse = |why: &str| BridgeError::EndpointNotAllowed(format!("{name} {url}: {why}"));
+    let parsed = url::Url::parse(url).map_err(|_| refuse("not an absolute URL"))?;
+    let host = parsed.host_str().unwrap_or_default().to_ascii_lowercase();
+    match parsed.scheme() {
+        "https" => {}
+        "http" if relais_config::is_loopback_url(url) => {}
+        _ => return Err(refuse("not https (http only on loopback)")),
+    }
+    let issuer_host = url::Url::parse(issuer)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
+        .unwrap_or_default();
+    if host.is_empty() || (host != issuer_host && !hosts.contains(&host)) {
+        return Err(refuse(
+            "not on the issuer's host nor in idp_bridge.idp_endpoint_hosts",
+        ));
+    }
+    Ok(())
+}
+
 /// Whether the token's `kid` is among the IdP's keys as last fetched.
 fn kid_is_known(metadata: &IdpMetadata, id_token: &CoreIdToken) -> bool {
     let Some(kid) = token_kid(&id_token.to_string()) else {
@@ -525,4 +615,64 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The attacks a discovery document could carry: an endpoint in clear, or on a host
+    /// that is not the IdP's (its token endpoint would get the client secret and the
+    /// code, its JWKS would pick the keys), an issuer in clear off loopback.
+    #[test]
+    fn endpoints_in_clear_or_off_the_issuers_host_are_refused() {
+        let issuer = "https://idp.example/realm";
+        let none: &[String] = &[];
+        for ok in [
+            "https://idp.example/token",
+            "https://IDP.example:8443/token",
+        ] {
+            check_endpoint(issuer, "token_endpoint", ok, none).unwrap();
+        }
+        for bad in [
+            "http://idp.example/token",
+            "https://evil.example/token",
+            "https://idp.example.evil.example/token",
+            "ftp://idp.example/token",
+            "/token",
+            "https://user@/token",
+        ] {
+            let err = check_endpoint(issuer, "token_endpoint", bad, none).unwrap_err();
+            assert_eq!(err.code(), "idp_endpoint_not_allowed", "{bad}");
+            assert!(err.to_string().contains("token_endpoint"), "{err}");
+        }
+        // A host the operator vouched for.
+        let allowed = ["api.idp.example".to_string()];
+        check_endpoint(
+            issuer,
+            "token_endpoint",
+            "https://api.idp.example/t",
+            &allowed,
+        )
+        .unwrap();
+        assert!(
+            check_endpoint(
+                issuer,
+                "token_endpoint",
+                "http://api.idp.example/t",
+                &allowed
+            )
+            .is_err()
+        );
+        // Loopback in clear, for development and tests only.
+        let local = "http://127.0.0.1:8600";
+        check_endpoint(local, "issuer", local, none).unwrap();
+        check_endpoint(local, "jwks_uri", "http://127.0.0.1:8600/jwks", none).unwrap();
+        for bad in ["http://idp.example", "http://10.0.0.1"] {
+            let err = check_endpoint(bad, "issuer", bad, none).unwrap_err();
+            assert_eq!(err.code(), "idp_endpoint_not_allowed", "{bad}");
+        }
+        // A loopback endpoint for a remote issuer is off its host (SSRF toward the hub).
+        assert!(check_endpoint(issuer, "jwks_uri", "http://127.0.0.1/jwks", none).is_err());
+    }
 }

@@ -41,13 +41,16 @@ pub async fn start(
             .channel(Role::Registry, &config.registry_url)
             .map_err(runtime_err)?,
     );
-    let idps = idp::Idps::new(idp::Settings {
-        timeout: Duration::from_millis(config.http_timeout_ms),
-        ttl: Duration::from_secs(u64::from(config.metadata_cache_seconds)),
-        refresh_min: Duration::from_secs(u64::from(config.jwks_refresh_min_seconds)),
-        skew_seconds: i64::from(config.clock_skew_seconds),
-        max_age_seconds: i64::from(config.round_trip_ttl_seconds),
-    })?;
+    let idps = idp::Idps::new(
+        idp::Settings {
+            timeout: Duration::from_millis(config.http_timeout_ms),
+            ttl: Duration::from_secs(u64::from(config.metadata_cache_seconds)),
+            refresh_min: Duration::from_secs(u64::from(config.jwks_refresh_min_seconds)),
+            skew_seconds: i64::from(config.clock_skew_seconds),
+            max_age_seconds: i64::from(config.round_trip_ttl_seconds),
+        },
+        &config.idp_endpoint_hosts,
+    )?;
     let keys: Vec<&str> = config.round_trip_keys.iter().map(|k| k.expose()).collect();
     let sealer = relais_jose::Sealer::new(&keys)
         .map_err(|e| BridgeError::Invalid(format!("idp_bridge.round_trip_keys: {e}")))?;

@@ -106,3 +106,31 @@ async fn a_suspended_idp_is_refused_once_its_record_is_no_longer_fresh() {
     assert_eq!(code_of(&refused), "idp_disabled");
     hub.stop().await;
 }
+
+/// An IdP whose discovery puts its token endpoint on another host is refused before the
+/// browser is sent to it: no code would be issued for the hub, no secret sent elsewhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idp_whose_endpoints_leave_its_host_is_refused() {
+    let hub = Hub::start().await;
+    let refused = hub
+        .bridge
+        .clone()
+        .start_login(relais_proto::idp_bridge::v1::StartLoginRequest {
+            flow_id: "flow-1".into(),
+            idp_id: "rogue-idp".into(),
+            sp_id: "sp".into(),
+            sp_name: "Service".into(),
+            acr_values: vec!["eidas1".into()],
+            scopes: vec!["openid".into(), "email".into()],
+            source_ip: "127.0.0.1".into(),
+            source_port: 50_000,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(code_of(&refused), "idp_endpoint_not_allowed");
+    assert!(refused.message().contains("token_endpoint"), "{refused:?}");
+    // The demo IdP, all on its own host, is served as before.
+    hub.start_login(&["eidas1"]).await;
+    hub.stop().await;
+}

@@ -31,9 +31,18 @@ pub struct Hub {
     bus: TestBus,
 }
 
-fn seed(issuer: &str) -> String {
+fn seed(issuer: &str, rogue: &str) -> String {
     format!(
         r#"
+[[identity_providers]]
+id = "rogue-idp"
+name = "Rogue"
+issuer = "{rogue}"
+client_id = "relais-hub"
+client_secret = "{IDP_SECRET}"
+acr_values = ["eidas1"]
+scopes = ["openid", "email"]
+
 [[identity_providers]]
 id = "demo-idp"
 name = "Démo IdP"
@@ -51,7 +60,7 @@ redirect_uris = ["https://sp.example/cb"]
 scopes = ["openid", "email"]
 claims = ["email"]
 acr_values = ["eidas1", "eidas2"]
-idp_ids = ["demo-idp"]
+idp_ids = ["demo-idp", "rogue-idp"]
 "#
     )
 }
@@ -88,7 +97,8 @@ impl Hub {
             std::env::temp_dir().join(format!("relais-bridge-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).unwrap();
         let seed_file = dir.join("partners.toml");
-        std::fs::write(&seed_file, seed(idp.issuer())).unwrap();
+        let rogue = rogue_idp().await;
+        std::fs::write(&seed_file, seed(idp.issuer(), &rogue)).unwrap();
 
         let local = LocalServices::default();
         let database = DatabaseConfig {
@@ -248,4 +258,36 @@ pub fn code_of(status: &tonic::Status) -> String {
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_string()
+}
+
+/// An IdP on loopback whose discovery would send the code and the client secret
+/// elsewhere: its token endpoint is on another host. It answers every request with its
+/// discovery document.
+async fn rogue_idp() -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let issuer = format!("http://{}", listener.local_addr().unwrap());
+    let document = serde_json::json!({
+        "issuer": issuer,
+        "authorization_endpoint": format!("{issuer}/authorize"),
+        "token_endpoint": "https://collector.example/token",
+        "userinfo_endpoint": format!("{issuer}/userinfo"),
+        "jwks_uri": format!("{issuer}/jwks"),
+        "response_types_supported": ["code"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["ES256"],
+    })
+    .to_string();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf).await;
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{document}",
+                document.len()
+            );
+            let _ = stream.write_all(answer.as_bytes()).await;
+        }
+    });
+    issuer
 }

@@ -26,6 +26,11 @@ pub enum FrontError {
     RedirectUriMismatch,
     #[error("parameter {0} is repeated")]
     DuplicateParameter(String),
+    #[error(
+        "too many parameters: at most {}",
+        crate::domain::authorize::MAX_PARAMS
+    )]
+    TooManyParameters,
     #[error("parameter {0} is too long or has forbidden characters")]
     BadParameter(String),
     #[error("response_type must be code")]
@@ -114,6 +119,8 @@ pub enum FrontError {
     TokenRedirectUriMismatch,
     #[error("PKCE verification failed")]
     PkceFailed,
+    #[error("code was obtained without PKCE, and this client is no longer exempt from it")]
+    PkceExemptionLifted,
     #[error("access token is missing, unknown, expired or revoked")]
     InvalidToken,
     #[error("the token parameter is missing")]
@@ -206,6 +213,13 @@ impl FrontError {
                 400,
                 Redirect,
                 "Un paramètre est répété.",
+            ),
+            E::TooManyParameters => (
+                "too_many_parameters",
+                "invalid_request",
+                400,
+                Redirect,
+                "La requête porte trop de paramètres.",
             ),
             E::BadParameter(_) => (
                 "invalid_parameter",
@@ -487,6 +501,13 @@ impl FrontError {
                 Page,
                 "La vérification PKCE a échoué.",
             ),
+            E::PkceExemptionLifted => (
+                "pkce_exemption_lifted",
+                "invalid_grant",
+                400,
+                Page,
+                "Ce code a été obtenu sans PKCE et ce service n'en est plus dispensé.",
+            ),
             E::InvalidToken => (
                 "access_token_invalid",
                 "invalid_token",
@@ -739,6 +760,7 @@ mod tests {
             FrontError::MissingRedirectUri,
             FrontError::RedirectUriMismatch,
             FrontError::DuplicateParameter(String::new()),
+            FrontError::TooManyParameters,
             FrontError::BadParameter(String::new()),
             FrontError::UnsupportedResponseType,
             FrontError::UnsupportedResponseMode,
@@ -778,6 +800,7 @@ mod tests {
             FrontError::CodeClientMismatch,
             FrontError::TokenRedirectUriMismatch,
             FrontError::PkceFailed,
+            FrontError::PkceExemptionLifted,
             FrontError::InvalidToken,
             FrontError::TokenParamMissing,
             FrontError::ClientBlocked(1),

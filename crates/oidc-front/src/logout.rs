@@ -36,10 +36,20 @@ impl Front {
         locale: Locale,
     ) -> Result<pb::FlowResponse, FrontError> {
         params.check_no_duplicates()?;
+        let now = self.clock.now();
         let hint = match params.single("id_token_hint")? {
             Some(h) => Some(self.verify_hint(h)?),
             None => None,
         };
+        // An expired ID token still names the session it came from (RP-Initiated Logout
+        // §2), but none older than a session lives: such a hint names no live session.
+        if let Some(claims) = &hint {
+            let iat = claims.get("iat").and_then(serde_json::Value::as_i64);
+            let oldest = now.unix_timestamp() - i64::from(self.config.session_ttl_seconds);
+            if !iat.is_some_and(|iat| iat >= oldest && iat <= now.unix_timestamp() + 60) {
+                return Err(FrontError::InvalidIdTokenHint);
+            }
+        }
         let hint_client = hint
             .as_ref()
             .and_then(|c| id_token::client_of(c))
@@ -88,7 +98,8 @@ impl Front {
             r.session_cookie = remove_cookie();
             Ok(r)
         };
-        let Some(session) = session.filter(|s| !s.ended) else {
+        // An expired session is over: its IdP token is not handed on to end it.
+        let Some(session) = session.filter(|s| !s.ended && s.expires_at > now) else {
             return done(back);
         };
         let requested = events::at(

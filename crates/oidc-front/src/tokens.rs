@@ -137,15 +137,17 @@ impl Front {
     /// client's (refused before anything is burnt or revoked: a client must not spoil
     /// another's codes); used (a replay: its tokens are revoked); or presented with a
     /// wrong redirect URI or verifier, which burns it (whoever holds it is not the client
-    /// that asked for it).
+    /// that asked for it), or obtained without PKCE by a client no longer exempt, which
+    /// burns it too.
     async fn code_refused(
         &self,
         code_hash: &[u8],
-        client_id: &str,
+        sp: &reg::ServiceProvider,
         redirect_uri: Option<&str>,
         verifier: Option<&str>,
         source: &pb::Source,
     ) -> FrontError {
+        let client_id = sp.client_id.as_str();
         let grant = match self.store.grant(code_hash).await {
             Ok(Some(grant)) => grant,
             Ok(None) => return FrontError::CodeInvalid,
@@ -163,18 +165,23 @@ impl Front {
         if grant.expires_at <= self.clock.now() {
             return FrontError::CodeInvalid;
         }
-        let pkce_holds = match (&grant.code_challenge, verifier) {
-            (None, None) => true,
-            (Some(challenge), Some(verifier)) => {
-                (43..=128).contains(&verifier.len())
-                    && constant_time_eq(&pkce_s256(verifier), challenge)
+        let pkce = match (&grant.code_challenge, verifier) {
+            // The exemption is the registry's word now, not when the code was issued
+            // (OAuth 2.1 §4.1.1.3: a code without a challenge only from a client exempt).
+            (None, None) if !sp.pkce_exempt => Err(FrontError::PkceExemptionLifted),
+            (None, None) => Ok(()),
+            (Some(challenge), Some(verifier))
+                if (43..=128).contains(&verifier.len())
+                    && constant_time_eq(&pkce_s256(verifier), challenge) =>
+            {
+                Ok(())
             }
-            _ => false,
+            _ => Err(FrontError::PkceFailed),
         };
         let err = if redirect_uri != Some(grant.redirect_uri.as_str()) {
             FrontError::TokenRedirectUriMismatch
-        } else if !pkce_holds {
-            FrontError::PkceFailed
+        } else if let Err(err) = pkce {
+            err
         } else {
             // Every check holds now: the code expired between the two reads of the clock.
             tracing::warn!("a code passed every check after its redemption failed");
@@ -240,22 +247,27 @@ impl Front {
             |e| e.sp_id = Some(sp.client_id.clone()),
         )?;
         // The code is used and its token stored in one statement, only if every check
-        // holds: a replay at any moment after it finds the token to revoke.
-        let Some(grant) = self
-            .store
-            .redeem_code(
-                &code_hash,
-                &client_id,
-                redirect_uri,
-                challenge.as_deref(),
-                &sha256(&access_token),
-                now + Duration::seconds(at_ttl),
-                &[issued],
-            )
-            .await?
-        else {
+        // holds: a replay at any moment after it finds the token to revoke. Without a
+        // verifier only a client exempt from PKCE may redeem one (a code without a
+        // challenge, which the statement alone would take).
+        let redeemed = if challenge.is_none() && !sp.pkce_exempt {
+            None
+        } else {
+            self.store
+                .redeem_code(
+                    &code_hash,
+                    &client_id,
+                    redirect_uri,
+                    challenge.as_deref(),
+                    &sha256(&access_token),
+                    now + Duration::seconds(at_ttl),
+                    &[issued],
+                )
+                .await?
+        };
+        let Some(grant) = redeemed else {
             return Err(self
-                .code_refused(&code_hash, &client_id, redirect_uri, verifier, source)
+                .code_refused(&code_hash, &sp, redirect_uri, verifier, source)
                 .await);
         };
         let key = self.keys.signer(types::id_token_alg(&sp))?;

@@ -375,5 +375,175 @@ async fn an_access_token_names_its_client_and_only_the_token_issued_is_served() 
         serde_json::from_str::<serde_json::Value>(&earlier_body).unwrap(),
         claims
     );
+
+/// OAuth 2.1 §4.1.1.3 / RFC 9700 §2.1.1: a code without a challenge is redeemed only by a
+/// client exempt from PKCE when it redeems it. One obtained while exempt, presented after
+/// the registry lifted the exemption, is refused and spent; a verifier does not rescue it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_code_obtained_while_exempt_is_refused_once_the_exemption_is_lifted() {
+    let hub = Hub::start().await;
+    let without_pkce = [
+        ("client_id", LEGACY),
+        ("redirect_uri", LEGACY_REDIRECT),
+        ("code_challenge", ""),
+        ("code_challenge_method", ""),
+    ];
+    let mut codes = Vec::new();
+    for _ in 0..2 {
+        let chooser = hub.authorize(&without_pkce).await;
+        assert!(is_chooser(&chooser), "{chooser:?}");
+        let (flow, answer) = through_the_idp(&hub, chooser).await;
+        let back = redirect_of(&hub.callback(&flow, &answer).await).unwrap();
+        codes.push(query(&back)["code"].clone());
+    }
+    // The token is not asked for yet: the secret the front remembers must not keep the
+    // exemption either, so the client authenticates once before the change.
+    let (status, body) = hub
+        .token_as(LEGACY, LEGACY_SECRET, "not-a-code", LEGACY_REDIRECT, None)
+        .await;
+    assert_eq!(status, 400, "{body}");
+
+    hub.reseed(
+        |seed| seed.replace("pkce_exempt = true\n", ""),
+        || async {
+            let answer = hub.authorize(&without_pkce).await;
+            redirect_of(&answer).is_ok_and(|to| to.contains("pkce_required"))
+        },
+    )
+    .await;
+
+    let (status, body) = hub
+        .token_as(LEGACY, LEGACY_SECRET, &codes[0], LEGACY_REDIRECT, None)
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"], "invalid_grant", "{body}");
+    assert_eq!(body["error_code"], "pkce_exemption_lifted", "{body}");
+    // Spent: presented again, it is a replay, never a token.
+    let (status, body) = hub
+        .token_as(LEGACY, LEGACY_SECRET, &codes[0], LEGACY_REDIRECT, None)
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error_code"], "code_reused", "{body}");
+    // A made-up verifier answers no challenge: still refused (downgrade).
+    let (status, body) = hub
+        .token_as(
+            LEGACY,
+            LEGACY_SECRET,
+            &codes[1],
+            LEGACY_REDIRECT,
+            Some(crate::support::VERIFIER),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error_code"], "pkce_failed", "{body}");
+    let issued: i64 = hub.rows("access_tokens").await;
+    assert_eq!(issued, 0, "a token was issued for a code without PKCE");
+    hub.stop().await;
+}
+
+/// The parameters are counted before anything else looks at them, the client not yet
+/// authenticated: 16,000 distinct ones are refused at once, at /authorize (back to the
+/// SP, its redirect URI being registered) and at /token, and nothing is issued.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sixteen_thousand_parameters_are_refused_at_once() {
+    let hub = Hub::start().await;
+    let names: Vec<String> = (0..16_000).map(|i| format!("p{i}")).collect();
+    let many: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "x")).collect();
+
+    let started = std::time::Instant::now();
+    let back = redirect_of(&hub.authorize(&many).await).unwrap();
+    assert!(back.starts_with(REDIRECT), "{back}");
+    assert!(back.contains("too_many_parameters"), "{back}");
+    assert!(!back.contains("code="), "{back}");
+
+    let mut form = vec![
+        ("grant_type", "authorization_code"),
+        ("code", "c"),
+        ("redirect_uri", REDIRECT),
+    ];
+    form.extend(many.iter().copied());
+    let r = hub
+        .front
+        .clone()
+        .token(pb::TokenRequest {
+            params: crate::support::params(&form),
+            authorization: String::new(),
+            source: Some(crate::support::source()),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let body: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(r.http_status, 400, "{body}");
+    assert_eq!(body["error"], "invalid_request", "{body}");
+    assert_eq!(body["error_code"], "too_many_parameters", "{body}");
+    // Both answered well within what a quadratic scan of 16,000 names takes.
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(hub.rows("grants").await, 0);
+    hub.stop().await;
+}
+
+/// `/end_session` on the front's clock: a hint older than any session can live names
+/// none and is refused; a session past its expiry is not ended through the IdP (its ID
+/// token is not handed on), while a live one is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn end_session_refuses_a_hint_older_than_a_session_and_hands_on_no_expired_session() {
+    use relais_oidc_front::clock::ManualClock;
+    let clock = std::sync::Arc::new(ManualClock::new(time::OffsetDateTime::now_utc()));
+    let hub = Hub::start_with_clock(clock.clone()).await;
+    let signed_in = || async {
+        let (flow, answer) = up_to_the_callback(&hub).await;
+        let done = hub.callback(&flow, &answer).await;
+        let session = done.session_cookie.clone().unwrap().value;
+        let code = query(&redirect_of(&done).unwrap())["code"].clone();
+        let (status, tokens) = hub.token(&code).await;
+        assert_eq!(status, 200, "{tokens}");
+        (session, tokens["id_token"].as_str().unwrap().to_string())
+    };
+    let end = |session: String, hint: Option<String>| {
+        let front = hub.front.clone();
+        async move {
+            let mut pairs = vec![];
+            if let Some(h) = &hint {
+                pairs.push(("id_token_hint", h.as_str()));
+            }
+            front
+                .clone()
+                .end_session(pb::EndSessionRequest {
+                    params: crate::support::params(&pairs),
+                    session,
+                    source: Some(crate::support::source()),
+                })
+                .await
+                .unwrap()
+                .into_inner()
+        }
+    };
+    let ttl = i64::from(hub.config.session_ttl_seconds);
+
+    // A live session with its fresh hint: ended through the IdP.
+    let (session, hint) = signed_in().await;
+    let to_idp = redirect_of(&end(session, Some(hint)).await).unwrap();
+    assert!(to_idp.starts_with(hub.idp.issuer()), "{to_idp}");
+
+    // Past the session's lifetime: the old hint is refused, and the cookie alone ends
+    // nothing through the IdP.
+    let (session, hint) = signed_in().await;
+    clock.advance(time::Duration::seconds(ttl + 1));
+    let refused = end(session.clone(), Some(hint)).await;
+    match &refused.outcome {
+        Some(pb::flow_response::Outcome::Error(page)) => {
+            assert_eq!(page.code, "id_token_hint_invalid", "{page:?}")
+        }
+        other => panic!("not refused: {other:?}"),
+    }
+    let answer = end(session, None).await;
+    if let Ok(to) = redirect_of(&answer) {
+        assert!(!to.starts_with(hub.idp.issuer()), "sent to the IdP: {to}");
+    }
     hub.stop().await;
 }

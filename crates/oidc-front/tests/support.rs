@@ -268,6 +268,41 @@ impl Hub {
         Ok((OidcFrontClient::new(channel), tasks))
     }
 
+    /// The partners changed as an operator changes them: a registry replica on this hub's
+    /// database and exchange starts with `edit` applied to the seed (stored and announced),
+    /// kept running until `heard` says the front follows, then stopped.
+    pub async fn reseed<F, Fut>(&self, edit: impl FnOnce(String) -> String, heard: F)
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        let seed_file = self.dir.join("partners-changed.toml");
+        std::fs::write(&seed_file, edit(seed(self.idp.issuer()))).unwrap();
+        let replica = relais_registry::start(
+            relais_registry::RegistryConfig {
+                seed_file: Some(seed_file.display().to_string()),
+                secret_hash_key: Secret::new("front-test-registry-key-0123456789-01234"),
+                ..relais_registry::RegistryConfig::default()
+            },
+            &self.database,
+            self.bus.config(),
+            None,
+            &LocalServices::default().for_service(Role::Registry),
+            Shutdown::new(),
+        )
+        .await
+        .unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while !heard().await {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the front did not follow the change"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        replica.shutdown(Duration::from_secs(5)).await;
+    }
+
     pub async fn stop(self) {
         for t in self.tasks {
             t.shutdown(Duration::from_secs(5)).await;

@@ -214,3 +214,55 @@ async fn only_the_mail_gateway_posts_mail_and_staff_mail_is_not_a_partners() {
     assert_eq!(refused.code(), Code::PermissionDenied);
     off.stop().await;
 }
+
+/// Logs a `Vec` collects, for what a test's lines say.
+#[derive(Clone, Default)]
+struct Lines(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Lines {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A sender's address is personal data: mail kept aside (unknown sender, staff writing
+/// as a partner) is logged by its quarantine id only, the reason naming the sender kept
+/// in the quarantine for staff.
+#[tokio::test]
+async fn a_senders_address_is_never_logged() {
+    let lines = Lines::default();
+    let writer = lines.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .finish();
+    // The test's runtime has one thread: every line of the call is written here.
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let config = SupportConfig {
+        mail_intake_secret: Secret::new(INTAKE_SECRET),
+        ..SupportConfig::default()
+    };
+    let mut support = Support::start_with(config).await;
+    let unknown = submit(
+        &mut support,
+        mail(
+            "stranger@elsewhere.example",
+            "u1@elsewhere.example",
+            None,
+            "Bonjour",
+        ),
+    )
+    .await;
+    assert_eq!(unknown.outcome, "quarantined");
+    assert!(unknown.reason.contains("stranger@elsewhere.example"));
+    let logged = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+    assert!(logged.contains("inbound mail kept aside"), "{logged}");
+    assert!(!logged.contains("stranger@elsewhere.example"), "{logged}");
+    assert!(!logged.contains("elsewhere.example"), "{logged}");
+    support.stop().await;
+}

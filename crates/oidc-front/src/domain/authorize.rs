@@ -8,6 +8,9 @@ use crate::domain::types::{ClientId, Locale, RedirectUri, Scope};
 use crate::error::FrontError;
 
 const MAX_PARAM_LEN: usize = 2048;
+/// Most parameters a request may carry: no endpoint of the hub takes half as many, and
+/// each one is looked up by name, so a request of thousands costs nothing past this.
+pub const MAX_PARAMS: usize = 64;
 /// 256 bits in base64url: the terms' minimum, unless the SP is registered with less.
 pub const MIN_RANDOM_LEN: usize = 43;
 
@@ -46,10 +49,15 @@ impl Params {
         Ok(found.filter(|v| !v.is_empty()))
     }
 
-    /// Every parameter must appear at most once (OAuth 2.0 §3.1).
+    /// At most [`MAX_PARAMS`] parameters, each at most once (OAuth 2.0 §3.1), checked in
+    /// linear time: this runs before the client is authenticated.
     pub fn check_no_duplicates(&self) -> Result<(), FrontError> {
-        for (i, (k, _)) in self.0.iter().enumerate() {
-            if self.0[..i].iter().any(|(o, _)| o == k) {
+        if self.0.len() > MAX_PARAMS {
+            return Err(FrontError::TooManyParameters);
+        }
+        let mut seen = std::collections::HashSet::with_capacity(self.0.len());
+        for (k, _) in &self.0 {
+            if !seen.insert(k.as_str()) {
                 return Err(FrontError::DuplicateParameter(k.clone()));
             }
         }
@@ -490,5 +498,32 @@ mod tests {
         );
         assert_eq!(locale(&params(&[]), "en-US,en;q=0.8"), Locale::En);
         assert_eq!(locale(&params(&[]), "de"), Locale::Fr);
+    }
+
+    /// The check runs before the client is authenticated: thousands of distinct names
+    /// are refused by their count, at once, and a repeat is found in one pass.
+    #[test]
+    fn too_many_parameters_are_refused_at_once_and_repeats_found_in_one_pass() {
+        let named =
+            |n: usize| Params::new((0..n).map(|i| (format!("p{i}"), String::new())).collect());
+        let started = std::time::Instant::now();
+        let err = named(16_000).check_no_duplicates().unwrap_err();
+        assert_eq!(err.code(), "too_many_parameters");
+        assert!(started.elapsed() < std::time::Duration::from_millis(100));
+        assert_eq!(
+            named(MAX_PARAMS + 1)
+                .check_no_duplicates()
+                .unwrap_err()
+                .code(),
+            "too_many_parameters"
+        );
+        named(MAX_PARAMS).check_no_duplicates().unwrap();
+        let mut pairs: Vec<_> = (0..MAX_PARAMS - 1)
+            .map(|i| (format!("p{i}"), String::new()))
+            .collect();
+        pairs.push(("p17".into(), "again".into()));
+        let err = Params::new(pairs).check_no_duplicates().unwrap_err();
+        assert_eq!(err.code(), "duplicate_parameter");
+        assert!(err.to_string().contains("p17"), "{err}");
     }
 }
