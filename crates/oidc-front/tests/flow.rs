@@ -375,6 +375,8 @@ async fn an_access_token_names_its_client_and_only_the_token_issued_is_served() 
         serde_json::from_str::<serde_json::Value>(&earlier_body).unwrap(),
         claims
     );
+    hub.stop().await;
+}
 
 /// OAuth 2.1 §4.1.1.3 / RFC 9700 §2.1.1: a code without a challenge is redeemed only by a
 /// client exempt from PKCE when it redeems it. One obtained while exempt, presented after
