@@ -9,6 +9,7 @@ mod connections;
 mod export;
 mod legacy;
 mod log;
+mod measure;
 mod proof_file;
 mod retention;
 mod search;
