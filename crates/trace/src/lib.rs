@@ -386,6 +386,7 @@ pub async fn start(
         config.witness_verifiers()?,
         std::time::Duration::from_secs(config.witness_timeout_seconds),
     )?;
+    let pager = search::Pager::for_log(&key)?;
     let log = Log::new(pool.clone(), key).with_witnesses(witnesses);
     // Before any new record: the records of the chain the log replaced come first.
     let moved = log.take_over_legacy_chain().await?;
@@ -464,7 +465,7 @@ pub async fn start(
     let service = TraceServer::new(TraceService {
         store: Store::new(pool),
         log,
-        pager: search::Pager::new(),
+        pager,
         investigators,
         retention,
     });

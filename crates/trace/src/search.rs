@@ -21,7 +21,9 @@ use time::format_description::well_known::Rfc3339;
 use tokio_postgres::types::ToSql;
 use tonic::{Code, Status};
 
+use crate::checkpoint::CheckpointKey;
 use crate::store::{self, Store};
+use crate::{TraceError, tree};
 
 /// The kind of a lookup's own record.
 pub const LOOKUP: &str = "trace.lookup";
@@ -174,6 +176,9 @@ fn rfc3339(t: OffsetDateTime) -> String {
         .unwrap_or_default()
 }
 
+/// What the page tokens' key is derived from, with the log's key.
+const PAGE_KEY_LABEL: &[u8] = b"relais trace page tokens v1";
+
 /// Where the previous page stopped: the last row's key.
 #[derive(Debug, PartialEq, Eq)]
 struct Cursor {
@@ -182,16 +187,23 @@ struct Cursor {
 }
 
 /// Signs and checks page tokens: version, the cursor, a digest of the query it belongs
-/// to, and an HMAC over them with a key of this process (tokens end with it).
+/// to, and an HMAC over them with a key every replica of the log derives alike.
 pub struct Pager {
     key: [u8; 32],
 }
 
 impl Pager {
-    pub fn new() -> Self {
-        Pager {
-            key: rand::random(),
-        }
+    /// The key from the log's own: the (deterministic, Ed25519) signature of a note no
+    /// checkpoint can be (a tree of `u64::MAX` records), which only the key's holder can
+    /// make and nobody is ever shown. Every replica of the log so takes every page token,
+    /// and a restart keeps them.
+    pub fn for_log(key: &CheckpointKey) -> Result<Self, TraceError> {
+        let note = key
+            .sign(u64::MAX, tree::Hash(Sha256::digest(PAGE_KEY_LABEL).into()))
+            .map_err(|e| TraceError::Invalid(format!("the page tokens' key: {e}")))?;
+        Ok(Pager {
+            key: Sha256::digest(note.as_bytes()).into(),
+        })
     }
 
     fn mac(&self, payload: &[u8]) -> Hmac<Sha256> {
@@ -244,12 +256,6 @@ impl Pager {
             started_micros: i64::from_be_bytes(micros),
             connection_id,
         })
-    }
-}
-
-impl Default for Pager {
-    fn default() -> Self {
-        Self::new()
     }
 }
 

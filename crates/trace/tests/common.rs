@@ -233,6 +233,19 @@ impl Trace {
         tx.commit().await.unwrap();
     }
 
+    /// The service stopped and started again on the same database: what another replica
+    /// of the log, or the same after a restart, sees.
+    pub async fn restart(self) -> Self {
+        self.shutdown.cancel();
+        self.tasks.shutdown(WAIT).await;
+        tokio::time::timeout(WAIT, self.relay.task)
+            .await
+            .expect("the relay ignored shutdown")
+            .unwrap();
+        self.bus.cleanup().await;
+        Self::start_on(self.db).await
+    }
+
     pub async fn stop(self) {
         self.shutdown.cancel();
         self.tasks.shutdown(WAIT).await;

@@ -319,6 +319,11 @@ async fn pages_follow_their_key_while_connections_arrive_and_forged_tokens_are_r
     };
     assert_eq!(search(&mut trace, max).await.connections.len(), 8);
     assert_eq!(lookups(&trace).await.len(), 5, "refusals are not lookups");
+
+    // Another replica of the log, or this one restarted, takes the same token.
+    let mut trace = trace.restart().await;
+    let again = search(&mut trace, page(&first.next_page_token)).await;
+    assert_eq!(ids(&again), vec!["c-p3", "c-p2", "c-p1"]);
     trace.stop().await;
 }
 
