@@ -18,8 +18,9 @@ use http::header::{
 use http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use relais_proto::oidc_front::v1::oidc_front_client::OidcFrontClient;
 use relais_proto::oidc_front::v1::{
-    AuthorizeRequest, ChooseIdpRequest, Empty, EndSessionRequest, IdpCallbackRequest,
-    ConfirmEndSessionRequest, LogoutCallbackRequest, Param, ShowChooserRequest, TokenRequest, UserInfoRequest,
+    AuthorizeRequest, ChooseIdpRequest, ConfirmEndSessionRequest, Empty, EndSessionRequest,
+    IdpCallbackRequest, LogoutCallbackRequest, Param, ShowChooserRequest, TokenRequest,
+    UserInfoRequest,
 };
 use relais_proto::support::v1::support_client::SupportClient;
 use relais_proto::trace::v1::GetCheckpointRequest;

@@ -278,8 +278,14 @@ async fn logout_confirmation_page_in_french_and_english() {
     assert_security_headers(&headers);
     assert_no_store(&headers);
     assert!(html.contains(r#"<html lang="fr">"#), "{html}");
-    assert!(html.contains("<h1>Se déconnecter de Relais ?</h1>"), "{html}");
-    assert!(html.contains("<strong>Mairie &lt;de&gt; Test</strong>"), "{html}");
+    assert!(
+        html.contains("<h1>Se déconnecter de Relais ?</h1>"),
+        "{html}"
+    );
+    assert!(
+        html.contains("<strong>Mairie &lt;de&gt; Test</strong>"),
+        "{html}"
+    );
     assert!(html.contains(r#"<form method="post" action="/end_session/confirm">"#));
     assert!(html.contains(r#"<input type="hidden" name="token" value="sealed-token-1">"#));
     assert!(html.contains(

@@ -135,7 +135,9 @@ pub enum FrontError {
     InvalidIdTokenHint,
     #[error("post_logout_redirect_uri is not registered for this client")]
     PostLogoutRedirectUriMismatch,
-    #[error("this logout confirmation is not valid for this browser's session (expired or altered)")]
+    #[error(
+        "this logout confirmation is not valid for this browser's session (expired or altered)"
+    )]
     LogoutConfirmationInvalid,
     #[error(
         "this account is suspended by the operator after a report of identity theft; contact support"

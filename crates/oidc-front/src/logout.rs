@@ -13,8 +13,8 @@ use crate::domain::types::{Locale, RedirectUri};
 use crate::error::FrontError;
 use crate::events;
 use crate::front::{Front, params_of, remove_cookie};
-use crate::store::Session;
 use crate::responses::{error_page, notice, redirect, with_query};
+use crate::store::Session;
 
 impl Front {
     pub async fn end_session(&self, req: pb::EndSessionRequest) -> pb::FlowResponse {
@@ -108,11 +108,13 @@ impl Front {
         }
         .seal(&self.sealer, now.unix_timestamp())?;
         Ok(pb::FlowResponse {
-            outcome: Some(pb::flow_response::Outcome::LogoutConfirm(pb::LogoutConfirm {
-                token,
-                locale: locale.as_str().to_string(),
-                sp_name,
-            })),
+            outcome: Some(pb::flow_response::Outcome::LogoutConfirm(
+                pb::LogoutConfirm {
+                    token,
+                    locale: locale.as_str().to_string(),
+                    sp_name,
+                },
+            )),
             ..Default::default()
         })
     }
@@ -127,7 +129,11 @@ impl Front {
             let c = Confirmation::open(&self.sealer, &req.token, now)?;
             let locale = Locale::parse(&c.locale);
             if req.stay {
-                return Ok(notice("still_signed_in", still_signed_in_message(locale), locale));
+                return Ok(notice(
+                    "still_signed_in",
+                    still_signed_in_message(locale),
+                    locale,
+                ));
             }
             let Some(session) = self.live_session(&req.session, self.clock.now()).await? else {
                 return signed_out(

@@ -76,7 +76,10 @@ mod tests {
     fn opens_what_it_sealed_until_it_expires() {
         let s = sealer();
         let token = confirmation().seal(&s, 1_000).unwrap();
-        assert_eq!(Confirmation::open(&s, &token, 1_000).unwrap(), confirmation());
+        assert_eq!(
+            Confirmation::open(&s, &token, 1_000).unwrap(),
+            confirmation()
+        );
         assert!(matches!(
             Confirmation::open(&s, &token, 1_000 + TTL_SECONDS),
             Err(FrontError::LogoutConfirmationInvalid)
