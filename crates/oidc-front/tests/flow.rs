@@ -619,7 +619,7 @@ async fn end_session_asks_to_confirm_unless_the_hint_is_this_sessions() {
             .get::<_, i64>(0)
     };
 
-    let (mine, my_hint) = signed_in().await;
+    let (mine, _) = signed_in().await;
     let (theirs, their_hint) = signed_in().await;
 
     // A cross-site GET with no hint: a page, nothing ended, the cookie kept.
@@ -679,7 +679,6 @@ async fn end_session_asks_to_confirm_unless_the_hint_is_this_sessions() {
         matches!(&signed_out.outcome, Some(pb::flow_response::Outcome::Notice(n)) if n.code == "signed_out"),
         "{signed_out:?}"
     );
-    drop(my_hint);
 
     // A token past its five minutes is refused.
     let late = confirm_token(&end(&theirs, vec![]).await);
