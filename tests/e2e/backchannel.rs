@@ -215,3 +215,78 @@ async fn a_hint_without_the_browsers_cookie_ends_no_session() {
     assert!(query(&back, "code").is_some(), "{back}");
     stack.stop().await;
 }
+
+/// Posts the logout confirmation page's form from `browser`.
+async fn confirm(stack: &Stack, browser: &Browser, token: &str, answer: &str) -> Ending {
+    let r = browser
+        .http
+        .post(format!("{}/end_session/confirm", stack.hub))
+        .form(&[("token", token), ("answer", answer)])
+        .send()
+        .await
+        .unwrap();
+    browser.follow(r).await
+}
+
+/// Logout CSRF (RP-Initiated Logout 1.0 §2): a cross-site `/end_session` without a hint
+/// of this browser's session ends nothing and asks; the page's token, posted from this
+/// browser, ends the session as the SP's own logout would (back-channel notice included);
+/// the same token from another browser, or a forged one, ends nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_logout_without_this_sessions_hint_is_confirmed_first() {
+    let stack = Stack::start_with(with_sso()).await;
+    let browser = Browser::new();
+    let at_a = id_token_at(&stack, &browser, SP_A, SECRET_A, REDIRECT_A, true).await;
+    let other = Browser::new();
+    let at_other = id_token_at(&stack, &other, SP_A, SECRET_A, REDIRECT_A, true).await;
+    assert_ne!(at_a["sid"], at_other["sid"]);
+
+    // A link on another site: no hint.
+    let mut u = url::Url::parse(&format!("{}/end_session", stack.hub)).unwrap();
+    u.query_pairs_mut()
+        .append_pair("client_id", SP_A)
+        .append_pair("post_logout_redirect_uri", LOGOUT_A)
+        .append_pair("state", "st-x");
+    let (status, page) = browser.get(u.as_str()).await.page();
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        page.contains(r#"<form method="post" action="/end_session/confirm">"#),
+        "{page}"
+    );
+    assert!(!page.contains("<script"), "{page}");
+    let token = input_value(&page, "token").expect("no token on the page");
+    // Another session's hint asks too.
+    let mut u = url::Url::parse(&format!("{}/end_session", stack.hub)).unwrap();
+    u.query_pairs_mut()
+        .append_pair("id_token_hint", at_other["raw"].as_str().unwrap());
+    let (status, page) = browser.get(u.as_str()).await.page();
+    assert_eq!(status, StatusCode::OK);
+    assert!(input_value(&page, "token").is_some(), "{page}");
+
+    // The token replayed from another browser, or forged: refused, nothing ended.
+    for (from, token) in [(&other, token.as_str()), (&browser, "forged")] {
+        let (status, page) = confirm(&stack, from, token, "sign_out").await.page();
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert!(page.contains("logout_confirmation_invalid"), "{page}");
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(stack.logouts.received().is_empty(), "an SP was told");
+    for b in [&browser, &other] {
+        let req = AuthRequest::new(SP_A, REDIRECT_A, "openid").with("prompt", "none");
+        let back = b.get(&req.url(&stack.hub)).await.at_sp();
+        assert!(query(&back, "code").is_some(), "a session ended: {back}");
+    }
+
+    // Confirmed in this browser: through the IdP, back to the SP with its state.
+    let back = confirm(&stack, &browser, &token, "sign_out").await.at_sp();
+    assert!(back.as_str().starts_with(LOGOUT_A), "{back}");
+    assert_eq!(query(&back, "state").as_deref(), Some("st-x"));
+    let got = stack.logouts.wait_for(1).await;
+    let claims = check_logout_token(&stack, &got[0].1, SP_A).await;
+    assert_eq!(claims["sid"], at_a["sid"]);
+    // The other browser's session lives on.
+    let req = AuthRequest::new(SP_A, REDIRECT_A, "openid").with("prompt", "none");
+    let back = other.get(&req.url(&stack.hub)).await.at_sp();
+    assert!(query(&back, "code").is_some(), "{back}");
+    stack.stop().await;
+}

@@ -1,8 +1,8 @@
-//! The HTML pages (the IdP chooser, notices and the error page), in French or English.
+//! The HTML pages (the IdP chooser, the logout confirmation, notices and the error page), in French or English.
 //! Templates live in `templates/`; askama escapes every value put into them.
 
 use askama::Template;
-use relais_proto::oidc_front::v1::{Chooser, Notice};
+use relais_proto::oidc_front::v1::{Chooser, LogoutConfirm, Notice};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Locale {
@@ -57,6 +57,12 @@ struct Texts {
     generic_error: &'static str,
     notice_title: &'static str,
     signed_out: &'static str,
+    still_signed_in: &'static str,
+    sign_out_of: &'static str,
+    asked_by: &'static str,
+    sign_out_explained: &'static str,
+    sign_out: &'static str,
+    stay_signed_in: &'static str,
 }
 
 static FR: Texts = Texts {
@@ -82,6 +88,12 @@ static FR: Texts = Texts {
     generic_error: "La connexion n’a pas pu aboutir.",
     notice_title: "Information",
     signed_out: "Vous êtes déconnecté",
+    still_signed_in: "Vous êtes toujours connecté",
+    sign_out_of: "Se déconnecter de Relais ?",
+    asked_by: "Demande venant de",
+    sign_out_explained: "Vous serez déconnecté de Relais et des services où vous vous êtes connecté avec Relais.",
+    sign_out: "Se déconnecter",
+    stay_signed_in: "Rester connecté",
 };
 
 static EN: Texts = Texts {
@@ -107,6 +119,12 @@ static EN: Texts = Texts {
     generic_error: "The sign-in could not be completed.",
     notice_title: "Information",
     signed_out: "You are signed out",
+    still_signed_in: "You are still signed in",
+    sign_out_of: "Sign out of Relais?",
+    asked_by: "Asked by",
+    sign_out_explained: "You will be signed out of Relais and of the services you signed in to with Relais.",
+    sign_out: "Sign out",
+    stay_signed_in: "Stay signed in",
 };
 
 struct IdpView {
@@ -173,6 +191,25 @@ pub(crate) fn chooser(chooser: &Chooser) -> askama::Result<String> {
 }
 
 #[derive(Template)]
+#[template(path = "logout_confirm.html")]
+struct LogoutConfirmPage<'a> {
+    t: &'a Texts,
+    sp_name: &'a str,
+    token: &'a str,
+}
+
+/// "Sign out of Relais?": a logout not proven to come from the SP, confirmed by a POST
+/// that carries oidc-front's sealed token (no script, the form is the whole page).
+pub(crate) fn logout_confirm(confirm: &LogoutConfirm) -> askama::Result<String> {
+    LogoutConfirmPage {
+        t: Locale::from_backend(&confirm.locale).texts(),
+        sp_name: &confirm.sp_name,
+        token: &confirm.token,
+    }
+    .render()
+}
+
+#[derive(Template)]
 #[template(path = "notice.html")]
 struct NoticePage<'a> {
     t: &'a Texts,
@@ -187,6 +224,7 @@ pub(crate) fn notice(notice: &Notice) -> askama::Result<String> {
         t,
         title: match notice.code.as_str() {
             "signed_out" => t.signed_out,
+            "still_signed_in" => t.still_signed_in,
             _ => t.notice_title,
         },
         message: &notice.message,

@@ -13,7 +13,7 @@ use crate::request::{FLOW_COOKIE, Meta, SESSION_COOKIE, cookie_name};
 const HTML: &str = "text/html; charset=utf-8";
 const JSON: &str = "application/json";
 
-/// A redirect, the chooser, a notice or an error page, with the cookie changes oidc-front asked for.
+/// A redirect, the chooser, the logout confirmation, a notice or an error page, with the cookie changes oidc-front asked for.
 pub(crate) fn flow(
     answer: FlowResponse,
     meta: &Meta,
@@ -55,6 +55,9 @@ pub(crate) fn flow(
             )
         }
         Some(Outcome::Notice(notice)) => html(StatusCode::OK, pages::notice(&notice)),
+        Some(Outcome::LogoutConfirm(confirm)) => {
+            html(StatusCode::OK, pages::logout_confirm(&confirm))
+        }
         None => return Err(bad_answer("a flow answer without an outcome")),
     };
     let cookies = [

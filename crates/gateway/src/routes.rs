@@ -18,8 +18,9 @@ use http::header::{
 use http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use relais_proto::oidc_front::v1::oidc_front_client::OidcFrontClient;
 use relais_proto::oidc_front::v1::{
-    AuthorizeRequest, ChooseIdpRequest, Empty, EndSessionRequest, IdpCallbackRequest,
-    LogoutCallbackRequest, Param, ShowChooserRequest, TokenRequest, UserInfoRequest,
+    AuthorizeRequest, ChooseIdpRequest, ConfirmEndSessionRequest, Empty, EndSessionRequest,
+    IdpCallbackRequest, LogoutCallbackRequest, Param, ShowChooserRequest, TokenRequest,
+    UserInfoRequest,
 };
 use relais_proto::support::v1::support_client::SupportClient;
 use relais_proto::trace::v1::GetCheckpointRequest;
@@ -181,6 +182,7 @@ pub(crate) fn router(state: Shared) -> Router {
         .route("/introspect", post(introspect))
         .route("/userinfo", get(userinfo_get).post(userinfo_post))
         .route("/end_session", get(end_session))
+        .route("/end_session/confirm", post(confirm_end_session))
         .route("/idp/logout-callback", get(logout_callback))
         .route("/healthz", get(healthz))
         .route("/static/relais.css", get(stylesheet))
@@ -452,6 +454,28 @@ async fn end_session(
             source: Some(meta.source.clone()),
         };
         let answer = s.front().end_session(s.grpc(request)).await?;
+        render::flow(answer.into_inner(), &meta, s.https)
+    }
+    .await;
+    page(&meta, result)
+}
+
+/// The logout confirmation page's form: its token and the person's answer.
+async fn confirm_end_session(
+    State(s): State<Shared>,
+    meta: Meta,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let result: Result<Response, GatewayError> = async {
+        let params = form_params(&headers, body, s.max_body_bytes).await?;
+        let request = ConfirmEndSessionRequest {
+            token: first(&params, "token"),
+            session: cookie(&headers, &cookie_name(SESSION_COOKIE, s.https)),
+            source: Some(meta.source.clone()),
+            stay: first(&params, "answer") == "stay",
+        };
+        let answer = s.front().confirm_end_session(s.grpc(request)).await?;
         render::flow(answer.into_inner(), &meta, s.https)
     }
     .await;

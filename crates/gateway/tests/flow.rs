@@ -247,6 +247,34 @@ async fn callbacks_and_logout_carry_their_cookie_and_params() {
     assert!(cb.source.is_some() && end.source.is_some() && out.source.is_some());
 }
 
+/// The confirmation form reaches oidc-front with its token, the answer and the browser's
+/// session cookie.
+#[tokio::test]
+async fn the_logout_confirmation_posts_its_token_answer_and_session() {
+    let gw = support::start(|_| {}).await;
+    gw.fake.answer_flow(redirect("https://sp.example/out"));
+    let http = support::http();
+    for answer in ["sign_out", "stay"] {
+        let r = http
+            .post(gw.url("/end_session/confirm"))
+            .header("cookie", "relais_session=sess-9")
+            .form(&[("token", "tok-1"), ("answer", answer)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 303, "{answer}");
+    }
+    let calls = gw.fake.calls();
+    let [Call::ConfirmEndSession(out), Call::ConfirmEndSession(stay)] = calls.as_slice() else {
+        panic!("{calls:?}")
+    };
+    assert_eq!(out.token, "tok-1");
+    assert_eq!(out.session, "sess-9");
+    assert!(!out.stay);
+    assert!(stay.stay);
+    assert!(out.source.is_some());
+}
+
 #[tokio::test]
 async fn cookies_are_set_and_removed_with_their_attributes() {
     let gw = support::start(|_| {}).await;

@@ -1,7 +1,9 @@
-//! The chooser, notice and error pages, in French and English.
+//! The chooser, logout confirmation, notice and error pages, in French and English.
 
 use relais_proto::oidc_front::v1::flow_response::Outcome;
-use relais_proto::oidc_front::v1::{Chooser, ChooserIdp, ErrorPage, FlowResponse, Notice};
+use relais_proto::oidc_front::v1::{
+    Chooser, ChooserIdp, ErrorPage, FlowResponse, LogoutConfirm, Notice,
+};
 
 use crate::support::{self, assert_no_store, assert_security_headers};
 
@@ -252,4 +254,56 @@ async fn error_codes_are_documented_where_error_pages_link() {
             "{code} is not documented"
         );
     }
+}
+
+fn logout_confirm(locale: &str, sp_name: &str) -> FlowResponse {
+    FlowResponse {
+        outcome: Some(Outcome::LogoutConfirm(LogoutConfirm {
+            token: "sealed-token-1".into(),
+            locale: locale.into(),
+            sp_name: sp_name.into(),
+        })),
+        ..Default::default()
+    }
+}
+
+/// The logout confirmation: a POST form with the sealed token, one button to sign out and
+/// one to stay, no script, in the person's language.
+#[tokio::test]
+async fn logout_confirmation_page_in_french_and_english() {
+    let gw = support::start(|_| {}).await;
+    gw.fake.answer_flow(logout_confirm("", "Mairie <de> Test"));
+    let (status, headers, html) = page(&gw).await;
+    assert_eq!(status, 200);
+    assert_security_headers(&headers);
+    assert_no_store(&headers);
+    assert!(html.contains(r#"<html lang="fr">"#), "{html}");
+    assert!(
+        html.contains("<h1>Se déconnecter de Relais ?</h1>"),
+        "{html}"
+    );
+    assert!(
+        html.contains("<strong>Mairie &lt;de&gt; Test</strong>"),
+        "{html}"
+    );
+    assert!(html.contains(r#"<form method="post" action="/end_session/confirm">"#));
+    assert!(html.contains(r#"<input type="hidden" name="token" value="sealed-token-1">"#));
+    assert!(html.contains(
+        r#"<button type="submit" class="idp" name="answer" value="sign_out">Se déconnecter</button>"#
+    ));
+    assert!(html.contains(
+        r#"<button type="submit" class="idp stay" name="answer" value="stay">Rester connecté</button>"#
+    ));
+    assert!(!html.contains("<script"));
+    assert!(!html.contains("<style"));
+
+    gw.fake.answer_flow(logout_confirm("en", ""));
+    let (_, _, html) = page(&gw).await;
+    assert!(html.contains(r#"<html lang="en">"#), "{html}");
+    assert!(html.contains("<h1>Sign out of Relais?</h1>"), "{html}");
+    assert!(html.contains(">Sign out</button>"), "{html}");
+    assert!(html.contains(">Stay signed in</button>"), "{html}");
+    // No SP named: no line naming one.
+    assert!(!html.contains("Asked by"), "{html}");
+    assert!(!html.contains("<script"));
 }

@@ -33,6 +33,7 @@ pub enum Call {
     UserInfo(UserInfoRequest),
     EndSession(EndSessionRequest),
     LogoutCallback(LogoutCallbackRequest),
+    ConfirmEndSession(ConfirmEndSessionRequest),
 }
 
 #[derive(Clone, Default)]
@@ -178,6 +179,13 @@ impl OidcFront for Fake {
         r: Request<EndSessionRequest>,
     ) -> Result<Response<FlowResponse>, Status> {
         self.record(Call::EndSession(r.into_inner())).await;
+        self.flow()
+    }
+    async fn confirm_end_session(
+        &self,
+        r: Request<ConfirmEndSessionRequest>,
+    ) -> Result<Response<FlowResponse>, Status> {
+        self.record(Call::ConfirmEndSession(r.into_inner())).await;
         self.flow()
     }
     async fn logout_callback(

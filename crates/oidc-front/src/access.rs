@@ -7,9 +7,8 @@ use relais_runtime::Role;
 pub fn allowed(method: &str) -> &'static [Role] {
     match method {
         "Discovery" | "Jwks" | "Authorize" | "ChooseIdp" | "ShowChooser" | "IdpCallback"
-        | "Token" | "UserInfo" | "Revoke" | "Introspect" | "EndSession" | "LogoutCallback" => {
-            &[Role::Gateway]
-        }
+        | "Token" | "UserInfo" | "Revoke" | "Introspect" | "EndSession" | "ConfirmEndSession"
+        | "LogoutCallback" => &[Role::Gateway],
         "ListBlocks" | "ClearBlock" | "RotateKeys" | "SuspendAccount" | "LiftAccountSuspension" => {
             &[Role::Operator]
         }

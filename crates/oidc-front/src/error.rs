@@ -136,6 +136,10 @@ pub enum FrontError {
     #[error("post_logout_redirect_uri is not registered for this client")]
     PostLogoutRedirectUriMismatch,
     #[error(
+        "this logout confirmation is not valid for this browser's session (expired or altered)"
+    )]
+    LogoutConfirmationInvalid,
+    #[error(
         "this account is suspended by the operator after a report of identity theft; contact support"
     )]
     AccountSuspended,
@@ -557,6 +561,13 @@ impl FrontError {
                 Page,
                 "post_logout_redirect_uri n'est pas enregistrée pour ce service.",
             ),
+            E::LogoutConfirmationInvalid => (
+                "logout_confirmation_invalid",
+                "invalid_request",
+                403,
+                Page,
+                "Cette confirmation de déconnexion n'est pas valable pour la session de ce navigateur (expirée ou altérée).",
+            ),
             E::AccountSuspended => (
                 "account_suspended",
                 "access_denied",
@@ -808,6 +819,7 @@ mod tests {
             FrontError::UnsupportedTokenType,
             FrontError::InvalidIdTokenHint,
             FrontError::PostLogoutRedirectUriMismatch,
+            FrontError::LogoutConfirmationInvalid,
             FrontError::AccountSuspended,
             FrontError::AccountUnknown,
             FrontError::AccountAlreadySuspended,

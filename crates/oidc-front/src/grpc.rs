@@ -197,6 +197,15 @@ impl OidcFront for Front {
         ))
     }
 
+    async fn confirm_end_session(
+        &self,
+        request: Request<pb::ConfirmEndSessionRequest>,
+    ) -> Result<Response<pb::FlowResponse>, Status> {
+        Ok(Response::new(
+            Front::confirm_end_session(self, request.into_inner()).await,
+        ))
+    }
+
     async fn logout_callback(
         &self,
         request: Request<pb::LogoutCallbackRequest>,

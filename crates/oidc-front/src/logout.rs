@@ -7,12 +7,14 @@ use relais_proto::oidc_front::v1 as pb;
 
 use crate::domain::authorize::{self, Params};
 use crate::domain::id_token;
+use crate::domain::logout_confirmation::Confirmation;
 use crate::domain::secrets::{random_token, sha256};
 use crate::domain::types::{Locale, RedirectUri};
 use crate::error::FrontError;
 use crate::events;
 use crate::front::{Front, params_of, remove_cookie};
 use crate::responses::{error_page, notice, redirect, with_query};
+use crate::store::Session;
 
 impl Front {
     pub async fn end_session(&self, req: pb::EndSessionRequest) -> pb::FlowResponse {
@@ -74,34 +76,99 @@ impl Front {
             None => None,
         };
         let sp_state = params.single("state")?.map(str::to_string);
+        let back = back.map(|u| u.as_str().to_string());
         // Only the browser holding the session ends it: a hint names a session, it does
         // not prove its holder (any SP back end has one), and the IdP's own ID token
-        // rides on the redirect that follows.
-        let session = if session_cookie.is_empty() {
-            None
-        } else {
-            self.store
-                .session_by_cookie(&sha256(session_cookie))
-                .await?
+        // rides on the redirect that follows. An expired session is over: its IdP token
+        // is not handed on to end it.
+        let Some(session) = self.live_session(session_cookie, now).await? else {
+            return signed_out(back.as_deref(), sp_state.as_deref(), locale);
         };
-        let done = |back: Option<RedirectUri>| -> Result<pb::FlowResponse, FrontError> {
-            let mut r = match back {
-                Some(uri) => {
-                    let mut pairs = Vec::new();
-                    if let Some(s) = &sp_state {
-                        pairs.push(("state", s.as_str()));
-                    }
-                    redirect(with_query(uri.as_str(), &pairs)?)
-                }
-                None => notice("signed_out", signed_out_message(locale), locale),
+        // A hint of this very session shows the SP asked (RP-Initiated Logout §2);
+        // anything else may be a cross-site request: the person is asked first.
+        let hinted_sid = hint
+            .as_ref()
+            .and_then(|c| c.get("sid"))
+            .and_then(serde_json::Value::as_str);
+        if hinted_sid == Some(session.sid.to_string().as_str()) {
+            return self
+                .end_live_session(&session, client_id, back, sp_state, source, locale)
+                .await;
+        }
+        let sp_name = match &client_id {
+            Some(c) => self.partners.sp(c).await?.name.clone(),
+            None => String::new(),
+        };
+        let token = Confirmation {
+            sid: session.sid.to_string(),
+            client_id,
+            post_logout_redirect_uri: back,
+            state: sp_state,
+            locale: locale.as_str().to_string(),
+        }
+        .seal(&self.sealer, now.unix_timestamp())?;
+        Ok(pb::FlowResponse {
+            outcome: Some(pb::flow_response::Outcome::LogoutConfirm(
+                pb::LogoutConfirm {
+                    token,
+                    locale: locale.as_str().to_string(),
+                    sp_name,
+                },
+            )),
+            ..Default::default()
+        })
+    }
+
+    /// The answer of the confirmation page: a valid token of this browser's live session
+    /// ends it as a logout the SP asked for.
+    pub async fn confirm_end_session(&self, req: pb::ConfirmEndSessionRequest) -> pb::FlowResponse {
+        let source = req.source.clone().unwrap_or_default();
+        let accept = authorize::locale(&params_of(Vec::new()), &source.accept_language);
+        let result = async {
+            let now = self.clock.now().unix_timestamp();
+            let c = Confirmation::open(&self.sealer, &req.token, now)?;
+            let locale = Locale::parse(&c.locale);
+            if req.stay {
+                return Ok(notice(
+                    "still_signed_in",
+                    still_signed_in_message(locale),
+                    locale,
+                ));
+            }
+            let Some(session) = self.live_session(&req.session, self.clock.now()).await? else {
+                return signed_out(
+                    c.post_logout_redirect_uri.as_deref(),
+                    c.state.as_deref(),
+                    locale,
+                );
             };
-            r.session_cookie = remove_cookie();
-            Ok(r)
-        };
-        // An expired session is over: its IdP token is not handed on to end it.
-        let Some(session) = session.filter(|s| !s.ended && s.expires_at > now) else {
-            return done(back);
-        };
+            // Sealed for another browser's session: replayed or planted, it ends nothing.
+            if session.sid.to_string() != c.sid {
+                return Err(FrontError::LogoutConfirmationInvalid);
+            }
+            self.end_live_session(
+                &session,
+                c.client_id,
+                c.post_logout_redirect_uri,
+                c.state,
+                &source,
+                locale,
+            )
+            .await
+        }
+        .await;
+        result.unwrap_or_else(|e| error_page(&e, accept, &source.request_id))
+    }
+
+    async fn end_live_session(
+        &self,
+        session: &Session,
+        client_id: Option<String>,
+        back: Option<String>,
+        sp_state: Option<String>,
+        source: &pb::Source,
+        locale: Locale,
+    ) -> Result<pb::FlowResponse, FrontError> {
         let requested = events::at(
             self.clock.now(),
             &session.connection_id.to_string(),
@@ -116,7 +183,7 @@ impl Front {
             },
         )?;
         // Queued with the end of the session: delivered whatever happens next.
-        let notices = self.backchannel_notices(&session).await?;
+        let notices = self.backchannel_notices(session).await?;
         let logout_state = random_token();
         let idp_url = self
             .bridge
@@ -150,13 +217,13 @@ impl Front {
             self.store
                 .end_session(session.sid, None, None, None, None, &events)
                 .await?;
-            return done(back);
+            return signed_out(back.as_deref(), sp_state.as_deref(), locale);
         }
         self.store
             .end_session(
                 session.sid,
                 Some(&sha256(&logout_state)),
-                back.as_ref().map(RedirectUri::as_str),
+                back.as_deref(),
                 sp_state.as_deref(),
                 client_id.as_deref(),
                 &[vec![requested], notices].concat(),
@@ -215,6 +282,33 @@ impl Front {
         }
         .await;
         result.unwrap_or_else(|e| error_page(&e, locale, &source.request_id))
+    }
+}
+
+/// The end of a logout without the IdP: back to the SP (with its `state`), or a notice.
+fn signed_out(
+    back: Option<&str>,
+    state: Option<&str>,
+    locale: Locale,
+) -> Result<pb::FlowResponse, FrontError> {
+    let mut r = match back {
+        Some(uri) => {
+            let mut pairs = Vec::new();
+            if let Some(s) = state {
+                pairs.push(("state", s));
+            }
+            redirect(with_query(uri, &pairs)?)
+        }
+        None => notice("signed_out", signed_out_message(locale), locale),
+    };
+    r.session_cookie = remove_cookie();
+    Ok(r)
+}
+
+fn still_signed_in_message(locale: Locale) -> &'static str {
+    match locale {
+        Locale::En => "You are still signed in to Relais.",
+        Locale::Fr => "Vous êtes toujours connecté à Relais.",
     }
 }
 

@@ -549,3 +549,149 @@ async fn end_session_refuses_a_hint_older_than_a_session_and_hands_on_no_expired
     }
     hub.stop().await;
 }
+
+fn confirm_token(r: &pb::FlowResponse) -> String {
+    match &r.outcome {
+        Some(pb::flow_response::Outcome::LogoutConfirm(c)) => c.token.clone(),
+        other => panic!("no confirmation page: {other:?}"),
+    }
+}
+
+fn error_code(r: &pb::FlowResponse) -> String {
+    match &r.outcome {
+        Some(pb::flow_response::Outcome::Error(page)) => page.code.clone(),
+        other => panic!("not refused: {other:?}"),
+    }
+}
+
+/// Logout CSRF (RP-Initiated Logout 1.0 §2): only a hint of the browser's own session
+/// ends it at once. No hint, or another session's, gets the confirmation page and ends
+/// nothing; the page's token ends this session only, and a forged, expired, or other
+/// browser's token is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn end_session_asks_to_confirm_unless_the_hint_is_this_sessions() {
+    use relais_oidc_front::clock::ManualClock;
+    let clock = std::sync::Arc::new(ManualClock::new(time::OffsetDateTime::now_utc()));
+    let hub = Hub::start_with_clock(clock.clone()).await;
+    let signed_in = || async {
+        let (flow, answer) = up_to_the_callback(&hub).await;
+        let done = hub.callback(&flow, &answer).await;
+        let session = done.session_cookie.clone().unwrap().value;
+        let code = query(&redirect_of(&done).unwrap())["code"].clone();
+        let (status, tokens) = hub.token(&code).await;
+        assert_eq!(status, 200, "{tokens}");
+        (session, tokens["id_token"].as_str().unwrap().to_string())
+    };
+    let end = |session: &str, pairs: Vec<(&str, &str)>| {
+        let mut front = hub.front.clone();
+        let request = pb::EndSessionRequest {
+            params: crate::support::params(&pairs),
+            session: session.to_string(),
+            source: Some(crate::support::source()),
+        };
+        async move { front.end_session(request).await.unwrap().into_inner() }
+    };
+    let confirm = |session: &str, token: &str, stay: bool| {
+        let mut front = hub.front.clone();
+        let request = pb::ConfirmEndSessionRequest {
+            token: token.to_string(),
+            session: session.to_string(),
+            source: Some(crate::support::source()),
+            stay,
+        };
+        async move {
+            front
+                .confirm_end_session(request)
+                .await
+                .unwrap()
+                .into_inner()
+        }
+    };
+    let ended = || async {
+        let client = hub.sql.get().await.unwrap();
+        client
+            .query_one(
+                "SELECT count(*) FROM sessions WHERE ended_at IS NOT NULL",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get::<_, i64>(0)
+    };
+
+    let (mine, _) = signed_in().await;
+    let (theirs, their_hint) = signed_in().await;
+
+    // A cross-site GET with no hint: a page, nothing ended, the cookie kept.
+    let asked = end(&mine, vec![]).await;
+    let token = confirm_token(&asked);
+    assert!(asked.session_cookie.is_none(), "{asked:?}");
+    // Another session's hint asks too, with the SP's way back sealed in.
+    let asked_with_back = end(
+        &mine,
+        vec![
+            ("id_token_hint", their_hint.as_str()),
+            ("post_logout_redirect_uri", crate::support::LOGOUT),
+            ("state", "st-1"),
+        ],
+    )
+    .await;
+    let token_with_back = confirm_token(&asked_with_back);
+    assert_eq!(ended().await, 0);
+
+    // The attacks: forged, sealed for another purpose, of another browser's session.
+    assert_eq!(
+        error_code(&confirm(&mine, "forged", false).await),
+        "logout_confirmation_invalid"
+    );
+    let flow_cookie = hub.authorize(&[]).await.flow_cookie.unwrap().value;
+    assert_eq!(
+        error_code(&confirm(&mine, &flow_cookie, false).await),
+        "logout_confirmation_invalid"
+    );
+    assert_eq!(
+        error_code(&confirm(&theirs, &token, false).await),
+        "logout_confirmation_invalid"
+    );
+    assert_eq!(ended().await, 0);
+    // "Stay signed in" ends nothing.
+    let stayed = confirm(&mine, &token, true).await;
+    assert!(stayed.session_cookie.is_none());
+    assert!(
+        matches!(&stayed.outcome, Some(pb::flow_response::Outcome::Notice(n)) if n.code == "still_signed_in"),
+        "{stayed:?}"
+    );
+    assert_eq!(ended().await, 0);
+
+    // Confirmed in the same browser: ended as the SP's own logout, through the IdP.
+    let to_idp = redirect_of(&confirm(&mine, &token_with_back, false).await).unwrap();
+    assert!(to_idp.starts_with(hub.idp.issuer()), "{to_idp}");
+    assert_eq!(ended().await, 1);
+    // Replayed once the session is over: signed out, nothing else ended.
+    let again = confirm(&mine, &token_with_back, false).await;
+    let back = redirect_of(&again).unwrap();
+    assert!(back.starts_with(crate::support::LOGOUT), "{back}");
+    assert_eq!(query(&back)["state"], "st-1");
+    assert_eq!(ended().await, 1);
+    // A browser with no session is told it is signed out, no page to confirm.
+    let signed_out = end("", vec![]).await;
+    assert!(
+        matches!(&signed_out.outcome, Some(pb::flow_response::Outcome::Notice(n)) if n.code == "signed_out"),
+        "{signed_out:?}"
+    );
+
+    // A token past its five minutes is refused.
+    let late = confirm_token(&end(&theirs, vec![]).await);
+    clock.advance(time::Duration::seconds(301));
+    assert_eq!(
+        error_code(&confirm(&theirs, &late, false).await),
+        "logout_confirmation_invalid"
+    );
+    assert_eq!(ended().await, 1);
+    // Its own hint ends it at once (the SP asked).
+    let to_idp =
+        redirect_of(&end(&theirs, vec![("id_token_hint", their_hint.as_str())]).await).unwrap();
+    assert!(to_idp.starts_with(hub.idp.issuer()), "{to_idp}");
+    assert_eq!(ended().await, 2);
+    hub.stop().await;
+}

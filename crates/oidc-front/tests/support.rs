@@ -19,6 +19,7 @@ pub const HUB: &str = "http://127.0.0.1:9";
 pub const SP: &str = "sp";
 pub const SP_SECRET: &str = "sp-secret-0123456789-0123456789-0123456789-01";
 pub const REDIRECT: &str = "https://sp.example/cb";
+pub const LOGOUT: &str = "https://sp.example/logged-out";
 /// A legacy confidential SP registered exempt from PKCE.
 pub const LEGACY: &str = "legacy";
 pub const LEGACY_SECRET: &str = "legacy-secret-0123456789-0123456789-0123456789";
@@ -62,6 +63,7 @@ client_id = "{SP}"
 name = "Service"
 client_secret = "{SP_SECRET}"
 redirect_uris = ["{REDIRECT}"]
+post_logout_redirect_uris = ["{LOGOUT}"]
 scopes = ["openid", "email"]
 claims = ["email"]
 acr_values = ["eidas1", "eidas2"]

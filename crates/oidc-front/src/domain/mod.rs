@@ -7,6 +7,7 @@ pub mod claims;
 pub mod client_auth;
 pub mod flow;
 pub mod id_token;
+pub mod logout_confirmation;
 pub mod refusals;
 pub mod secrets;
 pub mod throttle;
