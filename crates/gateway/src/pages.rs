@@ -413,3 +413,79 @@ pub(crate) fn account(locale: Locale, history: &MyConnectionsResponse) -> askama
     }
     .render()
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use relais_proto::trace::v1::HistoryEntry;
+
+    fn history() -> MyConnectionsResponse {
+        MyConnectionsResponse {
+            connections: vec![
+                HistoryEntry {
+                    connection_id: "c2".into(),
+                    started_at: "2026-12-03T17:55:02.123Z".into(),
+                    sp_id: "sp-<b>".into(),
+                    idp_id: "demo-idp".into(),
+                    acr: "eidas2".into(),
+                    outcome: "succeeded".into(),
+                },
+                HistoryEntry {
+                    connection_id: "c1".into(),
+                    started_at: "2026-11-01T08:00:00Z".into(),
+                    sp_id: "sp-a".into(),
+                    idp_id: "demo-idp".into(),
+                    acr: "eidas1".into(),
+                    outcome: "failed".into(),
+                },
+            ],
+            truncated: false,
+            view_event_id: "e".into(),
+        }
+    }
+
+    #[test]
+    fn the_history_is_a_table_with_its_caption_and_headers_in_french() {
+        let html = account(Locale::Fr, &history()).unwrap();
+        assert!(html.contains(r#"<html lang="fr">"#), "{html}");
+        assert!(
+            html.contains("<caption>Connexions des six derniers mois</caption>"),
+            "{html}"
+        );
+        assert_eq!(html.matches(r#"<th scope="col">"#).count(), 5, "{html}");
+        assert_eq!(html.matches(r#"<th scope="row">"#).count(), 2, "{html}");
+        // Newest first, as trace answered, the time to the minute in UTC.
+        let newer = html.find("2026-12-03 17:55").unwrap();
+        let older = html.find("2026-11-01 08:00").unwrap();
+        assert!(newer < older, "{html}");
+        assert!(html.contains(r#"<time datetime="2026-12-03T17:55:02.123Z">"#));
+        assert!(html.contains("<td>Réussie</td>") && html.contains("<td>Échouée</td>"));
+        // What is not known is said, not guessed.
+        assert!(html.contains("aucun lieu n’est affiché"), "{html}");
+        // Values are escaped; no script at all.
+        assert!(
+            html.contains("sp-&lt;b&gt;") && !html.contains("sp-<b>"),
+            "{html}"
+        );
+        assert!(!html.contains("<script"));
+        assert!(!html.contains("Seules les connexions les plus récentes"));
+    }
+
+    #[test]
+    fn the_history_in_english_and_when_empty_or_truncated() {
+        let mut h = history();
+        h.truncated = true;
+        let html = account(Locale::En, &h).unwrap();
+        assert!(html.contains(r#"<html lang="en">"#), "{html}");
+        assert!(html.contains("<h1>My connection history</h1>"), "{html}");
+        assert!(html.contains("Only the most recent connections are shown."));
+        let empty = MyConnectionsResponse::default();
+        let html = account(Locale::En, &empty).unwrap();
+        assert!(
+            html.contains("No connection in the last six months."),
+            "{html}"
+        );
+        assert!(!html.contains("<table"), "{html}");
+    }
+}
