@@ -163,6 +163,11 @@ async fn without_its_own_sign_in_the_page_shows_nothing() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let started = url::Url::parse(&stack.hub)
+        .unwrap()
+        .join(r.headers()["location"].to_str().unwrap())
+        .unwrap();
+    let state = query(&started, "state").unwrap();
     let r = browser
         .http
         .get(format!(
@@ -173,6 +178,25 @@ async fn without_its_own_sign_in_the_page_shows_nothing() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    // Its own state, but a code the hub never issued (with or without another issuer's
+    // `iss`): refused, and no page session is set.
+    for callback in [
+        format!("code=abc&state={state}&iss=https%3A%2F%2Fevil.example"),
+        format!("code=abc&state={state}"),
+    ] {
+        let r = browser
+            .http
+            .get(format!("{}/account/callback?{callback}", stack.hub))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{callback}");
+        assert!(r.headers().get("set-cookie").is_none(), "{callback}");
+        assert!(
+            r.text().await.unwrap().contains("account_sign_in_failed"),
+            "{callback}"
+        );
+    }
 
     // Trace: the gateway's identity with no token, or a token of another SP, sees nothing.
     let req = AuthRequest::new(SP_A, REDIRECT_A, "openid email");

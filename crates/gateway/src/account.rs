@@ -44,6 +44,8 @@ pub(crate) struct Account {
     client_id: String,
     client_secret: String,
     redirect_uri: String,
+    /// The hub's issuer (its public URL), which RFC 9207's `iss` must name.
+    issuer: String,
     sealer: Sealer,
 }
 
@@ -76,6 +78,7 @@ impl Account {
                 "{}/account/callback",
                 config.public_url.trim_end_matches('/')
             ),
+            issuer: config.public_url.trim_end_matches('/').to_owned(),
             sealer,
         })
     }
@@ -240,6 +243,10 @@ pub(crate) async fn callback(
         .ok_or(refused("no sign-in of the account page under way here"))?;
         if first(&params, "state") != login.state {
             return Err(refused("the state is not this sign-in's"));
+        }
+        let iss = first(&params, "iss");
+        if !iss.is_empty() && iss.trim_end_matches('/') != account.issuer {
+            return Err(refused("the answer is not this hub's"));
         }
         if !first(&params, "error").is_empty() {
             return Err(refused("the sign-in was not completed"));
