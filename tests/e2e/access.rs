@@ -230,6 +230,11 @@ async fn every_method_of_every_service_admits_exactly_the_identities_of_its_tabl
         allowed("relais.trace.v1.Trace", "SearchConnections"),
         [Role::Operator, Role::Gateway]
     );
+    // A person's own history: the gateway carrying that person's account-page token only.
+    assert_eq!(
+        allowed("relais.trace.v1.Trace", "MyConnections"),
+        [Role::Gateway]
+    );
     assert_eq!(
         allowed(front, "VerifyAccessToken"),
         [Role::Support, Role::Trace]

@@ -34,6 +34,9 @@ pub const SP_C: &str = "sp-c";
 pub const CONSOLE: &str = "support-console";
 pub const CONSOLE_SECRET: &str = "support-console-secret-0123456789-0123456789";
 pub const REDIRECT_CONSOLE: &str = "http://127.0.0.1:9/console/callback";
+/// The hub's own account page, an SP of the hub (its redirect URI is the hub's own).
+pub const ACCOUNT: &str = "relais-account";
+pub const ACCOUNT_SECRET: &str = "e2e-account-page-secret-0123456789-0123456789";
 pub const REDIRECT_C: &str = "http://127.0.0.1:9/c/callback";
 /// A legacy confidential SP registered exempt from PKCE.
 pub const SP_LEGACY: &str = "sp-legacy";
@@ -206,7 +209,7 @@ impl Stack {
         let seed = dir.join("partners.toml");
         let sp_c = SpCKeys::generate();
         let logouts = LogoutReceiver::start().await;
-        let seed_text = partners(&issuer, &sp_c.jwks(), &logouts.url) + options.extra_people;
+        let seed_text = partners(&issuer, &sp_c.jwks(), &logouts.url, &hub) + options.extra_people;
         std::fs::write(&seed, seed_text).unwrap();
 
         let mut config = RelaisConfig {
@@ -222,6 +225,7 @@ impl Stack {
         config.gateway.listen = format!("127.0.0.1:{hub_port}");
         config.gateway.public_url = hub.clone();
         config.gateway.allow_plain_http = true;
+        config.gateway.account_client_secret = Secret::new(ACCOUNT_SECRET);
         config.oidc_front.issuer = hub.clone();
         config.oidc_front.subject_key = Secret::new("e2e-subject-key-0123456789-0123456789");
         config.idp_bridge.callback_url = format!("{hub}/idp/callback");
@@ -591,7 +595,7 @@ impl Stack {
     }
 }
 
-fn partners(idp_issuer: &str, sp_c_jwks: &str, logouts: &str) -> String {
+fn partners(idp_issuer: &str, sp_c_jwks: &str, logouts: &str, hub: &str) -> String {
     format!(
         r#"
 [[identity_providers]]
@@ -665,6 +669,16 @@ client_secret = "{CONSOLE_SECRET}"
 redirect_uris = ["{REDIRECT_CONSOLE}"]
 scopes = ["openid", "email"]
 claims = ["email"]
+acr_values = ["eidas1"]
+idp_ids = ["demo-idp"]
+
+[[service_providers]]
+client_id = "{ACCOUNT}"
+name = "Mon historique Relais"
+client_secret = "{ACCOUNT_SECRET}"
+redirect_uris = ["{hub}/account/callback"]
+scopes = ["openid"]
+claims = []
 acr_values = ["eidas1"]
 idp_ids = ["demo-idp"]
 

@@ -8,6 +8,7 @@ mod backchannel;
 mod database;
 mod flows;
 mod harness;
+mod history;
 mod incidents;
 mod investigations;
 mod keys;

@@ -44,6 +44,15 @@ pub struct GatewayConfig {
     /// Every connection starts with a PROXY protocol header (v2, or v1) carrying the real
     /// source address and port; only peers in `trusted_proxies` may connect.
     pub proxy_protocol: bool,
+    /// The hub's own account page (`/account`, a person's connection history) signs in
+    /// as this SP of the hub, like any SP.
+    pub account_client_id: String,
+    /// Its client secret (`client_secret_basic`); empty: no account page.
+    pub account_client_secret: relais_config::Secret,
+    /// Keys sealing the account page's cookies (at least 32 characters; the first seals,
+    /// all open). Empty: a key of this process's own, so the page's sign-ins last until a
+    /// restart and do not cross to another gateway.
+    pub account_cookie_secrets: Vec<relais_config::Secret>,
 }
 
 /// PEM files: the certificate chain (leaf first) and its private key.
@@ -69,6 +78,9 @@ impl Default for GatewayConfig {
             trusted_proxies: Vec::new(),
             forwarded_header: ForwardedHeader::default(),
             proxy_protocol: false,
+            account_client_id: "relais-account".to_string(),
+            account_client_secret: relais_config::Secret::default(),
+            account_cookie_secrets: Vec::new(),
         }
     }
 }
@@ -96,6 +108,22 @@ impl GatewayConfig {
             return Err(ConfigError::invalid(
                 "gateway.request_timeout_ms",
                 "must be at least 1",
+            ));
+        }
+        if !self.account_client_secret.is_empty() && self.account_client_id.trim().is_empty() {
+            return Err(ConfigError::invalid(
+                "gateway.account_client_id",
+                "must name the account page's SP when its secret is set",
+            ));
+        }
+        if self
+            .account_cookie_secrets
+            .iter()
+            .any(|s| s.expose().chars().count() < 32)
+        {
+            return Err(ConfigError::invalid(
+                "gateway.account_cookie_secrets",
+                "each must be at least 32 characters",
             ));
         }
         if self.proxy_protocol && self.trusted_proxies.is_empty() {

@@ -20,6 +20,8 @@ pub enum GatewayError {
     Malformed(&'static str),
     #[error("no such page")]
     NotFound,
+    #[error("the account page's sign-in is refused: {0}")]
+    AccountSignIn(&'static str),
 }
 
 impl From<tonic::Status> for GatewayError {
@@ -34,7 +36,7 @@ impl From<tonic::Status> for GatewayError {
 impl GatewayError {
     pub(crate) fn status(&self) -> StatusCode {
         match self {
-            GatewayError::Malformed(_) => StatusCode::BAD_REQUEST,
+            GatewayError::Malformed(_) | GatewayError::AccountSignIn(_) => StatusCode::BAD_REQUEST,
             GatewayError::NotFound => StatusCode::NOT_FOUND,
             // Protocol errors come from oidc-front as answers, so any failure to get or
             // send one means the service is not working right now.
@@ -51,6 +53,7 @@ impl GatewayError {
         match self {
             GatewayError::Malformed(_) => "malformed_request",
             GatewayError::NotFound => "not_found",
+            GatewayError::AccountSignIn(_) => "account_sign_in_failed",
             _ => "service_unavailable",
         }
     }
@@ -58,7 +61,9 @@ impl GatewayError {
     /// The OAuth 2.0 error code for the JSON endpoints.
     pub(crate) fn oauth_code(&self) -> &'static str {
         match self {
-            GatewayError::Malformed(_) | GatewayError::NotFound => "invalid_request",
+            GatewayError::Malformed(_)
+            | GatewayError::NotFound
+            | GatewayError::AccountSignIn(_) => "invalid_request",
             _ => "temporarily_unavailable",
         }
     }

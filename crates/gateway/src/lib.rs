@@ -9,6 +9,7 @@
 //! oidc-front's; the only errors the gateway produces itself are about HTTP (a request it
 //! cannot parse, a page that does not exist, a backend it cannot reach).
 
+mod account;
 mod config;
 mod error;
 mod forwarded;

@@ -3,6 +3,7 @@
 
 use askama::Template;
 use relais_proto::oidc_front::v1::{Chooser, LogoutConfirm, Notice};
+use relais_proto::trace::v1::MyConnectionsResponse;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Locale {
@@ -53,6 +54,7 @@ struct Texts {
     unavailable: &'static str,
     service_unavailable: &'static str,
     malformed_request: &'static str,
+    account_sign_in_failed: &'static str,
     not_found: &'static str,
     generic_error: &'static str,
     notice_title: &'static str,
@@ -84,6 +86,7 @@ static FR: Texts = Texts {
     unavailable: "indisponible",
     service_unavailable: "Le service est momentanément indisponible. Réessayez dans quelques instants.",
     malformed_request: "La requête reçue est mal formée et ne peut pas être traitée.",
+    account_sign_in_failed: "La connexion à votre espace n’a pas abouti. Ouvrez de nouveau la page /account.",
     not_found: "Cette page n’existe pas.",
     generic_error: "La connexion n’a pas pu aboutir.",
     notice_title: "Information",
@@ -115,6 +118,7 @@ static EN: Texts = Texts {
     unavailable: "unavailable",
     service_unavailable: "The service is temporarily unavailable. Please try again in a few moments.",
     malformed_request: "The request is malformed and cannot be processed.",
+    account_sign_in_failed: "The sign-in to your account page did not complete. Open /account again.",
     not_found: "This page does not exist.",
     generic_error: "The sign-in could not be completed.",
     notice_title: "Information",
@@ -272,6 +276,7 @@ pub(crate) fn gateway_message(locale: Locale, code: &str) -> &'static str {
     let t = locale.texts();
     match code {
         "malformed_request" => t.malformed_request,
+        "account_sign_in_failed" => t.account_sign_in_failed,
         "not_found" => t.not_found,
         "service_unavailable" => t.service_unavailable,
         _ => t.generic_error,
@@ -324,4 +329,201 @@ pub(crate) fn error_docs(markdown: &str) -> askama::Result<String> {
         entries: &entries,
     }
     .render()
+}
+
+/// The words of the account page.
+pub(crate) struct AccountTexts {
+    lang: &'static str,
+    title: &'static str,
+    intro: &'static str,
+    caption: &'static str,
+    when: &'static str,
+    service: &'static str,
+    idp: &'static str,
+    level: &'static str,
+    outcome: &'static str,
+    empty: &'static str,
+    truncated: &'static str,
+    about: &'static str,
+    data_shared: &'static str,
+    location: &'static str,
+    recorded: &'static str,
+    outcomes: [&'static str; 4],
+}
+
+static ACCOUNT_FR: AccountTexts = AccountTexts {
+    lang: "fr",
+    title: "Mon historique de connexions",
+    intro: "Vos connexions des six derniers mois par Relais, de la plus récente à la plus ancienne.",
+    caption: "Connexions des six derniers mois",
+    when: "Date et heure (UTC)",
+    service: "Service",
+    idp: "Compte utilisé",
+    level: "Niveau de garantie",
+    outcome: "Résultat",
+    empty: "Aucune connexion au cours des six derniers mois.",
+    truncated: "Seules les connexions les plus récentes sont affichées.",
+    about: "À propos de cet historique",
+    data_shared: "Les données transmises à chaque service ne sont pas conservées dans le journal des connexions : elles ne peuvent pas être affichées ici.",
+    location: "Relais ne déduit pas de ville ni de pays de l’adresse de connexion : aucun lieu n’est affiché.",
+    recorded: "Chaque consultation de cette page est elle-même enregistrée dans le journal.",
+    outcomes: [
+        "Réussie",
+        "Échouée",
+        "Inachevée",
+        "Réussie, puis déconnexion",
+    ],
+};
+
+static ACCOUNT_EN: AccountTexts = AccountTexts {
+    lang: "en",
+    title: "My connection history",
+    intro: "Your connections through Relais over the last six months, newest first.",
+    caption: "Connections of the last six months",
+    when: "Date and time (UTC)",
+    service: "Service",
+    idp: "Account used",
+    level: "Assurance level",
+    outcome: "Outcome",
+    empty: "No connection in the last six months.",
+    truncated: "Only the most recent connections are shown.",
+    about: "About this history",
+    data_shared: "The data passed to each service are not kept in the connection log, so they cannot be shown here.",
+    location: "Relais does not derive a city or a country from the connection's address: no place is shown.",
+    recorded: "Each view of this page is itself recorded in the log.",
+    outcomes: [
+        "Succeeded",
+        "Failed",
+        "Not completed",
+        "Succeeded, then signed out",
+    ],
+};
+
+struct HistoryRow {
+    started_at: String,
+    when: String,
+    sp: String,
+    idp: String,
+    acr: String,
+    outcome: &'static str,
+}
+
+#[derive(Template)]
+#[template(path = "account.html")]
+struct AccountPage<'a> {
+    t: &'a AccountTexts,
+    rows: Vec<HistoryRow>,
+    truncated: bool,
+}
+
+/// `2026-12-03T17:55:02.123Z` → `2026-12-03 17:55`.
+fn minute(rfc3339: &str) -> String {
+    let (day, rest) = rfc3339.split_once('T').unwrap_or((rfc3339, ""));
+    format!("{day} {}", rest.get(..5).unwrap_or(rest))
+}
+
+pub(crate) fn account(locale: Locale, history: &MyConnectionsResponse) -> askama::Result<String> {
+    let t = match locale {
+        Locale::Fr => &ACCOUNT_FR,
+        Locale::En => &ACCOUNT_EN,
+    };
+    let rows = history
+        .connections
+        .iter()
+        .map(|c| HistoryRow {
+            started_at: c.started_at.clone(),
+            when: minute(&c.started_at),
+            sp: c.sp_id.clone(),
+            idp: c.idp_id.clone(),
+            acr: c.acr.clone(),
+            outcome: match c.outcome.as_str() {
+                "succeeded" => t.outcomes[0],
+                "failed" => t.outcomes[1],
+                "logged_out" => t.outcomes[3],
+                _ => t.outcomes[2],
+            },
+        })
+        .collect();
+    AccountPage {
+        t,
+        rows,
+        truncated: history.truncated,
+    }
+    .render()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use relais_proto::trace::v1::HistoryEntry;
+
+    fn history() -> MyConnectionsResponse {
+        MyConnectionsResponse {
+            connections: vec![
+                HistoryEntry {
+                    connection_id: "c2".into(),
+                    started_at: "2026-12-03T17:55:02.123Z".into(),
+                    sp_id: "sp-<b>".into(),
+                    idp_id: "demo-idp".into(),
+                    acr: "eidas2".into(),
+                    outcome: "succeeded".into(),
+                },
+                HistoryEntry {
+                    connection_id: "c1".into(),
+                    started_at: "2026-11-01T08:00:00Z".into(),
+                    sp_id: "sp-a".into(),
+                    idp_id: "demo-idp".into(),
+                    acr: "eidas1".into(),
+                    outcome: "failed".into(),
+                },
+            ],
+            truncated: false,
+            view_event_id: "e".into(),
+        }
+    }
+
+    #[test]
+    fn the_history_is_a_table_with_its_caption_and_headers_in_french() {
+        let html = account(Locale::Fr, &history()).unwrap();
+        assert!(html.contains(r#"<html lang="fr">"#), "{html}");
+        assert!(
+            html.contains("<caption>Connexions des six derniers mois</caption>"),
+            "{html}"
+        );
+        assert_eq!(html.matches(r#"<th scope="col">"#).count(), 5, "{html}");
+        assert_eq!(html.matches(r#"<th scope="row">"#).count(), 2, "{html}");
+        // Newest first, as trace answered, the time to the minute in UTC.
+        let newer = html.find("2026-12-03 17:55").unwrap();
+        let older = html.find("2026-11-01 08:00").unwrap();
+        assert!(newer < older, "{html}");
+        assert!(html.contains(r#"<time datetime="2026-12-03T17:55:02.123Z">"#));
+        assert!(html.contains("<td>Réussie</td>") && html.contains("<td>Échouée</td>"));
+        // What is not known is said, not guessed.
+        assert!(html.contains("aucun lieu n’est affiché"), "{html}");
+        // Values are escaped; no script at all.
+        assert!(
+            html.contains("sp-&lt;b&gt;") && !html.contains("sp-<b>"),
+            "{html}"
+        );
+        assert!(!html.contains("<script"));
+        assert!(!html.contains("Seules les connexions les plus récentes"));
+    }
+
+    #[test]
+    fn the_history_in_english_and_when_empty_or_truncated() {
+        let mut h = history();
+        h.truncated = true;
+        let html = account(Locale::En, &h).unwrap();
+        assert!(html.contains(r#"<html lang="en">"#), "{html}");
+        assert!(html.contains("<h1>My connection history</h1>"), "{html}");
+        assert!(html.contains("Only the most recent connections are shown."));
+        let empty = MyConnectionsResponse::default();
+        let html = account(Locale::En, &empty).unwrap();
+        assert!(
+            html.contains("No connection in the last six months."),
+            "{html}"
+        );
+        assert!(!html.contains("<table"), "{html}");
+    }
 }

@@ -171,7 +171,7 @@ fn log(meta: &Meta, err: &GatewayError) {
     }
 }
 
-fn html(status: StatusCode, page: askama::Result<String>) -> Response {
+pub(crate) fn html(status: StatusCode, page: askama::Result<String>) -> Response {
     match page {
         Ok(body) => (
             status,
@@ -192,7 +192,7 @@ pub(crate) fn no_store(response: &mut Response) {
     headers.insert(PRAGMA, HeaderValue::from_static("no-cache"));
 }
 
-fn set_cookie(
+pub(crate) fn set_cookie(
     name: &str,
     update: &CookieUpdate,
     secure: bool,

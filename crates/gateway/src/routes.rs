@@ -72,6 +72,7 @@ pub(crate) struct AppState {
     timeout: Duration,
     https: bool,
     forwarding: Forwarding,
+    account: Option<crate::account::Account>,
 }
 
 pub(crate) type Shared = Arc<AppState>;
@@ -86,6 +87,7 @@ impl AppState {
             timeout: config.request_timeout(),
             https: config.is_https(),
             forwarding: Forwarding::new(&config.trusted_proxies, config.forwarded_header),
+            account: crate::account::Account::new(config),
         }
     }
 
@@ -97,8 +99,17 @@ impl AppState {
         request
     }
 
-    fn front(&self) -> OidcFrontClient<Channel> {
+    pub(crate) fn front(&self) -> OidcFrontClient<Channel> {
         self.front.clone()
+    }
+
+    /// The account page, when configured.
+    pub(crate) fn account(&self) -> Option<&crate::account::Account> {
+        self.account.as_ref()
+    }
+
+    pub(crate) fn https(&self) -> bool {
+        self.https
     }
 
     pub(crate) fn support(&self) -> SupportClient<Channel> {
@@ -184,6 +195,8 @@ pub(crate) fn router(state: Shared) -> Router {
         .route("/end_session", get(end_session))
         .route("/end_session/confirm", post(confirm_end_session))
         .route("/idp/logout-callback", get(logout_callback))
+        .route("/account", get(crate::account::page))
+        .route("/account/callback", get(crate::account::callback))
         .route("/healthz", get(healthz))
         .route("/static/relais.css", get(stylesheet))
         .route("/docs/errors", get(error_docs))

@@ -614,6 +614,7 @@ impl Front {
             idp_id: at.idp_id,
             claims_json: at.claims.to_string(),
             sub_fi: self.store.token_sub_fi(&hash).await?.unwrap_or_default(),
+            account_id: at.account_id.to_string(),
         })
     }
 }

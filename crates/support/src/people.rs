@@ -238,6 +238,7 @@ mod tests {
             idp_id: idp.into(),
             claims_json: "{}".into(),
             sub_fi: sub_fi.into(),
+            account_id: String::new(),
         }
     }
 

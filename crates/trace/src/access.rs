@@ -3,7 +3,8 @@
 //! the bus. The latest checkpoint is public: the gateway serves it at
 //! `/.well-known/relais-checkpoint`. Only an operator signs one on demand, or purges past the
 //! retention now. Investigations:
-//! an operator, or the gateway for a signed-in investigator (`investigators.rs`).
+//! an operator, or the gateway for a signed-in investigator (`investigators.rs`). A
+//! person's own history: the gateway, with that person's token (`history.rs`).
 
 use relais_runtime::Role;
 
@@ -20,6 +21,9 @@ pub fn allowed(method: &str) -> &'static [Role] {
         "GetCheckpoint" => &[Role::Gateway, Role::Operator],
         // The gateway only with an investigator's access token, which trace checks.
         "SearchConnections" => &[Role::Operator, Role::Gateway],
+        // A person's own history: the gateway only, with the person's token for the
+        // account page, which trace checks; an operator investigates instead.
+        "MyConnections" => &[Role::Gateway],
         _ => &[],
     }
 }

@@ -50,6 +50,9 @@ pub struct TraceConfig {
     pub investigation_client_id: String,
     /// The acr levels an investigator's sign-in must have reached.
     pub investigator_acr_values: Vec<String>,
+    /// The hub's own account page client (scope `openid`): only its access tokens show a
+    /// person their own history.
+    pub account_client_id: String,
     /// How long records are kept: those received longer ago are purged (36 months: the
     /// legal retention of traceability data).
     pub retention_months: u32,
@@ -73,6 +76,7 @@ impl Default for TraceConfig {
             oidc_front_url: "http://127.0.0.1:7102".into(),
             investigation_client_id: "support-console".into(),
             investigator_acr_values: vec!["eidas2".into(), "eidas3".into()],
+            account_client_id: "relais-account".into(),
             retention_months: 36,
             purge_interval_seconds: 3600,
             purge_batch: 1000,
@@ -121,6 +125,12 @@ impl TraceConfig {
             ));
         }
         self.witness_verifiers()?;
+        if self.account_client_id.trim().is_empty() {
+            return Err(ConfigError::invalid(
+                "trace.account_client_id",
+                "must name the hub's account page client",
+            ));
+        }
         if self.investigation_client_id.trim().is_empty() {
             return Err(ConfigError::invalid(
                 "trace.investigation_client_id",

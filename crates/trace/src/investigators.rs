@@ -20,7 +20,7 @@ pub const INSUFFICIENT_AUTHENTICATION: &str = "insufficient_user_authentication"
 pub const FORBIDDEN: &str = "forbidden";
 pub const IDENTITY_MISMATCH: &str = "identity_mismatch";
 
-type Clients = (RegistryClient<GrpcChannel>, OidcFrontClient<GrpcChannel>);
+pub(crate) type Clients = (RegistryClient<GrpcChannel>, OidcFrontClient<GrpcChannel>);
 
 #[derive(Clone)]
 pub struct Directory {
@@ -34,7 +34,7 @@ pub struct Directory {
     acr_values: Vec<String>,
 }
 
-fn unavailable(what: &str, status: &Status) -> Status {
+pub(crate) fn unavailable(what: &str, status: &Status) -> Status {
     tracing::warn!(
         service = what,
         message = status.message(),
@@ -69,7 +69,7 @@ impl Directory {
         }
     }
 
-    fn clients(&self) -> Result<Clients, Status> {
+    pub(crate) fn clients(&self) -> Result<Clients, Status> {
         let mut clients = self
             .clients
             .lock()

@@ -19,6 +19,7 @@ pub mod checkpoint;
 mod config;
 pub mod cosignature;
 mod export;
+mod history;
 mod investigators;
 mod log;
 pub mod proof_file;
@@ -188,6 +189,7 @@ pub struct TraceService {
     log: Log,
     pager: search::Pager,
     investigators: investigators::Directory,
+    account_client_id: String,
     retention: Retention,
 }
 
@@ -368,6 +370,29 @@ impl Trace for TraceService {
             search::search(pool, &self.store, &self.pager, &request, &who).await?,
         ))
     }
+
+    async fn my_connections(
+        &self,
+        request: Request<pb::MyConnectionsRequest>,
+    ) -> Result<Response<pb::MyConnectionsResponse>, Status> {
+        use relais_runtime::Caller;
+        let via = match relais_runtime::peer::caller(&request) {
+            Some(Caller::Verified(peer)) => peer.dns_name(),
+            Some(Caller::Unverified) => "unverified (plaintext connection)".to_string(),
+            None => "unknown".to_string(),
+        };
+        let request = request.into_inner();
+        Ok(Response::new(
+            history::my_connections(
+                self.log.pool(),
+                &self.investigators,
+                &self.account_client_id,
+                &request,
+                &via,
+            )
+            .await?,
+        ))
+    }
 }
 
 /// Starts the trace service: migrations, the connection-event consumer, gRPC.
@@ -467,6 +492,7 @@ pub async fn start(
         log,
         pager,
         investigators,
+        account_client_id: config.account_client_id.trim().to_owned(),
         retention,
     });
     local.serve_audited(&mut tasks, listener, service, access::allowed, audit)?;
