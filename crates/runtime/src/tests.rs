@@ -102,6 +102,13 @@ impl Trace for Echo {
     ) -> Result<Response<pb::SearchConnectionsResponse>, Status> {
         Ok(Response::new(pb::SearchConnectionsResponse::default()))
     }
+
+    async fn my_connections(
+        &self,
+        _request: Request<pb::MyConnectionsRequest>,
+    ) -> Result<Response<pb::MyConnectionsResponse>, Status> {
+        Ok(Response::new(pb::MyConnectionsResponse::default()))
+    }
 }
 
 /// The stub's table: the gateway reads a connection, an operator lists them, nobody
