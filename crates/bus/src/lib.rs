@@ -19,6 +19,7 @@ mod consumer;
 mod error;
 mod event;
 pub mod events;
+pub mod people;
 mod relay;
 mod store;
 

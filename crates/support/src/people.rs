@@ -3,6 +3,7 @@
 //! access token is live and whose sign-in it came from. Support keeps no copy of either,
 //! so a contact removed from the registry loses access at once.
 
+use relais_bus::people::Admission;
 use relais_proto::oidc_front::v1::oidc_front_client::OidcFrontClient;
 use relais_proto::oidc_front::v1::{VerifiedAccessToken, VerifyAccessTokenRequest};
 use relais_proto::registry::v1::registry_client::RegistryClient;
@@ -145,15 +146,6 @@ impl Directory {
     }
 }
 
-/// How a verified sign-in stands against a person's enrolment.
-#[derive(Debug, PartialEq, Eq)]
-enum Admission {
-    /// The sign-in is the person's enrolled identity.
-    Bound,
-    /// The person's enrolled IdP signed them in; their subject is not recorded yet.
-    FirstUse,
-}
-
 /// Checks a sign-in against the person it claims by e-mail: staff's acr level, then the
 /// enrolled IdP and subject. Refusals never say which subject is enrolled.
 fn admission(
@@ -167,24 +159,7 @@ fn admission(
             staff_acr_values.to_vec(),
         ));
     }
-    if person.idp_id.is_empty() {
-        return Err(mismatch("enrolled with no identity provider"));
-    }
-    if token.idp_id != person.idp_id {
-        return Err(mismatch("signs in through another identity provider"));
-    }
-    if token.sub_fi.is_empty() {
-        return Err(mismatch(
-            "the sign-in behind this token is gone; sign in again",
-        ));
-    }
-    if person.idp_sub.is_empty() {
-        return Ok(Admission::FirstUse);
-    }
-    if person.idp_sub != token.sub_fi {
-        return Err(mismatch("enrolled with another identity at its provider"));
-    }
-    Ok(Admission::Bound)
+    relais_bus::people::enrolled_identity(person, token).map_err(mismatch)
 }
 
 fn actor(person: Person) -> Result<Actor, SupportError> {

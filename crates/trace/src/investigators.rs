@@ -11,6 +11,7 @@ use relais_proto::registry::v1::registry_client::RegistryClient;
 use relais_proto::registry::v1::{BindPersonRequest, FindPersonRequest, Person};
 use std::sync::{Arc, Mutex};
 
+use relais_bus::people::Admission;
 use relais_runtime::{ACR_VALUES_KEY, GrpcChannel, LocalServices, Role, status_with_code};
 use tonic::{Code, Status};
 
@@ -165,12 +166,6 @@ async fn person(
     }
 }
 
-#[derive(Debug, PartialEq, Eq)]
-enum Admission {
-    Bound,
-    FirstUse,
-}
-
 /// The role, then the sign-in's level, then the enrolled IdP and subject. Refusals never
 /// say which subject is enrolled.
 fn admission(
@@ -199,22 +194,5 @@ fn admission(
         }
         return Err(status);
     }
-    if person.idp_id.is_empty() {
-        return Err(mismatch("enrolled with no identity provider"));
-    }
-    if token.idp_id != person.idp_id {
-        return Err(mismatch("signs in through another identity provider"));
-    }
-    if token.sub_fi.is_empty() {
-        return Err(mismatch(
-            "the sign-in behind this token is gone; sign in again",
-        ));
-    }
-    if person.idp_sub.is_empty() {
-        return Ok(Admission::FirstUse);
-    }
-    if person.idp_sub != token.sub_fi {
-        return Err(mismatch("enrolled with another identity at its provider"));
-    }
-    Ok(Admission::Bound)
+    relais_bus::people::enrolled_identity(person, token).map_err(mismatch)
 }
