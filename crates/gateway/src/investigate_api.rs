@@ -8,8 +8,7 @@ use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
-use http::header::WWW_AUTHENTICATE;
-use http::{HeaderMap, HeaderValue, StatusCode};
+use http::{HeaderMap, StatusCode};
 use relais_proto::trace::v1 as pb;
 use serde::{Deserialize, Serialize};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
@@ -225,33 +224,12 @@ fn challenged(
     description: &str,
     acr_values: Option<&str>,
 ) -> Response {
-    let mut response = (
-        status,
-        Json(ApiError {
-            error: code.to_owned(),
-            error_description: description.to_owned(),
-            request_id: meta.request_id.clone(),
-        }),
-    )
-        .into_response();
-    if status == StatusCode::UNAUTHORIZED {
-        let plain = || HeaderValue::from_static("Bearer realm=\"relais-investigations\"");
-        let challenge = match (code, acr_values) {
-            ("invalid_token", _) => {
-                HeaderValue::try_from(format!("Bearer realm=\"{REALM}\", error=\"invalid_token\""))
-                    .unwrap_or_else(|_| plain())
-            }
-            ("insufficient_user_authentication", Some(levels)) => HeaderValue::try_from(format!(
-                "Bearer realm=\"{REALM}\", error=\"insufficient_user_authentication\", \
-                 error_description=\"A stronger sign-in is needed\", acr_values=\"{levels}\""
-            ))
-            .unwrap_or_else(|_| plain()),
-            _ => plain(),
-        };
-        response.headers_mut().insert(WWW_AUTHENTICATE, challenge);
-    }
-    crate::render::no_store(&mut response);
-    response
+    let body = ApiError {
+        error: code.to_owned(),
+        error_description: description.to_owned(),
+        request_id: meta.request_id.clone(),
+    };
+    crate::support_api::api_error(REALM, status, code, body, acr_values)
 }
 
 fn failure(meta: &Meta, status: &tonic::Status) -> Response {

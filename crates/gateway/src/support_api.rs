@@ -414,27 +414,41 @@ fn challenged(
     description: &str,
     acr_values: Option<&str>,
 ) -> Response {
-    let mut response = (
-        status,
-        Json(ApiError {
-            error: code.to_owned(),
-            error_description: description.to_owned(),
-            request_id: meta.request_id.clone(),
-        }),
-    )
-        .into_response();
+    let body = ApiError {
+        error: code.to_owned(),
+        error_description: description.to_owned(),
+        request_id: meta.request_id.clone(),
+    };
+    api_error("relais-support", status, code, body, acr_values)
+}
+
+/// A JSON error answer of the hub's APIs, never stored; a 401 carries the RFC 6750
+/// challenge of `realm` (§3: the scheme, and why when a token was presented), with the
+/// levels to reach when the sign-in was too weak (RFC 9470).
+pub(crate) fn api_error(
+    realm: &str,
+    status: StatusCode,
+    code: &str,
+    body: impl Serialize,
+    acr_values: Option<&str>,
+) -> Response {
+    let mut response = (status, Json(body)).into_response();
     if status == StatusCode::UNAUTHORIZED {
-        // RFC 6750 §3: the scheme, and why when a token was presented.
+        let plain = || {
+            HeaderValue::try_from(format!("Bearer realm=\"{realm}\""))
+                .unwrap_or_else(|_| HeaderValue::from_static("Bearer"))
+        };
         let challenge = match (code, acr_values) {
             ("invalid_token", _) => {
-                HeaderValue::from_static("Bearer realm=\"relais-support\", error=\"invalid_token\"")
+                HeaderValue::try_from(format!("Bearer realm=\"{realm}\", error=\"invalid_token\""))
+                    .unwrap_or_else(|_| plain())
             }
             ("insufficient_user_authentication", Some(levels)) => HeaderValue::try_from(format!(
-                "Bearer realm=\"relais-support\", error=\"insufficient_user_authentication\", \
+                "Bearer realm=\"{realm}\", error=\"insufficient_user_authentication\", \
                  error_description=\"A stronger sign-in is needed\", acr_values=\"{levels}\""
             ))
-            .unwrap_or_else(|_| HeaderValue::from_static("Bearer realm=\"relais-support\"")),
-            _ => HeaderValue::from_static("Bearer realm=\"relais-support\""),
+            .unwrap_or_else(|_| plain()),
+            _ => plain(),
         };
         response.headers_mut().insert(WWW_AUTHENTICATE, challenge);
     }
