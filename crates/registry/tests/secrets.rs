@@ -190,8 +190,10 @@ async fn idp_secrets_are_sealed_at_rest_and_open_only_in_their_own_row() {
 
     // An altered envelope does not open either.
     let mut altered = sealed_a.clone().into_bytes();
-    let last = altered.len() - 1;
-    altered[last] = if altered[last] == b'A' { b'B' } else { b'A' };
+    // Inside the ciphertext: the last character's spare bits would make it undecodable
+    // (refused as not an envelope) rather than altered.
+    let inside = altered.len() - 10;
+    altered[inside] = if altered[inside] == b'A' { b'B' } else { b'A' };
     set_sealed(&registry, "idp-a", &String::from_utf8(altered).unwrap()).await;
     let refused = secret_of(&mut registry, "idp-a").await.unwrap_err();
     assert_unreadable(&refused, "idp-a", "altered");
