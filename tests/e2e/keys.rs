@@ -234,6 +234,37 @@ async fn check_config_names_a_development_or_short_key_off_loopback() {
     let mut env: Vec<(&str, &str)> = all.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let (ok, out) = run(&env);
     assert!(ok, "{out}");
+    // The account page's secrets, when set, are held to the same rule (the demo's included).
+    for (var, field, demo, short, own) in [
+        (
+            "RELAIS__GATEWAY__ACCOUNT_CLIENT_SECRET",
+            "gateway.account_client_secret",
+            "demo-account-page-secret-not-for-production-01".to_string(),
+            "only-thirty-two-characters-long!".to_string(),
+            strong.to_string(),
+        ),
+        (
+            "RELAIS__GATEWAY__ACCOUNT_COOKIE_SECRETS",
+            "gateway.account_cookie_secrets",
+            "[\"demo-account-cookies-not-for-production-000\"]".to_string(),
+            "[\"only-thirty-two-characters-long!\"]".to_string(),
+            list.clone(),
+        ),
+    ] {
+        for (value, why) in [(&demo, "development key"), (&short, "bits")] {
+            let mut with = env.clone();
+            with.push((var, value));
+            let (ok, out) = run(&with);
+            assert!(
+                !ok && out.contains(field) && out.contains(why),
+                "{field}: {out}"
+            );
+        }
+        let mut with = env.clone();
+        with.push((var, &own));
+        let (ok, out) = run(&with);
+        assert!(ok, "{field}: {out}");
+    }
     // The key-encryption key from a file: read, and checked like the others.
     env.pop();
     let path = kek_file.display().to_string();

@@ -77,6 +77,22 @@ impl RelaisConfig {
                 .iter()
                 .map(|k| ("idp_bridge.round_trip_keys", k)),
         );
+        // The account page's: only when set (unset, the page is off, or its cookie key is
+        // random per process).
+        let gateway = &self.gateway;
+        keys.extend(
+            std::iter::once((
+                "gateway.account_client_secret",
+                &gateway.account_client_secret,
+            ))
+            .chain(
+                gateway
+                    .account_cookie_secrets
+                    .iter()
+                    .map(|k| ("gateway.account_cookie_secrets", k)),
+            )
+            .filter(|(_, k)| !k.is_empty()),
+        );
         for (field, key) in keys {
             relais_config::check_deployment_key(field, key.expose(), issuer)?;
         }
