@@ -19,6 +19,11 @@ pub struct BusConfig {
     pub relay_batch: u32,
     /// How often the relay looks at the outbox when no notification woke it.
     pub relay_interval_ms: u64,
+    /// How long a woken relay waits for more commits before it takes its batch: events
+    /// are durable in the outbox already, so this delays only their delivery, and a
+    /// sign-in's records then travel as one message and one transaction of the proof
+    /// store instead of one each. 0: at once.
+    pub relay_linger_ms: u64,
     /// How long the relay waits for the broker's confirms of a batch.
     pub confirm_timeout_ms: u64,
     /// Deliveries a consumer may hold unacknowledged.
@@ -47,6 +52,7 @@ impl Default for BusConfig {
             exchange: "relais.events".to_owned(),
             relay_batch: 256,
             relay_interval_ms: 1_000,
+            relay_linger_ms: 20,
             confirm_timeout_ms: 10_000,
             prefetch: 64,
             retry_delay_ms: 1_000,
@@ -117,6 +123,9 @@ impl BusConfig {
         if self.confirm_timeout_ms == 0 {
             return invalid("confirm_timeout_ms", "must be at least 1");
         }
+        if self.relay_linger_ms >= self.relay_interval_ms {
+            return invalid("relay_linger_ms", "must be shorter than relay_interval_ms");
+        }
         if self.prefetch == 0 {
             return invalid("prefetch", "must be at least 1 (0 would mean unlimited)");
         }
@@ -174,6 +183,10 @@ impl BusConfig {
         Duration::from_millis(self.relay_interval_ms)
     }
 
+    pub(crate) fn relay_linger(&self) -> Duration {
+        Duration::from_millis(self.relay_linger_ms)
+    }
+
     pub(crate) fn confirm_timeout(&self) -> Duration {
         Duration::from_millis(self.confirm_timeout_ms)
     }
@@ -208,6 +221,7 @@ impl fmt::Debug for BusConfig {
             .field("exchange", &self.exchange)
             .field("relay_batch", &self.relay_batch)
             .field("relay_interval_ms", &self.relay_interval_ms)
+            .field("relay_linger_ms", &self.relay_linger_ms)
             .field("confirm_timeout_ms", &self.confirm_timeout_ms)
             .field("prefetch", &self.prefetch)
             .field("retry_delay_ms", &self.retry_delay_ms)

@@ -208,7 +208,13 @@ impl Relay {
             }
             tokio::select! {
                 () = shutdown.cancelled() => return Ok(()),
-                () = wake.notified() => {}
+                () = wake.notified() => {
+                    // Commits coming close together go as one batch.
+                    tokio::select! {
+                        () = shutdown.cancelled() => return Ok(()),
+                        () = tokio::time::sleep(self.config.relay_linger()) => {}
+                    }
+                }
                 () = tokio::time::sleep(self.config.relay_interval()) => {}
             }
         }

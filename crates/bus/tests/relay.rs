@@ -184,3 +184,42 @@ async fn records_relayed_together_travel_as_one_message_and_arrive_each_once_in_
 
     hub.stop(vec![relay.task, consumer.task]).await;
 }
+
+/// A woken relay waits `relay_linger_ms` for more commits: records committed close
+/// together, in separate transactions, travel as one message.
+#[tokio::test]
+async fn commits_close_together_are_relayed_as_one_message() {
+    let hub = Hub::start().await;
+    let recorder = Arc::new(Recorder::default());
+    let consumer = hub.consume(hub.bus.config(), &recorder).await;
+    let mut observer = hub.bus.listen("connection.#").await;
+    let config = relais_bus::BusConfig {
+        relay_linger_ms: 300,
+        relay_interval_ms: 600_000,
+        ..hub.bus.config()
+    };
+    let relay = spawn_relay(
+        hub.producer.clone(),
+        hub.outbox.clone(),
+        config,
+        hub.shutdown.child_token(),
+    );
+    // The relay idle, waiting.
+    tokio::time::sleep(SETTLE).await;
+    let mut expected = hub.enqueue(1, true).await;
+    expected.extend(hub.enqueue(1, true).await);
+    recorder.wait_for(2).await;
+    assert_eq!(recorder.seen(), expected);
+
+    let (key, body) = observer.next_message(Duration::from_secs(5)).await.unwrap();
+    assert_eq!(key, "connection.batch");
+    let carried: Vec<_> = relais_bus::Event::from_message(&body)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(carried, expected);
+    assert!(observer.next_message(SETTLE).await.is_none());
+
+    hub.stop(vec![relay.task, consumer.task]).await;
+}
