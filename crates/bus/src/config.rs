@@ -19,7 +19,8 @@ pub struct BusConfig {
     pub relay_batch: u32,
     /// How often the relay looks at the outbox when no notification woke it.
     pub relay_interval_ms: u64,
-    /// How long a woken relay waits for more commits before it takes its batch: events
+    /// How long a woken relay whose last batch was small waits for more commits before it
+    /// takes the next: events
     /// are durable in the outbox already, so this delays only their delivery, and a
     /// sign-in's records then travel as one message and one transaction of the proof
     /// store instead of one each. 0: at once.

@@ -119,6 +119,10 @@ pub fn spawn_relay(
     }
 }
 
+/// A relay that took fewer rows than this last time lingers when woken (see
+/// `BusConfig::relay_linger_ms`).
+const LINGER_BELOW: usize = 16;
+
 /// Publishes outbox rows in `seq` order, persistent and confirmed, and deletes each row
 /// only once the broker has confirmed it. When the broker is away rows wait; a row is
 /// published twice only if its confirm was lost.
@@ -199,8 +203,9 @@ impl Relay {
         let batch = usize::try_from(self.config.relay_batch).unwrap_or(usize::MAX);
         loop {
             // A full batch means more rows may be waiting.
+            let mut relayed;
             loop {
-                let relayed = self.relay_batch(&channel).await?;
+                relayed = self.relay_batch(&channel).await?;
                 backoff.reset();
                 if relayed < batch || shutdown.is_cancelled() {
                     break;
@@ -209,10 +214,12 @@ impl Relay {
             tokio::select! {
                 () = shutdown.cancelled() => return Ok(()),
                 () = wake.notified() => {
-                    // Commits coming close together go as one batch.
-                    tokio::select! {
-                        () = shutdown.cancelled() => return Ok(()),
-                        () = tokio::time::sleep(self.config.relay_linger()) => {}
+                    // Commits trickling in go together; under load batches fill on their own.
+                    if relayed < LINGER_BELOW {
+                        tokio::select! {
+                            () = shutdown.cancelled() => return Ok(()),
+                            () = tokio::time::sleep(self.config.relay_linger()) => {}
+                        }
                     }
                 }
                 () = tokio::time::sleep(self.config.relay_interval()) => {}
