@@ -170,11 +170,7 @@ impl Log {
                 "connections": connections,
             }),
         );
-        {
-            let tx = client.transaction().await?;
-            store::append(&tx, &[&event]).await?;
-            tx.commit().await?;
-        }
+        store::record(&mut client, &event).await?;
         let checkpoint = self.make_checkpoint().await?;
         let size = checkpoint.tree_size;
 

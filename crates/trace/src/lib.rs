@@ -137,11 +137,9 @@ fn operator_audit(pool: deadpool_postgres::Pool) -> relais_runtime::OperatorAudi
             let payload = serde_json::to_value(&call).map_err(|e| e.to_string())?;
             let event = Event::new(OPERATOR_CALL, "trace", payload);
             let mut client = pool.get().await.map_err(|e| e.to_string())?;
-            let tx = client.transaction().await.map_err(|e| e.to_string())?;
-            store::append(&tx, &[&event])
+            store::record(&mut client, &event)
                 .await
-                .map_err(|e| e.to_string())?;
-            tx.commit().await.map_err(|e| e.to_string())
+                .map_err(|e| e.to_string())
         })
     })
 }

@@ -420,13 +420,7 @@ pub async fn search(
             "connections": ids,
         }),
     );
-    let recorded = async {
-        let tx = client.transaction().await?;
-        store::append(&tx, &[&event]).await?;
-        tx.commit().await?;
-        Ok::<_, crate::TraceError>(())
-    }
-    .await;
+    let recorded = store::record(&mut client, &event).await;
     if let Err(e) = recorded {
         tracing::error!(error = %e, "a lookup could not be recorded: refused");
         return Err(status_with_code(

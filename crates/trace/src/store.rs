@@ -46,6 +46,18 @@ pub async fn append(tx: &Transaction<'_>, events: &[&Event]) -> Result<(), Trace
     append_locked(tx, frontier, events).await
 }
 
+/// The proof store's own record of what it does (an operator's call, an export, a
+/// lookup, a view), appended and committed on its own: callers answer only after it.
+pub async fn record(
+    client: &mut deadpool_postgres::Client,
+    event: &Event,
+) -> Result<(), TraceError> {
+    let tx = client.transaction().await?;
+    append(&tx, &[event]).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
 /// [`append`] for events that may be in the log already (a redelivery): only those it
 /// does not hold are appended, each once. Returns how many. The log's unique event id is
 /// what makes the consumer idempotent; the head's lock, taken first, means another
