@@ -11,13 +11,13 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, StatusCode};
 use relais_proto::trace::v1 as pb;
 use serde::{Deserialize, Serialize};
-use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
-use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
+use utoipa::{IntoParams, OpenApi, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::request::{Meta, authorization};
 use crate::routes::Shared;
+use crate::support_api::BearerAuth;
 
 /// Where the investigation API is served.
 pub(crate) const BASE: &str = "/api/investigations/v1";
@@ -42,18 +42,6 @@ with. Every lookup needs a case or ticket reference and is recorded in the proof
     tags((name = "connections", description = "Looking up connections"))
 )]
 struct ApiDoc;
-
-struct BearerAuth;
-
-impl Modify for BearerAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
-        );
-    }
-}
 
 /// The routes under [`BASE`] and the document that describes them.
 pub(crate) fn router() -> (axum::Router<Shared>, utoipa::openapi::OpenApi) {

@@ -47,7 +47,8 @@ Every call, refusals included, is recorded in the proof store.",
 )]
 struct ApiDoc;
 
-struct BearerAuth;
+/// The bearer scheme of the hub's REST APIs, in their OpenAPI documents.
+pub(crate) struct BearerAuth;
 
 impl Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
